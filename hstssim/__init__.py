@@ -1,0 +1,1 @@
+"""HSTS Node API simulator: an independent program that imports nothing from orchestrator."""

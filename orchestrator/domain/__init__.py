@@ -1,0 +1,1 @@
+"""Pure domain: states, value objects and tables (no sqlalchemy, httpx or celery)."""

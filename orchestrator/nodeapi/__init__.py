@@ -1,0 +1,1 @@
+"""The HSTS Node API client; wire models stay inside this package."""

@@ -1,0 +1,44 @@
+"""Settings: the only reader of the environment (ORCH_* variables, pydantic-settings).
+
+Build one ``Settings`` at the entry point and pass it (or a part of it) down; nothing reads the
+environment or config files at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every ORCH_* setting; config/settings.example.env documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("var"), description="where the embedded stack keeps files")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset = a SQLite file in data_dir"
+    )
+    redis_url: str | None = Field(
+        default=None, description="broker URL; unset = a redis-server the stack starts itself"
+    )
+    secret_keys: SecretStr | None = Field(
+        default=None, description="comma-separated Fernet keys, newest first (MultiFernet)"
+    )
+    poll_interval: float = Field(default=2.0, gt=0, description="seconds between node polls")
+    node_connect_timeout: float = Field(default=5.0, gt=0)
+    node_read_timeout: float = Field(default=30.0, gt=0)
+    log_level: str = Field(default="INFO")
+
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'orchestrator.db').resolve()}"
+
+
+def load_settings() -> Settings:
+    """Read the environment once; call from entry points only."""
+    return Settings()

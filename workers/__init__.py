@@ -1,0 +1,1 @@
+"""Celery wiring: the app, the base task, the beat schedule and thin tasks."""
