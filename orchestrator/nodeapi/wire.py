@@ -45,7 +45,19 @@ def _lenient_float(value: Any) -> float | None:
         return None
 
 
+def _lenient_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 LenientInt = Annotated[int, BeforeValidator(_lenient_int)]
+LenientDatetime = Annotated[datetime | None, BeforeValidator(_lenient_datetime)]
 LenientFloat = Annotated[float | None, BeforeValidator(_lenient_float)]
 
 
@@ -251,7 +263,7 @@ class WireInfo(_Wire):
     node_id: str | None = None
     transfer_user: str | None = None
     docroot: str | None = None
-    current_time: datetime | None = None
+    current_time: LenientDatetime = None
     transfer_activity_reporting: str | bool | None = None
     capabilities: list[WireNamedValue] = Field(default_factory=list)
     settings: list[WireNamedValue] = Field(default_factory=list)
@@ -282,7 +294,7 @@ class WirePathEntry(_Wire):
     basename: str | None = None
     type: str | None = None
     size: LenientInt = 0
-    mtime: datetime | None = None
+    mtime: LenientDatetime = None
     error: WireErrorDetail | None = None
 
     def to_entry(self) -> FileEntry:

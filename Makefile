@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make run` and `make test`. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: run test lint bench install install-dev clean
+
+$(VENV)/.run-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -e '.[embedded]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -e '.[dev,embedded]'
+	touch $@ $(VENV)/.run-installed
+
+install: $(VENV)/.run-installed
+
+install-dev: $(VENV)/.dev-installed
+
+## run: start two simulated HSTS nodes with sample files and show they answer (Ctrl-C stops)
+run: $(VENV)/.run-installed
+	$(BIN)/hstssim --nodes 2 --demo
+
+## lint: ruff, formatting, mypy (strict) and the import-layer contracts of DESIGN.md
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+## test: lint, then the whole suite (PostgreSQL too when ORCH_TEST_DATABASE_URL is set)
+test: lint
+	$(BIN)/pytest
+
+## bench: the benchmarks in benchmarks/, each printing one table
+bench: $(VENV)/.dev-installed
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
