@@ -34,6 +34,14 @@ _NO_EFFECT = (
 def transport_error(exc: httpx.HTTPError, *, node: str, operation: str) -> NodeError:
     """The orchestrator error for an httpx exception (no response was read)."""
     kind = type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return NodeUnreachable(
+            "the node's TLS certificate is not trusted: give the node a CA bundle "
+            "(or, for a test node only, turn verification off for it)",
+            node=node,
+            operation=operation,
+            retryable=False,
+        )
     if isinstance(exc, _NO_EFFECT):
         return NodeUnreachable(f"cannot reach the node ({kind})", node=node, operation=operation)
     return NodeOutcomeUnknown(
