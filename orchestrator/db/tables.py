@@ -1,0 +1,161 @@
+"""The tables: node registry, jobs, attempts, node cursors, and the append-only job event log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from orchestrator.db.base import Base
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class NodeRow(Base):
+    """One HSTS node of the registry; its secret is stored encrypted (MultiFernet)."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    base_url: Mapped[str] = mapped_column(String(512))
+    auth_kind: Mapped[str] = mapped_column(String(16))  # node_user | access_key | bearer
+    username: Mapped[str] = mapped_column(String(256))  # node user, access key id
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    ca_bundle: Mapped[str | None] = mapped_column(Text)
+    insecure: Mapped[bool] = mapped_column(Boolean, default=False)
+    transfer_host: Mapped[str | None] = mapped_column(String(255))
+    root_path: Mapped[str] = mapped_column(String(1024), default="/")
+    max_outbound: Mapped[int] = mapped_column(Integer, default=10)
+    max_inbound: Mapped[int] = mapped_column(Integer, default=10)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class JobRow(Base):
+    """One request to copy paths from a source node to a destination node."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        UniqueConstraint("schedule_id", "slot_time"),
+        Index("ix_jobs_state_priority", "state", "priority", "created_at"),
+        Index("ix_jobs_next_attempt_at", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    source_paths: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    destination_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    destination_path: Mapped[str] = mapped_column(String(1024))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    schedule_id: Mapped[str | None] = mapped_column(String(64))
+    slot_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    bytes_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_expected: Mapped[int | None] = mapped_column(BigInteger)
+    files_completed: Mapped[int] = mapped_column(Integer, default=0)
+    files_expected: Mapped[int | None] = mapped_column(Integer)
+    rate_kbps: Mapped[float | None] = mapped_column(Float)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AttemptRow(Base):
+    """One node transfer of a job: its uuid travels in the spec's tags before the POST."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint("job_id", "number"),
+        UniqueConstraint("source_node_id", "remote_id"),
+        Index("ix_attempts_node_open", "source_node_id", "ended_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    source_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    remote_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(24))
+    bytes_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_expected: Mapped[int | None] = mapped_column(BigInteger)
+    files_completed: Mapped[int] = mapped_column(Integer, default=0)
+    files_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    files_failed: Mapped[int] = mapped_column(Integer, default=0)
+    files_expected: Mapped[int | None] = mapped_column(Integer)
+    rate_kbps: Mapped[float | None] = mapped_column(Float)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NodeCursorRow(Base):
+    """A source node's change-feed position and the lease that keeps two polls apart."""
+
+    __tablename__ = "node_cursors"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    iteration_token: Mapped[str | None] = mapped_column(String(128))
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lag_seconds: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobEventRow(Base):
+    """An append-only record of one thing that happened to a job."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))  # state, attempt, node_error, operator, ...
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str | None] = mapped_column(String(24))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
