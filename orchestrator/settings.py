@@ -32,6 +32,34 @@ class Settings(BaseSettings):
     node_read_timeout: float = Field(default=30.0, gt=0)
     log_level: str = Field(default="INFO")
 
+    # -- orchestration ---------------------------------------------------------------------
+    max_per_link: int = Field(default=20, ge=1, description="active jobs per (source, dest) pair")
+    retry_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry wait")
+    retry_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    max_submit_failures: int = Field(
+        default=10, ge=1, description="node API failures while submitting before a job fails"
+    )
+    submit_lease_seconds: float = Field(
+        default=60.0, gt=0, description="after this, ADMITTED/SUBMITTING work is sent again"
+    )
+    post_settle_seconds: float = Field(
+        default=45.0,
+        gt=0,
+        description="after an unanswered POST, how long to wait before a tag search may "
+        "conclude the node created nothing",
+    )
+    token_life_seconds: int = Field(
+        default=6 * 3600, gt=0, description="lifetime asked for upload tokens"
+    )
+    unseen_check_seconds: float = Field(
+        default=300.0, gt=0, description="GET a transfer the change feed has not mentioned"
+    )
+    poll_lease_seconds: float = Field(default=30.0, gt=0, description="one poller per node")
+    feed_page_size: int = Field(default=500, ge=1, le=10_000, description="count per page")
+    queued_sweep_seconds: float = Field(
+        default=10.0, gt=0, description="QUEUED this long gets its dispatch sent again"
+    )
+
     def effective_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under data_dir."""
         if self.database_url:

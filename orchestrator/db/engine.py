@@ -51,3 +51,9 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE/DELETE result (the typed Result hides the attribute)."""
+    count: int = result.rowcount
+    return count

@@ -93,6 +93,9 @@ class JobRow(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submit_failures: Mapped[int] = mapped_column(Integer, default=0)
+    waiting_reason: Mapped[str | None] = mapped_column(Text)
+    source_root: Mapped[str] = mapped_column(String(1024), default="/")
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -111,7 +114,7 @@ class AttemptRow(Base):
     number: Mapped[int] = mapped_column(Integer)
     source_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
     remote_id: Mapped[str | None] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(24))  # created, posting, on_node, node status…
     bytes_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_expected: Mapped[int | None] = mapped_column(BigInteger)
     files_completed: Mapped[int] = mapped_column(Integer, default=0)
@@ -122,6 +125,7 @@ class AttemptRow(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    post_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -159,3 +163,13 @@ class JobEventRow(Base):
     to_state: Mapped[str | None] = mapped_column(String(24))
     message: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ServiceLockRow(Base):
+    """A named row that a transaction updates first to serialise one kind of work (dispatch)."""
+
+    __tablename__ = "service_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

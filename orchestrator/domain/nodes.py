@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    HttpUrl,
+    SecretStr,
+    Tag,
+    field_validator,
+)
 
 
 class BasicAuth(BaseModel):
@@ -28,7 +37,16 @@ class BearerAuth(BaseModel):
     access_key_id: str = Field(min_length=1)
 
 
-NodeAuth = Annotated[BasicAuth | BearerAuth, Field(discriminator="kind")]
+def _auth_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "bearer" if value.get("kind") == "bearer" else "basic"
+    return "bearer" if isinstance(value, BearerAuth) else "basic"
+
+
+NodeAuth = Annotated[
+    Annotated[BasicAuth, Tag("basic")] | Annotated[BearerAuth, Tag("bearer")],
+    Discriminator(_auth_kind),
+]
 
 
 class Timeouts(BaseModel):
@@ -67,3 +85,28 @@ class NodeConnection(BaseModel):
     def url(self) -> str:
         """The base URL without a trailing slash."""
         return str(self.base_url).rstrip("/")
+
+
+class NodeRegistration(BaseModel):
+    """A node as an operator registers it; the secret is encrypted before it is stored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    base_url: HttpUrl
+    auth_kind: Literal["node_user", "access_key", "bearer"] = "node_user"
+    username: str = Field(min_length=1, max_length=256, description="node user or access key id")
+    secret: SecretStr = Field(description="password, access key secret, or bearer token")
+    ca_bundle: str | None = Field(default=None, description="path of a PEM CA bundle")
+    insecure: bool = False
+    transfer_host: str | None = Field(default=None, max_length=255)
+    root_path: str = "/"
+    max_outbound: int = Field(default=10, ge=1, le=1000)
+    max_inbound: int = Field(default=10, ge=1, le=1000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_base_url(cls, url: HttpUrl) -> HttpUrl:
+        if url.username or url.password or url.query or url.fragment:
+            raise ValueError("give scheme, host and port only; credentials go in secret")
+        return url

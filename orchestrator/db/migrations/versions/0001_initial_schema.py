@@ -1,8 +1,8 @@
-"""initial schema: nodes, jobs, attempts, cursors, events
+"""initial schema
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:09:13.811158
+Create Date: 2026-11-23 08:10:37.627417
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_nodes_name")),
     )
     op.create_table(
+        "service_locks",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=128), nullable=True),
+        sa.Column("taken_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_service_locks")),
+    )
+    op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("source_node_id", sa.Integer(), nullable=False),
@@ -66,6 +73,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("state_changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("submit_failures", sa.Integer(), nullable=False),
+        sa.Column("waiting_reason", sa.Text(), nullable=True),
+        sa.Column("source_root", sa.String(length=1024), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["destination_node_id"], ["nodes.id"], name=op.f("fk_jobs_destination_node_id_nodes")
@@ -119,6 +129,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.Integer(), nullable=True),
         sa.Column("error_text", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("post_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
@@ -172,4 +183,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_next_attempt_at")
 
     op.drop_table("jobs")
+    op.drop_table("service_locks")
     op.drop_table("nodes")

@@ -1,0 +1,99 @@
+"""What a user asks for: a job (source node and paths, destination, options, priority)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.domain.paths import UnsafePath, clean_relative
+
+Cipher = Literal["none", "aes-128", "aes-192", "aes-256", "aes-128-cfb", "aes-192-cfb",
+                 "aes-256-cfb", "aes-128-gcm", "aes-192-gcm", "aes-256-gcm"]  # fmt: skip
+
+
+class TransferOptions(BaseModel):
+    """Transfer spec options a job may set, with the values the Node API allows (§3.2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target_rate_kbps: int | None = Field(default=None, ge=1, le=100_000_000)
+    min_rate_kbps: int | None = Field(default=None, ge=0, le=100_000_000)
+    rate_policy: Literal["low", "fair", "high", "fixed"] | None = None
+    cipher: Cipher | None = None
+    overwrite: Literal["never", "always", "diff", "older", "diff+older"] | None = None
+    resume_policy: Literal["none", "attrs", "sparse_csum", "full_csum"] = "sparse_csum"
+    preserve_timestamps: bool = False
+    symlink_policy: Literal["follow", "copy", "copy+force", "skip"] | None = None
+    remove_after_transfer: bool = False
+    move_after_transfer: str | None = Field(default=None, min_length=1, max_length=1024)
+    precalculate_job_size: bool = True
+
+    @field_validator("move_after_transfer")
+    @classmethod
+    def _safe_move_target(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return clean_relative(value)
+        except UnsafePath as exc:
+            raise ValueError(str(exc)) from None
+
+    def to_spec_fields(self) -> dict[str, Any]:
+        """The transfer spec fields these options set (Node API names)."""
+        fields: dict[str, Any] = {
+            "target_rate_kbps": self.target_rate_kbps,
+            "min_rate_kbps": self.min_rate_kbps,
+            "rate_policy": self.rate_policy,
+            "cipher": self.cipher,
+            "overwrite": self.overwrite,
+            "resume_policy": self.resume_policy,
+            "symlink_policy": self.symlink_policy,
+            "precalculate_job_size": self.precalculate_job_size,
+            "move_after_transfer": self.move_after_transfer,
+        }
+        if self.preserve_timestamps:
+            fields["preserve_times"] = True
+        if self.remove_after_transfer:
+            fields["remove_after_transfer"] = True
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+NodeName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class JobSpec(BaseModel):
+    """A request to copy paths of one node to a folder of another."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_node: str = NodeName
+    source_paths: list[str] = Field(min_length=1, max_length=1000)
+    destination_node: str = NodeName
+    destination_path: str = Field(min_length=1, max_length=1024)
+    options: TransferOptions = TransferOptions()
+    priority: int = Field(default=0, ge=-100, le=100)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("source_paths")
+    @classmethod
+    def _safe_sources(cls, paths: list[str]) -> list[str]:
+        cleaned = []
+        for path in paths:
+            try:
+                relative = clean_relative(path)
+            except UnsafePath as exc:
+                raise ValueError(f"{path!r}: {exc}") from None
+            if not relative:
+                raise ValueError("a source path must name something under the node's root")
+            cleaned.append(relative)
+        return cleaned
+
+    @field_validator("destination_path")
+    @classmethod
+    def _safe_destination(cls, path: str) -> str:
+        try:
+            return clean_relative(path)
+        except UnsafePath as exc:
+            raise ValueError(str(exc)) from None

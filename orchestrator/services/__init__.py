@@ -1,0 +1,1 @@
+"""Services: every state change and commit; collaborators are passed in."""

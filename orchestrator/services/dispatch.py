@@ -1,0 +1,111 @@
+"""dispatch: admit QUEUED jobs by priority then age, within per-node and per-link limits.
+
+A job that waits says why (``waiting_reason``). One dispatcher runs at a time: each run first
+updates the "dispatch" lock row, which serialises runs on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+
+from orchestrator.db.engine import rowcount
+from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
+from orchestrator.domain.states import JobState
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.journal import move
+from orchestrator.taskqueue import TaskName
+
+ACTIVE = (
+    JobState.ADMITTED,
+    JobState.SUBMITTING,
+    JobState.SUBMITTED,
+    JobState.RUNNING,
+    JobState.PAUSED,
+)
+BATCH = 500
+LOCK = "dispatch"
+
+
+@dataclass
+class DispatchSummary:
+    """How many jobs were admitted, and how many still wait."""
+
+    admitted: list[str] = field(default_factory=list)
+    waiting: int = 0
+
+    def __str__(self) -> str:
+        return f"{len(self.admitted)} job(s) admitted, {self.waiting} waiting"
+
+
+def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSummary:
+    """Admit what the limits allow; enqueue a submit for each admitted job after commit."""
+    summary = DispatchSummary()
+    now = ctx.now()
+    with ctx.sessions() as session:
+        locked = session.execute(
+            update(ServiceLockRow)
+            .where(ServiceLockRow.name == LOCK)
+            .values(holder=holder, taken_at=now)
+        )
+        if rowcount(locked) == 0:
+            session.add(ServiceLockRow(name=LOCK, holder=holder, taken_at=now))
+            session.flush()
+        nodes = {n.id: n for n in session.scalars(select(NodeRow))}
+        active = session.execute(
+            select(JobRow.source_node_id, JobRow.destination_node_id, func.count())
+            .where(JobRow.state.in_(ACTIVE))
+            .group_by(JobRow.source_node_id, JobRow.destination_node_id)
+        ).all()
+        out_count: Counter[int] = Counter()
+        in_count: Counter[int] = Counter()
+        link_count: Counter[tuple[int, int]] = Counter()
+        for source_id, destination_id, count in active:
+            out_count[source_id] += count
+            in_count[destination_id] += count
+            link_count[(source_id, destination_id)] += count
+        queued = session.scalars(
+            select(JobRow)
+            .where(JobRow.state == JobState.QUEUED)
+            .order_by(JobRow.priority.desc(), JobRow.created_at)
+            .limit(BATCH)
+        ).all()
+        for job in queued:
+            src, dst = nodes[job.source_node_id], nodes[job.destination_node_id]
+            link = (src.id, dst.id)
+            reason = None
+            if not src.enabled:
+                reason = f"source node {src.name} is disabled"
+            elif not dst.enabled:
+                reason = f"destination node {dst.name} is disabled"
+            elif out_count[src.id] >= src.max_outbound:
+                reason = f"source node {src.name} is at its limit ({src.max_outbound} active)"
+            elif in_count[dst.id] >= dst.max_inbound:
+                reason = f"destination node {dst.name} is at its limit ({dst.max_inbound} active)"
+            elif link_count[link] >= ctx.settings.max_per_link:
+                reason = f"link {src.name}→{dst.name} is at its limit ({ctx.settings.max_per_link})"
+            if reason is not None:
+                summary.waiting += 1
+                if job.waiting_reason != reason:
+                    job.waiting_reason = reason
+                continue
+            moved = move(
+                session,
+                job.id,
+                JobState.QUEUED,
+                JobState.ADMITTED,
+                f"admitted ({out_count[src.id] + 1}/{src.max_outbound} out of {src.name})",
+                at=now,
+                values={"waiting_reason": None, "next_attempt_at": now},
+            )
+            if moved is not None:
+                out_count[src.id] += 1
+                in_count[dst.id] += 1
+                link_count[link] += 1
+                summary.admitted.append(job.id)
+        session.commit()
+    for job_id in summary.admitted:
+        ctx.enqueue(TaskName.SUBMIT, job_id)
+    return summary

@@ -1,0 +1,145 @@
+"""Creating jobs (DB first, then a wake-up) and reading them back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow, NodeRow
+from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.paths import UnsafePath, confine
+from orchestrator.domain.states import JobState
+from orchestrator.errors import OrchestratorError
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.journal import record
+from orchestrator.services.registry import NodeNotRegistered, node_by_name
+from orchestrator.taskqueue import TaskName
+
+
+class JobNotFound(OrchestratorError):
+    """No job has that id."""
+
+
+class JobRejected(OrchestratorError):
+    """The job cannot be accepted as asked (field says which part)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Created:
+    """The job, and whether this call created it (False: its idempotency key already had one)."""
+
+    job: JobRow
+    created: bool
+
+
+def create_job(
+    ctx: ServiceContext,
+    spec: JobSpec,
+    *,
+    idempotency_key: str | None = None,
+    schedule_id: str | None = None,
+    slot_time: datetime | None = None,
+) -> Created:
+    """Commit the job QUEUED, then wake the dispatcher; a known key returns the existing job."""
+    now = ctx.now()
+    with ctx.sessions() as session:
+        if idempotency_key is not None:
+            existing = _by_key(session, idempotency_key)
+            if existing is not None:
+                return Created(existing, created=False)
+        source = _node(session, "source_node", spec.source_node)
+        destination = _node(session, "destination_node", spec.destination_node)
+        if source.id == destination.id:
+            raise JobRejected("destination_node", "source and destination must be two nodes")
+        try:
+            for path in spec.source_paths:
+                confine(source.root_path, path)
+            destination_path = confine(destination.root_path, spec.destination_path)
+        except UnsafePath as exc:
+            raise JobRejected("source_paths", str(exc)) from None
+        job = JobRow(
+            id=str(uuid.uuid4()),
+            source_node_id=source.id,
+            source_root=source.root_path,
+            source_paths=[{"source": p} for p in spec.source_paths],
+            destination_node_id=destination.id,
+            destination_path=destination_path,
+            options=spec.options.model_dump(exclude_defaults=True),
+            priority=spec.priority,
+            max_attempts=spec.max_attempts,
+            labels=spec.labels,
+            idempotency_key=idempotency_key,
+            schedule_id=schedule_id,
+            slot_time=slot_time,
+            state=JobState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            state_changed_at=now,
+        )
+        session.add(job)
+        record(
+            session,
+            job.id,
+            "state",
+            f"queued: {len(spec.source_paths)} path(s) from {source.name} "
+            f"to {destination.name}:{destination_path}",
+            at=now,
+            to_state=JobState.QUEUED,
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            if idempotency_key is not None:
+                existing = _by_key(session, idempotency_key)
+                if existing is not None:
+                    return Created(existing, created=False)
+            raise
+    ctx.enqueue(TaskName.DISPATCH)
+    return Created(job, created=True)
+
+
+def _by_key(session: Session, key: str) -> JobRow | None:
+    return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
+
+
+def _node(session: Session, field: str, name: str) -> NodeRow:
+    try:
+        return node_by_name(session, name)
+    except NodeNotRegistered as exc:
+        raise JobRejected(field, str(exc)) from None
+
+
+def get_job(session: Session, job_id: str) -> JobRow:
+    """The job with this id."""
+    job = session.get(JobRow, job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+def attempts_of(session: Session, job_id: str) -> list[AttemptRow]:
+    """A job's attempts, oldest first."""
+    return list(
+        session.scalars(
+            select(AttemptRow).where(AttemptRow.job_id == job_id).order_by(AttemptRow.number)
+        )
+    )
+
+
+def events_of(session: Session, job_id: str) -> list[JobEventRow]:
+    """A job's event log, oldest first."""
+    return list(
+        session.scalars(
+            select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+        )
+    )

@@ -1,0 +1,108 @@
+"""Apply what a node says about a transfer to its attempt and its job (poller and adopter)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import AttemptRow, JobRow
+from orchestrator.domain.states import JobState, can_move, state_for_transfer
+from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
+from orchestrator.services.journal import move, record
+from orchestrator.settings import Settings
+
+_FROM = {JobState.SUBMITTING, JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED}
+_ENDED = {s.value for s in TransferStatus if s.is_terminal}
+
+
+def retry_delay(settings: Settings, attempt_number: int) -> timedelta:
+    """Exponential back-off for the next attempt, capped."""
+    seconds = settings.retry_backoff_seconds * (2 ** max(0, attempt_number - 1))
+    return timedelta(seconds=min(seconds, settings.retry_backoff_max_seconds))
+
+
+def apply_snapshot(
+    session: Session,
+    attempt: AttemptRow,
+    snapshot: TransferSnapshot,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> JobState | None:
+    """Record the snapshot on the attempt; move the job if the node's status calls for it.
+
+    Returns the job's new state when it moved. A terminal attempt never changes again, and an
+    attempt that is not the job's latest only updates itself.
+    """
+    attempt.last_seen_at = now
+    if attempt.status in _ENDED:
+        return None
+    if snapshot.status is TransferStatus.UNKNOWN:
+        return None
+    _copy(attempt, snapshot, now)
+    job = session.get(JobRow, attempt.job_id)
+    if job is None or job.attempt_count != attempt.number:
+        return None
+    job.bytes_transferred = snapshot.bytes_transferred
+    job.bytes_expected = snapshot.bytes_expected
+    job.files_completed = snapshot.files_completed
+    job.files_expected = snapshot.files_expected
+    job.rate_kbps = snapshot.rate_kbps
+    current = JobState(job.state)
+    # Attempts abandoned before reaching the node (submit failures) do not use up the budget.
+    transfers_tried = job.attempt_count - job.submit_failures
+    target = state_for_transfer(snapshot, attempts_left=transfers_tried < job.max_attempts)
+    if target is JobState.CANCELED and current is JobState.SUBMITTING and not job.cancel_requested:
+        # Canceled before we recorded it: our own clean-up after a failed DB write.
+        target = JobState.RETRY_WAIT
+    if target is None or target == current or current not in _FROM:
+        return None
+    if not can_move(current, target):
+        return None
+    values: dict[str, object] = {}
+    message = f"node {snapshot.status}: transfer {snapshot.remote_id}"
+    if snapshot.error is not None:
+        values = {"error_code": snapshot.error.code, "error_text": snapshot.error.text}
+        message += f" ({snapshot.error})"
+    if target is JobState.RETRY_WAIT:
+        values["next_attempt_at"] = now + retry_delay(settings, attempt.number)
+        message += f"; attempt {attempt.number + 1} after back-off"
+    if target is JobState.FAILED:
+        values["reason"] = str(snapshot.error) if snapshot.error else "the node failed it"
+    if target is JobState.NEEDS_ATTENTION:
+        values["reason"] = (
+            "the node reported failed with no error code; check the destination "
+            f"({snapshot.files_completed} file(s) completed"
+            + (f" of {snapshot.files_expected} expected)" if snapshot.files_expected else ")")
+        )
+    if target is JobState.CANCELED and not job.cancel_requested:
+        values["reason"] = "canceled on the node"
+    moved = move(session, job.id, current, target, message, at=now, values=values)
+    if moved is not None:
+        session.expire(job)
+        return target
+    return None
+
+
+def _copy(attempt: AttemptRow, snapshot: TransferSnapshot, now: datetime) -> None:
+    attempt.remote_id = attempt.remote_id or snapshot.remote_id
+    attempt.status = snapshot.status.value
+    attempt.bytes_transferred = snapshot.bytes_transferred
+    attempt.bytes_expected = snapshot.bytes_expected
+    attempt.files_completed = snapshot.files_completed
+    attempt.files_skipped = snapshot.files_skipped
+    attempt.files_failed = snapshot.files_failed
+    attempt.files_expected = snapshot.files_expected
+    attempt.rate_kbps = snapshot.rate_kbps
+    attempt.started_at = attempt.started_at or snapshot.started_at
+    if snapshot.error is not None:
+        attempt.error_code = snapshot.error.code
+        attempt.error_text = snapshot.error.text
+    if snapshot.status.is_terminal:
+        attempt.ended_at = snapshot.ended_at or now
+
+
+def note_attempt(session: Session, attempt: AttemptRow, message: str, *, now: datetime) -> None:
+    """Add an attempt-level event to the job's log."""
+    record(session, attempt.job_id, "attempt", message, at=now, data={"attempt": attempt.id})

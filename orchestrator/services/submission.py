@@ -1,0 +1,375 @@
+"""submit(job_id): at most one node transfer per attempt, and none lost (DESIGN.md rule 2).
+
+1. CAS ADMITTED → SUBMITTING and commit an attempt row (its uuid goes in the spec's tags).
+2. upload_setup on the destination (a fresh token every time).
+3. Mark the attempt "posting" and commit: from here on, the node may hold a transfer.
+4. POST /ops/transfers on the source; record the remote id and CAS SUBMITTING → SUBMITTED.
+A redelivered or swept submit of a SUBMITTING job resumes at the step it reached; an attempt
+that may have been posted is looked up by its tag before anything is posted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from orchestrator.db.engine import rowcount
+from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
+from orchestrator.domain.jobs import TransferOptions
+from orchestrator.domain.paths import confine
+from orchestrator.domain.states import JobState
+from orchestrator.domain.transfers import PathPair, TransferSnapshot, TransferStatus, UploadRequest
+from orchestrator.errors import NodeError, NodeOutcomeUnknown, TransferSetupError
+from orchestrator.nodeapi.client import NodeClient
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.journal import move
+from orchestrator.services.progress import apply_snapshot, note_attempt, retry_delay
+
+log = logging.getLogger(__name__)
+
+TAG_KEY = "orchestrator.attempt"
+POSTING = "posting"
+ABANDONED = "abandoned"
+
+
+def submit(ctx: ServiceContext, job_id: str) -> str:
+    """Drive one job's submission as far as it can go; returns what happened, in words."""
+    claimed = _claim(ctx, job_id)
+    if isinstance(claimed, str):
+        return claimed
+    return _drive(ctx, job_id, claimed)
+
+
+def _claim(ctx: ServiceContext, job_id: str) -> str | AttemptRow:
+    """Take the job for this worker: a new attempt, or the SUBMITTING one whose lease ran out."""
+    now = ctx.now()
+    lease = now + timedelta(seconds=ctx.settings.submit_lease_seconds)
+    with ctx.sessions() as session:
+        job = session.get(JobRow, job_id)
+        if job is None:
+            return f"job {job_id} does not exist"
+        if job.state == JobState.ADMITTED:
+            if job.cancel_requested:
+                move(session, job_id, JobState.ADMITTED, JobState.CANCELED, "canceled", at=now)
+                session.commit()
+                return f"job {job_id} canceled before submission"
+            number = job.attempt_count + 1
+            moved = move(
+                session,
+                job_id,
+                JobState.ADMITTED,
+                JobState.SUBMITTING,
+                f"submitting attempt {number}",
+                at=now,
+                values={"attempt_count": number, "next_attempt_at": lease},
+            )
+            if moved is None:
+                return f"job {job_id} was taken by another worker"
+            attempt = AttemptRow(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                number=number,
+                source_node_id=job.source_node_id,
+                status="created",
+                created_at=now,
+            )
+            session.add(attempt)
+            session.commit()
+            return attempt
+        if job.state == JobState.SUBMITTING:
+            taken = session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.state == JobState.SUBMITTING,
+                    (JobRow.next_attempt_at.is_(None)) | (JobRow.next_attempt_at <= now),
+                )
+                .values(next_attempt_at=lease)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(taken) != 1:
+                return f"job {job_id} is being submitted by another worker"
+            attempt_row = _latest_attempt(session, job_id)
+            session.commit()
+            if attempt_row is None:  # cannot happen: SUBMITTING always has an attempt
+                return f"job {job_id} is submitting without an attempt"
+            return attempt_row
+        return f"job {job_id} is {job.state}: nothing to submit"
+
+
+def _latest_attempt(session: Session, job_id: str) -> AttemptRow | None:
+    return session.scalar(
+        select(AttemptRow)
+        .where(AttemptRow.job_id == job_id)
+        .order_by(AttemptRow.number.desc())
+        .limit(1)
+    )
+
+
+def _drive(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> str:
+    with ctx.sessions() as session:
+        job = session.get(JobRow, job_id)
+        source = session.get(NodeRow, job.source_node_id) if job else None
+        destination = session.get(NodeRow, job.destination_node_id) if job else None
+    if job is None or source is None or destination is None:
+        return f"job {job_id} lost its nodes"
+    src = ctx.clients.get(source.id)
+    if attempt.remote_id is not None:
+        return _record_posted(ctx, job, attempt, attempt.remote_id, src)
+    if attempt.post_started_at is not None:
+        found = _look_for_tag(ctx, job, attempt, src)
+        if found is not None:
+            return found
+    if job.cancel_requested:
+        with ctx.sessions() as session:
+            move(session, job.id, JobState.SUBMITTING, JobState.CANCELED, "canceled", at=ctx.now())
+            session.commit()
+        return f"job {job.id} canceled before its transfer was posted"
+    dst = ctx.clients.get(destination.id)
+    try:
+        grant = dst.upload_setup_one(
+            UploadRequest(
+                destination_root=job.destination_path,
+                remote_host=destination.transfer_host,
+                token_life_seconds=ctx.settings.token_life_seconds,
+            )
+        )
+    except NodeError as exc:
+        return _not_posted(ctx, job, attempt, exc)
+    options = TransferOptions.model_validate(job.options)
+    spec = grant.for_source(
+        [PathPair(source=p["source"]) for p in job.source_paths],
+        source_root=confine(job.source_root, ""),
+        tags={"orchestrator": {"attempt": attempt.id, "job": job.id}},
+        remote_host=destination.transfer_host,
+        options=options.to_spec_fields(),
+    )
+    if not _mark_posting(ctx, job.id, attempt.id):
+        return f"job {job.id} left SUBMITTING before the POST; nothing posted"
+    try:
+        remote_id = src.start_transfer(spec)
+    except NodeOutcomeUnknown as exc:
+        _recheck_soon(ctx, job.id, attempt, f"no answer to POST /ops/transfers: {exc}")
+        return f"job {job.id}: POST outcome unknown; the tag will be looked up"
+    except NodeError as exc:
+        _clear_posting(ctx, attempt.id)
+        return _not_posted(ctx, job, attempt, exc)
+    return _record_posted(ctx, job, attempt, remote_id, src)
+
+
+def _look_for_tag(
+    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, src: NodeClient
+) -> str | None:
+    """After a POST with no answer: adopt the node's transfer, wait, or allow a re-post."""
+    try:
+        found = src.find_transfers_by_tag(TAG_KEY, attempt.id)
+    except NodeError as exc:
+        _recheck_soon(ctx, job.id, attempt, f"cannot search the source for the tag: {exc}")
+        return f"job {job.id}: tag search failed; will try again"
+    if found:
+        transfer = sorted(found, key=lambda t: t.started_at or ctx.now())[0]
+        if transfer.status is TransferStatus.CANCELED and not job.cancel_requested:
+            return _abandon_canceled(ctx, job, attempt, transfer)
+        return _adopt(ctx, job, attempt, transfer)
+    assert attempt.post_started_at is not None
+    settled = attempt.post_started_at + timedelta(seconds=ctx.settings.post_settle_seconds)
+    if ctx.now() < settled:
+        _recheck_soon(ctx, job.id, attempt, "no transfer with this attempt's tag yet; waiting")
+        return f"job {job.id}: waiting before concluding the POST created nothing"
+    with ctx.sessions() as session:
+        note_attempt(
+            session,
+            attempt,
+            "the node holds no transfer for this attempt; posting again",
+            now=ctx.now(),
+        )
+        session.commit()
+    _clear_posting(ctx, attempt.id)
+    return None
+
+
+def _adopt(
+    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, transfer: TransferSnapshot
+) -> str:
+    with ctx.sessions() as session:
+        note_attempt(
+            session,
+            attempt,
+            f"found transfer {transfer.remote_id} by its tag; adopted it (no second POST)",
+            now=ctx.now(),
+        )
+        session.commit()
+    return _record_posted(ctx, job, attempt, transfer.remote_id, None, transfer)
+
+
+def _abandon_canceled(
+    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, transfer: TransferSnapshot
+) -> str:
+    """Our own clean-up canceled this attempt's transfer: make a new attempt."""
+    now = ctx.now()
+    with ctx.sessions() as session:
+        row = session.get(AttemptRow, attempt.id)
+        if row is not None:
+            row.remote_id = transfer.remote_id
+            row.status = ABANDONED
+            row.ended_at = now
+        move(
+            session,
+            job.id,
+            JobState.SUBMITTING,
+            JobState.RETRY_WAIT,
+            f"transfer {transfer.remote_id} of attempt {attempt.number} was canceled before "
+            "it was recorded; a new attempt follows",
+            at=now,
+            values={"next_attempt_at": now},
+        )
+        session.commit()
+    return f"job {job.id}: attempt abandoned; retrying"
+
+
+def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
+    with ctx.sessions() as session:
+        still_ours = session.scalar(
+            select(JobRow.id).where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
+        )
+        if still_ours is None:
+            return False
+        session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == attempt_id)
+            .values(post_started_at=ctx.now(), status=POSTING)
+        )
+        session.commit()
+    return True
+
+
+def _clear_posting(ctx: ServiceContext, attempt_id: str) -> None:
+    with ctx.sessions() as session:
+        session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == attempt_id, AttemptRow.remote_id.is_(None))
+            .values(post_started_at=None, status="created")
+        )
+        session.commit()
+
+
+def _recheck_soon(ctx: ServiceContext, job_id: str, attempt: AttemptRow, why: str) -> None:
+    now = ctx.now()
+    with ctx.sessions() as session:
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
+            .values(next_attempt_at=now + timedelta(seconds=5))
+        )
+        note_attempt(session, attempt, why, now=now)
+        session.commit()
+
+
+def _not_posted(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError) -> str:
+    """The node answered and created nothing: back off and retry, or fail for good."""
+    now = ctx.now()
+    failures = job.submit_failures + 1
+    permanent = isinstance(exc, TransferSetupError) or not exc.retryable
+    with ctx.sessions() as session:
+        row = session.get(AttemptRow, attempt.id)
+        if row is not None:
+            row.status = ABANDONED
+            row.ended_at = now
+            row.error_text = str(exc)
+        if permanent or failures >= ctx.settings.max_submit_failures:
+            move(
+                session,
+                job.id,
+                JobState.SUBMITTING,
+                JobState.FAILED,
+                f"submission failed: {exc}",
+                at=now,
+                values={"reason": str(exc), "submit_failures": failures},
+            )
+            outcome = f"job {job.id} failed: {exc}"
+        else:
+            move(
+                session,
+                job.id,
+                JobState.SUBMITTING,
+                JobState.RETRY_WAIT,
+                f"submission failed, will retry: {exc}",
+                at=now,
+                values={
+                    "next_attempt_at": now + retry_delay(ctx.settings, failures),
+                    "submit_failures": failures,
+                    "reason": str(exc),
+                },
+            )
+            outcome = f"job {job.id}: submission failed, retrying later: {exc}"
+        session.commit()
+    return outcome
+
+
+def _record_posted(
+    ctx: ServiceContext,
+    job: JobRow,
+    attempt: AttemptRow,
+    remote_id: str,
+    src: NodeClient | None,
+    snapshot: TransferSnapshot | None = None,
+) -> str:
+    """Store the remote id and move SUBMITTING → SUBMITTED; cancel the transfer if we can't."""
+    for delay in (0.0, 0.5, 1.0, 2.0):
+        time.sleep(delay)
+        try:
+            return _store_remote_id(ctx, job, attempt, remote_id, snapshot)
+        except OperationalError as exc:
+            log.warning("cannot record transfer %s yet: %s", remote_id, type(exc).__name__)
+    if src is not None:
+        try:
+            src.cancel_transfer(remote_id)
+            log.error("canceled transfer %s: its id could not be recorded", remote_id)
+        except NodeError as exc:
+            log.error("transfer %s is unrecorded and could not be canceled: %s", remote_id, exc)
+    raise RuntimeError(f"could not record transfer {remote_id} of job {job.id}")
+
+
+def _store_remote_id(
+    ctx: ServiceContext,
+    job: JobRow,
+    attempt: AttemptRow,
+    remote_id: str,
+    snapshot: TransferSnapshot | None,
+) -> str:
+    now = ctx.now()
+    with ctx.sessions() as session:
+        session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
+            .values(remote_id=remote_id, status=TransferStatus.WAITING.value, submitted_at=now)
+        )
+        moved = move(
+            session,
+            job.id,
+            JobState.SUBMITTING,
+            JobState.SUBMITTED,
+            f"transfer {remote_id} started on the source node (attempt {attempt.number})",
+            at=now,
+            values={"next_attempt_at": None, "reason": None, "waiting_reason": None},
+        )
+        if snapshot is not None:
+            row = session.get(AttemptRow, attempt.id)
+            if row is not None:
+                apply_snapshot(session, row, snapshot, now=now, settings=ctx.settings)
+        cancel = session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job.id))
+        session.commit()
+    if cancel:
+        try:
+            ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
+        except NodeError as exc:
+            log.warning("cancel of %s for job %s failed: %s", remote_id, job.id, exc)
+    if moved is None:
+        return f"job {job.id}: transfer {remote_id} recorded (the job had moved on)"
+    return f"job {job.id}: submitted as transfer {remote_id}"

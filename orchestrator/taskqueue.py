@@ -1,0 +1,86 @@
+"""The Celery app object, task names and queues, and enqueue(); no task bodies live here."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Queue
+
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TaskName(StrEnum):
+    """Stable task names: what Flower shows and what send_task uses."""
+
+    DISPATCH = "orchestrator.dispatch"
+    SUBMIT = "orchestrator.submit"
+    POLL_ALL = "orchestrator.poll_all"
+    POLL = "orchestrator.poll"
+    SWEEP = "orchestrator.sweep"
+
+
+QUEUE_OF: dict[TaskName, str] = {
+    TaskName.DISPATCH: "default",
+    TaskName.SUBMIT: "submit",
+    TaskName.POLL_ALL: "poll",
+    TaskName.POLL: "poll",
+    TaskName.SWEEP: "default",
+}
+
+# Keep every countdown and expiry far below the Redis visibility timeout (reliability.md F5).
+VISIBILITY_TIMEOUT = 3600
+
+
+def broker_url(settings: Settings) -> str:
+    """The Redis URL the workers use."""
+    return settings.redis_url or "redis://127.0.0.1:6379/0"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The Celery app for these settings (json only, late ack, prefetch 1, no results)."""
+    app = Celery("orchestrator", broker=broker_url(settings), set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_soft_time_limit=120,
+        task_time_limit=180,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        task_queues=[Queue(name) for name in ("default", "submit", "poll")],  # type: ignore[no-untyped-call]
+        task_default_queue="default",
+        task_create_missing_queues=False,
+        task_routes={name.value: {"queue": queue} for name, queue in QUEUE_OF.items()},
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_connection_retry_on_startup=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+class Enqueuer:
+    """Sends tasks by name after commit; a failed publish is logged, never raised.
+
+    The database is the truth: the sweeper re-sends whatever a lost message left waiting.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def __call__(self, task: str, *args: Any, **options: Any) -> None:
+        queue = QUEUE_OF.get(TaskName(task), "default")
+        try:
+            self._app.send_task(task, args=list(args), queue=queue, **options)
+        except Exception as exc:  # broker down: the sweeper will send it again
+            log.warning("could not publish %s%r: %s", task, args, type(exc).__name__)
