@@ -86,6 +86,7 @@ def create_job(
             state_changed_at=now,
         )
         session.add(job)
+        session.flush()  # the job row before its first event (foreign key)
         record(
             session,
             job.id,

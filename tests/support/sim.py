@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from hstssim.cluster import RunningNode
 
+from hstssim.cluster import RunningNode
 from orchestrator.domain.nodes import NodeConnection, Timeouts
 from orchestrator.nodeapi.client import NodeClient
 

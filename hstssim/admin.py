@@ -1,0 +1,137 @@
+"""The admin API under /admin: counters, transfers, faults, restart, expiry and settings.
+
+It is authenticated by the X-Admin-Token header only; node credentials do not open it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from hstssim import views
+from hstssim.config import RUNTIME_SETTINGS
+from hstssim.context import NodeContext
+from hstssim.faults import FaultError
+from hstssim.responses import ApiError, empty, read_json
+
+
+def _check(ctx: NodeContext, request: Request) -> None:
+    """Refuse the request unless it carries the node's admin token."""
+    given = request.headers.get("x-admin-token", "")
+    if not given or not hmac.compare_digest(given.encode(), ctx.config.admin_token.encode()):
+        raise ApiError(401, "Admin token required (X-Admin-Token)")
+
+
+def _settings(ctx: NodeContext) -> dict[str, Any]:
+    """Return the settings that may change at run time."""
+    return {name: getattr(ctx.config, name) for name in RUNTIME_SETTINGS}
+
+
+def _setting_value(name: str, value: Any) -> Any:
+    """Check one new setting value against its type."""
+    kind = RUNTIME_SETTINGS.get(name)
+    if kind is None:
+        raise ApiError(400, f"Unknown setting {name!r}; known: {', '.join(RUNTIME_SETTINGS)}")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ApiError(400, f"{name} must be a boolean")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ApiError(400, f"{name} must be a non-negative number")
+    if kind is int and not float(value).is_integer():
+        raise ApiError(400, f"{name} must be an integer")
+    return kind(value)
+
+
+def create_router(ctx: NodeContext) -> APIRouter:
+    """Return the admin routes of one node."""
+    router = APIRouter(prefix="/admin")
+
+    @router.get("/counters")
+    async def counters(request: Request) -> Response:
+        _check(ctx, request)
+        return JSONResponse(ctx.counters.snapshot())
+
+    @router.post("/counters/reset")
+    async def reset_counters(request: Request) -> Response:
+        _check(ctx, request)
+        ctx.counters.reset()
+        return JSONResponse(ctx.counters.snapshot())
+
+    @router.get("/transfers")
+    async def transfers(request: Request) -> Response:
+        _check(ctx, request)
+        ctx.prune()
+        return JSONResponse(
+            [
+                {
+                    **views.transfer(t, ctx.config.node_id),
+                    "raw_spec": t.raw_spec,
+                    "in_activity_log": t.last_seq is not None,
+                }
+                for t in ctx.store
+            ]
+        )
+
+    @router.get("/faults")
+    async def list_faults(request: Request) -> Response:
+        _check(ctx, request)
+        return JSONResponse(ctx.faults.list())
+
+    @router.post("/faults")
+    async def add_fault(request: Request) -> Response:
+        _check(ctx, request)
+        try:
+            fault = ctx.faults.add(await read_json(request))
+        except FaultError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return JSONResponse(fault.to_json(), status_code=201)
+
+    @router.delete("/faults")
+    async def clear_faults(request: Request) -> Response:
+        _check(ctx, request)
+        return JSONResponse({"cleared": ctx.faults.clear()})
+
+    @router.delete("/faults/{fault_id}")
+    async def remove_fault(request: Request, fault_id: str) -> Response:
+        _check(ctx, request)
+        if not ctx.faults.remove(fault_id):
+            raise ApiError(404, "No such fault")
+        return empty(204)
+
+    @router.post("/restart")
+    async def restart(request: Request) -> Response:
+        _check(ctx, request)
+        ctx.store.restart()
+        return JSONResponse({"iteration_token": ctx.store.base_token})
+
+    @router.post("/expire")
+    async def expire(request: Request) -> Response:
+        _check(ctx, request)
+        body = await read_json(request)
+        age = body.get("older_than_seconds") if isinstance(body, dict) else None
+        if isinstance(age, bool) or not isinstance(age, int | float) or age < 0:
+            raise ApiError(400, "older_than_seconds must be a non-negative number")
+        return JSONResponse({"expired": ctx.store.drop_ended_before(time.time() - age)})
+
+    @router.get("/settings")
+    async def get_settings(request: Request) -> Response:
+        _check(ctx, request)
+        return JSONResponse(_settings(ctx))
+
+    @router.put("/settings")
+    async def put_settings(request: Request) -> Response:
+        _check(ctx, request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "Body must be an object of settings")
+        changes = {name: _setting_value(name, value) for name, value in body.items()}
+        for name, value in changes.items():
+            setattr(ctx.config, name, value)
+        return JSONResponse(_settings(ctx))
+
+    return router

@@ -1,0 +1,249 @@
+"""The hstssim command: start N simulated nodes, check they answer, print how to reach them."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from hstssim.cluster import RunningNode, SimCluster
+from hstssim.config import NodeConfig
+from hstssim.faults import FaultError, parse_fault
+
+EPILOG = """\
+examples:
+  hstssim --nodes 2 --demo
+      two nodes, node-a and node-b, on free ports; sample files in node-a's /outgoing
+  hstssim --nodes 2 --base-port 9091 --root /tmp/sim --json
+      APIs on 9091 and 9092, data planes on 9191 and 9192, docroots /tmp/sim/node-a and
+      /tmp/sim/node-b; one JSON object per node on stdout
+  hstssim --tls-cert cert.pem --tls-key key.pem --admin-token s3cret
+      HTTPS on the API ports; the same admin token on every node
+  hstssim --fault '{"kind":"http_error","endpoint":"POST /ops/transfers","status":503,"count":2}'
+      the first two POST /ops/transfers on each node answer 503
+
+then, for a node printed with api http://127.0.0.1:PORT and user node_admin / PASSWORD:
+  curl -u node_admin:PASSWORD http://127.0.0.1:PORT/info
+  curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:PORT/admin/counters
+  curl -H 'X-Admin-Token: TOKEN' -d '{"kind":"reject_tokens"}' http://127.0.0.1:PORT/admin/faults
+
+fault kinds: fail_transfers, failed_code_zero, drop_connection, reject_tokens, http_error,
+hang, empty_200, empty_error, invalid_iteration_token (see hstssim/README.md).
+Stop with Ctrl-C or SIGTERM.
+"""
+
+
+def node_name(index: int) -> str:
+    """Return node-a, node-b, ... node-z, node-27, ..."""
+    return f"node-{chr(ord('a') + index)}" if index < 26 else f"node-{index + 1}"
+
+
+def _fault(text: str) -> dict[str, Any]:
+    """Parse and check one --fault value."""
+    try:
+        data = json.loads(text)
+        parse_fault(data)
+    except (ValueError, FaultError) as exc:
+        raise argparse.ArgumentTypeError(f"bad fault {text!r}: {exc}") from exc
+    assert isinstance(data, dict)
+    return data
+
+
+def _access_key(text: str) -> tuple[str, str]:
+    """Parse an ID:SECRET access key."""
+    key_id, sep, secret = text.partition(":")
+    if not sep or not key_id or not secret:
+        raise argparse.ArgumentTypeError("expected ID:SECRET")
+    return key_id, secret
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="hstssim",
+        description="Simulated IBM Aspera HSTS nodes: the Node API (upload_setup, "
+        "/ops/transfers, ...) plus a real data plane that moves files between nodes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--nodes", type=int, default=2, help="how many nodes to start (default 2)")
+    add("--root", type=Path, help="parent of the docroots <root>/<name> (default: a temp dir)")
+    add("--host", default="127.0.0.1", help="address to listen on and advertise")
+    add("--base-port", type=int, default=0, help="API ports P, P+1..; data ports P+100..")
+    add("--tls-cert", type=Path, help="certificate (PEM) to serve HTTPS on the API ports")
+    add("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
+    add("--admin-token", help="admin API credential for every node (default: random each)")
+    add("--node-password", help="node_admin password for every node (default: random each)")
+    add("--access-key", type=_access_key, help="ID:SECRET access key for every node")
+    add("--demo", action="store_true", help="write sample files into node-a's /outgoing")
+    add("--json", action="store_true", help="print one JSON object per node")
+    add("--fault", type=_fault, action="append", default=[], help="fault JSON (repeatable)")
+    add("--no-activity-logging", action="store_true", help="GET /ops/transfers answers 404")
+    add("--retention", type=float, help="seconds ended transfers are kept (default 129600)")
+    add("--max-retries", type=int, help="node-side session retries (default 3)")
+    add("--retry-delay", type=float, help="seconds between session retries (default 1)")
+    return parser
+
+
+def make_configs(args: argparse.Namespace, root: Path) -> list[NodeConfig]:
+    """Return one NodeConfig per node from the parsed arguments."""
+    configs = []
+    for index in range(args.nodes):
+        name = node_name(index)
+        config = NodeConfig(
+            name=name,
+            docroot=root / name,
+            host=args.host,
+            api_port=args.base_port + index if args.base_port else 0,
+            fasp_port=args.base_port + 100 + index if args.base_port else 0,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            activity_logging=not args.no_activity_logging,
+            faults=list(args.fault),
+        )
+        if args.admin_token:
+            config.admin_token = args.admin_token
+        if args.node_password:
+            config.node_password = args.node_password
+        if args.access_key:
+            config.access_keys = dict([args.access_key])
+        if args.retention is not None:
+            config.retention_seconds = args.retention
+        if args.max_retries is not None:
+            config.max_retries = args.max_retries
+        if args.retry_delay is not None:
+            config.retry_delay_seconds = args.retry_delay
+        configs.append(config)
+    return configs
+
+
+def _pattern(size: int, seed: str) -> bytes:
+    """Return size deterministic pseudo-random bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def write_demo_files(docroot: Path) -> list[Path]:
+    """Write sample files of different sizes (and a subdirectory) under /outgoing."""
+    samples = {
+        "outgoing/readme.txt": b"Sample files written by hstssim --demo.\n" * 20,
+        "outgoing/empty.dat": b"",
+        "outgoing/medium.bin": _pattern(256 * 1024, "medium"),
+        "outgoing/large.bin": _pattern(4 * 1024 * 1024, "large"),
+        "outgoing/reports/2024/summary.csv": b"month,bytes\n" + b"01,1024\n" * 50,
+        "outgoing/reports/notes.txt": b"notes\n",
+    }
+    written = []
+    for rel, content in samples.items():
+        path = docroot / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        written.append(path)
+    return written
+
+
+def check_node(node: RunningNode) -> bool:
+    """Tell whether the node answers GET /ping and an authenticated GET /info."""
+    auth = (node.config.node_user, node.config.node_password)
+    # Loopback self-check of our own server, whose certificate may be self-signed.
+    with httpx.Client(base_url=node.api_url, verify=False, timeout=5.0) as client:  # noqa: S501
+        try:
+            ping = client.get("/ping")
+            info = client.get("/info", auth=auth)
+        except httpx.HTTPError:
+            return False
+    return ping.status_code == 200 and info.status_code == 200 and "node_id" in info.json()
+
+
+def node_summary(node: RunningNode, answers: bool) -> dict[str, Any]:
+    """Return what a user needs to reach one node."""
+    key_id, secret = node.config.first_access_key
+    return {
+        "name": node.name,
+        "api_url": node.api_url,
+        "api_port": node.api_port,
+        "fasp_port": node.fasp_port,
+        "host": node.host,
+        "docroot": str(node.config.docroot),
+        "node_user": node.config.node_user,
+        "node_password": node.config.node_password,
+        "access_key_id": key_id,
+        "access_key_secret": secret,
+        "admin_token": node.admin_token,
+        "node_id": node.config.node_id,
+        "answers": answers,
+    }
+
+
+def print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    """Print one node's summary, as text or as one JSON line."""
+    if as_json:
+        print(json.dumps(summary), flush=True)
+        return
+    print(
+        f"{summary['name']}\n"
+        f"  api:         {summary['api_url']}\n"
+        f"  data port:   {summary['fasp_port']}\n"
+        f"  docroot:     {summary['docroot']}\n"
+        f"  node user:   {summary['node_user']} / {summary['node_password']}\n"
+        f"  access key:  {summary['access_key_id']} / {summary['access_key_secret']}\n"
+        f"  admin token: {summary['admin_token']}\n"
+        f"  answers:     {'yes' if summary['answers'] else 'NO'}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator until interrupted; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.nodes < 1:
+        parser.error("--nodes must be at least 1")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    temp_root = args.root is None
+    root = Path(tempfile.mkdtemp(prefix="hstssim-")) if temp_root else args.root
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        cluster = SimCluster.start(make_configs(args, root))
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"hstssim: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.demo:
+            write_demo_files(cluster.nodes[0].config.docroot)
+        healthy = True
+        for node in cluster:
+            answers = check_node(node)
+            healthy = healthy and answers
+            print_summary(node_summary(node, answers), args.json)
+        if not args.json:
+            print("running; Ctrl-C to stop", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        cluster.stop()
+        if temp_root:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0 if healthy else 1

@@ -1,0 +1,106 @@
+"""ASGI wrapper around the Node API: counts requests per route and applies endpoint faults.
+
+Requests are named "METHOD /route/template" (e.g. "GET /ops/transfers/{id}"); /admin is
+neither counted nor subject to faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Message, Receive, Scope, Send
+
+from hstssim.context import NodeContext
+from hstssim.faults import Empty200, EmptyError, EndpointFault, Hang, HttpError
+from hstssim.responses import JSON_TYPE, error_response
+
+UNROUTED = "(unrouted)"
+
+
+def is_admin(path: str) -> bool:
+    """Tell whether a path belongs to the admin API."""
+    return path == "/admin" or path.startswith("/admin/")
+
+
+def route_key(app: FastAPI, scope: Scope) -> str:
+    """Return "METHOD /template" for a request (the template of a route it partly matches,
+    e.g. a wrong method, or "(unrouted)")."""
+    partial: str | None = None
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        path = str(getattr(route, "path", UNROUTED))
+        if match == Match.FULL:
+            return f"{scope['method']} {path}"
+        if match == Match.PARTIAL and partial is None:
+            partial = path
+    return f"{scope['method']} {partial or UNROUTED}"
+
+
+def endpoint_keys(app: FastAPI) -> set[str]:
+    """Return every "METHOD /template" the Node API serves."""
+    keys: set[str] = set()
+    for route in app.router.routes:
+        path = str(getattr(route, "path", ""))
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD" and not is_admin(path):
+                keys.add(f"{method} {path}")
+    return keys
+
+
+def fault_response(fault: EndpointFault) -> Response:
+    """Return what a non-hang endpoint fault answers."""
+    if isinstance(fault, HttpError):
+        return error_response(fault.status, "Simulated fault")
+    if isinstance(fault, EmptyError):
+        return Response(content=b"{}", status_code=fault.status, media_type=JSON_TYPE)
+    assert isinstance(fault, Empty200)
+    return Response(content=b"", status_code=200, media_type=JSON_TYPE)
+
+
+class NodeApiGate:
+    """Wraps the FastAPI app of one node."""
+
+    def __init__(self, app: FastAPI, ctx: NodeContext) -> None:
+        self.app = app
+        self._ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the request, then serve it or let a fault answer instead."""
+        if scope["type"] != "http" or is_admin(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        key = route_key(self.app, scope)
+        self._ctx.counters.requests[key] += 1
+        fault = self._ctx.faults.take_endpoint(key)
+        if fault is None:
+            await self.app(scope, receive, send)
+        elif isinstance(fault, Hang):
+            await self._hang(fault, scope, receive, send)
+        else:
+            if fault.after_effect:
+                await self._silently(scope, receive)
+            await fault_response(fault)(scope, receive, send)
+
+    async def _hang(self, fault: Hang, scope: Scope, receive: Receive, send: Send) -> None:
+        """Sleep before answering; with after_effect the work is done before the sleep."""
+        if not fault.after_effect:
+            await asyncio.sleep(fault.seconds)
+            await self.app(scope, receive, send)
+            return
+        messages = await self._silently(scope, receive)
+        await asyncio.sleep(fault.seconds)
+        for message in messages:
+            await send(message)
+
+    async def _silently(self, scope: Scope, receive: Receive) -> list[Message]:
+        """Serve the request and keep the answer instead of sending it."""
+        messages: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, keep)
+        return messages

@@ -1,0 +1,454 @@
+"""The node's transfer manager: queueing, session slots, statuses, pause/cancel/rate and
+node-side retries of transfers this node runs as the FASP client."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hstssim import errors_table as codes
+from hstssim import model, paths, sources
+from hstssim.context import NodeContext
+from hstssim.dataplane import open_session
+from hstssim.errors_table import SessionFailure
+from hstssim.faults import FailTransfers
+from hstssim.model import FileRecord, Precalc, SessionRecord, Transfer, now_usec
+from hstssim.pacing import Pacer
+from hstssim.spec import TransferSpec
+from hstssim.streams import ReceivePolicy, receive_items, send_items
+from hstssim.wire import Link, LinkClosed
+
+log = logging.getLogger(__name__)
+CANCEL_WAIT_SECONDS = 5.0
+
+
+class SessionSlots:
+    """At most limit() sessions at once; waiters are served first come, first served."""
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._running = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it."""
+        if self._running < self._limit() and not self._waiters:
+            self._running += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back, handing it to the longest waiter."""
+        self._running -= 1
+        while self._waiters and self._running < self._limit():
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._running += 1
+                waiter.set_result(None)
+
+
+@dataclass
+class _Control:
+    """The live handles of one transfer: its pacer, its task, and what the user asked."""
+
+    pacer: Pacer
+    task: asyncio.Task[None] | None = None
+    canceled: bool = False
+    session: SessionRecord | None = field(default=None)
+
+
+def redact(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of a POSTed spec with its secrets hidden."""
+    shown = copy.deepcopy(raw)
+    for key in ("token", "remote_password", "ssh_private_key", "content_protection_password"):
+        if key in shown:
+            shown[key] = "***"
+    return shown
+
+
+class _Tracker:
+    """Turns a session's progress into the transfer's counters and change log."""
+
+    def __init__(self, manager: TransferManager, transfer: Transfer, session: SessionRecord):
+        self._manager = manager
+        self._transfer = transfer
+        self._session = session
+        self._root = paths.normalize(transfer.spec.destination_root) or ""
+
+    def _path(self, target: str) -> str:
+        """Return the destination path the files[] entry shows."""
+        return paths.display(paths.join(self._root, target) or target)
+
+    def _changed(self) -> None:
+        """Log progress, at most once per progress_log_interval."""
+        self._manager.progress(self._transfer)
+
+    def done_before(self, item: sources.Item) -> bool:
+        """Tell whether an earlier session already completed (or skipped) this file."""
+        record = self._transfer.files.get(self._path(item.target))
+        return item.kind == "file" and record is not None and record.status == model.COMPLETED
+
+    def file_started(self, target: str, size: int, offset: int) -> None:
+        """Start (or resume) a files[] entry."""
+        path = self._path(target)
+        record = self._transfer.files.get(path)
+        if record is None:
+            record = FileRecord(
+                id=str(len(self._transfer.files) + 1),
+                path=path,
+                size=size,
+                session_id=self._session.id,
+                start_time_usec=now_usec(),
+            )
+            self._transfer.files[path] = record
+        record.status = "transferring"
+        record.session_id = self._session.id
+        record.size = size
+        record.start_byte = offset
+        record.bytes_written = offset
+        self._changed()
+
+    def file_data(self, target: str, nbytes: int) -> None:
+        """Count bytes moved."""
+        self._session.bytes_transferred += nbytes
+        self._session.bytes_written += nbytes
+        record = self._transfer.files.get(self._path(target))
+        if record is not None:
+            record.bytes_written += nbytes
+        self._changed()
+
+    def file_done(self, target: str) -> None:
+        """Mark a file completed."""
+        record = self._transfer.files.get(self._path(target))
+        if record is not None:
+            record.status = model.COMPLETED
+            record.end_time_usec = now_usec()
+        self._session.files_completed += 1
+        self._changed()
+
+    def file_skipped(self, target: str, size: int) -> None:
+        """Record a file the overwrite policy left alone."""
+        path = self._path(target)
+        stamp = now_usec()
+        self._transfer.files[path] = FileRecord(
+            id=str(len(self._transfer.files) + 1),
+            path=path,
+            size=size,
+            session_id=self._session.id,
+            start_time_usec=stamp,
+            end_time_usec=stamp,
+            status=model.COMPLETED,
+            skipped=True,
+        )
+        self._session.files_skipped += 1
+        self._changed()
+
+    def dir_done(self, target: str) -> None:
+        """Count a directory made at the destination."""
+        path = self._path(target)
+        if path not in self._transfer.directories:
+            self._transfer.directories.add(path)
+            self._session.directories_completed += 1
+            self._changed()
+
+    def fail_open_files(self, code: int, desc: str) -> None:
+        """Mark files still in flight as failed when the session ends badly."""
+        for record in self._transfer.files.values():
+            if record.status == "transferring" and record.session_id == self._session.id:
+                record.status = model.FAILED
+                record.error_code = code
+                record.error_desc = desc
+                record.end_time_usec = now_usec()
+                self._session.files_failed += 1
+
+
+class TransferManager:
+    """Runs the transfers POSTed to this node, each as a series of sessions."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+        self._controls: dict[str, _Control] = {}
+        self._slots = SessionSlots(lambda: max(1, ctx.config.max_concurrent_sessions))
+
+    def create(self, spec: TransferSpec, raw: dict[str, Any], access_key: str | None) -> Transfer:
+        """Queue a new transfer (status waiting) and start its lifecycle."""
+        config = self._ctx.config
+        tags = copy.deepcopy(spec.tags)
+        if access_key is not None:
+            tags = tags or {}
+            aspera = tags.setdefault("aspera", {})
+            if isinstance(aspera, dict):
+                aspera.setdefault("node", {}).setdefault("access_key", access_key)
+        transfer = Transfer(
+            id=str(uuid.uuid4()),
+            spec=spec,
+            raw_spec=redact(raw),
+            tags=tags,
+            target_rate_kbps=spec.target_rate_kbps or config.default_target_rate_kbps,
+            min_rate_kbps=spec.min_rate_kbps,
+            rate_policy=spec.rate_policy,
+        )
+        control = _Control(pacer=Pacer(transfer.target_rate_kbps))
+        self._controls[transfer.id] = control
+        self._ctx.store.add(transfer)
+        self._ctx.counters.transfers_created += 1
+        control.task = asyncio.get_running_loop().create_task(self._lifecycle(transfer, control))
+        return transfer
+
+    def progress(self, transfer: Transfer) -> None:
+        """Log a running transfer's progress, at most once per progress_log_interval."""
+        self._ctx.store.record_change(
+            transfer, min_interval=max(1e-6, self._ctx.config.progress_log_interval)
+        )
+
+    def _set_status(self, transfer: Transfer, status: str) -> None:
+        """Change the status (a paused transfer stays paused) and log the change."""
+        control = self._controls.get(transfer.id)
+        if status in (model.RUNNING, model.WAITING) and control and control.pacer.paused:
+            status = model.PAUSED
+        if transfer.status != status:
+            transfer.status = status
+            self._ctx.store.record_change(transfer)
+
+    def _finish(self, transfer: Transfer, status: str, code: int, desc: str) -> None:
+        """End the transfer for good."""
+        transfer.status = status
+        transfer.error_code = code
+        transfer.error_desc = desc
+        transfer.end_time_usec = now_usec()
+        transfer.ended_at = time.time()
+        self._controls.pop(transfer.id, None)
+        self._ctx.store.record_change(transfer)
+
+    async def _lifecycle(self, transfer: Transfer, control: _Control) -> None:
+        """Run sessions until success, a permanent error, cancel, or retries run out."""
+        retries = 0
+        try:
+            while True:
+                await control.pacer.until_running()
+                await self._slots.acquire()
+                try:
+                    code, desc = await self._session(transfer, control, retries)
+                finally:
+                    self._slots.release()
+                if code == 0:
+                    if self._ctx.faults.take("failed_code_zero") is not None:
+                        self._finish(transfer, model.FAILED, 0, "")
+                    else:
+                        self._finish(transfer, model.COMPLETED, 0, "")
+                    return
+                if codes.is_retryable(code, desc) and retries < self._ctx.config.max_retries:
+                    retries += 1
+                    self._set_status(transfer, model.PARTIALLY_COMPLETED)
+                    await asyncio.sleep(self._ctx.config.retry_delay_seconds)
+                    self._set_status(transfer, model.WAITING)
+                    continue
+                self._finish(transfer, model.FAILED, code, desc)
+                return
+        except asyncio.CancelledError:
+            if not control.canceled:
+                raise
+            session = control.session
+            if session is not None and not session.end_time_usec:
+                self._end_session(session, codes.USER_CANCEL, codes.describe(codes.USER_CANCEL))
+            self._finish(
+                transfer, model.CANCELED, codes.USER_CANCEL, codes.describe(codes.USER_CANCEL)
+            )
+
+    def _end_session(self, session: SessionRecord, code: int, desc: str) -> None:
+        """Close a session record."""
+        session.status = model.COMPLETED if code == 0 else model.FAILED
+        session.error_code = code
+        session.error_desc = desc
+        session.end_time_usec = now_usec()
+
+    async def _session(self, transfer: Transfer, control: _Control, retry: int) -> tuple[int, str]:
+        """Run one session and return its (error_code, error_desc); 0 means success."""
+        spec = transfer.spec
+        session = SessionRecord(
+            id=transfer.id if retry == 0 else str(uuid.uuid4()),
+            retry_count=retry,
+            start_time_usec=now_usec(),
+            target_rate_kbps=transfer.target_rate_kbps,
+            min_rate_kbps=transfer.min_rate_kbps,
+            args_scan=len(spec.paths),
+        )
+        transfer.sessions.append(session)
+        control.session = session
+        self._set_status(transfer, model.RUNNING)
+        tracker = _Tracker(self, transfer, session)
+        link: Link | None = None
+        try:
+            fault = self._ctx.faults.take("fail_transfers")
+            if isinstance(fault, FailTransfers):
+                raise SessionFailure(fault.error_code, fault.error_desc)
+            drop = self._ctx.faults.take("drop_connection")
+            items: list[sources.Item] = []
+            if spec.direction == "send":
+                items = sources.plan(self._ctx.config.docroot, spec.source_root, spec.paths)
+                self._note_plan(transfer, session, sources.precalc_of(items))
+                items = [item for item in items if not tracker.done_before(item)]
+            link, welcome, rtt = await open_session(
+                self._ctx,
+                spec.remote_host,
+                spec.fasp_port,
+                self._hello(transfer, session),
+                getattr(drop, "after_bytes", None),
+            )
+            session.server_node_id = str(welcome.get("server_node_id", ""))
+            session.client_ip_address = link.local_address
+            session.server_ip_address = link.peer_address
+            session.network_delay_usec = rtt
+            if spec.direction == "send":
+                await send_items(link, items, control.pacer, tracker)
+            else:
+                self._note_plan(transfer, session, _precalc_from(welcome))
+                await receive_items(link, self._receive_policy(spec), control.pacer, tracker)
+            await link.close()
+            code, desc = 0, ""
+        except SessionFailure as failure:
+            code, desc = failure.code, failure.desc
+        except LinkClosed:
+            code, desc = codes.CONNECTION_LOST, codes.describe(codes.CONNECTION_LOST)
+        except OSError as exc:
+            log.warning("%s: session I/O error: %s", self._ctx.config.name, exc)
+            code, desc = codes.INTERNAL_ERROR, codes.describe(codes.INTERNAL_ERROR)
+        finally:
+            if link is not None:
+                link.abort()  # no-op after a polite close; frees the socket otherwise
+        if code != 0:
+            tracker.fail_open_files(code, desc)
+        self._end_session(session, code, desc)
+        self._ctx.store.record_change(transfer)
+        return code, desc
+
+    def _hello(self, transfer: Transfer, session: SessionRecord) -> dict[str, Any]:
+        """Return the handshake message for a session of this transfer."""
+        spec = transfer.spec
+        return {
+            "direction": spec.direction,
+            "token": spec.token,
+            "remote_user": spec.remote_user,
+            "remote_access_key": spec.remote_access_key,
+            "transfer_id": transfer.id,
+            "session_id": session.id,
+            "client_node_id": self._ctx.config.node_id,
+            "destination_root": spec.destination_root,
+            "source_root": spec.source_root,
+            "paths": [{"source": p.source, "destination": p.destination} for p in spec.paths],
+            "overwrite": spec.overwrite,
+            "resume_policy": spec.resume_policy,
+            "cookie": spec.cookie,
+        }
+
+    def _receive_policy(self, spec: TransferSpec) -> ReceivePolicy:
+        """Return how a download writes under this node's docroot."""
+        root = paths.normalize(spec.destination_root)
+        if root is None:
+            raise SessionFailure(codes.BAD_PATH)
+
+        def written() -> None:
+            self._ctx.counters.files_written += 1
+
+        return ReceivePolicy(
+            docroot=self._ctx.config.docroot,
+            destination_root=root,
+            allowed=("",),
+            overwrite=spec.overwrite,
+            resume_policy=spec.resume_policy,
+            on_file_written=written,
+        )
+
+    def _note_plan(self, transfer: Transfer, session: SessionRecord, plan: Precalc) -> None:
+        """Record the job size on the session, and on the transfer if precalc was asked."""
+        session.files_planned = plan.files_expected
+        session.dirs_planned = plan.directories_expected
+        session.precalc = plan
+        if transfer.spec.precalculate_job_size and transfer.precalc is None:
+            transfer.precalc = plan
+            self._ctx.store.record_change(transfer)
+
+    def control_of(self, transfer: Transfer) -> _Control | None:
+        """Return the live handles of a transfer that has not ended."""
+        return self._controls.get(transfer.id)
+
+    def pause(self, transfer: Transfer) -> None:
+        """Hold the transfer (status paused) until resumed."""
+        control = self._controls.get(transfer.id)
+        if control is None or control.pacer.paused:
+            return
+        control.pacer.pause()
+        self._set_status(transfer, model.PAUSED)
+
+    def resume(self, transfer: Transfer) -> None:
+        """Let a paused transfer go on."""
+        control = self._controls.get(transfer.id)
+        if control is None or not control.pacer.paused:
+            return
+        control.pacer.resume()
+        in_session = control.session is not None and not control.session.end_time_usec
+        self._set_status(transfer, model.RUNNING if in_session else model.WAITING)
+
+    async def cancel(self, transfer: Transfer) -> None:
+        """Stop the transfer for good and wait until its status is canceled."""
+        control = self._controls.get(transfer.id)
+        if control is None or control.task is None:
+            return
+        if not control.canceled:
+            control.canceled = True
+            control.pacer.resume()
+            control.task.cancel()
+        await asyncio.wait({control.task}, timeout=CANCEL_WAIT_SECONDS)
+
+    def set_rates(
+        self,
+        transfer: Transfer,
+        target_rate_kbps: int | None,
+        min_rate_kbps: int | None,
+        rate_policy: str | None,
+    ) -> None:
+        """Change the rates; the running stream follows on its next chunk."""
+        if target_rate_kbps is not None:
+            transfer.target_rate_kbps = target_rate_kbps
+            control = self._controls.get(transfer.id)
+            if control is not None:
+                control.pacer.set_rate(target_rate_kbps)
+                if control.session is not None:
+                    control.session.target_rate_kbps = target_rate_kbps
+        if min_rate_kbps is not None:
+            transfer.min_rate_kbps = min_rate_kbps
+        if rate_policy is not None:
+            transfer.rate_policy = rate_policy
+        self._ctx.store.record_change(transfer)
+
+    async def shutdown(self) -> None:
+        """Stop every transfer task (the node is going away; statuses stay as they are)."""
+        tasks = [c.task for c in self._controls.values() if c.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _precalc_from(welcome: dict[str, Any]) -> Precalc:
+    """Read the job size a download's server announced."""
+    return Precalc(
+        bytes_expected=int(welcome.get("bytes_expected", 0)),
+        files_expected=int(welcome.get("files_expected", 0)),
+        directories_expected=int(welcome.get("directories_expected", 0)),
+    )

@@ -1,0 +1,235 @@
+"""GET /ops/transfers: the change feed, its Link cursor, filters, views, expiry and restarts."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+LINK = re.compile(r'^<(?P<url>[^>]+\?iteration_token=(?P<token>\d+))>; rel="next"$')
+INVALID_TOKEN = {"error": {"code": 400, "reason": "Bad Request", "user_message": "Invalid iteration_token"}}
+
+
+def page(sim, node="a", **params):
+    """GET one page; return (body, next token)."""
+    response = sim.client(node).get("/ops/transfers", params=params)
+    assert response.status_code == 200, response.text
+    assert isinstance(response.json(), list)
+    match = LINK.match(response.headers["link"])
+    assert match, response.headers["link"]
+    assert match["url"].startswith(sim.node(node).api_url + "/ops/transfers?")
+    return response.json(), int(match["token"])
+
+
+def quick_transfers(sim, count, **extra):
+    """Run count small uploads to completion; return their ids in order."""
+    sim.write("a", "q.txt", b"q")
+    spec = sim.upload_spec("b")
+    ids = []
+    for _ in range(count):
+        transfer_id = sim.start("a", spec, ["q.txt"], overwrite="always", **extra)
+        sim.wait("a", transfer_id)
+        ids.append(transfer_id)
+    return ids
+
+
+def slow_transfer(sim, size=300_000, rate_kbps=2000, **extra):
+    """Start an upload that runs for a while (size bytes at rate_kbps)."""
+    sim.random_file("a", "slow.bin", size)
+    return sim.start("a", sim.upload_spec("b"), ["slow.bin"], target_rate_kbps=rate_kbps, **extra)
+
+
+def test_empty_feed_is_an_empty_array_with_a_link(sim):
+    body, token = page(sim)
+    assert body == []
+    again, same = page(sim, iteration_token=token)
+    assert (again, same) == ([], token)
+
+
+def test_cursor_lists_each_change_once_and_catches_up_with_the_same_token(sim):
+    first = quick_transfers(sim, 1)[0]
+    body, token = page(sim)
+    assert [t["id"] for t in body] == [first]
+    assert body[0]["status"] == "completed"
+    caught_up, same = page(sim, iteration_token=token)
+    assert caught_up == []
+    assert same == token
+    second = quick_transfers(sim, 1)[0]
+    body, newer = page(sim, iteration_token=token)
+    assert [t["id"] for t in body] == [second]
+    assert newer > token
+
+
+def test_a_transfer_reappears_when_it_changes(sim, wait_for):
+    transfer_id = slow_transfer(sim)
+    seen = []
+    token = None
+
+    def collect():
+        nonlocal token
+        params = {} if token is None else {"iteration_token": token}
+        body, token = page(sim, **params)
+        seen.extend((t["id"], t["status"], t["bytes_transferred"]) for t in body)
+        return any(status == "completed" for _, status, _ in seen)
+
+    wait_for(collect, timeout=10, interval=0.05)
+    assert {tid for tid, _, _ in seen} == {transfer_id}
+    statuses = [status for _, status, _ in seen]
+    assert "running" in statuses
+    assert statuses[-1] == "completed"
+    progress = [done for _, status, done in seen if status == "running"]
+    assert len(progress) >= 2
+    assert progress == sorted(progress)
+
+
+def test_count_pages_oldest_first_without_loss_or_repeat(sim):
+    ids = quick_transfers(sim, 5)
+    seen = []
+    body, token = page(sim, count=2)
+    while body:
+        assert len(body) <= 2
+        seen.extend(t["id"] for t in body)
+        body, token = page(sim, count=2, iteration_token=token)
+    assert seen == ids
+    assert page(sim, iteration_token=token) == ([], token)
+
+
+def test_default_page_size_is_100(sim):
+    assert page(sim)[0] == []  # nothing yet; the default is checked through count below
+    ids = quick_transfers(sim, 3)
+    assert [t["id"] for t in page(sim, count=100)[0]] == ids
+
+
+def test_tag_filter_presence_and_value(sim):
+    one = quick_transfers(sim, 1, tags={"myorch": {"job_id": "1"}, "aspera": {"xfer_retry": 10}})
+    two = quick_transfers(sim, 1, tags={"myorch": {"job_id": "2"}})
+    quick_transfers(sim, 1)
+    ids = lambda body: [t["id"] for t in body]  # noqa: E731
+    assert ids(page(sim, tag="myorch.job_id")[0]) == one + two
+    assert ids(page(sim, tag="myorch.job_id=2")[0]) == two
+    assert ids(page(sim, tag="aspera.xfer_retry=10")[0]) == one
+    assert ids(page(sim, tag="myorch.job_id,aspera.xfer_retry")[0]) == one
+    assert ids(page(sim, tag="myorch.nothing")[0]) == []
+    raw = sim.client("a").get("/ops/transfers?tag=myorch.job_id%3D1")
+    assert ids(raw.json()) == one
+
+
+def test_tag_filter_on_an_empty_page_keeps_the_token(sim):
+    _, start = page(sim)
+    quick_transfers(sim, 2)
+    body, token = page(sim, tag="nobody.has_this", iteration_token=start)
+    assert body == []
+    assert token == start
+
+
+def test_views(sim):
+    (transfer_id,) = quick_transfers(sim, 1)
+    assert page(sim, view="id")[0] == [{"id": transfer_id}]
+    full = page(sim)[0][0]
+    summary = page(sim, view="summary")[0][0]
+    short = page(sim, view="short_summary")[0][0]
+    assert "files" in full and full["files"]
+    assert "files" not in summary and "start_spec" in summary and summary["sessions"]
+    assert "files" not in short and "start_spec" not in short and short["sessions"]
+    assert short["status"] == summary["status"] == "completed"
+
+
+def test_max_items_caps_files_across_the_page(sim):
+    quick_transfers(sim, 3)
+    body, _ = page(sim, max_items=2)
+    assert sum(len(t["files"]) for t in body) == 2
+
+
+def test_active_only_and_direction(sim, wait_for):
+    (done,) = quick_transfers(sim, 1)
+    running = slow_transfer(sim)
+    wait_for(lambda: sim.transfer("a", running)["status"] == "running")
+    assert [t["id"] for t in page(sim, active_only="true")[0]] == [running]
+    assert [t["id"] for t in page(sim, active_only="false")[0]] == [done]
+    assert {t["id"] for t in page(sim, direction="send")[0]} == {done, running}
+    assert page(sim, direction="receive")[0] == []
+    sim.client("a").put(f"/ops/transfers/{running}", json={"target_rate_kbps": 0})
+    sim.wait("a", running)
+
+
+def test_paused_and_partially_completed_count_as_active(sim, wait_for):
+    running = slow_transfer(sim)
+    sim.client("a").put(f"/ops/transfers/{running}", json={"status": "paused"})
+    assert sim.transfer("a", running)["status"] == "paused"
+    assert [t["id"] for t in page(sim, active_only="true")[0]] == [running]
+    assert page(sim, active_only="false")[0] == []
+    sim.client("a").request("CANCEL", f"/ops/transfers/{running}")
+
+
+def test_after_time(sim):
+    quick_transfers(sim, 1)
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    future = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    assert len(page(sim, after_time=past)[0]) == 1
+    assert page(sim, after_time=future)[0] == []
+    assert sim.client("a").get("/ops/transfers", params={"after_time": "yesterday"}).status_code == 400
+
+
+@pytest.mark.parametrize("token", ["abc", "-1", "1", "<future>"])
+def test_unknown_iteration_tokens_are_400(sim, token):
+    _, current = page(sim)
+    value = str(current + 1000) if token == "<future>" else token
+    response = sim.client("a").get("/ops/transfers", params={"iteration_token": value})
+    assert response.status_code == 400
+    assert response.json() == INVALID_TOKEN
+
+
+def test_activity_logging_off_is_404(sim):
+    sim.set("a", activity_logging=False)
+    response = sim.client("a").get("/ops/transfers")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {
+            "code": 404,
+            "reason": "Not Found",
+            "user_message": "Transfer activity logging disabled",
+        }
+    }
+
+
+def test_records_expire_after_retention(sim):
+    (transfer_id,) = quick_transfers(sim, 1)
+    sim.set("a", retention_seconds=0.2)
+    assert sim.client("a").get(f"/ops/transfers/{transfer_id}").status_code == 200
+    time.sleep(0.25)
+    response = sim.client("a").get(f"/ops/transfers/{transfer_id}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == 404
+    assert page(sim)[0] == []
+
+
+def test_admin_expire_drops_ended_records_now(sim, wait_for):
+    (done,) = quick_transfers(sim, 1)
+    running = slow_transfer(sim)
+    answer = sim.admin("a").post("/admin/expire", json={"older_than_seconds": 0})
+    assert answer.json() == {"expired": 1}
+    assert sim.client("a").get(f"/ops/transfers/{done}").status_code == 404
+    assert sim.client("a").get(f"/ops/transfers/{running}").status_code == 200
+    sim.client("a").request("CANCEL", f"/ops/transfers/{running}")
+
+
+def test_restart_invalidates_old_tokens_and_forgets_history(sim, wait_for):
+    (done,) = quick_transfers(sim, 1)
+    running = slow_transfer(sim, size=200_000, rate_kbps=1600)
+    _, old_token = page(sim)
+    restart = sim.admin("a").post("/admin/restart")
+    assert restart.status_code == 200
+    response = sim.client("a").get("/ops/transfers", params={"iteration_token": old_token})
+    assert response.status_code == 400
+    assert response.json() == INVALID_TOKEN
+    assert sim.client("a").get(f"/ops/transfers/{done}").status_code == 404
+    body, new_token = page(sim)
+    assert new_token > old_token
+    assert done not in [t["id"] for t in body]
+
+    def running_reappears():
+        return running in [t["id"] for t in page(sim)[0]]
+
+    wait_for(running_reappears)
+    assert sim.wait("a", running)["status"] == "completed"

@@ -1,0 +1,65 @@
+"""A pair of simulated HSTS nodes over real HTTP for the NodeClient tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hstssim.cluster import RunningNode, SimCluster
+from hstssim.config import NodeConfig
+from orchestrator.nodeapi.client import NodeClient
+from tests.support.sim import SimAdmin, client_for
+
+
+@dataclass
+class Pair:
+    """Source node A and destination node B, with clients and admin handles."""
+
+    a: RunningNode
+    b: RunningNode
+    client_a: NodeClient
+    client_b: NodeClient
+    admin_a: SimAdmin
+    admin_b: SimAdmin
+
+    @property
+    def root_a(self) -> Path:
+        return self.a.config.docroot
+
+    @property
+    def root_b(self) -> Path:
+        return self.b.config.docroot
+
+
+def fast_node(name: str, docroot: Path) -> NodeConfig:
+    """A node config with short retry and logging intervals for tests."""
+    return NodeConfig(
+        name=name, docroot=docroot, retry_delay_seconds=0.2, progress_log_interval=0.1
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
+    root = tmp_path_factory.mktemp("sim")
+    with SimCluster.start([fast_node("node-a", root / "a"), fast_node("node-b", root / "b")]) as c:
+        yield c
+
+
+@pytest.fixture
+def pair(cluster: SimCluster) -> Iterator[Pair]:
+    a, b = cluster["node-a"], cluster["node-b"]
+    admins = SimAdmin(a), SimAdmin(b)
+    for admin in admins:
+        admin.clear_faults()
+        admin.settings(activity_logging=True)
+        admin.reset_counters()
+    clients = client_for(a), client_for(b)
+    yield Pair(a, b, *clients, *admins)
+    for client in clients:
+        client.close()
+    for admin in admins:
+        admin.clear_faults()
+        admin.close()

@@ -1,0 +1,70 @@
+"""Services over a real database (SQLite and PostgreSQL) and two real hstssim nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hstssim.cluster import RunningNode, SimCluster
+from hstssim.config import NodeConfig
+from orchestrator.crypto import secret_box
+from orchestrator.services.context import ServiceContext
+from tests.support.sim import SimAdmin
+from tests.support.stack import RecordingEnqueue, build_context, register_sim_node
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
+    root = tmp_path_factory.mktemp("sim")
+    configs = [
+        NodeConfig(name=n, docroot=root / n, retry_delay_seconds=0.2, progress_log_interval=0.1)
+        for n in ("node-a", "node-b")
+    ]
+    with SimCluster.start(configs) as c:
+        yield c
+
+
+@dataclass
+class Stack:
+    """Services, their recorded tasks, and the two nodes with their admin handles."""
+
+    ctx: ServiceContext
+    tasks: RecordingEnqueue
+    a: RunningNode
+    b: RunningNode
+    admin_a: SimAdmin
+    admin_b: SimAdmin
+    a_id: int
+    b_id: int
+
+    @property
+    def root_a(self) -> Path:
+        return self.a.config.docroot
+
+    @property
+    def root_b(self) -> Path:
+        return self.b.config.docroot
+
+
+@pytest.fixture
+def stack(cluster: SimCluster, database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    a, b = cluster["node-a"], cluster["node-b"]
+    admins = SimAdmin(a), SimAdmin(b)
+    for admin in admins:
+        admin.clear_faults()
+        admin.settings(activity_logging=True, max_retries=3)
+        admin.reset_counters()
+    ctx, tasks, engine = build_context(database_url, tmp_path / "data")
+    box = secret_box(None, tmp_path / "data")
+    with ctx.sessions() as session:
+        a_id = register_sim_node(session, box, a)
+        b_id = register_sim_node(session, box, b)
+    yield Stack(ctx, tasks, a, b, *admins, a_id, b_id)
+    ctx.clients.close()
+    engine.dispose()
+    for admin in admins:
+        admin.clear_faults()
+        admin.close()

@@ -1,0 +1,146 @@
+"""Test helpers that assemble the orchestrator's services around a database and sim nodes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hstssim.cluster import RunningNode
+from orchestrator.crypto import SecretBox, secret_box
+from orchestrator.db.base import Base
+from orchestrator.db.engine import make_engine, make_session_factory
+from orchestrator.db.migrate import upgrade
+from orchestrator.db.tables import JobRow
+from orchestrator.domain.nodes import NodeRegistration
+from orchestrator.domain.states import JobState
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.dispatch import dispatch
+from orchestrator.services.polling import poll_node
+from orchestrator.services.registry import NodeClients, register_node
+from orchestrator.services.submission import submit
+from orchestrator.services.sweeper import sweep
+from orchestrator.settings import Settings
+from orchestrator.taskqueue import TaskName
+
+SETTLED = {JobState.COMPLETED, JobState.FAILED, JobState.CANCELED, JobState.NEEDS_ATTENTION}
+FAST = {
+    "retry_backoff_seconds": 0.2,
+    "retry_backoff_max_seconds": 1.0,
+    "submit_lease_seconds": 2.0,
+    "post_settle_seconds": 1.5,
+    "unseen_check_seconds": 30.0,
+    "poll_lease_seconds": 5.0,
+    "queued_sweep_seconds": 0.5,
+    "node_read_timeout": 5.0,
+}
+
+
+def fresh_database(url: str) -> Engine:
+    """A migrated database with every table emptied."""
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(delete(table))
+    return engine
+
+
+@dataclass
+class RecordingEnqueue:
+    """An enqueue that keeps the tasks so a test can run them one by one."""
+
+    sent: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+    def __call__(self, task: str, *args: Any, **options: Any) -> None:
+        self.sent.append((task, args))
+
+    def take(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """Everything sent since the last take."""
+        taken, self.sent = self.sent, []
+        return taken
+
+
+def register_sim_node(session: Session, box: SecretBox, node: RunningNode, **overrides: Any) -> int:
+    """Register a simulated node with its node user; returns its id."""
+    data: dict[str, Any] = {
+        "name": node.name,
+        "base_url": node.api_url,
+        "auth_kind": "node_user",
+        "username": node.config.node_user,
+        "secret": SecretStr(node.config.node_password),
+        "transfer_host": node.host,
+    }
+    data.update(overrides)
+    row = register_node(session, NodeRegistration.model_validate(data), box)
+    session.commit()
+    return row.id
+
+
+def build_context(
+    url: str, data_dir: Path, **settings: Any
+) -> tuple[ServiceContext, RecordingEnqueue, Engine]:
+    """A ServiceContext over a fresh database, with a recording enqueue."""
+    engine = fresh_database(url)
+    config = Settings(data_dir=data_dir, database_url=url, **{**FAST, **settings})
+    sessions: sessionmaker[Session] = make_session_factory(engine)
+    box = secret_box(None, data_dir)
+    recorder = RecordingEnqueue()
+    ctx = ServiceContext(
+        sessions=sessions,
+        clients=NodeClients(sessions, box, config),
+        settings=config,
+        enqueue=recorder,
+    )
+    return ctx, recorder, engine
+
+
+def run_tasks(ctx: ServiceContext, recorder: RecordingEnqueue) -> int:
+    """Run every recorded task in order (and what they enqueue); returns how many ran."""
+    ran = 0
+    while batch := recorder.take():
+        for task, args in batch:
+            if task == TaskName.DISPATCH:
+                dispatch(ctx)
+            elif task == TaskName.SUBMIT:
+                submit(ctx, *args)
+            ran += 1
+    return ran
+
+
+def job_states(ctx: ServiceContext) -> dict[str, str]:
+    """Every job's state by id."""
+    with ctx.sessions() as session:
+        rows = session.execute(select(JobRow.id, JobRow.state)).all()
+        return {str(row[0]): str(row[1]) for row in rows}
+
+
+def settle(
+    ctx: ServiceContext,
+    recorder: RecordingEnqueue,
+    node_ids: list[int],
+    *,
+    timeout: float = 30.0,
+    until: Callable[[dict[str, str]], bool] | None = None,
+) -> dict[str, str]:
+    """Run tasks, polls and sweeps (as beat would) until every job ends, or ``until`` holds."""
+    done = until or (lambda states: all(s in SETTLED for s in states.values()))
+    deadline = time.monotonic() + timeout
+    while True:
+        run_tasks(ctx, recorder)
+        for node_id in node_ids:
+            poll_node(ctx, node_id, owner="test-poller")
+        sweep(ctx)
+        run_tasks(ctx, recorder)
+        states = job_states(ctx)
+        if done(states):
+            return states
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs did not settle: {states}")
+        time.sleep(0.1)
