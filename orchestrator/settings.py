@@ -28,6 +28,7 @@ class Settings(BaseSettings):
         default=None, description="comma-separated Fernet keys, newest first (MultiFernet)"
     )
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between node polls")
+    sweep_interval: float = Field(default=5.0, gt=0, description="seconds between sweeps")
     node_connect_timeout: float = Field(default=5.0, gt=0)
     node_read_timeout: float = Field(default=30.0, gt=0)
     log_level: str = Field(default="INFO")

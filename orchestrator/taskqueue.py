@@ -42,9 +42,16 @@ def broker_url(settings: Settings) -> str:
 
 
 def make_celery(settings: Settings) -> Celery:
-    """The Celery app for these settings (json only, late ack, prefetch 1, no results)."""
-    app = Celery("orchestrator", broker=broker_url(settings), set_as_current=False)
+    """A Celery app configured for these settings."""
+    app = Celery("orchestrator", set_as_current=False)
+    configure_celery(app, settings)
+    return app
+
+
+def configure_celery(app: Celery, settings: Settings) -> None:
+    """Json only, late ack, prefetch 1, no results, time limits, events for Flower."""
     app.conf.update(
+        broker_url=broker_url(settings),
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
@@ -65,8 +72,25 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         worker_hijack_root_logger=False,
+        beat_schedule=beat_schedule(settings),
     )
-    return app
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Beat's entries: poll fan-out each poll interval, the sweeper, a dispatch heartbeat."""
+    interval = settings.poll_interval
+    return {
+        "poll-all-nodes": {
+            "task": TaskName.POLL_ALL.value,
+            "schedule": interval,
+            "options": {"queue": "poll", "expires": interval},
+        },
+        "sweep": {
+            "task": TaskName.SWEEP.value,
+            "schedule": settings.sweep_interval,
+            "options": {"queue": "default", "expires": settings.sweep_interval},
+        },
+    }
 
 
 class Enqueuer:

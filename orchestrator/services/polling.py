@@ -31,6 +31,7 @@ from orchestrator.services.context import ServiceContext
 from orchestrator.services.journal import move
 from orchestrator.services.progress import apply_snapshot, note_attempt, retry_delay
 from orchestrator.services.submission import TAG_KEY
+from orchestrator.taskqueue import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
             older_than=timedelta(seconds=ctx.settings.unseen_check_seconds),
         )
     _release_lease(ctx, node_id, owner, summary.error)
+    if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
+        ctx.enqueue(TaskName.DISPATCH)  # slots were freed: admit what waits
     return summary
 
 
@@ -344,3 +347,15 @@ def _release_lease(ctx: ServiceContext, node_id: int, owner: str, error: str | N
             .values(**values)
         )
         session.commit()
+
+
+def source_nodes_to_poll(ctx: ServiceContext) -> list[int]:
+    """Source nodes that hold transfers still to follow (or posts still to confirm)."""
+    with ctx.sessions() as session:
+        rows = session.scalars(
+            select(AttemptRow.source_node_id)
+            .join(JobRow, JobRow.id == AttemptRow.job_id)
+            .where(AttemptRow.ended_at.is_(None), JobRow.state.in_(_OPEN_JOB_STATES))
+            .distinct()
+        ).all()
+    return sorted(rows)

@@ -1,0 +1,29 @@
+"""The Celery app of the workers and beat: configured lazily from the environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from orchestrator.settings import load_settings
+from orchestrator.taskqueue import configure_celery
+from workers import runtime
+
+app = Celery("orchestrator", set_as_current=True)
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: Any) -> None:
+    configure_celery(sender, load_settings())
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # Pooled DB and HTTP connections must not cross fork() (reliability.md F13).
+    runtime.reset()
+
+
+import workers.tasks.jobs  # noqa: E402  (registers the tasks)
+import workers.tasks.polling  # noqa: E402, F401

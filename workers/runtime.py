@@ -1,0 +1,49 @@
+"""The services' collaborators for this worker process, built once after fork."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from orchestrator.crypto import secret_box
+from orchestrator.db.engine import make_engine, make_session_factory
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.registry import NodeClients
+from orchestrator.settings import load_settings
+from orchestrator.taskqueue import Enqueuer
+
+_lock = threading.Lock()
+_context: ServiceContext | None = None
+
+
+def context() -> ServiceContext:
+    """This process's ServiceContext (engine, node clients, settings, enqueue)."""
+    global _context
+    with _lock:
+        if _context is None:
+            from workers.app import app
+
+            settings = load_settings()
+            engine = make_engine(settings.effective_database_url())
+            sessions = make_session_factory(engine)
+            box = secret_box(settings.secret_keys, settings.data_dir)
+            _context = ServiceContext(
+                sessions=sessions,
+                clients=NodeClients(sessions, box, settings),
+                settings=settings,
+                enqueue=Enqueuer(app),
+            )
+        return _context
+
+
+def reset() -> None:
+    """Forget the context (after fork); the next call builds a fresh one."""
+    global _context
+    with _lock:
+        _context = None
+
+
+def worker_identity() -> str:
+    """A name for leases: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"

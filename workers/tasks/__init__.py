@@ -1,0 +1,1 @@
+"""Thin tasks: each is one call into orchestrator.services."""

@@ -1,0 +1,29 @@
+"""Tasks that move jobs: dispatch, submit, and the sweeper."""
+
+from __future__ import annotations
+
+from orchestrator.services.dispatch import dispatch
+from orchestrator.services.submission import submit
+from orchestrator.services.sweeper import sweep
+from orchestrator.taskqueue import TaskName
+from workers import runtime
+from workers.app import app
+from workers.base import OrchestratorTask
+
+
+@app.task(name=TaskName.DISPATCH.value, base=OrchestratorTask)
+def dispatch_jobs() -> str:
+    """Admit queued jobs within the limits."""
+    return str(dispatch(runtime.context(), holder=runtime.worker_identity()))
+
+
+@app.task(name=TaskName.SUBMIT.value, base=OrchestratorTask)
+def submit_job(job_id: str) -> str:
+    """Submit one job's transfer (exactly once per attempt)."""
+    return submit(runtime.context(), job_id)
+
+
+@app.task(name=TaskName.SWEEP.value, base=OrchestratorTask)
+def sweep_jobs() -> str:
+    """Re-send work whose message was lost; requeue jobs whose back-off ended."""
+    return str(sweep(runtime.context()))
