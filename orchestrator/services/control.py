@@ -1,0 +1,164 @@
+"""What people do to running jobs: cancel, pause, resume, change the rate or priority, retry.
+
+Controls on a job whose transfer is on the node act through the node (PUT or CANCEL on the
+source); the poller then records the node's new status, so the database follows the node.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from orchestrator.db.tables import AttemptRow, JobRow
+from orchestrator.domain.jobs import TransferOptions
+from orchestrator.domain.states import JobState
+from orchestrator.errors import NodeNotFound
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.jobs import get_job
+from orchestrator.services.journal import InvalidTransition, move, record
+from orchestrator.taskqueue import TaskName
+
+_BEFORE_NODE = {JobState.QUEUED, JobState.ADMITTED, JobState.RETRY_WAIT, JobState.NEEDS_ATTENTION}
+_ON_NODE = {JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED}
+
+
+def _remote_id(ctx: ServiceContext, job: JobRow) -> str | None:
+    with ctx.sessions() as session:
+        return session.scalar(
+            select(AttemptRow.remote_id).where(
+                AttemptRow.job_id == job.id, AttemptRow.number == job.attempt_count
+            )
+        )
+
+
+def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
+    """Cancel a job wherever it is; returns its state after the request."""
+    now = ctx.now()
+    with ctx.sessions() as session:
+        job = get_job(session, job_id)
+        state = JobState(job.state)
+        if state.is_terminal:
+            raise InvalidTransition(f"a {state} job cannot be canceled")
+        job.cancel_requested = True
+        if state in _BEFORE_NODE:
+            move(session, job_id, state, JobState.CANCELED, "canceled by request", at=now)
+        else:
+            record(session, job_id, "operator", "cancel requested", at=now)
+        session.commit()
+    if state not in _ON_NODE:
+        return JobState.CANCELED if state in _BEFORE_NODE else state
+    remote_id = _remote_id(ctx, job)
+    if remote_id is None:
+        return state
+    try:
+        ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
+    except NodeNotFound:
+        # The node forgot the transfer: nothing left to stop.
+        with ctx.sessions() as session:
+            move(session, job_id, state, JobState.CANCELED, "canceled (node forgot it)", at=now)
+            session.commit()
+        return JobState.CANCELED
+    return state
+
+
+def pause_job(ctx: ServiceContext, job_id: str) -> None:
+    """Pause the job's transfer on the source node."""
+    job, remote_id = _on_node(ctx, job_id, {JobState.SUBMITTED, JobState.RUNNING}, "paused")
+    ctx.clients.get(job.source_node_id).pause_transfer(remote_id)
+    _note(ctx, job_id, "pause requested")
+
+
+def resume_job(ctx: ServiceContext, job_id: str) -> None:
+    """Resume the job's paused transfer."""
+    job, remote_id = _on_node(ctx, job_id, {JobState.PAUSED}, "resumed")
+    ctx.clients.get(job.source_node_id).resume_transfer(remote_id)
+    _note(ctx, job_id, "resume requested")
+
+
+def change_rate(
+    ctx: ServiceContext,
+    job_id: str,
+    *,
+    target_rate_kbps: int | None = None,
+    min_rate_kbps: int | None = None,
+) -> None:
+    """Change the job's rates; applied to the running transfer too."""
+    changes = {"target_rate_kbps": target_rate_kbps, "min_rate_kbps": min_rate_kbps}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise ValueError("give target_rate_kbps or min_rate_kbps")
+    with ctx.sessions() as session:
+        job = get_job(session, job_id)
+        if JobState(job.state).is_terminal:
+            raise InvalidTransition(f"a {job.state} job has no transfer to change")
+        options = TransferOptions.model_validate({**job.options, **changes})
+        job.options = options.model_dump(exclude_defaults=True)
+        record(session, job_id, "operator", f"rate change: {changes}", at=ctx.now())
+        session.commit()
+        state = JobState(job.state)
+    if state in _ON_NODE:
+        remote_id = _remote_id(ctx, job)
+        if remote_id is not None:
+            ctx.clients.get(job.source_node_id).modify_transfer(
+                remote_id, target_rate_kbps=target_rate_kbps, min_rate_kbps=min_rate_kbps
+            )
+
+
+def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:
+    """Change a job's priority (matters while it waits for admission)."""
+    if not -100 <= priority <= 100:
+        raise ValueError("priority goes from -100 to 100")
+    with ctx.sessions() as session:
+        job = get_job(session, job_id)
+        job.priority = priority
+        record(session, job_id, "operator", f"priority set to {priority}", at=ctx.now())
+        session.commit()
+    ctx.enqueue(TaskName.DISPATCH)
+
+
+def retry_job(ctx: ServiceContext, job_id: str) -> None:
+    """Queue a failed (or flagged) job again with a fresh attempt budget."""
+    now = ctx.now()
+    with ctx.sessions() as session:
+        job = get_job(session, job_id)
+        state = JobState(job.state)
+        if state not in (JobState.FAILED, JobState.NEEDS_ATTENTION):
+            raise InvalidTransition(f"only failed or flagged jobs can be retried, not {state}")
+        tried = job.attempt_count - job.submit_failures
+        moved = move(
+            session,
+            job_id,
+            state,
+            JobState.QUEUED,
+            "retry requested",
+            at=now,
+            values={
+                "max_attempts": tried + job.max_attempts,  # a fresh budget
+                "finished_at": None,
+                "reason": None,
+                "next_attempt_at": None,
+            },
+        )
+        if moved is None:
+            raise InvalidTransition("the job changed state meanwhile; look again")
+        session.commit()
+    ctx.enqueue(TaskName.DISPATCH)
+
+
+def _on_node(
+    ctx: ServiceContext, job_id: str, allowed: set[JobState], verb: str
+) -> tuple[JobRow, str]:
+    with ctx.sessions() as session:
+        job = get_job(session, job_id)
+    state = JobState(job.state)
+    if state not in allowed:
+        raise InvalidTransition(f"a {state} job cannot be {verb}")
+    remote_id = _remote_id(ctx, job)
+    if remote_id is None:
+        raise InvalidTransition(f"the job has no transfer on the node yet to be {verb}")
+    return job, remote_id
+
+
+def _note(ctx: ServiceContext, job_id: str, message: str) -> None:
+    with ctx.sessions() as session:
+        record(session, job_id, "operator", message, at=ctx.now())
+        session.commit()
