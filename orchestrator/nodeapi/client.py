@@ -284,7 +284,7 @@ class NodeClient:
             response, body = self._call("GET", "/ops/transfers", "list_transfers", params=query)
             return self._transfers(body), next_iteration_token(response.headers.get("link"))
 
-        for page in follow_pages(fetch, iteration_token, max_pages=max_pages):
+        for page in follow_pages(fetch, iteration_token, max_pages=max_pages, page_size=count):
             yield FeedPage(transfers=tuple(page.items), next_token=page.token)
 
     def list_transfers(

