@@ -26,9 +26,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ def redis_binary() -> str:
 def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
     """A child process in its own session, stopped (TERM, then KILL) on exit."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         try:
@@ -159,8 +158,14 @@ class Bench:
         log = self.work / "hstssim.log"
         proc = stack.enter_context(
             process(
-                [str(BIN / "hstssim"), "--nodes", str(2 * self.args.pairs), "--json",
-                 "--root", str(self.work / "nodes")],
+                [
+                    str(BIN / "hstssim"),
+                    "--nodes",
+                    str(2 * self.args.pairs),
+                    "--json",
+                    "--root",
+                    str(self.work / "nodes"),
+                ],
                 log,
             )
         )
@@ -172,14 +177,18 @@ class Bench:
             self.nodes = [json.loads(x) for x in lines if x.startswith("{")]
             time.sleep(0.2)
         for node in self.nodes:
-            self.admin(node, "PUT", "/admin/settings",
-                       {"max_concurrent_sessions": self.args.concurrency})
+            self.admin(
+                node, "PUT", "/admin/settings", {"max_concurrent_sessions": self.args.concurrency}
+            )
 
     def admin(self, node: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
         """Call a node's admin API."""
         response = httpx.request(
-            method, node["api_url"] + path, json=body,
-            headers={"X-Admin-Token": node["admin_token"]}, timeout=10,
+            method,
+            node["api_url"] + path,
+            json=body,
+            headers={"X-Admin-Token": node["admin_token"]},
+            timeout=10,
         )
         response.raise_for_status()
         return response.json() if response.content else None
@@ -192,11 +201,19 @@ class Bench:
         box = secret_box(None, self.work / "data")
         with sessions() as session:
             for node in self.nodes:
-                register_node(session, NodeRegistration(
-                    name=node["name"], base_url=node["api_url"], username=node["node_user"],
-                    secret=SecretStr(node["node_password"]), transfer_host=node["host"],
-                    max_outbound=self.args.concurrency, max_inbound=self.args.concurrency,
-                ), box)
+                register_node(
+                    session,
+                    NodeRegistration(
+                        name=node["name"],
+                        base_url=node["api_url"],
+                        username=node["node_user"],
+                        secret=SecretStr(node["node_password"]),
+                        transfer_host=node["host"],
+                        max_outbound=self.args.concurrency,
+                        max_inbound=self.args.concurrency,
+                    ),
+                    box,
+                )
             session.commit()
         payload = os.urandom(self.args.file_size)
         for index in range(self.args.jobs):
@@ -205,21 +222,26 @@ class Bench:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(payload)
         return ServiceContext(
-            sessions=sessions, clients=NodeClients(sessions, box, self.settings),
-            settings=self.settings, enqueue=Enqueuer(make_celery(self.settings)),
+            sessions=sessions,
+            clients=NodeClients(sessions, box, self.settings),
+            settings=self.settings,
+            enqueue=Enqueuer(make_celery(self.settings)),
         )
 
     def submit_all(self, ctx: ServiceContext) -> None:
         """Create every job (round-robin over the pairs)."""
         for index in range(self.args.jobs):
             pair = index % self.args.pairs
-            create_job(ctx, JobSpec(
-                source_node=self.nodes[2 * pair]["name"],
-                source_paths=[f"bench/f{index:05d}.bin"],
-                destination_node=self.nodes[2 * pair + 1]["name"],
-                destination_path=f"in/{index:05d}",
-                options={"target_rate_kbps": self.args.rate_kbps, "overwrite": "always"},
-            ))
+            create_job(
+                ctx,
+                JobSpec(
+                    source_node=self.nodes[2 * pair]["name"],
+                    source_paths=[f"bench/f{index:05d}.bin"],
+                    destination_node=self.nodes[2 * pair + 1]["name"],
+                    destination_path=f"in/{index:05d}",
+                    options={"target_rate_kbps": self.args.rate_kbps, "overwrite": "always"},
+                ),
+            )
 
     def wait(self, ctx: ServiceContext, stop: threading.Event) -> None:
         """Until every job has ended (or the time limit)."""
@@ -227,8 +249,10 @@ class Bench:
         while time.monotonic() < deadline:
             with ctx.sessions() as session:
                 states = Counter(session.scalars(select(JobRow.state)).all())
-            if sum(states[s] for s in TERMINAL_STATES) + states[JobState.NEEDS_ATTENTION] \
-                    >= self.args.jobs:
+            if (
+                sum(states[s] for s in TERMINAL_STATES) + states[JobState.NEEDS_ATTENTION]
+                >= self.args.jobs
+            ):
                 break
             time.sleep(0.2)
         stop.set()
@@ -288,8 +312,9 @@ def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.E
             with ctx.sessions() as session:
                 row = session.get(AttemptRow, attempt_id)
                 if row is not None:
-                    moved = apply_snapshot(session, row, snapshot, now=ctx.now(),
-                                           settings=ctx.settings)
+                    moved = apply_snapshot(
+                        session, row, snapshot, now=ctx.now(), settings=ctx.settings
+                    )
                     freed = freed or (moved is not None and moved.is_terminal)
                 session.commit()
         if freed:
@@ -299,24 +324,63 @@ def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.E
 
 def run_once(args: argparse.Namespace, baseline: bool) -> Run:
     """One full run on a fresh stack."""
-    from contextlib import ExitStack
-
     run = Run("per-transfer GET (baseline)" if baseline else "change feed (ours)")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         bench = Bench(args, work, baseline)
-        stack.enter_context(process(
-            [redis_binary(), "--port", str(bench.redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", tmp], work / "redis.log"))
+        stack.enter_context(
+            process(
+                [
+                    redis_binary(),
+                    "--port",
+                    str(bench.redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    tmp,
+                ],
+                work / "redis.log",
+            )
+        )
         bench.start_nodes(stack)
         ctx = bench.prepare()
-        stack.enter_context(process(
-            [str(BIN / "celery"), "-A", "workers", "worker", "-Q", "default,submit,poll",
-             "-c", str(args.workers), "--loglevel=WARNING"], work / "worker.log", bench.env))
+        stack.enter_context(
+            process(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "workers",
+                    "worker",
+                    "-Q",
+                    "default,submit,poll",
+                    "-c",
+                    str(args.workers),
+                    "--loglevel=WARNING",
+                ],
+                work / "worker.log",
+                bench.env,
+            )
+        )
         if not baseline:
-            stack.enter_context(process(
-                [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=WARNING",
-                 "-s", str(work / "beat-schedule")], work / "beat.log", bench.env))
+            stack.enter_context(
+                process(
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "workers",
+                        "beat",
+                        "--loglevel=WARNING",
+                        "-s",
+                        str(work / "beat-schedule"),
+                    ],
+                    work / "beat.log",
+                    bench.env,
+                )
+            )
         time.sleep(2)  # let the worker connect
         stop = threading.Event()
         tracker = None
@@ -371,12 +435,13 @@ def table(runs: list[Run], args: argparse.Namespace) -> str:
 
 def main() -> None:
     """Parse arguments, run ours and the baseline, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=100, help="transfers per node")
-    parser.add_argument("--file-size", type=int, default=48 * 1024)
+    parser.add_argument("--file-size", type=int, default=256 * 1024)
     parser.add_argument("--rate-kbps", type=int, default=100, help="per-transfer rate")
     parser.add_argument("--poll-interval", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=4, help="Celery worker processes")
@@ -388,7 +453,6 @@ def main() -> None:
     if not args.skip_baseline:
         runs.append(run_once(args, baseline=True))
     print(table(runs, args))
-    _ = timedelta
 
 
 if __name__ == "__main__":
