@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         default=10, ge=1, description="node API failures while submitting before a job fails"
     )
     submit_lease_seconds: float = Field(
-        default=60.0, gt=0, description="after this, ADMITTED/SUBMITTING work is sent again"
+        default=90.0, gt=0, description="after this, ADMITTED/SUBMITTING work is sent again"
     )
     post_settle_seconds: float = Field(
         default=45.0,
@@ -55,11 +55,32 @@ class Settings(BaseSettings):
     unseen_check_seconds: float = Field(
         default=300.0, gt=0, description="GET a transfer the change feed has not mentioned"
     )
+    lost_after_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="a transfer the source node no longer knows is retried after this long "
+        "(it may still run and reappear in the feed meanwhile)",
+    )
     poll_lease_seconds: float = Field(default=30.0, gt=0, description="one poller per node")
     feed_page_size: int = Field(default=500, ge=1, le=10_000, description="count per page")
     queued_sweep_seconds: float = Field(
         default=10.0, gt=0, description="QUEUED this long gets its dispatch sent again"
     )
+
+    @model_validator(mode="after")
+    def _leases_outlast_node_calls(self) -> Settings:
+        call = self.node_connect_timeout + self.node_read_timeout
+        if self.post_settle_seconds <= call:
+            raise ValueError(
+                f"ORCH_POST_SETTLE_SECONDS ({self.post_settle_seconds}) must exceed one node "
+                f"call (connect + read timeouts = {call}), or a slow POST could be posted twice"
+            )
+        if self.submit_lease_seconds <= call:
+            raise ValueError(
+                f"ORCH_SUBMIT_LEASE_SECONDS ({self.submit_lease_seconds}) must exceed one node "
+                f"call (connect + read timeouts = {call})"
+            )
+        return self
 
     def effective_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under data_dir."""

@@ -287,7 +287,7 @@ def _check_unseen(
         try:
             snapshot = client.get_transfer(remote_id)
         except NodeNotFound:
-            _lost(ctx, attempt_id, remote_id)
+            _missing(ctx, attempt_id, remote_id)
             summary.checked += 1
             continue
         except NodeError as exc:
@@ -308,15 +308,30 @@ def _check_unseen(
             session.commit()
 
 
-def _lost(ctx: ServiceContext, attempt_id: str, remote_id: str) -> None:
-    """The node no longer knows the transfer (retention passed or history lost): try again.
+def _missing(ctx: ServiceContext, attempt_id: str, remote_id: str) -> None:
+    """The node no longer knows the transfer (retention passed or history lost).
 
-    A new attempt is safe: overwrite and resume policies skip what already arrived.
+    It may still run and come back in the feed, so a new attempt waits ``lost_after_seconds``;
+    then it is safe: overwrite and resume policies skip what already arrived.
     """
     now = ctx.now()
+    lost_after = timedelta(seconds=ctx.settings.lost_after_seconds)
     with ctx.sessions() as session:
         attempt = session.get(AttemptRow, attempt_id)
         if attempt is None or attempt.ended_at is not None:
+            return
+        if attempt.missing_since is None:
+            attempt.missing_since = now
+            note_attempt(
+                session,
+                attempt,
+                f"the source node does not know transfer {remote_id}; a new attempt follows "
+                f"if it does not reappear within {lost_after.total_seconds():.0f} s",
+                now=now,
+            )
+            session.commit()
+            return
+        if now - attempt.missing_since < lost_after:
             return
         attempt.status = "lost"
         attempt.ended_at = now

@@ -36,6 +36,7 @@ def apply_snapshot(
     attempt that is not the job's latest only updates itself.
     """
     attempt.last_seen_at = now
+    attempt.missing_since = None
     if attempt.status in _ENDED:
         return None
     if snapshot.status is TransferStatus.UNKNOWN:

@@ -25,7 +25,14 @@ from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.paths import confine
 from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import PathPair, TransferSnapshot, TransferStatus, UploadRequest
-from orchestrator.errors import NodeError, NodeOutcomeUnknown, TransferSetupError
+from orchestrator.errors import (
+    NodeAuthError,
+    NodeError,
+    NodeRequestRejected,
+    NodeServerError,
+    NodeUnreachable,
+    TransferSetupError,
+)
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.journal import move
@@ -154,12 +161,14 @@ def _drive(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> str:
         return f"job {job.id} left SUBMITTING before the POST; nothing posted"
     try:
         remote_id = src.start_transfer(spec)
-    except NodeOutcomeUnknown as exc:
-        _recheck_soon(ctx, job.id, attempt, f"no answer to POST /ops/transfers: {exc}")
-        return f"job {job.id}: POST outcome unknown; the tag will be looked up"
-    except NodeError as exc:
+    except (NodeUnreachable, NodeRequestRejected, NodeAuthError) as exc:
+        # Positive evidence that nothing started: never sent, or refused as invalid.
         _clear_posting(ctx, attempt.id)
         return _not_posted(ctx, job, attempt, exc)
+    except NodeError as exc:
+        # A timeout, a reset or a 5xx: the node may hold the transfer. Look before posting.
+        _recheck_soon(ctx, job.id, attempt, f"POST /ops/transfers unclear: {exc}")
+        return f"job {job.id}: POST outcome unknown; the tag will be looked up"
     return _record_posted(ctx, job, attempt, remote_id, src)
 
 
@@ -170,8 +179,10 @@ def _look_for_tag(
     try:
         found = src.find_transfers_by_tag(TAG_KEY, attempt.id)
     except NodeError as exc:
-        _recheck_soon(ctx, job.id, attempt, f"cannot search the source for the tag: {exc}")
-        return f"job {job.id}: tag search failed; will try again"
+        if exc.retryable:
+            _recheck_soon(ctx, job.id, attempt, f"cannot search the source for the tag: {exc}")
+            return f"job {job.id}: tag search failed; will try again"
+        return _cannot_tell(ctx, job, attempt, exc)
     if found:
         transfer = sorted(found, key=lambda t: t.started_at or ctx.now())[0]
         if transfer.status is TransferStatus.CANCELED and not job.cancel_requested:
@@ -182,16 +193,37 @@ def _look_for_tag(
     if ctx.now() < settled:
         _recheck_soon(ctx, job.id, attempt, "no transfer with this attempt's tag yet; waiting")
         return f"job {job.id}: waiting before concluding the POST created nothing"
+    # The node's whole log has no transfer with this attempt's tag: nothing started.
+    return _not_posted(
+        ctx,
+        job,
+        attempt,
+        NodeServerError(
+            "the POST got no clear answer and the node holds no transfer with its tag",
+            node=src.node,
+            operation="start_transfer",
+        ),
+    )
+
+
+def _cannot_tell(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError) -> str:
+    """The source cannot be searched, so a re-post could duplicate: a person decides."""
     with ctx.sessions() as session:
-        note_attempt(
+        move(
             session,
-            attempt,
-            "the node holds no transfer for this attempt; posting again",
-            now=ctx.now(),
+            job.id,
+            JobState.SUBMITTING,
+            JobState.NEEDS_ATTENTION,
+            f"cannot tell whether attempt {attempt.number} started: {exc}",
+            at=ctx.now(),
+            values={
+                "reason": f"the POST of attempt {attempt.id} had no clear answer and the source "
+                f"cannot be searched for its tag ({exc}); check the node, then retry",
+                "next_attempt_at": None,
+            },
         )
         session.commit()
-    _clear_posting(ctx, attempt.id)
-    return None
+    return f"job {job.id} needs attention: {exc}"
 
 
 def _adopt(
@@ -244,6 +276,13 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
             update(AttemptRow)
             .where(AttemptRow.id == attempt_id)
             .values(post_started_at=ctx.now(), status=POSTING)
+        )
+        session.execute(  # a fresh lease for the POST and its answer
+            update(JobRow)
+            .where(JobRow.id == job_id)
+            .values(
+                next_attempt_at=ctx.now() + timedelta(seconds=ctx.settings.submit_lease_seconds)
+            )
         )
         session.commit()
     return True
@@ -321,7 +360,7 @@ def _record_posted(
     snapshot: TransferSnapshot | None = None,
 ) -> str:
     """Store the remote id and move SUBMITTING → SUBMITTED; cancel the transfer if we can't."""
-    for delay in (0.0, 0.5, 1.0, 2.0):
+    for delay in (0.0, 1.0, 2.0, 4.0, 8.0, 15.0):  # ~30 s of database outage
         time.sleep(delay)
         try:
             return _store_remote_id(ctx, job, attempt, remote_id, snapshot)

