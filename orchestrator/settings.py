@@ -29,14 +29,18 @@ class Settings(BaseSettings):
     )
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between node polls")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds between sweeps")
-    node_connect_timeout: float = Field(default=5.0, gt=0)
-    node_read_timeout: float = Field(default=30.0, gt=0)
-    log_level: str = Field(default="INFO")
+    node_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
+    node_read_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to wait for a node's answer"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     # -- orchestration ---------------------------------------------------------------------
     max_per_link: int = Field(default=20, ge=1, description="active jobs per (source, dest) pair")
     retry_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry wait")
-    retry_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    retry_backoff_max_seconds: float = Field(
+        default=600.0, gt=0, description="longest retry wait (the wait doubles each attempt)"
+    )
     max_submit_failures: int = Field(
         default=10, ge=1, description="node API failures while submitting before a job fails"
     )
