@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = Field(
         default=600.0, gt=0, description="longest retry wait (the wait doubles each attempt)"
     )
+    submit_batch_size: int = Field(
+        default=20, ge=1, le=500, description="jobs per submit task (one upload_setup each)"
+    )
     max_submit_failures: int = Field(
         default=10, ge=1, description="node API failures while submitting before a job fails"
     )

@@ -1,5 +1,8 @@
 """dispatch: admit QUEUED jobs by priority then age, within per-node and per-link limits.
 
+Admitted jobs are sent to submit in batches that share a destination, so one upload_setup
+call serves the batch.
+
 A job that waits says why (``waiting_reason``). One dispatcher runs at a time: each run first
 updates the "dispatch" lock row, which serialises runs on SQLite and PostgreSQL alike.
 """
@@ -35,6 +38,7 @@ class DispatchSummary:
 
     admitted: list[str] = field(default_factory=list)
     waiting: int = 0
+    admitted_to: list[tuple[str, int]] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
         return f"{len(self.admitted)} job(s) admitted, {self.waiting} waiting"
@@ -105,7 +109,13 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 in_count[dst.id] += 1
                 link_count[link] += 1
                 summary.admitted.append(job.id)
+                summary.admitted_to.append((job.id, dst.id))
         session.commit()
-    for job_id in summary.admitted:
-        ctx.enqueue(TaskName.SUBMIT, job_id)
+    by_destination: dict[int, list[str]] = {}
+    for job_id, destination_id in summary.admitted_to:
+        by_destination.setdefault(destination_id, []).append(job_id)
+    size = ctx.settings.submit_batch_size
+    for job_ids in by_destination.values():
+        for start in range(0, len(job_ids), size):
+            ctx.enqueue(TaskName.SUBMIT, *job_ids[start : start + size])
     return summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -24,7 +25,13 @@ from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
 from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.paths import confine
 from orchestrator.domain.states import JobState
-from orchestrator.domain.transfers import PathPair, TransferSnapshot, TransferStatus, UploadRequest
+from orchestrator.domain.transfers import (
+    PathPair,
+    TransferSnapshot,
+    TransferSpec,
+    TransferStatus,
+    UploadRequest,
+)
 from orchestrator.errors import (
     NodeAuthError,
     NodeError,
@@ -45,12 +52,53 @@ POSTING = "posting"
 ABANDONED = "abandoned"
 
 
-def submit(ctx: ServiceContext, job_id: str) -> str:
-    """Drive one job's submission as far as it can go; returns what happened, in words."""
-    claimed = _claim(ctx, job_id)
-    if isinstance(claimed, str):
-        return claimed
-    return _drive(ctx, job_id, claimed)
+def submit(ctx: ServiceContext, *job_ids: str) -> str:
+    """Drive jobs' submissions as far as they can go; returns what happened, in words.
+
+    Jobs that need a token share one upload_setup call per destination node (the call takes
+    a list of transfer requests), so a batch costs one request there instead of one per job.
+    """
+    outcomes: list[str] = []
+    ready: list[_Work] = []
+    for job_id in job_ids:
+        claimed = _claim(ctx, job_id)
+        if isinstance(claimed, str):
+            outcomes.append(claimed)
+            continue
+        work = _load(ctx, job_id, claimed)
+        if isinstance(work, str):
+            outcomes.append(work)
+            continue
+        early = _resume(ctx, work)
+        if early is not None:
+            outcomes.append(early)
+        else:
+            ready.append(work)
+    by_destination: dict[int, list[_Work]] = {}
+    for work in ready:
+        by_destination.setdefault(work.destination.id, []).append(work)
+    for group in by_destination.values():
+        outcomes.extend(_grant_and_post(ctx, group))
+    return _summarise(outcomes)
+
+
+def _summarise(outcomes: list[str]) -> str:
+    if len(outcomes) <= 3:
+        return "; ".join(outcomes) or "nothing to submit"
+    submitted = sum("submitted as transfer" in o for o in outcomes)
+    return f"{len(outcomes)} jobs: {submitted} submitted; " + "; ".join(
+        o for o in outcomes if "submitted as transfer" not in o
+    )
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One claimed job with its attempt and nodes."""
+
+    job: JobRow
+    attempt: AttemptRow
+    source: NodeRow
+    destination: NodeRow
 
 
 def _claim(ctx: ServiceContext, job_id: str) -> str | AttemptRow:
@@ -119,14 +167,20 @@ def _latest_attempt(session: Session, job_id: str) -> AttemptRow | None:
     )
 
 
-def _drive(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> str:
+def _load(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> _Work | str:
     with ctx.sessions() as session:
         job = session.get(JobRow, job_id)
         source = session.get(NodeRow, job.source_node_id) if job else None
         destination = session.get(NodeRow, job.destination_node_id) if job else None
     if job is None or source is None or destination is None:
         return f"job {job_id} lost its nodes"
-    src = ctx.clients.get(source.id)
+    return _Work(job, attempt, source, destination)
+
+
+def _resume(ctx: ServiceContext, work: _Work) -> str | None:
+    """Finish what an earlier run started; None when the job needs a token and a POST."""
+    job, attempt = work.job, work.attempt
+    src = ctx.clients.get(work.source.id)
     if attempt.remote_id is not None:
         return _record_posted(ctx, job, attempt, attempt.remote_id, src)
     if attempt.post_started_at is not None:
@@ -138,23 +192,43 @@ def _drive(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> str:
             move(session, job.id, JobState.SUBMITTING, JobState.CANCELED, "canceled", at=ctx.now())
             session.commit()
         return f"job {job.id} canceled before its transfer was posted"
-    dst = ctx.clients.get(destination.id)
-    try:
-        grant = dst.upload_setup_one(
-            UploadRequest(
-                destination_root=job.destination_path,
-                remote_host=destination.transfer_host,
-                token_life_seconds=ctx.settings.token_life_seconds,
-            )
+    return None
+
+
+def _grant_and_post(ctx: ServiceContext, group: list[_Work]) -> list[str]:
+    """One upload_setup on the destination for the group, then one POST per job."""
+    destination = group[0].destination
+    requests = [
+        UploadRequest(
+            destination_root=w.job.destination_path,
+            remote_host=destination.transfer_host,
+            token_life_seconds=ctx.settings.token_life_seconds,
         )
+        for w in group
+    ]
+    try:
+        grants = ctx.clients.get(destination.id).upload_setup(requests)
     except NodeError as exc:
-        return _not_posted(ctx, job, attempt, exc)
+        return [_not_posted(ctx, w.job, w.attempt, exc) for w in group]
+    outcomes = []
+    for work, grant in zip(group, grants, strict=True):
+        if isinstance(grant, NodeError):
+            outcomes.append(_not_posted(ctx, work.job, work.attempt, grant))
+        else:
+            outcomes.append(_post(ctx, work, grant))
+    return outcomes
+
+
+def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> str:
+    """Build the source's spec from the grant, mark the attempt posting, POST, record."""
+    job, attempt = work.job, work.attempt
+    src = ctx.clients.get(work.source.id)
     options = TransferOptions.model_validate(job.options)
     spec = grant.for_source(
         [PathPair(source=p["source"]) for p in job.source_paths],
         source_root=confine(job.source_root, ""),
         tags={"orchestrator": {"attempt": attempt.id, "job": job.id}},
-        remote_host=destination.transfer_host,
+        remote_host=work.destination.transfer_host,
         options=options.to_spec_fields(),
     )
     if not _mark_posting(ctx, job.id, attempt.id):

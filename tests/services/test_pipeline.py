@@ -11,6 +11,8 @@ from sqlalchemy import select
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
+from orchestrator.domain.transfers import UploadRequest
+from orchestrator.errors import TransferSetupError
 from orchestrator.services.dispatch import dispatch
 from orchestrator.services.jobs import JobRejected, attempts_of, create_job, events_of, get_job
 from orchestrator.services.polling import _take_lease, poll_node
@@ -293,3 +295,45 @@ def test_unknown_node_is_rejected_with_the_field(stack: Stack) -> None:
     with stack.ctx.sessions() as session:
         assert session.scalar(select(JobRow.id)) is None
         assert session.scalar(select(AttemptRow.id)) is None
+
+
+def test_jobs_to_one_destination_share_one_upload_setup(stack: Stack) -> None:
+    write_tree(stack.root_a, {f"b{i}/f": os.urandom(100) for i in range(5)})
+    ids = [new_job(stack, f"b{i}") for i in range(5)]
+
+    states = settle(stack.ctx, stack.tasks, [stack.a_id])
+
+    assert all(states[i] == JobState.COMPLETED for i in ids)
+    assert stack.admin_b.counters()["requests"]["POST /files/upload_setup"] == 1
+    assert stack.admin_a.counters()["requests"]["POST /ops/transfers"] == 5
+    for i in range(5):
+        assert (stack.root_b / f"in-b{i}" / f"b{i}" / "f").exists()
+
+
+def test_one_refused_item_in_a_batch_fails_only_its_job(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real node refuses items only for paths outside its docroot, which create_job already
+    # refuses, so the second item's answer is replaced with the refusal a node would send.
+    write_tree(stack.root_a, {"ok1/f": b"1", "ok2/f": b"2"})
+    good, bad = new_job(stack, "ok1"), new_job(stack, "ok2")
+    destination = stack.ctx.clients.get(stack.b_id)
+    real = destination.upload_setup
+
+    def refuse_second(requests: list[UploadRequest]) -> list[object]:
+        results: list[object] = list(real(requests))
+        if len(results) == 2:
+            results[1] = TransferSetupError(
+                "Invalid pathname", node="node-b", operation="upload_setup[1]", code=404
+            )
+        return results
+
+    monkeypatch.setattr(destination, "upload_setup", refuse_second)
+
+    states = settle(stack.ctx, stack.tasks, [stack.a_id])
+
+    assert states[good] == JobState.COMPLETED
+    assert states[bad] == JobState.FAILED
+    with stack.ctx.sessions() as session:
+        assert "Invalid pathname" in (get_job(session, bad).reason or "")
+    assert stack.admin_a.counters()["transfers_created"] == 1

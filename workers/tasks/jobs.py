@@ -18,9 +18,9 @@ def dispatch_jobs() -> str:
 
 
 @app.task(name=TaskName.SUBMIT.value, base=OrchestratorTask)
-def submit_job(job_id: str) -> str:
-    """Submit one job's transfer (exactly once per attempt)."""
-    return submit(runtime.context(), job_id)
+def submit_jobs(*job_ids: str) -> str:
+    """Submit jobs' transfers (at most one node transfer per attempt)."""
+    return submit(runtime.context(), *job_ids)
 
 
 @app.task(name=TaskName.SWEEP.value, base=OrchestratorTask)
