@@ -6,7 +6,7 @@ import logging
 import ssl
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -45,6 +45,18 @@ log = logging.getLogger(__name__)
 View = Literal["id", "short_summary", "summary", "full"]
 Direction = Literal["send", "receive"]
 RatePolicy = Literal["low", "fair", "high", "fixed"]
+
+
+class FeedQuery(TypedDict, total=False):
+    """Filters of GET /ops/transfers (node-api.md §4.1) and the client's page limit."""
+
+    active_only: bool | None
+    tag: str | None
+    view: View
+    count: int | None
+    direction: Direction | None
+    after_time: datetime | None
+    max_pages: int
 
 
 def build_http_client(conn: NodeConnection, *, max_connections: int = 20) -> httpx.Client:
@@ -288,30 +300,12 @@ class NodeClient:
             yield FeedPage(transfers=tuple(page.items), next_token=page.token)
 
     def list_transfers(
-        self,
-        iteration_token: str | None = None,
-        *,
-        active_only: bool | None = None,
-        tag: str | None = None,
-        view: View = "summary",
-        count: int | None = None,
-        direction: Direction | None = None,
-        after_time: datetime | None = None,
-        max_pages: int = 100,
+        self, iteration_token: str | None = None, **query: Unpack[FeedQuery]
     ) -> FeedPage:
         """Follow the change feed until caught up: every transfer seen and the last cursor."""
         seen: dict[str, TransferSnapshot] = {}
         token = iteration_token
-        for page in self.iter_transfer_pages(
-            iteration_token,
-            active_only=active_only,
-            tag=tag,
-            view=view,
-            count=count,
-            direction=direction,
-            after_time=after_time,
-            max_pages=max_pages,
-        ):
+        for page in self.iter_transfer_pages(iteration_token, **query):
             for transfer in page.transfers:
                 seen.pop(transfer.remote_id, None)
                 seen[transfer.remote_id] = transfer  # a later copy is the newer state
