@@ -200,6 +200,8 @@ def _apply_page(
     ).all()
     by_remote = {r.remote_id: r for r in rows if r.remote_id}
     by_id = {r.id: r for r in rows}
+    # Load the page's jobs in one query; apply_snapshot then finds them in the identity map.
+    session.scalars(select(JobRow).where(JobRow.id.in_({r.job_id for r in rows}))).all()
     for transfer in transfers:
         attempt = by_remote.get(transfer.remote_id) or by_id.get(str(transfer.tag(TAG_KEY)))
         if attempt is None:
