@@ -1,7 +1,4 @@
-"""The admin API under /admin: counters, transfers, faults, restart, expiry and settings.
-
-It is authenticated by the X-Admin-Token header only; node credentials do not open it.
-"""
+"""The admin API under /admin (X-Admin-Token only): counters, transfers, faults, settings."""
 
 from __future__ import annotations
 

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--nodes", type=int, default=2, help="how many nodes to start (default 2)")
     add("--root", type=Path, help="parent of the docroots <root>/<name> (default: a temp dir)")
-    add("--host", default="127.0.0.1", help="address to listen on and advertise")
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--advertise-host", help="remote_host that *_setup answers give (default: --host)")
     add("--base-port", type=int, default=0, help="API ports P, P+1..; data ports P+100..")
     add("--tls-cert", type=Path, help="certificate (PEM) to serve HTTPS on the API ports")
     add("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
@@ -105,6 +106,7 @@ def make_configs(args: argparse.Namespace, root: Path) -> list[NodeConfig]:
             name=name,
             docroot=root / name,
             host=args.host,
+            advertise_host=args.advertise_host,
             api_port=args.base_port + index if args.base_port else 0,
             fasp_port=args.base_port + 100 + index if args.base_port else 0,
             tls_cert=args.tls_cert,

@@ -24,15 +24,12 @@ def _default_access_keys() -> dict[str, str]:
 
 @dataclass
 class NodeConfig:
-    """Settings of one simulated HSTS node; every field but name and docroot has a default.
-
-    Credentials default to random values per node (node_password, access key, admin_token,
-    token_key), so two nodes never share a secret unless told to.
-    """
+    """Settings of one node; credentials and keys default to random values per node."""
 
     name: str
     docroot: Path
     host: str = "127.0.0.1"
+    advertise_host: str | None = None  # remote_host in *_setup answers (default: host)
     api_port: int = 0
     fasp_port: int = 0
     transfer_user: str = "xfer"

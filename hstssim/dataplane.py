@@ -1,11 +1,10 @@
-"""The data plane: a TCP listener on the node's fasp_port, and the client's session handshake.
+"""The data plane: a TCP listener on the node's fasp_port, and the client's handshake."""
 
-Handshake: the client sends {"op":"hello","direction","token","remote_user",...}; the server
-checks the token (it must be one this node issued, for its transfer user, the same direction,
-not expired) and answers {"op":"welcome","server_node_id",...} or {"op":"refused",
-"error_code","error_desc"}. Then streams.py takes over: for direction "send" the client sends
-the files, for "receive" the server does.
-"""
+# Handshake: the client sends {"op":"hello","direction","token","remote_user",...}; the server
+# checks the token (one this node issued, for its transfer user, the same direction, not
+# expired) and answers {"op":"welcome","server_node_id",...} or {"op":"refused","error_code",
+# "error_desc"}. Then streams.py takes over: for direction "send" the client sends the files,
+# for "receive" the server does.
 
 from __future__ import annotations
 
@@ -60,9 +59,7 @@ def counted_link(
 async def open_session(
     ctx: NodeContext, host: str, port: int, hello: dict[str, Any], drop_after: int | None
 ) -> tuple[Link, dict[str, Any], int]:
-    """Connect to a remote data plane and shake hands; return the link, the welcome and the
-    round-trip time in microseconds, or raise SessionFailure (14/15 to connect, the server's
-    code when it refuses)."""
+    """Connect and shake hands; return (link, welcome, rtt_usec) or raise SessionFailure."""
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port), CONNECT_TIMEOUT
@@ -89,7 +86,7 @@ async def open_session(
         raise SessionFailure(int(reply.get("error_code", codes.AUTH)), reply.get("error_desc"))
     if reply.get("op") != "welcome":
         link.abort()
-        raise SessionFailure(1, "protocol error: no welcome")
+        raise SessionFailure(codes.FASP_PROTO, "protocol error: no welcome")
     return link, reply, rtt_usec
 
 

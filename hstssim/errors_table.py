@@ -88,7 +88,9 @@ _ROWS: tuple[tuple[int, str, bool, str], ...] = (
 ERRORS: dict[int, AscpError] = {row[0]: AscpError(*row) for row in _ROWS}
 
 # Codes used by name in the simulator.
+FASP_PROTO = 1
 NO_SUCH_FILE = 4
+NOT_DIR = 6
 IS_DIR = 7
 INTERNAL_ERROR = 11
 CONNECTION_ERROR = 14
@@ -96,9 +98,11 @@ CONNECTION_TIMEOUT = 15
 CONNECTION_LOST = 16
 AUTH = 19
 USER_CANCEL = 28
+NOT_REGULAR = 21
 DISK_READ = 35
 DISK_WRITE = 36
 BAD_PATH = 41
+CANNOT_RENAME_PARTIAL_FILES = 64
 TARGET_ADDRESS_NOT_AVAILABLE = "Target address not available"
 
 

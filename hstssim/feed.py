@@ -79,11 +79,9 @@ def build(
     after_time: float | None = None,
     access_key: str | None = None,
 ) -> Callable[[Transfer], bool]:
-    """Return a predicate that accepts the transfers the query asks for.
-
-    active_only=true keeps waiting, running, paused and partially_completed transfers (every
-    status that can still change); false keeps completed, failed and canceled ones.
-    """
+    """Return a predicate that accepts the transfers the query asks for."""
+    # active_only=true keeps every status that can still change (waiting, running, paused,
+    # partially_completed); false keeps completed, failed and canceled.
 
     def accept(transfer: Transfer) -> bool:
         if active_only is not None and (transfer.status in model.ACTIVE) != active_only:

@@ -1,8 +1,4 @@
-"""ASGI wrapper around the Node API: counts requests per route and applies endpoint faults.
-
-Requests are named "METHOD /route/template" (e.g. "GET /ops/transfers/{id}"); /admin is
-neither counted nor subject to faults.
-"""
+"""ASGI wrapper of the Node API: counts requests per "METHOD /template" and applies faults."""
 
 from __future__ import annotations
 
@@ -26,8 +22,7 @@ def is_admin(path: str) -> bool:
 
 
 def route_key(app: FastAPI, scope: Scope) -> str:
-    """Return "METHOD /template" for a request (the template of a route it partly matches,
-    e.g. a wrong method, or "(unrouted)")."""
+    """Return "METHOD /template" of the route the request (even partly) matches."""
     partial: str | None = None
     for route in app.router.routes:
         match, _ = route.matches(scope)

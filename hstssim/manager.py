@@ -1,5 +1,4 @@
-"""The node's transfer manager: queueing, session slots, statuses, pause/cancel/rate and
-node-side retries of transfers this node runs as the FASP client."""
+"""The transfer manager: queueing, session slots, statuses, control and node-side retries."""
 
 from __future__ import annotations
 
@@ -8,8 +7,6 @@ import copy
 import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,48 +16,16 @@ from hstssim.context import NodeContext
 from hstssim.dataplane import open_session
 from hstssim.errors_table import SessionFailure
 from hstssim.faults import FailTransfers
-from hstssim.model import FileRecord, Precalc, SessionRecord, Transfer, now_usec
+from hstssim.model import Precalc, SessionRecord, Transfer, now_usec
 from hstssim.pacing import Pacer
+from hstssim.slots import SessionSlots
 from hstssim.spec import TransferSpec
 from hstssim.streams import ReceivePolicy, receive_items, send_items
+from hstssim.tracker import SessionTracker
 from hstssim.wire import Link, LinkClosed
 
 log = logging.getLogger(__name__)
 CANCEL_WAIT_SECONDS = 5.0
-
-
-class SessionSlots:
-    """At most limit() sessions at once; waiters are served first come, first served."""
-
-    def __init__(self, limit: Callable[[], int]) -> None:
-        self._limit = limit
-        self._running = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self) -> None:
-        """Wait for a free slot and take it."""
-        if self._running < self._limit() and not self._waiters:
-            self._running += 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()
-            else:
-                self._waiters.remove(waiter)
-            raise
-
-    def release(self) -> None:
-        """Give a slot back, handing it to the longest waiter."""
-        self._running -= 1
-        while self._waiters and self._running < self._limit():
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._running += 1
-                waiter.set_result(None)
 
 
 @dataclass
@@ -80,102 +45,6 @@ def redact(raw: dict[str, Any]) -> dict[str, Any]:
         if key in shown:
             shown[key] = "***"
     return shown
-
-
-class _Tracker:
-    """Turns a session's progress into the transfer's counters and change log."""
-
-    def __init__(self, manager: TransferManager, transfer: Transfer, session: SessionRecord):
-        self._manager = manager
-        self._transfer = transfer
-        self._session = session
-        self._root = paths.normalize(transfer.spec.destination_root) or ""
-
-    def _path(self, target: str) -> str:
-        """Return the destination path the files[] entry shows."""
-        return paths.display(paths.join(self._root, target) or target)
-
-    def _changed(self) -> None:
-        """Log progress, at most once per progress_log_interval."""
-        self._manager.progress(self._transfer)
-
-    def done_before(self, item: sources.Item) -> bool:
-        """Tell whether an earlier session already completed (or skipped) this file."""
-        record = self._transfer.files.get(self._path(item.target))
-        return item.kind == "file" and record is not None and record.status == model.COMPLETED
-
-    def file_started(self, target: str, size: int, offset: int) -> None:
-        """Start (or resume) a files[] entry."""
-        path = self._path(target)
-        record = self._transfer.files.get(path)
-        if record is None:
-            record = FileRecord(
-                id=str(len(self._transfer.files) + 1),
-                path=path,
-                size=size,
-                session_id=self._session.id,
-                start_time_usec=now_usec(),
-            )
-            self._transfer.files[path] = record
-        record.status = "transferring"
-        record.session_id = self._session.id
-        record.size = size
-        record.start_byte = offset
-        record.bytes_written = offset
-        self._changed()
-
-    def file_data(self, target: str, nbytes: int) -> None:
-        """Count bytes moved."""
-        self._session.bytes_transferred += nbytes
-        self._session.bytes_written += nbytes
-        record = self._transfer.files.get(self._path(target))
-        if record is not None:
-            record.bytes_written += nbytes
-        self._changed()
-
-    def file_done(self, target: str) -> None:
-        """Mark a file completed."""
-        record = self._transfer.files.get(self._path(target))
-        if record is not None:
-            record.status = model.COMPLETED
-            record.end_time_usec = now_usec()
-        self._session.files_completed += 1
-        self._changed()
-
-    def file_skipped(self, target: str, size: int) -> None:
-        """Record a file the overwrite policy left alone."""
-        path = self._path(target)
-        stamp = now_usec()
-        self._transfer.files[path] = FileRecord(
-            id=str(len(self._transfer.files) + 1),
-            path=path,
-            size=size,
-            session_id=self._session.id,
-            start_time_usec=stamp,
-            end_time_usec=stamp,
-            status=model.COMPLETED,
-            skipped=True,
-        )
-        self._session.files_skipped += 1
-        self._changed()
-
-    def dir_done(self, target: str) -> None:
-        """Count a directory made at the destination."""
-        path = self._path(target)
-        if path not in self._transfer.directories:
-            self._transfer.directories.add(path)
-            self._session.directories_completed += 1
-            self._changed()
-
-    def fail_open_files(self, code: int, desc: str) -> None:
-        """Mark files still in flight as failed when the session ends badly."""
-        for record in self._transfer.files.values():
-            if record.status == "transferring" and record.session_id == self._session.id:
-                record.status = model.FAILED
-                record.error_code = code
-                record.error_desc = desc
-                record.end_time_usec = now_usec()
-                self._session.files_failed += 1
 
 
 class TransferManager:
@@ -292,7 +161,7 @@ class TransferManager:
         transfer.sessions.append(session)
         control.session = session
         self._set_status(transfer, model.RUNNING)
-        tracker = _Tracker(self, transfer, session)
+        tracker = SessionTracker(transfer, session, lambda: self.progress(transfer))
         link: Link | None = None
         try:
             fault = self._ctx.faults.take("fail_transfers")
@@ -326,8 +195,8 @@ class TransferManager:
             code, desc = failure.code, failure.desc
         except LinkClosed:
             code, desc = codes.CONNECTION_LOST, codes.describe(codes.CONNECTION_LOST)
-        except OSError as exc:
-            log.warning("%s: session I/O error: %s", self._ctx.config.name, exc)
+        except Exception:  # a local I/O error or a simulator bug must not leave it "running"
+            log.exception("%s: session of %s crashed", self._ctx.config.name, transfer.id)
             code, desc = codes.INTERNAL_ERROR, codes.describe(codes.INTERNAL_ERROR)
         finally:
             if link is not None:

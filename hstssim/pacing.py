@@ -10,8 +10,7 @@ MIN_CHUNK = 1024
 
 
 class Pacer:
-    """Paces bytes to a target rate in kilobits per second (0: unlimited) and holds them while
-    paused; rate changes and pauses take effect on the next chunk."""
+    """Paces a byte stream to a target rate in kbps (0: unlimited) and holds it while paused."""
 
     def __init__(self, target_rate_kbps: int = 0) -> None:
         self._running = asyncio.Event()

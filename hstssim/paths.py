@@ -7,11 +7,9 @@ from pathlib import Path
 
 
 def normalize(path: str) -> str | None:
-    """Normalise a node path to "a/b" form ("" is the docroot); None when it climbs out.
-
-    A leading "/" means the docroot, as on a real node with a docroot: "/etc" is the
-    docroot's "etc", never the host's /etc. ".." may walk back up but never above "/".
-    """
+    """Normalise a node path to "a/b" form ("" is the docroot); None when it climbs out."""
+    # A leading "/" means the docroot, as on a real node: "/etc" is the docroot's "etc",
+    # never the host's /etc. ".." may walk back up, but never above "/".
     if "\x00" in path:
         return None
     parts: list[str] = []

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -48,7 +49,10 @@ def empty(status: int = 200) -> Response:
 
 async def read_json(request: Request) -> Any:
     """Parse the request body as JSON whatever its content type; 400 if it is not JSON."""
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect as exc:
+        raise ApiError(400, "Client disconnected before sending its body") from exc
     try:
         return json.loads(raw)
     except ValueError as exc:

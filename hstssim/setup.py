@@ -74,7 +74,8 @@ def _upload_scope(request: dict[str, Any]) -> tuple[str, list[str]]:
     if not destinations:
         raise _bad_request("destination_root or at least one paths destination is required")
     common = posixpath.commonpath(["/" + d for d in destinations])
-    shown = _path_list(request, "destination")[0] if len(destinations) == 1 else common
+    first = _path_list(request, "destination")[0]
+    shown = first if len(destinations) == 1 and first not in ("*", ".") else common
     return shown, [common.lstrip("/")]
 
 
@@ -127,12 +128,15 @@ def build_spec(ctx: NodeContext, kind: str, request: Any) -> dict[str, Any]:
         "rate_policy": _optional_str(request, "rate_policy") or "fair",
         "target_rate_kbps": rate,
         "min_rate_kbps": min_rate,
-        "remote_host": _optional_str(request, "remote_host") or config.host,
+        "remote_host": _optional_str(request, "remote_host")
+        or config.advertise_host
+        or config.host,
         "remote_user": config.transfer_user,
         "sshfp": None,
         "ssh_port": DEFAULT_PORT,
         "fasp_port": config.fasp_port,
         "http_fallback": False,
+        "https_fallback_port": 8443,
     }
 
 

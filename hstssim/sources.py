@@ -34,7 +34,7 @@ def _file_item(local: Path, target: str, docroot: Path) -> Item:
     if paths.resolve(docroot, os.path.relpath(local, docroot)) is None:
         raise SessionFailure(codes.BAD_PATH)
     if not local.is_file():
-        raise SessionFailure(21)
+        raise SessionFailure(codes.NOT_REGULAR)
     stat = local.stat()
     return Item("file", local, target, stat.st_size, stat.st_mtime)
 
@@ -84,8 +84,7 @@ def precalc_of(items: Iterable[Item]) -> Precalc:
 
 
 def digest(path: Path, length: int, mode: str) -> str:
-    """Return a checksum of the file's first length bytes: "full" reads them all, "sparse"
-    samples a block at the start, middle and end (what resume and overwrite checks compare)."""
+    """Checksum a file's first length bytes: all of them ("full") or three blocks ("sparse")."""
     hasher = hashlib.sha256(str(length).encode())
     with path.open("rb") as handle:
         if mode == "full":

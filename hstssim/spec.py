@@ -132,6 +132,9 @@ def parse_transfer_spec(body: Any) -> TransferSpec:
     missing = [name for name in REQUIRED_FIELDS if body.get(name) in (None, "")]
     if missing:
         raise SpecError(f"missing required field(s): {', '.join(missing)}")
+    nulls = sorted(name for name, value in body.items() if value is None)
+    if nulls:
+        raise SpecError(f"null values are not accepted, remove them first: {', '.join(nulls)}")
     for name in ("direction", "remote_host", "token"):
         if not isinstance(body[name], str):
             raise SpecError(f"{name} must be a string")

@@ -1,10 +1,9 @@
-"""Transfer records and the node's activity log: a change cursor with rising iteration tokens.
+"""Transfer records and the activity log: a change cursor with rising iteration tokens."""
 
-Every change of a transfer takes the next sequence number; the transfer's place in the log is
-its latest change, so a reader after token T sees each changed transfer once, in change order.
-Tokens are integers. Each epoch (node start or restart) starts above every token issued
-before, and a token below the current epoch's base, or above the last one issued, is invalid.
-"""
+# Every change of a transfer takes the next sequence number; a transfer's place in the log is
+# its latest change, so a reader after token T sees each changed transfer once, in change
+# order. Tokens are integers. Each epoch (node start or restart) starts above every token
+# issued before; a token below the epoch's base, or above the last one issued, is invalid.
 
 from __future__ import annotations
 

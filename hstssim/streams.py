@@ -1,14 +1,13 @@
-"""The file-by-file protocol spoken after the handshake, by whichever side sends the files.
+"""The file-by-file protocol spoken after the handshake, by whichever side sends the files."""
 
-Sender -> receiver: {"op":"dir","path"}, {"op":"file","path","size","mtime"}, data frames,
-{"op":"eof"}, {"op":"digest","value"} and finally {"op":"done"}.
-Receiver -> sender: {"op":"ok"} (directory made), {"op":"verify","length","mode"} (send me
-the checksum of your first length bytes), {"op":"accept","offset"} or {"op":"skip"} (the
-overwrite policy said no), {"op":"stored"} (file renamed into place), {"op":"bye"} (after
-done), and {"op":"error","error_code","error_desc"} which ends the session.
-Paths are relative to the receiver's destination root. Files are written to "<name>.partial"
-and renamed once complete, so a broken session leaves a partial file a later session resumes.
-"""
+# Sender -> receiver: {"op":"dir","path"}, {"op":"file","path","size","mtime"}, data frames,
+# {"op":"eof"}, {"op":"digest","value"} and finally {"op":"done"}.
+# Receiver -> sender: {"op":"ok"} (directory made), {"op":"verify","length","mode"} (send me
+# the checksum of your first length bytes), {"op":"accept","offset"} or {"op":"skip"} (the
+# overwrite policy said no), {"op":"stored"} (file renamed into place), {"op":"bye"} (after
+# done), and {"op":"error","error_code","error_desc"} which ends the session.
+# Paths are relative to the receiver's destination root. Files are written to "<name>.partial"
+# and renamed once complete, so a broken session leaves a partial file a later session resumes.
 
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from hstssim import paths
 from hstssim.errors_table import SessionFailure
 from hstssim.pacing import Pacer
 from hstssim.sources import Item, digest
-from hstssim.wire import DATA, Link, decode
+from hstssim.wire import DATA, Link, LinkClosed, decode
 
 _DIGEST_MODES = {"sparse_csum": "sparse", "full_csum": "full"}
 
@@ -71,7 +70,9 @@ async def _reply(link: Link) -> dict[str, Any]:
     """Return the peer's next control message; an error message ends the session."""
     message = await link.recv_json()
     if message.get("op") == "error":
-        raise SessionFailure(int(message.get("error_code", 1)), message.get("error_desc"))
+        raise SessionFailure(
+            int(message.get("error_code", codes.FASP_PROTO)), message.get("error_desc")
+        )
     return message
 
 
@@ -79,7 +80,9 @@ async def _expect(link: Link, op: str) -> dict[str, Any]:
     """Return the next control message, which must be op."""
     message = await _reply(link)
     if message.get("op") != op:
-        raise SessionFailure(1, f"protocol error: expected {op}, got {message.get('op')}")
+        raise SessionFailure(
+            codes.FASP_PROTO, f"protocol error: expected {op}, got {message.get('op')}"
+        )
     return message
 
 
@@ -112,7 +115,7 @@ async def _send_file(link: Link, item: Item, pacer: Pacer, progress: Progress) -
         elif reply.get("op") == "accept":
             break
         else:
-            raise SessionFailure(1, f"protocol error: unexpected {reply.get('op')}")
+            raise SessionFailure(codes.FASP_PROTO, f"protocol error: unexpected {reply.get('op')}")
     offset = int(reply["offset"])
     progress.file_started(item.target, item.size, offset)
     try:
@@ -128,7 +131,11 @@ async def _send_file(link: Link, item: Item, pacer: Pacer, progress: Progress) -
             chunk = handle.read(size)
             if not chunk:
                 raise SessionFailure(codes.DISK_READ)
-            await link.send_data(chunk)
+            try:
+                await link.send_data(chunk)
+            except LinkClosed as exc:
+                progress.file_data(item.target, exc.delivered)
+                raise
             remaining -= len(chunk)
             progress.file_data(item.target, len(chunk))
     await link.send_json({"op": "eof"})
@@ -146,8 +153,7 @@ async def _digest(path: Path, length: int, mode: str) -> str:
 
 @dataclass(frozen=True)
 class ReceivePolicy:
-    """Where and how the receiving side writes: its docroot, the destination root, the
-    prefixes the session's authorisation allows, and the overwrite and resume policies."""
+    """Where and how the receiving side writes, and which prefixes its authorisation allows."""
 
     docroot: Path
     destination_root: str
@@ -173,8 +179,7 @@ class _Receiver:
         return failure
 
     async def target(self, path: Any) -> Path:
-        """Resolve an announced path, refusing escapes (41) and paths the token does not
-        cover (19)."""
+        """Resolve an announced path: escapes fail with 41, paths the token omits with 19."""
         full = paths.join(self.policy.destination_root, str(path))
         if full is None:
             raise await self.fail(codes.BAD_PATH)
@@ -189,7 +194,7 @@ class _Receiver:
         """Create an announced directory."""
         local = await self.target(message.get("path", ""))
         if local.exists() and not local.is_dir():
-            raise await self.fail(6)
+            raise await self.fail(codes.NOT_DIR)
         try:
             local.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -263,11 +268,11 @@ class _Receiver:
                 await self.pacer.wait(len(payload))
         end = decode(payload)
         if end.get("op") != "eof" or written != size:
-            raise await self.fail(1, "protocol error: file ended early")
+            raise await self.fail(codes.FASP_PROTO, "protocol error: file size mismatch")
         try:
             os.replace(partial, local)
         except OSError as exc:
-            raise await self.fail(64) from exc
+            raise await self.fail(codes.CANNOT_RENAME_PARTIAL_FILES) from exc
         self.policy.on_file_written()
         await self.link.send_json({"op": "stored"})
         self.progress.file_done(target)
@@ -289,4 +294,4 @@ async def receive_items(
         elif op == "file":
             await receiver.file(message)
         else:
-            raise await receiver.fail(1, f"protocol error: unexpected {op}")
+            raise await receiver.fail(codes.FASP_PROTO, f"protocol error: unexpected {op}")

@@ -143,11 +143,8 @@ def transfer(
     view: str | None = None,
     file_budget: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Return a transfer object; view "id", "short_summary", "summary" or None (with files).
-
-    file_budget is a one-element list holding how many files[] entries may still be shown
-    (max_items across a page); it is decremented as files are shown.
-    """
+    """Return a transfer object for a view ("id", "short_summary", "summary", None: files)."""
+    # file_budget holds how many files[] entries the page may still show (max_items).
     if view == "id":
         return {"id": record.id}
     shown: dict[str, Any] = {

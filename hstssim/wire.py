@@ -1,9 +1,8 @@
-"""Data-plane framing over TCP: each frame is a 1-byte kind, a 4-byte length, then the payload.
+"""Data-plane framing over TCP: a 1-byte kind, a 4-byte big-endian length, the payload."""
 
-Kind b"J" carries one JSON control message (an object with an "op" member); kind b"D" carries
-raw file bytes. A Link can be told to drop its connection after a number of data bytes (the
-drop_connection fault), which it does by aborting the TCP connection mid-stream.
-"""
+# Kind b"J" carries one JSON control message (an object with an "op" member); kind b"D"
+# carries raw file bytes. A Link told to drop after N data bytes (the drop_connection fault)
+# aborts the TCP connection mid-stream.
 
 from __future__ import annotations
 
@@ -20,7 +19,11 @@ MAX_FRAME = 8 * 1024 * 1024
 
 
 class LinkClosed(Exception):
-    """The connection ended before the protocol did."""
+    """The connection ended early; delivered = data bytes of a cut-short frame that went out."""
+
+    def __init__(self, message: str, delivered: int = 0) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 def _no_count(_: int) -> None:
@@ -79,7 +82,7 @@ class Link:
                 self.data_bytes += len(chunk)
                 self._on_sent(len(chunk))
             self.abort()
-            raise LinkClosed("connection dropped by fault")
+            raise LinkClosed("connection dropped by fault", delivered=len(chunk))
         await self._write(DATA, chunk)
         self.data_bytes += len(chunk)
         self._on_sent(len(chunk))

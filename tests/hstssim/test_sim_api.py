@@ -199,6 +199,8 @@ def test_post_transfer_requires_the_four_fields(sim, missing):
         {"overwrite": "sometimes"},
         {"fasp_port": "many"},
         {"tags": "not-an-object"},
+        {"tags": None},
+        {"sshfp": None},
     ],
 )
 def test_post_transfer_rejects_invalid_specs(sim, patch):
@@ -294,3 +296,16 @@ def test_basic_token_authorises_a_session(sim):
     assert transfer["status"] == "completed"
     assert transfer["start_spec"]["token_type"] == "basic_token"
     assert (sim.docroot("b") / "in/f.txt").read_bytes() == b"basic"
+
+
+@pytest.mark.parametrize(
+    ("paths", "root"),
+    [
+        ([{"destination": "*"}], "/"),
+        ([{"destination": "/in/a"}, {"destination": "/in/b"}], "/in"),
+    ],
+)
+def test_upload_setup_destination_root_from_paths(sim, paths, root):
+    request = {"transfer_request": {"paths": paths}}
+    answer = sim.client("b").post("/files/upload_setup", json={"transfer_requests": [request]})
+    assert answer.json()["transfer_specs"][0]["transfer_spec"]["destination_root"] == root

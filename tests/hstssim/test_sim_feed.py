@@ -8,7 +8,9 @@ import time
 import pytest
 
 LINK = re.compile(r'^<(?P<url>[^>]+\?iteration_token=(?P<token>\d+))>; rel="next"$')
-INVALID_TOKEN = {"error": {"code": 400, "reason": "Bad Request", "user_message": "Invalid iteration_token"}}
+INVALID_TOKEN = {
+    "error": {"code": 400, "reason": "Bad Request", "user_message": "Invalid iteration_token"}
+}
 
 
 def page(sim, node="a", **params):
@@ -95,10 +97,14 @@ def test_count_pages_oldest_first_without_loss_or_repeat(sim):
     assert page(sim, iteration_token=token) == ([], token)
 
 
-def test_default_page_size_is_100(sim):
-    assert page(sim)[0] == []  # nothing yet; the default is checked through count below
-    ids = quick_transfers(sim, 3)
-    assert [t["id"] for t in page(sim, count=100)[0]] == ids
+def test_default_page_size_is_100(sim, wait_for):
+    spec = sim.upload_spec("b")
+    ids = [sim.start("a", spec, ["/missing"]) for _ in range(101)]  # each fails fast (code 4)
+    wait_for(lambda: all(t["status"] == "failed" for t in page(sim, view="summary")[0]))
+    first, token = page(sim, view="id")
+    assert len(first) == 100
+    rest, _ = page(sim, view="id", iteration_token=token)
+    assert [t["id"] for t in first + rest] == ids
 
 
 def test_tag_filter_presence_and_value(sim):
@@ -129,7 +135,7 @@ def test_views(sim):
     full = page(sim)[0][0]
     summary = page(sim, view="summary")[0][0]
     short = page(sim, view="short_summary")[0][0]
-    assert "files" in full and full["files"]
+    assert full.get("files")
     assert "files" not in summary and "start_spec" in summary and summary["sessions"]
     assert "files" not in short and "start_spec" not in short and short["sessions"]
     assert short["status"] == summary["status"] == "completed"
@@ -168,7 +174,9 @@ def test_after_time(sim):
     future = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
     assert len(page(sim, after_time=past)[0]) == 1
     assert page(sim, after_time=future)[0] == []
-    assert sim.client("a").get("/ops/transfers", params={"after_time": "yesterday"}).status_code == 400
+    assert (
+        sim.client("a").get("/ops/transfers", params={"after_time": "yesterday"}).status_code == 400
+    )
 
 
 @pytest.mark.parametrize("token", ["abc", "-1", "1", "<future>"])

@@ -1,0 +1,1 @@
+"""Tests of the HSTS Node API simulator."""
