@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
-from hstssim.config import NodeConfig
 from orchestrator.nodeapi.client import NodeClient
-from tests.support.sim import SimAdmin, client_for
+from tests.support.sim import SimAdmin, client_for, fast_configs
 
 
 @dataclass
@@ -34,17 +33,10 @@ class Pair:
         return self.b.config.docroot
 
 
-def fast_node(name: str, docroot: Path) -> NodeConfig:
-    """A node config with short retry and logging intervals for tests."""
-    return NodeConfig(
-        name=name, docroot=docroot, retry_delay_seconds=0.2, progress_log_interval=0.1
-    )
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
     root = tmp_path_factory.mktemp("sim")
-    with SimCluster.start([fast_node("node-a", root / "a"), fast_node("node-b", root / "b")]) as c:
+    with SimCluster.start(fast_configs(root)) as c:
         yield c
 
 

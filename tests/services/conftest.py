@@ -9,21 +9,16 @@ from pathlib import Path
 import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
-from hstssim.config import NodeConfig
 from orchestrator.crypto import secret_box
 from orchestrator.services.context import ServiceContext
-from tests.support.sim import SimAdmin
+from tests.support.sim import SimAdmin, fast_configs
 from tests.support.stack import RecordingEnqueue, build_context, register_sim_node
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
     root = tmp_path_factory.mktemp("sim")
-    configs = [
-        NodeConfig(name=n, docroot=root / n, retry_delay_seconds=0.2, progress_log_interval=0.1)
-        for n in ("node-a", "node-b")
-    ]
-    with SimCluster.start(configs) as c:
+    with SimCluster.start(fast_configs(root)) as c:
         yield c
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from hstssim.cluster import RunningNode
+from hstssim.config import NodeConfig
 from orchestrator.domain.nodes import NodeConnection, Timeouts
 from orchestrator.nodeapi.client import NodeClient
 
@@ -68,6 +69,14 @@ class SimAdmin:
     def close(self) -> None:
         """Close the HTTP pool."""
         self._http.close()
+
+
+def fast_configs(root: Path, *names: str) -> list[NodeConfig]:
+    """Node configs for tests: short node-side retry and feed logging intervals."""
+    return [
+        NodeConfig(name=n, docroot=root / n, retry_delay_seconds=0.2, progress_log_interval=0.1)
+        for n in names or ("node-a", "node-b")
+    ]
 
 
 def connection_for(
