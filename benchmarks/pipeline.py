@@ -325,7 +325,10 @@ def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.E
 def run_once(args: argparse.Namespace, baseline: bool) -> Run:
     """One full run on a fresh stack."""
     run = Run("per-transfer GET (baseline)" if baseline else "change feed (ours)")
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
+    with ExitStack() as stack:
+        tmp = tempfile.mkdtemp(prefix="bench-")
+        if not args.keep:
+            stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         work = Path(tmp)
         bench = Bench(args, work, baseline)
         stack.enter_context(
@@ -381,7 +384,7 @@ def run_once(args: argparse.Namespace, baseline: bool) -> Run:
                     "2",
                     "-n",
                     "poll@%h",
-                    "--loglevel=WARNING",
+                    f"--loglevel={args.worker_log_level}",
                 ],
                 work / "poll-worker.log",
                 bench.env,
@@ -470,6 +473,8 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, db)")
+    parser.add_argument("--worker-log-level", default="WARNING", help="e.g. INFO: task timings")
     args = parser.parse_args()
     runs = [run_once(args, baseline=False)]
     if not args.skip_baseline:
