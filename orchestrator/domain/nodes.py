@@ -87,6 +87,13 @@ class NodeConnection(BaseModel):
         return str(self.base_url).rstrip("/")
 
 
+def plain_base_url(url: HttpUrl) -> HttpUrl:
+    """A node URL is scheme, host and port: no credentials, query or fragment."""
+    if url.username or url.password or url.query or url.fragment:
+        raise ValueError("give scheme, host and port only; credentials go in secret")
+    return url
+
+
 class NodeRegistration(BaseModel):
     """A node as an operator registers it; the secret is encrypted before it is stored."""
 
@@ -107,6 +114,4 @@ class NodeRegistration(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _plain_base_url(cls, url: HttpUrl) -> HttpUrl:
-        if url.username or url.password or url.query or url.fragment:
-            raise ValueError("give scheme, host and port only; credentials go in secret")
-        return url
+        return plain_base_url(url)

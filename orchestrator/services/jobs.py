@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,4 +144,153 @@ def events_of(session: Session, job_id: str) -> list[JobEventRow]:
         session.scalars(
             select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
         )
+    )
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What a job list may be narrowed to."""
+
+    states: tuple[str, ...] = ()
+    node: str | None = None
+    schedule_id: str | None = None
+    label: tuple[str, str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def list_jobs(
+    session: Session, where: JobFilter, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[JobRow], str | None]:
+    """Jobs newest first, and the cursor of the next page (None on the last page)."""
+    query = select(JobRow)
+    if where.states:
+        query = query.where(JobRow.state.in_(where.states))
+    if where.node:
+        node_id = session.scalar(select(NodeRow.id).where(NodeRow.name == where.node))
+        if node_id is None:
+            return [], None
+        query = query.where(
+            (JobRow.source_node_id == node_id) | (JobRow.destination_node_id == node_id)
+        )
+    if where.schedule_id:
+        query = query.where(JobRow.schedule_id == where.schedule_id)
+    if where.created_after:
+        query = query.where(JobRow.created_at >= where.created_after)
+    if where.created_before:
+        query = query.where(JobRow.created_at < where.created_before)
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        query = query.where(
+            (JobRow.created_at < created) | ((JobRow.created_at == created) & (JobRow.id < job_id))
+        )
+    query = query.order_by(JobRow.created_at.desc(), JobRow.id.desc())
+    rows: list[JobRow] = []
+    batch = 4 * limit if where.label else limit + 1
+    offset = 0
+    while len(rows) <= limit:
+        page = list(session.scalars(query.limit(batch).offset(offset)))
+        if where.label:
+            key, value = where.label
+            page_rows = [r for r in page if (r.labels or {}).get(key) == value]
+        else:
+            page_rows = page
+        rows.extend(page_rows)
+        if len(page) < batch:
+            break
+        offset += batch
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (_encode_cursor(rows[-1]) if more and rows else None)
+
+
+def _encode_cursor(job: JobRow) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise JobRejected("cursor", "not a cursor this API returned") from None
+
+
+@dataclass
+class JobView:
+    """A job with its nodes' names and derived figures, as readers want it."""
+
+    id: str
+    state: str
+    source_node: str
+    source_paths: list[str]
+    destination_node: str
+    destination_path: str
+    options: dict[str, object]
+    priority: int
+    labels: dict[str, str]
+    schedule_id: str | None
+    attempts: int
+    max_attempts: int
+    bytes_transferred: int
+    bytes_expected: int | None
+    files_completed: int
+    files_expected: int | None
+    rate_kbps: float | None
+    eta_seconds: float | None
+    waiting_reason: str | None
+    reason: str | None
+    error_code: int | None
+    error_text: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    attempt_list: list[AttemptRow]
+    events: list[JobEventRow]
+
+
+def job_view(session: Session, job: JobRow, *, detail: bool = False) -> JobView:
+    """The reader's view of a job (attempts and events only with ``detail``)."""
+    rows = session.execute(
+        select(NodeRow.id, NodeRow.name).where(
+            NodeRow.id.in_((job.source_node_id, job.destination_node_id))
+        )
+    ).all()
+    names = {row[0]: row[1] for row in rows}
+    eta = None
+    if job.rate_kbps and job.bytes_expected and job.state == JobState.RUNNING:
+        left = max(0, job.bytes_expected - job.bytes_transferred)
+        eta = round(left * 8 / 1000 / job.rate_kbps, 1)
+    return JobView(
+        id=job.id,
+        state=job.state,
+        source_node=names.get(job.source_node_id, "?"),
+        source_paths=[p["source"] for p in job.source_paths],
+        destination_node=names.get(job.destination_node_id, "?"),
+        destination_path=job.destination_path,
+        options=dict(job.options),
+        priority=job.priority,
+        labels=dict(job.labels or {}),
+        schedule_id=job.schedule_id,
+        attempts=job.attempt_count - job.submit_failures,
+        max_attempts=job.max_attempts,
+        bytes_transferred=job.bytes_transferred,
+        bytes_expected=job.bytes_expected,
+        files_completed=job.files_completed,
+        files_expected=job.files_expected,
+        rate_kbps=job.rate_kbps,
+        eta_seconds=eta,
+        waiting_reason=job.waiting_reason if job.state == JobState.QUEUED else None,
+        reason=job.reason,
+        error_code=job.error_code,
+        error_text=job.error_text,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        finished_at=job.finished_at,
+        attempt_list=attempts_of(session, job.id) if detail else [],
+        events=events_of(session, job.id) if detail else [],
     )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
+from datetime import datetime
 
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.crypto import SecretBox
-from orchestrator.db.tables import NodeRow
+from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.nodes import NodeConnection, NodeRegistration, Timeouts
 from orchestrator.domain.paths import normalise_root
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, NodeError
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.settings import Settings
 
@@ -86,7 +89,7 @@ class NodeClients:
 
     def __init__(self, sessions: sessionmaker[Session], box: SecretBox, settings: Settings) -> None:
         self._sessions = sessions
-        self._box = box
+        self.box = box
         self._settings = settings
         self._lock = threading.Lock()
         self._clients: dict[int, tuple[object, NodeClient]] = {}
@@ -102,7 +105,7 @@ class NodeClients:
                 cached = self._clients.get(node_id)
                 if cached is not None and cached[0] == version:
                     return cached[1]
-                client = NodeClient.connect(connection_for(row, self._box, self._settings))
+                client = NodeClient.connect(connection_for(row, self.box, self._settings))
                 if cached is not None:
                     cached[1].close()
                 self._clients[node_id] = (version, client)
@@ -114,3 +117,125 @@ class NodeClients:
             for _, client in self._clients.values():
                 client.close()
             self._clients.clear()
+
+
+def list_nodes(session: Session) -> list[NodeRow]:
+    """Every registered node, by name."""
+    return list(session.scalars(select(NodeRow).order_by(NodeRow.name)))
+
+
+def update_node(session: Session, name: str, changes: dict[str, object], box: SecretBox) -> NodeRow:
+    """Change a node's settings (the caller commits); a new secret is encrypted first."""
+    row = node_named(session, name)
+    for key, value in changes.items():
+        if key == "secret":
+            secret = value if isinstance(value, SecretStr) else SecretStr(str(value))
+            row.secret_encrypted = box.encrypt(secret)
+        elif key == "root_path":
+            row.root_path = normalise_root(str(value))
+        elif key == "base_url":
+            row.base_url = str(value).rstrip("/")
+        else:
+            setattr(row, key, value)
+    session.flush()
+    return row
+
+
+def remove_node(session: Session, name: str) -> None:
+    """Delete a node that no job refers to (the caller commits); disable it otherwise."""
+    row = node_named(session, name)
+    used = session.scalar(
+        select(JobRow.id)
+        .where((JobRow.source_node_id == row.id) | (JobRow.destination_node_id == row.id))
+        .limit(1)
+    )
+    if used is not None:
+        raise NodeInUse(f"jobs refer to node {name!r}; disable it instead")
+    session.delete(row)
+    session.flush()
+
+
+class NodeInUse(ConfigError):
+    """A node that jobs refer to cannot be deleted."""
+
+
+def node_named(session: Session, name: str) -> NodeRow:
+    """The node with this name, enabled or not."""
+    row = session.scalar(select(NodeRow).where(NodeRow.name == name))
+    if row is None:
+        raise NodeNotRegistered(f"no node named {name!r}")
+    return row
+
+
+@dataclass
+class NodeView:
+    """A node without its secret, with what its poller last saw."""
+
+    name: str
+    base_url: str
+    auth_kind: str
+    username: str
+    ca_bundle: str | None
+    insecure: bool
+    transfer_host: str | None
+    root_path: str
+    max_outbound: int
+    max_inbound: int
+    enabled: bool
+    last_poll_at: datetime | None
+    last_error: str | None
+
+
+def node_view(session: Session, row: NodeRow) -> NodeView:
+    """The reader's view of a node."""
+    cursor = session.get(NodeCursorRow, row.id)
+    return NodeView(
+        name=row.name,
+        base_url=row.base_url,
+        auth_kind=row.auth_kind,
+        username=row.username,
+        ca_bundle=row.ca_bundle,
+        insecure=row.insecure,
+        transfer_host=row.transfer_host,
+        root_path=row.root_path,
+        max_outbound=row.max_outbound,
+        max_inbound=row.max_inbound,
+        enabled=row.enabled,
+        last_poll_at=cursor.last_poll_at if cursor else None,
+        last_error=cursor.last_error if cursor else None,
+    )
+
+
+@dataclass
+class NodeCheck:
+    """What ping and /info said."""
+
+    name: str
+    reachable: bool
+    version: str | None = None
+    node_id: str | None = None
+    transfer_user: str | None = None
+    activity_logging: bool | None = None
+    capabilities: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+
+def check_node(clients: NodeClients, sessions: sessionmaker[Session], name: str) -> NodeCheck:
+    """Ping the node and read /info; errors are reported, not raised."""
+    with sessions() as session:
+        node_id = node_named(session, name).id
+    try:
+        client = clients.get(node_id)
+        client.ping()
+        info = client.info()
+    except NodeError as exc:
+        return NodeCheck(name=name, reachable=False, error=str(exc))
+    return NodeCheck(
+        name=name,
+        reachable=True,
+        version=info.version,
+        node_id=info.node_id,
+        transfer_user=info.transfer_user,
+        activity_logging=info.activity_logging,
+        capabilities=dict(info.capabilities),
+    )

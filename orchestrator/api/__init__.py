@@ -1,0 +1,1 @@
+"""The REST queue API (FastAPI, /api/v1) and its schemas."""

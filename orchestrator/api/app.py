@@ -1,0 +1,115 @@
+"""create_app: the FastAPI application, with errors mapped to clear 4xx answers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator import __version__
+from orchestrator.api.routes import health, jobs, nodes
+from orchestrator.errors import ConfigError, NodeError
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.jobs import JobNotFound, JobRejected
+from orchestrator.services.journal import InvalidTransition
+from orchestrator.services.registry import NodeInUse, NodeNotRegistered
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Queue server-to-server transfers between IBM Aspera HSTS nodes and follow them.
+
+Every route but `/healthz` and `/readyz` needs `Authorization: Bearer <token>` with a token
+made by `hsts-orchestrator token create`. Scopes: `read` < `submit` < `admin`.
+"""
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    """The API over these services."""
+    app = FastAPI(
+        title="hsts-orchestrator",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.include_router(jobs.router)
+    app.include_router(nodes.router)
+    app.include_router(health.router)
+    _error_handlers(app)
+    return app
+
+
+def _answer(code: int, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, object] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=code)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(ValidationError)
+    async def invalid(_: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
+        detail = [
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p != "body"),
+                "reason": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        first = detail[0] if detail else {"field": None, "reason": "invalid request"}
+        return JSONResponse(
+            {
+                "error": f"{first['field']}: {first['reason']}"
+                if first["field"]
+                else first["reason"],
+                "field": first["field"],
+                "detail": detail,
+            },
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(JobRejected)
+    async def rejected(_: Request, exc: JobRejected) -> JSONResponse:
+        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), exc.field)
+
+    @app.exception_handler(JobNotFound)
+    async def job_missing(_: Request, exc: JobNotFound) -> JSONResponse:
+        return _answer(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(NodeNotRegistered)
+    async def node_missing(_: Request, exc: NodeNotRegistered) -> JSONResponse:
+        return _answer(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(InvalidTransition)
+    async def conflict(_: Request, exc: InvalidTransition) -> JSONResponse:
+        return _answer(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(NodeInUse)
+    async def in_use(_: Request, exc: NodeInUse) -> JSONResponse:
+        return _answer(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(ConfigError)
+    async def config(_: Request, exc: ConfigError) -> JSONResponse:
+        return _answer(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(NodeError)
+    async def node_failed(_: Request, exc: NodeError) -> JSONResponse:
+        return _answer(status.HTTP_502_BAD_GATEWAY, str(exc))
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_: Request, exc: ValueError) -> JSONResponse:
+        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))

@@ -1,0 +1,158 @@
+"""/api/v1/jobs: submit, list, show, and act on jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from orchestrator.api.deps import ContextDep, ReadDep, SessionDep, SubmitDep
+from orchestrator.api.schemas import (
+    AttemptOut,
+    ErrorOut,
+    EventOut,
+    JobCreate,
+    JobDetail,
+    JobList,
+    JobOut,
+    PriorityChange,
+    RateChange,
+)
+from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.states import JobState
+from orchestrator.services import control
+from orchestrator.services.jobs import JobFilter, create_job, get_job, job_view, list_jobs
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "no valid token"},
+    403: {"model": ErrorOut, "description": "the token lacks the scope"},
+    404: {"model": ErrorOut, "description": "no such job"},
+    409: {"model": ErrorOut, "description": "not possible in the job's state"},
+    422: {"model": ErrorOut, "description": "invalid input; says which field"},
+}
+
+
+def _detail(ctx: ContextDep, job_id: str) -> JobDetail:
+    with ctx.sessions() as session:
+        view = job_view(session, get_job(session, job_id), detail=True)
+    return JobDetail.model_validate(
+        {
+            **{k: v for k, v in vars(view).items() if k not in ("attempt_list", "events")},
+            "attempt_list": [
+                AttemptOut.model_validate(a, from_attributes=True) for a in view.attempt_list
+            ],
+            "events": [EventOut.model_validate(e, from_attributes=True) for e in view.events],
+        }
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobDetail,
+    responses=ERRORS,
+    summary="Submit a job",
+)
+def submit_job(
+    body: JobCreate,
+    ctx: ContextDep,
+    response: Response,
+    _: SubmitDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="the same key returns the job it created first, never a second job",
+        ),
+    ] = None,
+) -> JobDetail:
+    """Queue a job; it is committed before anything is sent to a worker."""
+    created = create_job(
+        ctx, JobSpec.model_validate(body.model_dump()), idempotency_key=idempotency_key
+    )
+    if not created.created:
+        response.status_code = status.HTTP_200_OK
+    return _detail(ctx, created.job.id)
+
+
+@router.get("", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
+def list_all(
+    session: SessionDep,
+    _: ReadDep,
+    state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
+    node: Annotated[str | None, Query(description="source or destination node")] = None,
+    schedule: Annotated[str | None, Query(description="jobs of this schedule")] = None,
+    label: Annotated[str | None, Query(pattern=r"^[^=]+=.*$", description="key=value")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobList:
+    """Jobs matching every filter given, a page at a time."""
+    label_pair = tuple(label.split("=", 1)) if label else None
+    where = JobFilter(
+        states=tuple(s.value for s in state or ()),
+        node=node,
+        schedule_id=schedule,
+        label=(label_pair[0], label_pair[1]) if label_pair else None,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    rows, next_cursor = list_jobs(session, where, limit=limit, cursor=cursor)
+    items = [JobOut.model_validate(vars(job_view(session, r))) for r in rows]
+    return JobList(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobDetail, responses=ERRORS, summary="Show a job")
+def show(job_id: str, ctx: ContextDep, _: ReadDep) -> JobDetail:
+    """A job with its attempts, progress, ETA, why it waits, and the node's error."""
+    return _detail(ctx, job_id)
+
+
+@router.post("/{job_id}/cancel", response_model=JobDetail, responses=ERRORS, summary="Cancel")
+def cancel(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+    """Cancel the job; a transfer on the node is canceled there."""
+    control.cancel_job(ctx, job_id)
+    return _detail(ctx, job_id)
+
+
+@router.post("/{job_id}/retry", response_model=JobDetail, responses=ERRORS, summary="Retry")
+def retry(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+    """Queue a failed or flagged job again with a fresh attempt budget."""
+    control.retry_job(ctx, job_id)
+    return _detail(ctx, job_id)
+
+
+@router.post("/{job_id}/pause", response_model=JobDetail, responses=ERRORS, summary="Pause")
+def pause(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+    """Pause the job's transfer on the source node."""
+    control.pause_job(ctx, job_id)
+    return _detail(ctx, job_id)
+
+
+@router.post("/{job_id}/resume", response_model=JobDetail, responses=ERRORS, summary="Resume")
+def resume(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+    """Resume the job's paused transfer."""
+    control.resume_job(ctx, job_id)
+    return _detail(ctx, job_id)
+
+
+@router.post("/{job_id}/rate", response_model=JobDetail, responses=ERRORS, summary="Change rate")
+def rate(job_id: str, body: RateChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+    """Change the job's rates, on the running transfer too."""
+    control.change_rate(
+        ctx, job_id, target_rate_kbps=body.target_rate_kbps, min_rate_kbps=body.min_rate_kbps
+    )
+    return _detail(ctx, job_id)
+
+
+@router.post(
+    "/{job_id}/priority", response_model=JobDetail, responses=ERRORS, summary="Change priority"
+)
+def priority(job_id: str, body: PriorityChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+    """Change the job's priority."""
+    control.change_priority(ctx, job_id, body.priority)
+    return _detail(ctx, job_id)

@@ -1,0 +1,209 @@
+"""Public request and response models of the API; secrets never appear in a response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+
+from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.nodes import plain_base_url
+
+
+class JobCreate(JobSpec):
+    """A job to run: copy source_paths of source_node into destination_path of destination_node."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source_node": "paris",
+                    "source_paths": ["media/daily"],
+                    "destination_node": "london",
+                    "destination_path": "incoming",
+                    "options": {"target_rate_kbps": 100000, "overwrite": "diff"},
+                    "priority": 0,
+                }
+            ]
+        },
+    )
+
+
+class AttemptOut(BaseModel):
+    """One node transfer of a job."""
+
+    id: str
+    number: int
+    remote_id: str | None
+    status: str
+    bytes_transferred: int
+    bytes_expected: int | None
+    files_completed: int
+    files_expected: int | None
+    files_skipped: int
+    files_failed: int
+    rate_kbps: float | None
+    error_code: int | None
+    error_text: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class EventOut(BaseModel):
+    """One entry of a job's event log."""
+
+    at: datetime
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    message: str
+
+
+class JobOut(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    state: str
+    source_node: str
+    source_paths: list[str]
+    destination_node: str
+    destination_path: str
+    options: dict[str, Any]
+    priority: int
+    labels: dict[str, str]
+    schedule_id: str | None
+    attempts: int = Field(description="node transfers tried so far")
+    max_attempts: int
+    bytes_transferred: int
+    bytes_expected: int | None
+    files_completed: int
+    files_expected: int | None
+    rate_kbps: float | None
+    eta_seconds: float | None = Field(description="time left at the current rate")
+    waiting_reason: str | None = Field(description="why a queued job waits")
+    reason: str | None = Field(description="why the job failed or needs attention")
+    error_code: int | None = Field(description="the node's ascp error code")
+    error_text: str | None = Field(description="the node's error text")
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class JobDetail(JobOut):
+    """A job with its attempts and event log."""
+
+    attempt_list: list[AttemptOut]
+    events: list[EventOut]
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first."""
+
+    items: list[JobOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class RateChange(BaseModel):
+    """New rates for a job's transfer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_rate_kbps: int | None = Field(default=None, ge=1, le=100_000_000)
+    min_rate_kbps: int | None = Field(default=None, ge=0, le=100_000_000)
+
+
+class PriorityChange(BaseModel):
+    """A job's new priority (higher is admitted first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: int = Field(ge=-100, le=100)
+
+
+class NodeCreate(BaseModel):
+    """A node to register; ``secret`` is stored encrypted and never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    base_url: HttpUrl = Field(description="the Node API URL, e.g. https://hsts.example.com:9092")
+    auth_kind: Literal["node_user", "access_key", "bearer"] = "node_user"
+    username: str = Field(min_length=1, max_length=256, description="node user or access key id")
+    secret: SecretStr = Field(description="password, access key secret, or bearer token")
+    ca_bundle: str | None = Field(default=None, description="path of a PEM CA bundle to trust")
+    insecure: bool = Field(default=False, description="skip TLS verification (test nodes only)")
+    transfer_host: str | None = Field(
+        default=None, max_length=255, description="address other nodes use to reach this one"
+    )
+    root_path: str = Field(default="/", description="jobs may only touch this subtree")
+    max_outbound: int = Field(default=10, ge=1, le=1000)
+    max_inbound: int = Field(default=10, ge=1, le=1000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_url(cls, url: HttpUrl) -> HttpUrl:
+        return plain_base_url(url)
+
+
+class NodeUpdate(BaseModel):
+    """Fields of a node to change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: HttpUrl | None = None
+    username: str | None = Field(default=None, min_length=1, max_length=256)
+    secret: SecretStr | None = None
+    ca_bundle: str | None = None
+    insecure: bool | None = None
+    transfer_host: str | None = Field(default=None, max_length=255)
+    root_path: str | None = None
+    max_outbound: int | None = Field(default=None, ge=1, le=1000)
+    max_inbound: int | None = Field(default=None, ge=1, le=1000)
+    enabled: bool | None = None
+
+
+class NodeOut(BaseModel):
+    """A registered node (without its secret)."""
+
+    name: str
+    base_url: str
+    auth_kind: str
+    username: str
+    ca_bundle: str | None
+    insecure: bool
+    transfer_host: str | None
+    root_path: str
+    max_outbound: int
+    max_inbound: int
+    enabled: bool
+    last_poll_at: datetime | None = None
+    last_error: str | None = None
+
+
+class NodeCheckOut(BaseModel):
+    """What the node said to ping and /info."""
+
+    name: str
+    reachable: bool
+    version: str | None = None
+    node_id: str | None = None
+    transfer_user: str | None = None
+    activity_logging: bool | None = Field(
+        default=None, description="GET /ops/transfers needs it on"
+    )
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: what went wrong and, for bad input, where."""
+
+    error: str
+    field: str | None = None
+    detail: list[dict[str, Any]] | None = None

@@ -1,0 +1,28 @@
+"""Readiness: can this process reach the database and the broker?"""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy import text
+
+from orchestrator.services.context import ServiceContext
+from orchestrator.taskqueue import broker_url
+
+
+def readiness(ctx: ServiceContext) -> dict[str, str]:
+    """A word per dependency: "ok" or what failed."""
+    checks: dict[str, str] = {}
+    try:
+        with ctx.sessions() as session:
+            session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which kind
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    try:
+        client = redis.Redis.from_url(broker_url(ctx.settings), socket_timeout=2)
+        client.ping()
+        client.close()
+        checks["broker"] = "ok"
+    except Exception as exc:
+        checks["broker"] = f"unreachable ({type(exc).__name__})"
+    return checks
