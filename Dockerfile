@@ -7,5 +7,5 @@ COPY orchestrator ./orchestrator
 COPY workers ./workers
 COPY hstssim ./hstssim
 COPY config ./config
-RUN pip install --no-cache-dir '.[embedded]'
+RUN pip install --no-cache-dir '.[embedded,postgres]' && mkdir -p /var/lib/hsts-orchestrator /data && chown nobody /var/lib/hsts-orchestrator /data
 USER nobody

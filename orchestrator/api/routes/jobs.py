@@ -27,6 +27,7 @@ from orchestrator.services.jobs import JobFilter, create_job, get_job, job_view,
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "the body is not JSON"},
     401: {"model": ErrorOut, "description": "no valid token"},
     403: {"model": ErrorOut, "description": "the token lacks the scope"},
     404: {"model": ErrorOut, "description": "no such job"},

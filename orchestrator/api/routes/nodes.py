@@ -14,6 +14,7 @@ from orchestrator.services.context import ServiceContext
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "the body is not JSON"},
     401: {"model": ErrorOut, "description": "no valid token"},
     403: {"model": ErrorOut, "description": "the token lacks the scope"},
     404: {"model": ErrorOut, "description": "no such node"},
