@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 class TaskName(StrEnum):
     """Stable task names: what Flower shows and what send_task uses."""
 
+    CREATE_JOB = "orchestrator.create_job"  # for services that submit through the queue
     DISPATCH = "orchestrator.dispatch"
     SUBMIT = "orchestrator.submit"
     POLL_ALL = "orchestrator.poll_all"
@@ -25,6 +26,7 @@ class TaskName(StrEnum):
 
 
 QUEUE_OF: dict[TaskName, str] = {
+    TaskName.CREATE_JOB: "default",
     TaskName.DISPATCH: "default",
     TaskName.SUBMIT: "submit",
     TaskName.POLL_ALL: "poll",

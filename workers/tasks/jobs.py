@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from orchestrator.services.dispatch import dispatch
+from orchestrator.services.intake import submit_message
 from orchestrator.services.submission import submit
 from orchestrator.services.sweeper import sweep
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app
 from workers.base import OrchestratorTask
+
+
+@app.task(name=TaskName.CREATE_JOB.value, base=OrchestratorTask)
+def create_job_from_message(body: dict[str, Any], idempotency_key: str | None = None) -> str:
+    """Create a job from the same JSON body as POST /api/v1/jobs (validated the same way)."""
+    return submit_message(runtime.context(), body, idempotency_key)
 
 
 @app.task(name=TaskName.DISPATCH.value, base=OrchestratorTask)
