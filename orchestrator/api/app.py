@@ -66,7 +66,7 @@ def _error_handlers(app: FastAPI) -> None:
         detail = [
             {
                 "field": ".".join(str(p) for p in e["loc"] if p != "body"),
-                "reason": e["msg"],
+                "reason": e["msg"].removeprefix("Value error, "),
             }
             for e in exc.errors()
         ]
