@@ -232,12 +232,11 @@ def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> str:
         options=options.to_spec_fields(),
     )
     if not _mark_posting(ctx, job.id, attempt.id):
-        return f"job {job.id} left SUBMITTING before the POST; nothing posted"
+        return f"job {job.id}: another worker is posting this attempt (or the job moved on)"
     try:
         remote_id = src.start_transfer(spec)
     except (NodeUnreachable, NodeRequestRejected, NodeAuthError) as exc:
         # Positive evidence that nothing started: never sent, or refused as invalid.
-        _clear_posting(ctx, attempt.id)
         return _not_posted(ctx, job, attempt, exc)
     except NodeError as exc:
         # A timeout, a reset or a 5xx: the node may hold the transfer. Look before posting.
@@ -340,36 +339,33 @@ def _abandon_canceled(
 
 
 def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
+    """Claim the right to POST this attempt: a compare-and-set, so only one worker ever does.
+
+    A worker that stalled past its lease may find another worker took the job over; whichever
+    marks the attempt first posts it, the other stops here.
+    """
+    now = ctx.now()
     with ctx.sessions() as session:
-        still_ours = session.scalar(
-            select(JobRow.id).where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
-        )
-        if still_ours is None:
-            return False
-        session.execute(
+        marked = session.execute(
             update(AttemptRow)
-            .where(AttemptRow.id == attempt_id)
-            .values(post_started_at=ctx.now(), status=POSTING)
-        )
-        session.execute(  # a fresh lease for the POST and its answer
-            update(JobRow)
-            .where(JobRow.id == job_id)
-            .values(
-                next_attempt_at=ctx.now() + timedelta(seconds=ctx.settings.submit_lease_seconds)
+            .where(
+                AttemptRow.id == attempt_id,
+                AttemptRow.post_started_at.is_(None),
+                AttemptRow.remote_id.is_(None),
+                AttemptRow.status != ABANDONED,
             )
+            .values(post_started_at=now, status=POSTING)
         )
+        renewed = session.execute(  # a fresh lease for the POST and its answer
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
+            .values(next_attempt_at=now + timedelta(seconds=ctx.settings.submit_lease_seconds))
+        )
+        if rowcount(marked) != 1 or rowcount(renewed) != 1:
+            session.rollback()
+            return False
         session.commit()
     return True
-
-
-def _clear_posting(ctx: ServiceContext, attempt_id: str) -> None:
-    with ctx.sessions() as session:
-        session.execute(
-            update(AttemptRow)
-            .where(AttemptRow.id == attempt_id, AttemptRow.remote_id.is_(None))
-            .values(post_started_at=None, status="created")
-        )
-        session.commit()
 
 
 def _recheck_soon(ctx: ServiceContext, job_id: str, attempt: AttemptRow, why: str) -> None:
@@ -390,11 +386,14 @@ def _not_posted(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: Node
     failures = job.submit_failures + 1
     permanent = isinstance(exc, TransferSetupError) or not exc.retryable
     with ctx.sessions() as session:
-        row = session.get(AttemptRow, attempt.id)
-        if row is not None:
-            row.status = ABANDONED
-            row.ended_at = now
-            row.error_text = str(exc)
+        abandoned = session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
+            .values(status=ABANDONED, ended_at=now, error_text=str(exc))
+        )
+        if rowcount(abandoned) != 1:  # the transfer was recorded meanwhile: keep it
+            session.rollback()
+            return f"job {job.id}: its transfer was recorded by another worker"
         if permanent or failures >= ctx.settings.max_submit_failures:
             move(
                 session,

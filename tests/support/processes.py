@@ -11,6 +11,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -71,11 +73,26 @@ def wait_for(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port nothing listens on, below the kernel's ephemeral range.
+
+    A server restarted on its port (Redis here) must find it free again: a port from the
+    ephemeral range could meanwhile be the local end of some outgoing connection.
+    """
+    low, high = 20_000, 32_000
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        high = min(high, first - 1) if first > low + 1000 else high
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {low} and {high}")
 
 
 def redis_server_binary() -> str | None:
@@ -138,6 +155,11 @@ class ManagedProcess:
         return self._popen is not None and self._popen.poll() is None
 
     @property
+    def exited_on_its_own(self) -> bool:
+        """Whether the process ended without being killed through this object."""
+        return self._popen is not None and not self._reaped and self._popen.poll() is not None
+
+    @property
     def returncode(self) -> int | None:
         """The exit status, None while it runs."""
         return None if self._popen is None else self._popen.poll()
@@ -159,6 +181,16 @@ class ManagedProcess:
         )
         self._reaped = True
         _live.discard(self)
+
+    def pause_group(self) -> None:
+        """SIGSTOP the whole process group: a frozen host, a long GC pause, a swapped-out VM."""
+        assert self.alive, f"{self.name} is not running"
+        os.killpg(self.pid, signal.SIGSTOP)
+
+    def resume_group(self) -> None:
+        """SIGCONT the whole process group."""
+        assert self.alive, f"{self.name} is not running"
+        os.killpg(self.pid, signal.SIGCONT)
 
     def log_text(self) -> str:
         """The whole log so far."""
@@ -296,8 +328,17 @@ class CeleryProcess(ManagedProcess):
         )
 
     def received(self, task: str) -> int:
-        """How many times this process's log says it received ``task``."""
-        return self.log_text().count(f"Task {task}[")
+        """How many ``task`` messages this process's log says it received."""
+        return len(self._task_ids(task, "received"))
+
+    def unfinished(self, task: str) -> set[str]:
+        """Ids of ``task`` messages received and not yet ended (succeeded, failed, retried)."""
+        ended = self._task_ids(task, r"(?:succeeded|raised|failed|retry:)")
+        return self._task_ids(task, "received") - ended
+
+    def _task_ids(self, task: str, outcome: str) -> set[str]:
+        pattern = rf"Task {re.escape(task)}\[([0-9a-f-]+)\] {outcome}"
+        return set(re.findall(pattern, self.log_text()))
 
 
 class Processes:
