@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from hstssim.cluster import SimCluster
+from tests.support.sim import fast_configs
 
 POSTGRES_URL = os.environ.get("ORCH_TEST_DATABASE_URL")
 
@@ -31,3 +35,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'orchestrator.db'}"
     assert POSTGRES_URL
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
+    """Two simulated nodes, node-a and node-b, shared by a module's tests."""
+    root = tmp_path_factory.mktemp("sim")
+    with SimCluster.start(fast_configs(root)) as started:
+        yield started

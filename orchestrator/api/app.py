@@ -46,6 +46,19 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     return app
 
 
+# The first matching class decides; subclasses come before their bases.
+STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (JobRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (JobNotFound, status.HTTP_404_NOT_FOUND),
+    (NodeNotRegistered, status.HTTP_404_NOT_FOUND),
+    (InvalidTransition, status.HTTP_409_CONFLICT),
+    (NodeInUse, status.HTTP_409_CONFLICT),
+    (ConfigError, status.HTTP_409_CONFLICT),
+    (NodeError, status.HTTP_502_BAD_GATEWAY),
+    (ValueError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+)
+
+
 def _answer(code: int, message: str, field: str | None = None) -> JSONResponse:
     body: dict[str, object] = {"error": message}
     if field is not None:
@@ -82,34 +95,9 @@ def _error_handlers(app: FastAPI) -> None:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
-    @app.exception_handler(JobRejected)
-    async def rejected(_: Request, exc: JobRejected) -> JSONResponse:
-        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), exc.field)
+    async def known(_: Request, exc: Exception) -> JSONResponse:
+        code = next(c for kind, c in STATUS_OF if isinstance(exc, kind))
+        return _answer(code, str(exc), getattr(exc, "field", None))
 
-    @app.exception_handler(JobNotFound)
-    async def job_missing(_: Request, exc: JobNotFound) -> JSONResponse:
-        return _answer(status.HTTP_404_NOT_FOUND, str(exc))
-
-    @app.exception_handler(NodeNotRegistered)
-    async def node_missing(_: Request, exc: NodeNotRegistered) -> JSONResponse:
-        return _answer(status.HTTP_404_NOT_FOUND, str(exc))
-
-    @app.exception_handler(InvalidTransition)
-    async def conflict(_: Request, exc: InvalidTransition) -> JSONResponse:
-        return _answer(status.HTTP_409_CONFLICT, str(exc))
-
-    @app.exception_handler(NodeInUse)
-    async def in_use(_: Request, exc: NodeInUse) -> JSONResponse:
-        return _answer(status.HTTP_409_CONFLICT, str(exc))
-
-    @app.exception_handler(ConfigError)
-    async def config(_: Request, exc: ConfigError) -> JSONResponse:
-        return _answer(status.HTTP_409_CONFLICT, str(exc))
-
-    @app.exception_handler(NodeError)
-    async def node_failed(_: Request, exc: NodeError) -> JSONResponse:
-        return _answer(status.HTTP_502_BAD_GATEWAY, str(exc))
-
-    @app.exception_handler(ValueError)
-    async def bad_value(_: Request, exc: ValueError) -> JSONResponse:
-        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+    for kind, _code in STATUS_OF:
+        app.add_exception_handler(kind, known)

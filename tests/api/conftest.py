@@ -8,12 +8,10 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from hstssim.cluster import SimCluster
 from orchestrator.api.app import create_app
 from orchestrator.services.tokens import Scope, create_token
 from tests.services.conftest import Stack
-from tests.services.conftest import cluster as cluster
-from tests.services.conftest import stack as stack
+from tests.services.conftest import stack as stack  # the fixture, for this folder
 
 
 @dataclass
@@ -29,7 +27,7 @@ class Api:
 
 
 @pytest.fixture
-def api(stack: Stack, cluster: SimCluster) -> Iterator[Api]:
+def api(stack: Stack) -> Iterator[Api]:
     tokens = {}
     with stack.ctx.sessions() as session:
         for scope in Scope:

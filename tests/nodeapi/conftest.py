@@ -10,7 +10,7 @@ import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
 from orchestrator.nodeapi.client import NodeClient
-from tests.support.sim import SimAdmin, client_for, fast_configs
+from tests.support.sim import SimAdmin, client_for
 
 
 @dataclass
@@ -31,13 +31,6 @@ class Pair:
     @property
     def root_b(self) -> Path:
         return self.b.config.docroot
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
-    root = tmp_path_factory.mktemp("sim")
-    with SimCluster.start(fast_configs(root)) as c:
-        yield c
 
 
 @pytest.fixture

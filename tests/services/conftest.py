@@ -11,15 +11,8 @@ import pytest
 from hstssim.cluster import RunningNode, SimCluster
 from orchestrator.crypto import secret_box
 from orchestrator.services.context import ServiceContext
-from tests.support.sim import SimAdmin, fast_configs
+from tests.support.sim import SimAdmin
 from tests.support.stack import RecordingEnqueue, build_context, register_sim_node
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
-    root = tmp_path_factory.mktemp("sim")
-    with SimCluster.start(fast_configs(root)) as c:
-        yield c
 
 
 @dataclass
