@@ -100,6 +100,15 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
                     continue
 
 
+def celery_worker(
+    name: str, queues: str, concurrency: int, level: str, work: Path, env: dict[str, str]
+) -> Any:
+    """A Celery worker process for some queues (stopped with the run)."""
+    argv = [str(BIN / "celery"), "-A", "workers", "worker", "-Q", queues,
+            "-c", str(concurrency), "-n", f"{name}@%h", f"--loglevel={level}"]  # fmt: skip
+    return process(argv, work / f"{name}-worker.log", env)
+
+
 @dataclass
 class Run:
     """The figures of one run."""
@@ -352,43 +361,11 @@ def run_once(args: argparse.Namespace, baseline: bool) -> Run:
         bench.start_nodes(stack)
         ctx = bench.prepare()
         stack.enter_context(
-            process(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "workers",
-                    "worker",
-                    "-Q",
-                    "default,submit",
-                    "-c",
-                    str(args.workers),
-                    "-n",
-                    "submit@%h",
-                    "--loglevel=WARNING",
-                ],
-                work / "worker.log",
-                bench.env,
-            )
+            celery_worker("submit", "default,submit", args.workers, "WARNING", work, bench.env)
         )
         # Polls get their own worker, as in production, so submissions never delay them.
         stack.enter_context(
-            process(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "workers",
-                    "worker",
-                    "-Q",
-                    "poll",
-                    "-c",
-                    "2",
-                    "-n",
-                    "poll@%h",
-                    f"--loglevel={args.worker_log_level}",
-                ],
-                work / "poll-worker.log",
-                bench.env,
-            )
+            celery_worker("poll", "poll", 2, args.worker_log_level, work, bench.env)
         )
         if not baseline:
             stack.enter_context(
