@@ -7,12 +7,14 @@ import time
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import UploadRequest
 from orchestrator.errors import TransferSetupError
+from orchestrator.services import submission
 from orchestrator.services.dispatch import dispatch
 from orchestrator.services.jobs import JobRejected, attempts_of, create_job, events_of, get_job
 from orchestrator.services.polling import _take_lease, poll_node
@@ -337,3 +339,33 @@ def test_one_refused_item_in_a_batch_fails_only_its_job(
     with stack.ctx.sessions() as session:
         assert "Invalid pathname" in (get_job(session, bad).reason or "")
     assert stack.admin_a.counters()["transfers_created"] == 1
+
+
+def test_a_post_that_cannot_be_recorded_is_canceled_then_retried(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database that stays down after a successful POST cannot be made on demand, so the
+    # recording step is made to fail the way an unreachable database fails.
+    write_tree(stack.root_a, {"rec/f.bin": os.urandom(5_000)})
+    job_id = new_job(stack, "rec")
+    monkeypatch.setattr(submission.time, "sleep", lambda _s: None)
+
+    def database_gone(*_args: object, **_kwargs: object) -> str:
+        raise OperationalError("UPDATE attempts", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(submission, "_store_remote_id", database_gone)
+    with pytest.raises(RuntimeError, match="could not record transfer"):
+        run_tasks(stack.ctx, stack.tasks)
+    (transfer,) = stack.admin_a.transfers()
+    assert stack.admin_a.counters()["requests"]["CANCEL /ops/transfers/{id}"] == 1
+    monkeypatch.undo()
+
+    states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=40)
+
+    assert states[job_id] == JobState.COMPLETED
+    with stack.ctx.sessions() as session:
+        first, second = attempts_of(session, job_id)
+    assert first.remote_id == transfer["id"]
+    assert first.status in ("abandoned", "canceled")
+    assert second.status == "completed"
+    assert stack.admin_a.counters()["transfers_created"] == 2
