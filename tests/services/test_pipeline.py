@@ -356,7 +356,11 @@ def test_a_post_that_cannot_be_recorded_is_canceled_then_retried(
     monkeypatch.setattr(submission, "_store_remote_id", database_gone)
     with pytest.raises(RuntimeError, match="could not record transfer"):
         run_tasks(stack.ctx, stack.tasks)
-    (transfer,) = stack.admin_a.transfers()
+    (transfer,) = [
+        t
+        for t in stack.admin_a.transfers()
+        if (t["start_spec"].get("tags") or {}).get("orchestrator", {}).get("job") == job_id
+    ]
     assert stack.admin_a.counters()["requests"]["CANCEL /ops/transfers/{id}"] == 1
     monkeypatch.undo()
 
