@@ -20,9 +20,9 @@ install: $(VENV)/.run-installed
 
 install-dev: $(VENV)/.dev-installed
 
-## run: start two simulated HSTS nodes with sample files and show they answer (Ctrl-C stops)
+## run: the whole stack (API, worker, beat, Flower, Redis, SQLite) and two simulated HSTS nodes
 run: $(VENV)/.run-installed
-	$(BIN)/hstssim --nodes 2 --demo
+	$(BIN)/hsts-orchestrator up --demo
 
 ## lint: ruff, formatting, mypy (strict) and the import-layer contracts of DESIGN.md
 lint: $(VENV)/.dev-installed

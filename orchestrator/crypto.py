@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -49,10 +51,19 @@ def secret_box(keys: SecretStr | None, data_dir: Path) -> SecretBox:
 
 
 def _local_key(data_dir: Path) -> bytes:
-    """The embedded stack's own key (created once, readable by its owner only)."""
+    """The embedded stack's own key, created once (atomically) and readable by its owner only."""
     path = data_dir / "secret.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_bytes(Fernet.generate_key())
+        fd, temp = tempfile.mkstemp(dir=data_dir, prefix=".secret.key.")
+        try:
+            os.write(fd, Fernet.generate_key())
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)  # fails if another process created the key first: keep theirs
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
     return path.read_bytes().strip()

@@ -1,0 +1,80 @@
+"""Where the CLI writes, how it fails (one clear line and an exit code), and small formatters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NoReturn
+
+from rich.console import Console
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Exit codes every command shares (jobs watch adds its own for the job's outcome).
+EXIT_FAILURE = 1  # the API is unreachable, refused, or something else went wrong
+EXIT_USAGE = 2  # bad input: a wrong option, or the API answered 400/422
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, with the process exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Stop the command with one line on stderr."""
+    raise CliError(message, code)
+
+
+def usage(message: str) -> NoReturn:
+    """Stop the command for bad input (exit 2)."""
+    raise CliError(message, EXIT_USAGE)
+
+
+TABLE_WIDTH_NOT_A_TERMINAL = 240  # piped output: one line per row, not folded to 80 columns
+
+
+def print_table(table: object) -> None:
+    """A table on stdout; piped output gets room for one line per row."""
+    width = None if out.is_terminal else TABLE_WIDTH_NOT_A_TERMINAL
+    out.print(table, width=width)
+
+
+def when(text: str | None) -> str:
+    """An API timestamp in local time, to the second."""
+    if not text:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def say_error(message: str) -> None:
+    """Print ``error: message`` on stderr as a single line (no markup, no wrapping)."""
+    err.print(f"error: {message}", markup=False, style="bold red", soft_wrap=True)
+
+
+def human_bytes(count: int | float | None) -> str:
+    """1536 -> '1.5 KB' (decimal units, as rates are)."""
+    if count is None:
+        return "?"
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} PB"  # pragma: no cover
+
+
+def human_rate(kbps: float | None) -> str:
+    """A rate in kilobits per second as people read it."""
+    if not kbps:
+        return "-"
+    if kbps >= 1000:
+        return f"{kbps / 1000:.1f} Mbps"
+    return f"{kbps:.0f} kbps"

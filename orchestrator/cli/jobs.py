@@ -1,0 +1,355 @@
+"""``hsts-orchestrator jobs``: submit, list, show, cancel, retry and watch jobs over the API."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
+from orchestrator.cli.console import human_bytes, human_rate, out, print_table, usage, when
+from orchestrator.cli.watch import watch_job
+from orchestrator.domain.states import JobState
+
+app = typer.Typer(
+    help="Submit transfers between registered nodes and follow them (over the REST API).\n\n"
+    "Example: hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch",
+    no_args_is_help=True,
+)
+
+
+class Overwrite(StrEnum):
+    """What the destination does with a file that already exists."""
+
+    never = "never"
+    always = "always"
+    diff = "diff"
+    older = "older"
+    diff_older = "diff+older"
+
+
+def parse_source(text: str) -> tuple[str, list[str]]:
+    """'node-a:media/a,media/b' -> ('node-a', ['media/a', 'media/b'])."""
+    node, sep, rest = text.partition(":")
+    paths = [p.strip() for p in rest.split(",") if p.strip()]
+    if not sep or not node.strip() or not paths:
+        usage(f"--from {text!r}: expected NODE:PATH[,PATH...], e.g. node-a:outgoing")
+    return node.strip(), paths
+
+
+def parse_destination(text: str) -> tuple[str, str]:
+    """'node-b:incoming' -> ('node-b', 'incoming')."""
+    node, sep, path = text.partition(":")
+    if not sep or not node.strip() or not path.strip():
+        usage(f"--to {text!r}: expected NODE:PATH, e.g. node-b:incoming")
+    return node.strip(), path.strip()
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """['team=red', 'ticket=42'] -> {'team': 'red', 'ticket': '42'}."""
+    labels = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            usage(f"--label {item!r}: expected KEY=VALUE, e.g. team=media")
+        labels[key.strip()] = value
+    return labels
+
+
+@app.command()
+def submit(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Source node and path(s) under its root: NODE:PATH[,PATH...].",
+            show_default=False,
+        ),
+    ],
+    destination: Annotated[
+        str,
+        typer.Option("--to", help="Destination node and folder: NODE:PATH.", show_default=False),
+    ],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    rate: Annotated[
+        int | None, typer.Option("--rate", min=1, help="Target rate in kbps.", show_default=False)
+    ] = None,
+    priority: Annotated[int, typer.Option(min=-100, max=100, help="Higher is admitted first.")] = 0,
+    overwrite: Annotated[
+        Overwrite | None,
+        typer.Option(help="Policy for existing files (node default: diff).", show_default=False),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(min=1, max=20, help="Node transfers to try (default 3).", show_default=False),
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE, repeatable.")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Submitting again with the same key returns the first job."),
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the job id.")] = False,
+) -> None:
+    """Queue a transfer of paths on one node into a folder of another.
+
+    Example: hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch
+
+    With --watch the exit status is the job's outcome (see `jobs watch`).
+    """
+    source_node, source_paths = parse_source(source)
+    destination_node, destination_path = parse_destination(destination)
+    options: dict[str, Any] = {}
+    if rate is not None:
+        options["target_rate_kbps"] = rate
+    if overwrite is not None:
+        options["overwrite"] = overwrite.value
+    body: dict[str, Any] = {
+        "source_node": source_node,
+        "source_paths": source_paths,
+        "destination_node": destination_node,
+        "destination_path": destination_path,
+        "options": options,
+        "priority": priority,
+        "labels": parse_labels(label or []),
+    }
+    if max_attempts is not None:
+        body["max_attempts"] = max_attempts
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    with ApiClient(api, token) as client:
+        job = client.post("/api/v1/jobs", body, headers=headers)
+        if quiet:
+            out.print(job["id"], markup=False)
+        else:
+            out.print(
+                f"job {job['id']} {job['state']}: {job['source_node']}:"
+                f"{','.join(job['source_paths'])} -> {job['destination_node']}:"
+                f"{job['destination_path'] or '/'}",
+                markup=False,
+            )
+        if watch:
+            raise typer.Exit(watch_job(client, job["id"]))
+
+
+@app.command("list")
+def list_jobs(
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    state: Annotated[
+        list[JobState] | None,
+        typer.Option("--state", help="Only jobs in this state (repeatable).", show_default=False),
+    ] = None,
+    node: Annotated[
+        str | None, typer.Option(help="Only jobs from or to this node.", show_default=False)
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Only jobs with this KEY=VALUE label.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many jobs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """List jobs, newest first.
+
+    Example: hsts-orchestrator jobs list --state failed --node node-a
+    """
+    if label is not None:
+        parse_labels([label])
+    params: dict[str, Any] = {"node": node, "label": label, "limit": limit}
+    if state:
+        params["state"] = [s.value for s in state]
+    with ApiClient(api, token) as client:
+        page = client.get("/api/v1/jobs", **params)
+    if as_json:
+        out.print_json(json.dumps(page))
+        return
+    items = page["items"]
+    if not items:
+        out.print("no jobs")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "STATE", "FROM", "TO", "PROGRESS", "CREATED", "NOTE"):
+        table.add_column(column, no_wrap=column in ("ID", "STATE"), overflow="fold")
+    for job in items:
+        table.add_row(
+            Text(job["id"]),
+            _state_text(job["state"]),
+            Text(f"{job['source_node']}:{','.join(job['source_paths'])}"),
+            Text(f"{job['destination_node']}:{job['destination_path'] or '/'}"),
+            Text(_progress(job)),
+            Text(when(job["created_at"])),
+            Text(job.get("reason") or job.get("waiting_reason") or ""),
+        )
+    print_table(table)
+    if page.get("next_cursor"):
+        out.print(f"(more: raise --limit above {limit} to see them)", style="dim")
+
+
+@app.command()
+def show(
+    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """Show a job: state, progress, why it waits or failed, attempts and events.
+
+    Example: hsts-orchestrator jobs show 3f0c...
+    """
+    with ApiClient(api, token) as client:
+        job = client.get(f"/api/v1/jobs/{segment(job_id)}")
+    if as_json:
+        out.print_json(json.dumps(job))
+        return
+    print_job(job)
+
+
+@app.command()
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Cancel a job (a transfer already on the node is canceled there).
+
+    Example: hsts-orchestrator jobs cancel 3f0c...
+    """
+    with ApiClient(api, token) as client:
+        job = client.post(f"/api/v1/jobs/{segment(job_id)}/cancel")
+    note = " (cancel sent to the node)" if job["state"] != JobState.CANCELED else ""
+    out.print(f"job {job['id']} {job['state']}{note}", markup=False)
+
+
+@app.command()
+def retry(
+    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends.")] = False,
+) -> None:
+    """Queue a failed (or flagged) job again with a fresh attempt budget.
+
+    Example: hsts-orchestrator jobs retry 3f0c... --watch
+    """
+    with ApiClient(api, token) as client:
+        job = client.post(f"/api/v1/jobs/{segment(job_id)}/retry")
+        out.print(f"job {job['id']} {job['state']}", markup=False)
+        if watch:
+            raise typer.Exit(watch_job(client, job["id"]))
+
+
+@app.command()
+def watch(
+    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    interval: Annotated[
+        float, typer.Option(min=0.1, max=60, help="Seconds between two looks.")
+    ] = 1.0,
+) -> None:
+    """Follow a job with a live progress bar (bytes, rate, ETA) until it ends.
+
+    Exit status: 0 completed, 3 failed, 4 canceled, 5 needs attention (the reason is
+    printed), 1 if the API cannot be asked, 2 for bad input.
+
+    Example: hsts-orchestrator jobs watch 3f0c... && echo copied
+    """
+    with ApiClient(api, token) as client:
+        raise typer.Exit(watch_job(client, job_id, interval=interval))
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+_STATE_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "canceled": "yellow",
+    "needs_attention": "magenta",
+    "running": "cyan",
+}
+
+
+def _state_text(state: str) -> Text:
+    return Text(state, style=_STATE_STYLE.get(state, ""))
+
+
+def _progress(job: dict[str, Any]) -> str:
+    done = job.get("bytes_transferred") or 0
+    total = job.get("bytes_expected")
+    if total:
+        return f"{human_bytes(done)} / {human_bytes(total)} ({100 * done / total:.0f}%)"
+    return human_bytes(done) if done else ""
+
+
+def print_job(job: dict[str, Any]) -> None:
+    """A job as people read it."""
+    rows: list[tuple[str, str | Text]] = [
+        ("job", job["id"]),
+        ("state", _state_text(job["state"])),
+        ("from", f"{job['source_node']}:{', '.join(job['source_paths'])}"),
+        ("to", f"{job['destination_node']}:{job['destination_path'] or '/'}"),
+        ("progress", _progress(job) or "-"),
+        (
+            "files",
+            f"{job['files_completed']}"
+            + (f" / {job['files_expected']}" if job.get("files_expected") is not None else ""),
+        ),
+        ("rate", human_rate(job.get("rate_kbps"))),
+        ("eta", f"{job['eta_seconds']:.0f} s" if job.get("eta_seconds") is not None else "-"),
+        ("attempts", f"{job['attempts']} of {job['max_attempts']}"),
+        ("priority", str(job["priority"])),
+        ("created", when(job["created_at"])),
+        ("finished", when(job.get("finished_at"))),
+    ]
+    if job.get("labels"):
+        rows.append(("labels", ", ".join(f"{k}={v}" for k, v in job["labels"].items())))
+    if job.get("options"):
+        rows.append(("options", ", ".join(f"{k}={v}" for k, v in job["options"].items())))
+    if job.get("waiting_reason"):
+        rows.append(("waiting", job["waiting_reason"]))
+    if job.get("reason"):
+        rows.append(("reason", job["reason"]))
+    if job.get("error_code") is not None or job.get("error_text"):
+        rows.append(("node error", f"{job.get('error_code')}: {job.get('error_text') or ''}"))
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value if isinstance(value, Text) else Text(value))
+    print_table(table)
+    attempts = job.get("attempt_list") or []
+    if attempts:
+        grid = Table(title="attempts", title_justify="left", box=None, header_style="bold")
+        for column in ("#", "NODE TRANSFER", "STATUS", "BYTES", "ERROR", "ENDED"):
+            grid.add_column(column, overflow="fold")
+        for a in attempts:
+            error = f"{a['error_code']}: {a.get('error_text') or ''}" if a.get("error_code") else ""
+            grid.add_row(
+                *(
+                    Text(cell)
+                    for cell in (
+                        str(a["number"]),
+                        a.get("remote_id") or "-",
+                        a["status"],
+                        human_bytes(a.get("bytes_transferred")),
+                        error,
+                        when(a.get("ended_at")),
+                    )
+                )
+            )
+        print_table(grid)
+    events = job.get("events") or []
+    if events:
+        grid = Table(title="events", title_justify="left", box=None, header_style="bold")
+        grid.add_column("AT", no_wrap=True)
+        grid.add_column("KIND")
+        grid.add_column("MESSAGE", overflow="fold")
+        for e in events:
+            grid.add_row(Text(when(e["at"])), Text(e["kind"]), Text(e["message"]))
+        print_table(grid)

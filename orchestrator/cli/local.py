@@ -1,0 +1,115 @@
+"""Commands that work on the database directly (no API needed): ``db upgrade``, ``token create``.
+
+They read the same ORCH_* settings as the services (ORCH_DATABASE_URL, or the SQLite file in
+ORCH_DATA_DIR). The services are imported when a command runs (the API commands start fast).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from orchestrator.cli.console import EXIT_USAGE, err, fail, out
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
+
+db_app = typer.Typer(
+    help="The database schema.\n\nExample: hsts-orchestrator db upgrade",
+    no_args_is_help=True,
+)
+token_app = typer.Typer(
+    help="API tokens for the REST API and the CLI.\n\n"
+    "Example: hsts-orchestrator token create --name ci --scope submit",
+    no_args_is_help=True,
+)
+
+
+class TokenScope(StrEnum):
+    """The scopes of orchestrator.services.tokens.Scope, as the command line offers them."""
+
+    read = "read"
+    submit = "submit"
+    admin = "admin"
+
+
+def local_settings() -> Settings:
+    """The ORCH_* settings, with the embedded defaults spelled out."""
+    from pydantic import ValidationError
+
+    from orchestrator.services.embedded import with_local_defaults
+    from orchestrator.settings import load_settings
+
+    try:
+        return with_local_defaults(load_settings())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "_".join(str(p) for p in first["loc"]).upper()
+        which = f" ORCH_{loc}" if loc else "s"
+        fail(f"invalid setting{which}: {first['msg']} (see config/settings.example.env)")
+
+
+def database_failure(exc: Exception, settings: Settings) -> str:
+    """One line saying what went wrong with the database and what to do."""
+    from orchestrator.services.embedded import describe_database
+
+    detail = str(getattr(exc, "orig", None) or exc).split("\n", 1)[0]
+    where = describe_database(settings)
+    if "no such table" in detail or "does not exist" in detail:
+        return f"the database {where} has no tables yet: run `hsts-orchestrator db upgrade`"
+    return f"database {where}: {detail} (check ORCH_DATABASE_URL)"
+
+
+@db_app.command()
+def upgrade() -> None:
+    """Create or migrate the database schema to the newest version (safe to run again).
+
+    Uses ORCH_DATABASE_URL, or the SQLite file in ORCH_DATA_DIR when it is unset.
+
+    Example: ORCH_DATABASE_URL=postgresql+psycopg://orch@db/orch hsts-orchestrator db upgrade
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.services.embedded import describe_database, migrate
+
+    settings = local_settings()
+    try:
+        migrate(settings)
+    except SQLAlchemyError as exc:
+        fail(database_failure(exc, settings))
+    out.print(f"database {describe_database(settings)} is up to date", markup=False)
+
+
+@token_app.command()
+def create(
+    name: Annotated[str, typer.Option(help="Who or what the token is for.", show_default=False)],
+    scope: Annotated[
+        TokenScope, typer.Option(help="read < submit < admin; each includes the ones before.")
+    ] = TokenScope.read,
+) -> None:
+    """Create an API token and print it once (only its hash is stored).
+
+    The token alone goes to stdout, so a script can capture it.
+
+    Example: export ORCH_API_TOKEN=$(hsts-orchestrator token create --name me --scope submit)
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.services.embedded import issue_token
+    from orchestrator.services.tokens import Scope
+
+    if not name.strip():
+        fail("--name must not be empty", EXIT_USAGE)
+    settings = local_settings()
+    try:
+        issued = issue_token(settings, name.strip(), Scope(scope.value))
+    except SQLAlchemyError as exc:
+        fail(database_failure(exc, settings))
+    err.print(
+        f"token {issued.name!r} ({', '.join(issued.scopes)}) created; it is shown once, "
+        "store it now:",
+        markup=False,
+    )
+    out.print(issued.secret, markup=False)

@@ -1,0 +1,205 @@
+"""``hsts-orchestrator nodes``: register, list, check and remove HSTS nodes (admin, over the API).
+
+Secrets never go on the command line: give the name of an environment variable that holds the
+password (``--password-env``), or pipe it in (``--password-stdin``). They are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
+from orchestrator.cli.console import fail, out, print_table, usage, when
+
+app = typer.Typer(
+    help="Register the HSTS nodes jobs move files between, and check they answer.\n\n"
+    "Example: NODE_PW=... hsts-orchestrator nodes add paris --url https://hsts-paris:9092 "
+    "--user orchestrator --password-env NODE_PW",
+    no_args_is_help=True,
+)
+
+
+class AuthKind(StrEnum):
+    """How the orchestrator authenticates to the node."""
+
+    node_user = "node_user"
+    access_key = "access_key"
+    bearer = "bearer"
+
+
+def read_secret(password_env: str | None, password_stdin: bool) -> str:
+    """The node secret from a named environment variable or from stdin (never from argv)."""
+    if (password_env is None) == (not password_stdin):
+        usage("give the secret with exactly one of --password-env VAR or --password-stdin")
+    if password_env is not None:
+        secret = os.environ.get(password_env)  # a variable the user names, not a setting
+        if not secret:
+            usage(f"--password-env: the environment variable {password_env} is not set")
+        return secret
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        usage("--password-stdin: nothing was read from stdin")
+    return secret
+
+
+@app.command()
+def add(
+    name: Annotated[str, typer.Argument(help="A name for the node (jobs use it).")],
+    url: Annotated[
+        str, typer.Option(help="Node API URL, e.g. https://hsts:9092.", show_default=False)
+    ],
+    user: Annotated[str, typer.Option(help="Node user, or access key id.", show_default=False)],
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of an environment variable that holds the password/secret.",
+            show_default=False,
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password/secret from stdin.")
+    ] = False,
+    kind: Annotated[AuthKind, typer.Option(help="How to authenticate.")] = AuthKind.node_user,
+    ca_bundle: Annotated[
+        str | None,
+        typer.Option(help="PEM CA bundle the node's certificate chains to.", show_default=False),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Skip TLS verification (test nodes only).")
+    ] = False,
+    transfer_host: Annotated[
+        str | None,
+        typer.Option(help="Address other nodes use to reach this one.", show_default=False),
+    ] = None,
+    root: Annotated[str, typer.Option(help="Jobs may only touch this subtree.")] = "/",
+    max_out: Annotated[int, typer.Option(min=1, max=1000, help="Outbound transfers.")] = 10,
+    max_in: Annotated[int, typer.Option(min=1, max=1000, help="Inbound transfers.")] = 10,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Register a node (admin token); its secret is stored encrypted and never shown again.
+
+    Example: NODE_PW=s3cret hsts-orchestrator nodes add paris --url https://hsts-paris:9092
+    --user orchestrator --password-env NODE_PW --transfer-host hsts-paris.example.com
+    """
+    secret = read_secret(password_env, password_stdin)
+    body: dict[str, Any] = {
+        "name": name,
+        "base_url": url,
+        "auth_kind": kind.value,
+        "username": user,
+        "secret": secret,
+        "ca_bundle": ca_bundle,
+        "insecure": insecure,
+        "transfer_host": transfer_host,
+        "root_path": root,
+        "max_outbound": max_out,
+        "max_inbound": max_in,
+    }
+    with ApiClient(api, token) as client:
+        node = client.post("/api/v1/nodes", body)
+    out.print(
+        f"node {node['name']} registered: {node['base_url']} ({node['auth_kind']} "
+        f"{node['username']}); check it with: hsts-orchestrator nodes check {node['name']}",
+        markup=False,
+    )
+
+
+@app.command("list")
+def list_nodes(
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """List registered nodes with their last poll and last error.
+
+    Example: hsts-orchestrator nodes list
+    """
+    with ApiClient(api, token) as client:
+        nodes = client.get("/api/v1/nodes")
+    if as_json:
+        out.print_json(json.dumps(nodes))
+        return
+    if not nodes:
+        out.print("no nodes registered (add one: hsts-orchestrator nodes add --help)")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "URL", "AUTH", "ROOT", "OUT/IN", "ENABLED", "LAST POLL", "LAST ERROR"):
+        table.add_column(column, overflow="fold")
+    for node in nodes:
+        table.add_row(
+            *(
+                Text(str(cell))
+                for cell in (
+                    node["name"],
+                    node["base_url"],
+                    f"{node['auth_kind']} {node['username']}",
+                    node["root_path"],
+                    f"{node['max_outbound']}/{node['max_inbound']}",
+                    "yes" if node["enabled"] else "no",
+                    when(node.get("last_poll_at")),
+                    node.get("last_error") or "",
+                )
+            )
+        )
+    print_table(table)
+
+
+@app.command()
+def check(
+    name: Annotated[str, typer.Argument(help="The node's name.")],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Ask the node for /ping and /info: version, node id, transfer user, activity logging.
+
+    Exits 1 when the node does not answer.
+
+    Example: hsts-orchestrator nodes check paris
+    """
+    with ApiClient(api, token) as client:
+        result = client.post(f"/api/v1/nodes/{segment(name)}/check")
+    if not result["reachable"]:
+        fail(f"node {name} does not answer: {result.get('error') or 'no reason given'}")
+    logging_on = result.get("activity_logging")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in (
+        ("node", result["name"]),
+        ("answers", "yes"),
+        ("version", result.get("version") or "?"),
+        ("node id", result.get("node_id") or "?"),
+        ("transfer user", result.get("transfer_user") or "?"),
+        (
+            "activity logging",
+            "?"
+            if logging_on is None
+            else ("on" if logging_on else "OFF (jobs cannot be followed)"),
+        ),
+    ):
+        table.add_row(key, Text(str(value)))
+    print_table(table)
+
+
+@app.command()
+def remove(
+    name: Annotated[str, typer.Argument(help="The node's name.")],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Remove a node that no job refers to (the API refuses otherwise).
+
+    Example: hsts-orchestrator nodes remove paris
+    """
+    with ApiClient(api, token) as client:
+        client.delete(f"/api/v1/nodes/{segment(name)}")
+    out.print(f"node {name} removed", markup=False)

@@ -1,0 +1,440 @@
+"""The stack of ``hsts-orchestrator up``: child processes started in order and supervised.
+
+Order: the embedded redis-server (unless ORCH_REDIS_URL is set), the database migration, then
+the API, one worker, beat and Flower (with ``--demo``: two hstssim nodes, registered, and an
+admin token); "ready" once the API's /readyz answers. Ctrl-C or SIGTERM stops every child.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, TypeVar
+
+import httpx
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.cli import roles
+from orchestrator.cli.console import CliError, fail, out, usage
+from orchestrator.cli.local import database_failure
+from orchestrator.cli.supervisor import Child, Supervisor, describe_exit
+from orchestrator.errors import ConfigError
+from orchestrator.services.embedded import (
+    EmbeddedRedis,
+    broker_answers,
+    demo_node,
+    describe_broker,
+    describe_database,
+    dispose,
+    embedded_redis,
+    ensure_node,
+    ensure_secret_key,
+    issue_token,
+    migrate,
+    quiet_context,
+)
+from orchestrator.services.tokens import Scope
+from orchestrator.settings import Settings
+
+T = TypeVar("T")
+START_TIMEOUT = 60.0  # each start-up step (redis, demo nodes); the API gets --ready-timeout
+DEMO_NODES = ("node-a", "node-b")
+DEMO_TOKEN_NAME = "up --demo"  # noqa: S105 (a label; each run revokes the earlier ones)
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM arrived while starting."""
+
+
+@dataclass
+class Stack:
+    """What ``up`` started and what it prints."""
+
+    settings: Settings
+    env: dict[str, str]
+    supervisor: Supervisor
+    stop: threading.Event
+    api_url: str = ""
+    flower_url: str = ""
+    flower_password: str = ""
+    broker_embedded: bool = False
+    token: str | None = None
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+    def wait_for(self, check: Callable[[], T | None], *, timeout: float, what: str) -> T:
+        """Call ``check`` until it answers; a child that exits, Ctrl-C or the timeout ends it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.stop.is_set():
+                raise Stopped
+            result = check()
+            if result:
+                return result
+            gone = self.supervisor.exited()
+            if gone is not None:
+                fail(
+                    f"{gone.name} exited ({describe_exit(gone.exit_status())}) while waiting "
+                    f"for {what}; its [{gone.name}] lines above say why"
+                )
+            if time.monotonic() > deadline:
+                fail(f"{what}: not within {timeout:.0f} s")
+            time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold ``data_dir/up.lock`` while this process lives: one stack (one beat) per data dir."""
+    handle = (data_dir / "up.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        fail(
+            f"another `hsts-orchestrator up` (pid {holder}) runs on {data_dir}: stop it first, "
+            "or give this one its own ORCH_DATA_DIR"
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def local_address(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 (comparing, not binding)
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+@contextmanager
+def stop_signals(stop: threading.Event, hurry: threading.Event) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP ask the stack to stop; a second one kills at once."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            hurry.set()
+        stop.set()
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_stack(
+    *,
+    demo: bool,
+    host: str,
+    port: int,
+    flower_port: int,
+    workers: int,
+    grace: float,
+    ready_timeout: float,
+) -> int:
+    """Start the stack, supervise it until Ctrl-C / SIGTERM, stop it; the exit status."""
+    settings = roles.role_settings()
+    for name, value in (("--port", port), ("--flower-port", flower_port)):
+        address = host if name == "--port" else "127.0.0.1"
+        if not port_is_free(address, value):
+            usage(f"{name} {value}: something already listens on {address}:{value}")
+    if port == flower_port:
+        usage("--port and --flower-port must differ")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_data_dir(settings.data_dir)
+    supervisor = Supervisor(out, grace=grace)
+    env = dict(os.environ)  # children inherit ORCH_* plus what the stack decides below
+    env.update(
+        {
+            "ORCH_DATA_DIR": str(settings.data_dir),
+            "ORCH_DATABASE_URL": settings.effective_database_url(),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    stack = Stack(settings=settings, env=env, supervisor=supervisor, stop=threading.Event())
+    code = 0
+    with stop_signals(stack.stop, supervisor.hurry):
+        try:
+            _start(
+                stack,
+                demo=demo,
+                host=host,
+                port=port,
+                flower_port=flower_port,
+                workers=workers,
+                ready_timeout=ready_timeout,
+            )
+            _banner(stack)
+            supervisor.note("ready")
+            code = _supervise(stack)
+        except Stopped:
+            supervisor.note("stop requested while starting")
+        except CliError as exc:
+            supervisor.note(f"error: {exc.message}")
+            code = exc.code
+        finally:
+            supervisor.note("stopping the stack")
+            supervisor.stop()
+            supervisor.note("stopped")
+            lock.close()
+    return code
+
+
+def _start(
+    stack: Stack,
+    *,
+    demo: bool,
+    host: str,
+    port: int,
+    flower_port: int,
+    workers: int,
+    ready_timeout: float,
+) -> None:
+    supervisor = stack.supervisor
+    _broker(stack)
+    settings = stack.settings
+    supervisor.note(f"database {describe_database(settings)}: migrating")
+    try:
+        migrate(settings)
+    except SQLAlchemyError as exc:
+        fail(database_failure(exc, settings))
+    ensure_secret_key(settings)
+    nodes: queue.Queue[dict[str, Any]] = queue.Queue()
+    if demo:
+        supervisor.start(
+            "nodes",
+            [
+                *roles.python_module("hstssim"),
+                "--nodes",
+                "2",
+                "--demo",
+                "--json",
+                "--root",
+                str(settings.data_dir / "demo-nodes"),
+            ],
+            stack.env,
+            on_line=lambda line: _node_line(line, nodes),
+        )
+    supervisor.start("api", roles.api_argv(host=host, port=port), stack.env)
+    log_level = settings.log_level
+    supervisor.start(
+        "worker",
+        roles.worker_argv(
+            concurrency=workers,
+            name=f"worker-{port}",
+            log_level=log_level,
+            extra=("--without-mingle", "--without-gossip"),
+        ),
+        stack.env,
+    )
+    supervisor.start(
+        "beat",
+        roles.beat_argv(schedule=settings.data_dir / "celerybeat-schedule", log_level=log_level),
+        stack.env,
+    )
+    stack.flower_password = roles.new_password()
+    supervisor.start(
+        "flower",
+        roles.flower_argv(address="127.0.0.1", port=flower_port),
+        {**stack.env, **roles.flower_env(roles.FLOWER_USER, stack.flower_password)},
+    )
+    stack.api_url = f"http://{local_address(host)}:{port}"
+    stack.flower_url = f"http://127.0.0.1:{flower_port}"
+    if demo:
+        _register_demo_nodes(stack, nodes)
+    stack.wait_for(lambda: _ready(stack.api_url), timeout=ready_timeout, what="the API's /readyz")
+
+
+def _broker(stack: Stack) -> None:
+    """Use ORCH_REDIS_URL, or start a redis-server of the stack's own."""
+    settings = stack.settings
+    if settings.redis_url:
+        stack.supervisor.note(f"broker {describe_broker(settings.redis_url)}")
+        url = settings.redis_url
+        stack.wait_for(
+            lambda: broker_answers(url),
+            timeout=START_TIMEOUT,
+            what=f"the broker at {describe_broker(url)} to answer PING (check ORCH_REDIS_URL)",
+        )
+        return
+    redis = _start_redis(stack)
+    stack.settings = settings.model_copy(update={"redis_url": redis.url})
+    stack.env["ORCH_REDIS_URL"] = redis.url
+    stack.broker_embedded = True
+
+
+def _start_redis(stack: Stack) -> EmbeddedRedis:
+    """The stack's own redis-server on a free loopback port (another port if that one fails)."""
+    for _ in range(3):  # the free port may be taken between the check and the start
+        try:
+            redis = embedded_redis(stack.settings, free_port())
+        except ConfigError as exc:
+            fail(str(exc))
+        child = stack.supervisor.start(
+            "redis", redis.argv(), stack.env, stop_last=True, cwd=redis.workdir
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while child.running and not broker_answers(redis.url):
+            if stack.stop.is_set():
+                raise Stopped
+            if time.monotonic() > deadline:
+                fail(f"the embedded redis-server did not answer within {START_TIMEOUT:.0f} s")
+            time.sleep(0.1)
+        if child.running:
+            return redis
+        child.stopping = True  # it ended by itself; stop() reaps it
+        stack.supervisor.note("the redis-server did not start; trying another port")
+    raise CliError("the embedded redis-server would not start; its [redis] lines above say why")
+
+
+def _node_line(line: str, nodes: queue.Queue[dict[str, Any]]) -> bool:
+    """hstssim --json prints one object per node: keep it (it holds the node's secrets)."""
+    if not line.startswith("{"):
+        return False
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or "api_url" not in data:
+        return False
+    nodes.put(data)
+    return True
+
+
+def _register_demo_nodes(stack: Stack, nodes: queue.Queue[dict[str, Any]]) -> None:
+    found: dict[str, dict[str, Any]] = {}
+
+    def collect() -> bool:
+        while True:
+            try:
+                node = nodes.get_nowait()
+            except queue.Empty:
+                return len(found) == len(DEMO_NODES)
+            found[node["name"]] = node
+
+    stack.wait_for(collect, timeout=START_TIMEOUT, what="the demo nodes to answer")
+    ctx = quiet_context(stack.settings)
+    try:
+        for name in DEMO_NODES:
+            node = found[name]
+            if not node.get("answers"):
+                fail(f"demo node {name} does not answer at {node['api_url']}")
+            created = ensure_node(
+                ctx,
+                demo_node(
+                    name, node["api_url"], node["host"], node["node_user"], node["node_password"]
+                ),
+            )
+            stack.supervisor.note(
+                f"{'registered' if created else 'updated'} {name} at {node['api_url']}"
+            )
+            stack.nodes.append(node)
+    finally:
+        dispose(ctx)
+    stack.token = issue_token(stack.settings, DEMO_TOKEN_NAME, Scope.ADMIN, replace=True).secret
+
+
+def _ready(api_url: str) -> bool:
+    try:
+        return httpx.get(f"{api_url}/readyz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _banner(stack: Stack) -> None:
+    url = stack.api_url
+    broker = describe_broker(stack.settings.redis_url or "")
+    lines: list[str] = [
+        "",
+        "hsts-orchestrator is up (Ctrl-C stops everything)",
+        f"  API       {url}/api/v1   docs: {url}/api/v1/docs",
+        f"  Flower    {stack.flower_url}   user {roles.FLOWER_USER}   "
+        f"password {stack.flower_password}",
+        f"  database  {describe_database(stack.settings)}",
+        f"  broker    {broker}{' (embedded redis-server)' if stack.broker_embedded else ''}",
+        f"  data dir  {stack.settings.data_dir}",
+    ]
+    for node in stack.nodes:
+        samples = "   sample files in /outgoing" if node["name"] == DEMO_NODES[0] else ""
+        lines.append(f"  {node['name']:<8}  {node['api_url']}   docroot {node['docroot']}{samples}")
+    if stack.token:
+        body = json.dumps(
+            {
+                "source_node": "node-a",
+                "source_paths": ["outgoing"],
+                "destination_node": "node-b",
+                "destination_path": "incoming",
+            }
+        )
+        lines += [
+            f"  API token {stack.token}   (admin; shown once; earlier demo tokens revoked)",
+            "",
+            "Try it (in another terminal):",
+            f"  export ORCH_API_URL={url}",
+            f"  export ORCH_API_TOKEN={stack.token}",
+            "  hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch",
+            "or with curl:",
+            f'  curl -H "Authorization: Bearer $ORCH_API_TOKEN" -H \'Content-Type: '
+            f"application/json' -d '{body}' {url}/api/v1/jobs",
+        ]
+    else:
+        lines += [
+            "",
+            "Make an API token (with the same ORCH_* settings as this stack) and use it:",
+            f"  export ORCH_API_URL={url}",
+            "  export ORCH_API_TOKEN=$(hsts-orchestrator token create --name me --scope submit)",
+            "  hsts-orchestrator nodes add --help",
+        ]
+    lines.append("")
+    stack.supervisor.block(list(lines))
+
+
+def _supervise(stack: Stack) -> int:
+    """Run until Ctrl-C / SIGTERM (exit 0) or until a child exits on its own (exit 1)."""
+    while not stack.stop.wait(0.25):
+        gone: Child | None = stack.supervisor.exited()
+        if gone is not None:
+            stack.supervisor.note(
+                f"{gone.name} exited on its own ({describe_exit(gone.exit_status())}); "
+                "stopping the stack"
+            )
+            return 1
+    stack.supervisor.note("stop requested")
+    return 0

@@ -1,0 +1,194 @@
+"""The README quickstart for real: ``hsts-orchestrator up --demo``, a job submitted and watched
+with the CLI, the files byte-identical on node-b, and Ctrl-C stopping every child process.
+
+Every test here shares one stack (module fixture); the last one stops it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from tests.cli.conftest import UpStack, cli, free_port, marked_processes
+from tests.support.sim import read_tree
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: UpStack) -> None:
+    # The banner printed everything a newcomer needs.
+    log = stack.log()
+    assert f"http://127.0.0.1:{stack.api_port}/api/v1/docs" in log
+    assert re.search(
+        rf"Flower\s+http://127.0.0.1:{stack.flower_port}\s+user admin\s+password \S+", log
+    )
+    assert "hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming" in log
+    assert 'curl -H "Authorization: Bearer $ORCH_API_TOKEN"' in log
+    assert set(stack.child_pids) >= {"redis", "nodes", "api", "worker", "beat", "flower"}
+
+    result = cli(
+        "jobs", "submit", "--from", "node-a:outgoing", "--to", "node-b:incoming", "--watch",
+        env=stack.client_env(),
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert re.search(r"job \S+ completed: 6 file\(s\)", result.stdout), result.output
+
+    source = read_tree(stack.docroots["node-a"] / "outgoing")
+    assert len(source) == 6
+    assert read_tree(stack.docroots["node-b"] / "incoming" / "outgoing") == source
+
+    listed = cli("jobs", "list", "--state", "completed", env=stack.client_env())
+    assert listed.code == 0, listed.output
+    job_id = re.search(r"job (\S+) completed", result.stdout).group(1)  # type: ignore[union-attr]
+    assert job_id in listed.stdout
+    shown = cli("jobs", "show", job_id, env=stack.client_env())
+    assert shown.code == 0, shown.output
+    assert "completed" in shown.stdout
+    assert "attempts" in shown.stdout and "events" in shown.stdout
+
+
+def test_watch_exits_non_zero_with_the_reason_for_a_failed_job(stack: UpStack) -> None:
+    env = stack.client_env()
+    submitted = cli(
+        "jobs", "submit", "--from", "node-a:no-such-folder", "--to", "node-b:incoming", "-q",
+        env=env,
+    )  # fmt: skip
+    assert submitted.code == 0, submitted.output
+    job_id = submitted.stdout.strip()
+    watched = cli("jobs", "watch", job_id, "--interval", "0.3", env=env)
+    assert watched.code == 3, watched.output  # 3: failed
+    (line,) = watched.stderr.strip().splitlines()
+    assert line.startswith(f"error: job {job_id} failed:")
+    assert "4" in line and "no such file" in line.lower()
+    assert "Traceback" not in watched.output
+
+
+def test_api_errors_are_one_clear_line(stack: UpStack) -> None:
+    env = stack.client_env()
+    # Bad input the API refuses (422): exit 2.
+    for args in (
+        ("--from", "node-a:../../etc", "--to", "node-b:x"),
+        ("--from", "node-zzz:outgoing", "--to", "node-b:x"),
+    ):
+        result = cli("jobs", "submit", *args, env=env)
+        assert result.code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: ")
+        assert "Traceback" not in result.output
+    assert "node-zzz" in result.stderr
+    # Not found (404), wrong token (401): exit 1, and the 401 says what to check.
+    missing = cli("jobs", "show", "no-such-job", env=env)
+    assert missing.code == 1
+    assert missing.stderr.strip().splitlines() == ["error: no job no-such-job"]
+    wrong = cli("jobs", "list", env=stack.client_env(ORCH_API_TOKEN="hso_bad_token"))
+    assert wrong.code == 1
+    assert "ORCH_API_TOKEN" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_token_create_prints_a_working_token_and_stores_only_its_hash(stack: UpStack) -> None:
+    created = cli("token", "create", "--name", "ci", "--scope", "read", env=stack.local_env())
+    assert created.code == 0, created.output
+    token = created.stdout.strip()
+    assert token.startswith("hso_") and "\n" not in token
+    assert "shown once" in created.stderr
+
+    env = stack.client_env(ORCH_API_TOKEN=token)
+    assert cli("jobs", "list", env=env).code == 0
+    refused = cli("jobs", "submit", "--from", "node-a:outgoing", "--to", "node-b:x", env=env)
+    assert refused.code == 1
+    assert "submit scope" in refused.stderr
+
+    database = stack.data_dir / "orchestrator.db"
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute("SELECT secret_hash FROM api_tokens WHERE name = 'ci'").fetchall()
+    assert rows == [(hashlib.sha256(token.encode()).hexdigest(),)]
+    secret_part = token.rsplit("_", 1)[1].encode()
+    for path in stack.data_dir.glob("orchestrator.db*"):  # the database, its WAL and shm
+        assert secret_part not in path.read_bytes(), path
+
+
+def test_nodes_commands_take_secrets_from_env_or_stdin_and_never_print_them(
+    stack: UpStack,
+) -> None:
+    canary = "canary-Secret-4711"
+    env = stack.client_env(NODE_C_PASSWORD=canary)
+    node_a_url = re.search(r"^  node-a\s+(\S+)", stack.log(), re.M).group(1)  # type: ignore[union-attr]
+    added = cli(
+        "nodes", "add", "node-c", "--url", node_a_url, "--user", "node_admin",
+        "--password-env", "NODE_C_PASSWORD", "--transfer-host", "127.0.0.1",
+        env=env,
+    )  # fmt: skip
+    assert added.code == 0, added.output
+    listed = cli("nodes", "list", env=env)
+    assert listed.code == 0 and "node-c" in listed.stdout
+    # The password is wrong for node-a: the check says so and exits 1.
+    checked = cli("nodes", "check", "node-c", env=env)
+    assert checked.code == 1
+    assert checked.stderr.startswith("error: node node-c does not answer")
+    ok = cli("nodes", "check", "node-a", env=env)
+    assert ok.code == 0, ok.output
+    assert "activity logging  on" in ok.stdout
+    removed = cli("nodes", "remove", "node-c", env=env)
+    assert removed.code == 0, removed.output
+    again = cli(
+        "nodes", "add", "node-d", "--url", node_a_url, "--user", "u", "--password-stdin",
+        env=env, stdin=canary + "\n",
+    )  # fmt: skip
+    assert again.code == 0, again.output
+    assert cli("nodes", "remove", "node-d", env=env).code == 0
+    for result in (added, listed, checked, removed, again):
+        assert canary not in result.output
+    assert canary not in stack.log()
+
+
+def test_a_second_up_on_the_same_data_dir_is_refused(stack: UpStack) -> None:
+    second = cli(
+        "up", "--port", str(free_port()), "--flower-port", str(free_port()),
+        env=stack.local_env(),
+    )  # fmt: skip
+    assert second.code == 1
+    assert second.stderr.strip() == (
+        f"error: another `hsts-orchestrator up` (pid {stack.process.pid}) runs on "
+        f"{stack.data_dir}: stop it first, or give this one its own ORCH_DATA_DIR"
+    )
+
+
+def test_flower_asks_for_the_printed_credentials(stack: UpStack) -> None:
+    found = re.search(r"Flower\s+(\S+)\s+user (\S+)\s+password (\S+)", stack.log())
+    assert found
+    url, user, password = found.groups()
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, auth=(user, "wrong"), timeout=10).status_code == 401
+    assert httpx.get(url, auth=(user, password), timeout=10).status_code == 200
+
+
+def test_ctrl_c_stops_every_child_and_exits_0(stack: UpStack) -> None:
+    marker = str(stack.data_dir)
+    running = marked_processes(marker)
+    assert stack.process.pid in running
+    for name in ("redis", "nodes", "api", "worker", "beat", "flower"):
+        assert stack.child_pids[name] in running, f"{name} is not running before Ctrl-C"
+    commands = " ".join(running.values())
+    assert "redis-server" in commands and "hstssim" in commands and "celery" in commands
+
+    started = time.monotonic()
+    assert stack.interrupt() == 0, stack.tail()
+    stopped_in = time.monotonic() - started
+
+    # Nothing of this run survives: no redis-server, celery (worker, pool, beat, flower),
+    # uvicorn or hstssim process carries the run's data dir any more.
+    deadline = time.monotonic() + 10
+    while (left := marked_processes(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == {}, left
+    log = stack.log()
+    for name in ("redis", "nodes", "api", "worker", "beat", "flower"):
+        assert re.search(rf"^\[up\]\s+{name} stopped \((exit 0|on SIGTERM)\)$", log, re.M), name
+    assert "killing it" not in log  # every child stopped on SIGTERM, within the grace period
+    assert log.rstrip().endswith("stopped")
+    assert stopped_in < 30
