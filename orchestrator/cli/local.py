@@ -82,6 +82,32 @@ def upgrade() -> None:
     out.print(f"database {describe_database(settings)} is up to date", markup=False)
 
 
+@db_app.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt every node secret with the first key of ORCH_SECRET_KEYS.
+
+    Rotation: put a new key first in ORCH_SECRET_KEYS (keep the old one after it), restart
+    the services, run this, then drop the old key.
+
+    Example: ORCH_SECRET_KEYS=$NEW,$OLD hsts-orchestrator db rotate-secrets
+    """
+    from orchestrator.crypto import secret_box
+    from orchestrator.db.engine import make_engine, make_session_factory
+    from orchestrator.services.registry import rotate_node_secrets
+
+    settings = local_settings()
+    engine = make_engine(settings.effective_database_url())
+    try:
+        with make_session_factory(engine)() as session:
+            count = rotate_node_secrets(
+                session, secret_box(settings.secret_keys, settings.data_dir)
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+    out.print(f"{count} node secret(s) re-encrypted with the newest key", markup=False)
+
+
 @token_app.command()
 def create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.", show_default=False)],

@@ -10,9 +10,12 @@ import json
 import os
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.table import Table
 from rich.text import Text
 
@@ -203,3 +206,82 @@ def remove(
     with ApiClient(api, token) as client:
         client.delete(f"/api/v1/nodes/{segment(name)}")
     out.print(f"node {name} removed", markup=False)
+
+
+class _FileAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: AuthKind = AuthKind.node_user
+    username: str = Field(min_length=1)
+    password_env: str = Field(min_length=1, description="variable that holds the secret")
+
+
+class _FileNode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    base_url: str = Field(min_length=1)
+    auth: _FileAuth
+    ca_bundle: str | None = None
+    insecure: bool = False
+    transfer_host: str | None = None
+    root: str = "/"
+    max_outbound: int = 10
+    max_inbound: int = 10
+
+
+class _NodesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[_FileNode]
+
+
+@app.command()
+def apply(
+    file: Annotated[
+        Path, typer.Argument(help="A nodes.yaml (see config/nodes.example.yaml).", exists=True)
+    ],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Register or update every node of a nodes.yaml (admin token); secrets from env vars.
+
+    Example: HSTS_PARIS_PASSWORD=... hsts-orchestrator nodes apply config/nodes.yaml
+    """
+    try:
+        parsed = _NodesFile.model_validate(yaml.safe_load(file.read_text()))
+    except (yaml.YAMLError, ValidationError) as exc:
+        usage(f"{file}: {_first_problem(exc)}")
+    with ApiClient(api, token) as client:
+        known = {n["name"] for n in client.get("/api/v1/nodes")}
+        for node in parsed.nodes:
+            secret = os.environ.get(node.auth.password_env)  # a variable the file names
+            if not secret:
+                usage(f"{file}: node {node.name}: ${node.auth.password_env} is not set")
+            body: dict[str, Any] = {
+                "base_url": node.base_url,
+                "username": node.auth.username,
+                "secret": secret,
+                "ca_bundle": node.ca_bundle,
+                "insecure": node.insecure,
+                "transfer_host": node.transfer_host,
+                "root_path": node.root,
+                "max_outbound": node.max_outbound,
+                "max_inbound": node.max_inbound,
+            }
+            if node.name in known:
+                client.call("PATCH", f"/api/v1/nodes/{segment(node.name)}", json=body)
+                verb = "updated"
+            else:
+                client.post(
+                    "/api/v1/nodes", {"name": node.name, "auth_kind": node.auth.kind, **body}
+                )
+                verb = "added"
+            out.print(f"node {node.name} {verb}", markup=False)
+
+
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return f"not YAML ({type(exc).__name__})"

@@ -239,3 +239,15 @@ def check_node(clients: NodeClients, sessions: sessionmaker[Session], name: str)
         activity_logging=info.activity_logging,
         capabilities=dict(info.capabilities),
     )
+
+
+def rotate_node_secrets(session: Session, box: SecretBox) -> int:
+    """Re-encrypt every node secret with the newest key (the caller commits); returns a count.
+
+    After it, the old key can leave ORCH_SECRET_KEYS.
+    """
+    rows = list(session.scalars(select(NodeRow)))
+    for row in rows:
+        row.secret_encrypted = box.rotate(row.secret_encrypted)
+    session.flush()
+    return len(rows)

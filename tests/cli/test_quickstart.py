@@ -10,6 +10,7 @@ import hashlib
 import re
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -144,6 +145,35 @@ def test_nodes_commands_take_secrets_from_env_or_stdin_and_never_print_them(
     for result in (added, listed, checked, removed, again):
         assert canary not in result.output
     assert canary not in stack.log()
+
+
+def test_nodes_apply_registers_and_updates_from_a_yaml_file(stack: UpStack, tmp_path: Path) -> None:
+    node_a_url = re.search(r"^  node-a\s+(\S+)", stack.log(), re.M).group(1)  # type: ignore[union-attr]
+    nodes_file = tmp_path / "nodes.yaml"
+    nodes_file.write_text(
+        "nodes:\n"
+        f"  - name: node-e\n    base_url: {node_a_url}\n"
+        "    auth: {username: node_admin, password_env: NODE_E_SECRET}\n"
+        "    root: /outgoing\n    max_outbound: 3\n"
+    )
+    env = stack.client_env(NODE_E_SECRET="canary-apply-secret")
+    first = cli("nodes", "apply", str(nodes_file), env=env)
+    assert first.code == 0, first.output
+    assert "node node-e added" in first.stdout
+    again = cli("nodes", "apply", str(nodes_file), env=env)
+    assert "node node-e updated" in again.stdout
+    listed = cli("nodes", "list", env=env)
+    assert "node-e" in listed.stdout and "/outgoing" in listed.stdout
+    missing = cli("nodes", "apply", str(nodes_file), env=stack.client_env())
+    assert missing.code == 2
+    assert "NODE_E_SECRET is not set" in missing.stderr
+    nodes_file.write_text("nodes:\n  - name: x\n")
+    bad = cli("nodes", "apply", str(nodes_file), env=env)
+    assert bad.code == 2
+    assert "nodes.0.base_url" in bad.stderr
+    assert cli("nodes", "remove", "node-e", env=env).code == 0
+    for result in (first, again, listed, missing, bad):
+        assert "canary-apply-secret" not in result.output
 
 
 def test_a_second_up_on_the_same_data_dir_is_refused(stack: UpStack) -> None:

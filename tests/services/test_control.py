@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.fernet import Fernet
 
+from orchestrator.crypto import SecretBox
 from orchestrator.db.tables import NodeRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
@@ -20,6 +22,7 @@ from orchestrator.services.control import (
 from orchestrator.services.dispatch import dispatch
 from orchestrator.services.jobs import attempts_of, create_job, get_job
 from orchestrator.services.journal import InvalidTransition
+from orchestrator.services.registry import list_nodes, rotate_node_secrets
 from tests.services.conftest import Stack
 from tests.support.sim import write_tree
 from tests.support.stack import job_states, run_tasks, settle
@@ -123,3 +126,24 @@ def test_priority_decides_who_is_admitted_first(stack: Stack) -> None:
     assert summary.admitted == [ids[2]]
     with pytest.raises(ValueError, match="-100 to 100"):
         change_priority(stack.ctx, ids[0], 1000)
+
+
+def test_rotation_re_encrypts_every_node_secret_with_the_newest_key(stack: Stack) -> None:
+    old_box = stack.ctx.clients.box
+    new_key = Fernet.generate_key()
+    with stack.ctx.sessions() as session:
+        nodes = list_nodes(session)
+        before = {n.name: old_box.decrypt(n.secret_encrypted).get_secret_value() for n in nodes}
+        rotated = rotate_node_secrets(session, SecretBox([new_key, *old_box_keys(stack)]))
+        session.commit()
+    assert rotated == len(before) == 2
+    with stack.ctx.sessions() as session:
+        after = {
+            n.name: SecretBox([new_key]).decrypt(n.secret_encrypted).get_secret_value()
+            for n in list_nodes(session)
+        }
+    assert after == before
+
+
+def old_box_keys(stack: Stack) -> list[bytes]:
+    return [(stack.ctx.settings.data_dir / "secret.key").read_bytes().strip()]
