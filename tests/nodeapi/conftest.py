@@ -10,7 +10,7 @@ import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
 from orchestrator.nodeapi.client import NodeClient
-from tests.support.sim import SimAdmin, client_for
+from tests.support.sim import SimAdmin, client_for, fresh_admins
 
 
 @dataclass
@@ -36,11 +36,7 @@ class Pair:
 @pytest.fixture
 def pair(cluster: SimCluster) -> Iterator[Pair]:
     a, b = cluster["node-a"], cluster["node-b"]
-    admins = SimAdmin(a), SimAdmin(b)
-    for admin in admins:
-        admin.clear_faults()
-        admin.settings(activity_logging=True)
-        admin.reset_counters()
+    admins = fresh_admins(a, b)
     clients = client_for(a), client_for(b)
     yield Pair(a, b, *clients, *admins)
     for client in clients:

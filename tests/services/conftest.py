@@ -11,7 +11,7 @@ import pytest
 from hstssim.cluster import RunningNode, SimCluster
 from orchestrator.crypto import secret_box
 from orchestrator.services.context import ServiceContext
-from tests.support.sim import SimAdmin
+from tests.support.sim import SimAdmin, fresh_admins
 from tests.support.stack import RecordingEnqueue, build_context, register_sim_node
 
 
@@ -40,11 +40,7 @@ class Stack:
 @pytest.fixture
 def stack(cluster: SimCluster, database_url: str, tmp_path: Path) -> Iterator[Stack]:
     a, b = cluster["node-a"], cluster["node-b"]
-    admins = SimAdmin(a), SimAdmin(b)
-    for admin in admins:
-        admin.clear_faults()
-        admin.settings(activity_logging=True, max_retries=3)
-        admin.reset_counters()
+    admins = fresh_admins(a, b)
     ctx, tasks, engine = build_context(database_url, tmp_path / "data")
     box = secret_box(None, tmp_path / "data")
     with ctx.sessions() as session:

@@ -22,7 +22,7 @@ from orchestrator.services.submission import _claim, submit
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
 from tests.support.sim import read_tree, write_tree
-from tests.support.stack import run_tasks, settle
+from tests.support.stack import assert_story_of_a_clean_run, run_tasks, settle
 
 
 def new_job(stack: Stack, folder: str, **spec: object) -> str:
@@ -62,20 +62,7 @@ def test_directory_job_completes_byte_identical_and_the_log_tells_the_story(
         (attempt,) = attempts_of(session, job_id)
         assert attempt.remote_id
         assert attempt.status == "completed"
-        story = [
-            (e.from_state, e.to_state) for e in events_of(session, job_id) if e.kind == "state"
-        ]
-    assert story[:4] == [
-        (None, "queued"),
-        ("queued", "admitted"),
-        ("admitted", "submitting"),
-        ("submitting", "submitted"),
-    ]
-    # A poll may see the transfer running first, or only once it completed.
-    assert story[4:] in (
-        [("submitted", "running"), ("running", "completed")],
-        [("submitted", "completed")],
-    )
+        assert_story_of_a_clean_run(session, job_id)
     requests = stack.admin_a.counters()["requests"]
     assert requests["POST /ops/transfers"] == 1
     assert stack.admin_b.counters()["requests"]["POST /files/upload_setup"] == 1

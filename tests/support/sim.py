@@ -71,6 +71,16 @@ class SimAdmin:
         self._http.close()
 
 
+def fresh_admins(*nodes: RunningNode) -> list[SimAdmin]:
+    """Admin handles with every fault cleared, logging on, node retries at 3, counters zero."""
+    admins = [SimAdmin(node) for node in nodes]
+    for admin in admins:
+        admin.clear_faults()
+        admin.settings(activity_logging=True, max_retries=3)
+        admin.reset_counters()
+    return admins
+
+
 def fast_configs(root: Path, *names: str) -> list[NodeConfig]:
     """Node configs for tests: short node-side retry and feed logging intervals."""
     return [

@@ -22,6 +22,7 @@ from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.dispatch import dispatch
+from orchestrator.services.jobs import events_of
 from orchestrator.services.polling import poll_node
 from orchestrator.services.registry import NodeClients, register_node
 from orchestrator.services.submission import submit
@@ -146,3 +147,19 @@ def settle(
         if time.monotonic() > deadline:
             raise AssertionError(f"jobs did not settle: {states}")
         time.sleep(0.1)
+
+
+def assert_story_of_a_clean_run(session: Session, job_id: str) -> None:
+    """The job's state events read queued → admitted → submitting → submitted → … completed."""
+    story = [(e.from_state, e.to_state) for e in events_of(session, job_id) if e.kind == "state"]
+    assert story[:4] == [
+        (None, "queued"),
+        ("queued", "admitted"),
+        ("admitted", "submitting"),
+        ("submitting", "submitted"),
+    ], story
+    # A poll may see the transfer running first, or only once it completed.
+    assert story[4:] in (
+        [("submitted", "running"), ("running", "completed")],
+        [("submitted", "completed")],
+    ), story

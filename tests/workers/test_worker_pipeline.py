@@ -9,9 +9,10 @@ from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import no_enqueue
 from orchestrator.services.dispatch import dispatch
-from orchestrator.services.jobs import attempts_of, create_job, events_of, get_job
+from orchestrator.services.jobs import attempts_of, create_job, get_job
 from orchestrator.taskqueue import TaskName
 from tests.support.sim import write_tree
+from tests.support.stack import assert_story_of_a_clean_run
 from tests.workers.conftest import Rig, spec_for
 
 
@@ -39,19 +40,7 @@ def test_directory_job_completes_through_the_worker_and_the_log_tells_the_story(
         assert job.finished_at is not None
         (attempt,) = attempts_of(session, job_id)
         assert attempt.status == "completed"
-        story = [
-            (e.from_state, e.to_state) for e in events_of(session, job_id) if e.kind == "state"
-        ]
-    assert story[:4] == [
-        (None, "queued"),
-        ("queued", "admitted"),
-        ("admitted", "submitting"),
-        ("submitting", "submitted"),
-    ]
-    assert story[4:] in (
-        [("submitted", "running"), ("running", "completed")],
-        [("submitted", "completed")],
-    )
+        assert_story_of_a_clean_run(session, job_id)
     assert rig.admin_a.counters()["requests"]["POST /ops/transfers"] == 1
     assert rig.admin_b.counters()["requests"]["POST /files/upload_setup"] == 1
 
