@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -23,9 +24,10 @@ def body(folder: str, **extra: object) -> dict[str, object]:
 
 
 def test_submit_runs_and_show_tells_the_outcome(api: Api) -> None:
-    files = {"j1/a.bin": os.urandom(30_000), "j1/sub/b.txt": b"b"}
+    folder = f"j-{uuid.uuid4().hex[:8]}"  # the simulated nodes outlive one database's run
+    files = {f"{folder}/a.bin": os.urandom(30_000), f"{folder}/sub/b.txt": b"b"}
     write_tree(api.stack.root_a, files)
-    answer = api.client.post("/api/v1/jobs", json=body("j1"), headers=api.headers("submit"))
+    answer = api.client.post("/api/v1/jobs", json=body(folder), headers=api.headers("submit"))
     assert answer.status_code == 202, answer.text
     job = answer.json()
     assert job["state"] == "queued"
@@ -41,7 +43,7 @@ def test_submit_runs_and_show_tells_the_outcome(api: Api) -> None:
     assert attempt["status"] == "completed"
     assert attempt["remote_id"]
     assert [e["to_state"] for e in shown["events"] if e["to_state"]][-1] == "completed"
-    assert read_tree(api.stack.root_b / "in-j1") == files
+    assert read_tree(api.stack.root_b / f"in-{folder}") == files
 
 
 def test_idempotency_key_returns_the_first_job(api: Api) -> None:
