@@ -1,4 +1,4 @@
-"""The tables: node registry, jobs, attempts, node cursors, and the append-only job event log."""
+"""The tables: nodes, jobs, attempts, cursors, job events, schedules, throughput, tokens."""
 
 from __future__ import annotations
 
@@ -184,3 +184,48 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ScheduleRow(Base):
+    """A replication schedule; ``done_until`` is the newest slot already run or skipped."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    source_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    source_paths: Mapped[list[str]] = mapped_column(JSON)
+    destination_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    destination_path: Mapped[str] = mapped_column(String(1024))
+    cron: Mapped[str | None] = mapped_column(String(128))
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    overlap: Mapped[str] = mapped_column(String(8), default="skip")  # skip | queue
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    alerts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    managed_by: Mapped[str] = mapped_column(String(16), default="api")  # api | config
+    done_until: Mapped[datetime] = mapped_column(UtcDateTime())
+    skipped_slots: Mapped[int] = mapped_column(Integer, default=0)
+    last_skipped_slot: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ThroughputMinuteRow(Base):
+    """Bytes and files moved in one minute between two nodes (polling adds the deltas)."""
+
+    __tablename__ = "throughput_minutes"
+
+    minute: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    source_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    destination_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain.states import JobState, can_move, state_for_transfer
 from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
+from orchestrator.services import throughput
 from orchestrator.services.journal import move, record
 from orchestrator.settings import Settings
 
@@ -41,8 +42,14 @@ def apply_snapshot(
         return None
     if snapshot.status is TransferStatus.UNKNOWN:
         return None
+    moved_bytes = snapshot.bytes_transferred - attempt.bytes_transferred
+    moved_files = snapshot.files_completed - attempt.files_completed
     _copy(attempt, snapshot, now)
     job = session.get(JobRow, attempt.job_id)
+    if job is not None:
+        throughput.note(
+            session, now, job.source_node_id, job.destination_node_id, moved_bytes, moved_files
+        )
     if job is None or job.attempt_count != attempt.number:
         return None
     job.bytes_transferred = snapshot.bytes_transferred

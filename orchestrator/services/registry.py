@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.crypto import SecretBox
-from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow
+from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ScheduleRow
 from orchestrator.domain.nodes import NodeConnection, NodeRegistration, Timeouts
 from orchestrator.domain.paths import normalise_root
 from orchestrator.errors import ConfigError, NodeError
@@ -151,12 +151,21 @@ def remove_node(session: Session, name: str) -> None:
     )
     if used is not None:
         raise NodeInUse(f"jobs refer to node {name!r}; disable it instead")
+    schedule = session.scalar(
+        select(ScheduleRow.id)
+        .where(
+            (ScheduleRow.source_node_id == row.id) | (ScheduleRow.destination_node_id == row.id)
+        )
+        .limit(1)
+    )
+    if schedule is not None:
+        raise NodeInUse(f"schedule {schedule!r} uses node {name!r}; delete or change it first")
     session.delete(row)
     session.flush()
 
 
 class NodeInUse(ConfigError):
-    """A node that jobs refer to cannot be deleted."""
+    """A node that jobs or schedules refer to cannot be deleted."""
 
 
 def node_named(session: Session, name: str) -> NodeRow:

@@ -1,0 +1,170 @@
+"""Replication schedules: what to copy, when (cron or interval, in a time zone), and slot maths."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.domain.jobs import JobSpec, NodeName, TransferOptions
+from orchestrator.domain.paths import UnsafePath, clean_relative
+
+ScheduleId = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+# Incremental by default: only new and changed files move; a partial file resumes.
+INCREMENTAL = TransferOptions(overwrite="diff", resume_policy="sparse_csum")
+MAX_INTERVAL = 366 * 24 * 3600
+
+
+class ScheduleAlerts(BaseModel):
+    """Which alert channels hear about this schedule, and when."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channels: list[str] = Field(default_factory=list, max_length=10)
+    failure_streak: int = Field(default=3, ge=1, le=1000)
+    on_run_end: Literal["never", "failure", "always"] = "never"
+
+
+class ScheduleTiming(BaseModel):
+    """When a schedule fires: a cron expression or an interval, in a time zone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cron: str | None = Field(default=None, min_length=1, max_length=128)
+    interval_seconds: int | None = Field(default=None, ge=1, le=MAX_INTERVAL)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split())
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a cron expression of five fields "
+                "(minute hour day-of-month month day-of-week), e.g. '0 * * * *'"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone, e.g. 'Europe/Paris'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ScheduleTiming:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of cron and interval_seconds")
+        return self
+
+
+class ScheduleSpec(ScheduleTiming):
+    """A replication: copy source paths of one node to a folder of another, on a timing."""
+
+    id: str = ScheduleId
+    description: str = Field(default="", max_length=500)
+    source_node: str = NodeName
+    source_paths: list[str] = Field(min_length=1, max_length=100)
+    destination_node: str = NodeName
+    destination_path: str = Field(min_length=1, max_length=1024)
+    options: TransferOptions = INCREMENTAL
+    priority: int = Field(default=0, ge=-100, le=100)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    overlap: Literal["skip", "queue"] = "skip"
+    enabled: bool = True
+    alerts: ScheduleAlerts = ScheduleAlerts()
+    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("source_paths")
+    @classmethod
+    def _safe_sources(cls, paths: list[str]) -> list[str]:
+        cleaned = []
+        for path in paths:
+            try:
+                relative = clean_relative(path)
+            except UnsafePath as exc:
+                raise ValueError(f"{path!r}: {exc}") from None
+            if not relative:
+                raise ValueError("a source path must name something under the node's root")
+            cleaned.append(relative)
+        return cleaned
+
+    @field_validator("destination_path")
+    @classmethod
+    def _safe_destination(cls, path: str) -> str:
+        try:
+            return clean_relative(path)
+        except UnsafePath as exc:
+            raise ValueError(str(exc)) from None
+
+    def timing(self) -> ScheduleTiming:
+        """Only the timing part."""
+        return ScheduleTiming(
+            cron=self.cron, interval_seconds=self.interval_seconds, timezone=self.timezone
+        )
+
+    def job_spec(self, trigger: str) -> JobSpec:
+        """The job one run of this schedule creates."""
+        return JobSpec(
+            source_node=self.source_node,
+            source_paths=self.source_paths,
+            destination_node=self.destination_node,
+            destination_path=self.destination_path,
+            options=self.options,
+            priority=self.priority,
+            max_attempts=self.max_attempts,
+            labels={**self.labels, "schedule": self.id, "trigger": trigger},
+        )
+
+
+def slots_between(timing: ScheduleTiming, after: datetime, until: datetime) -> list[datetime]:
+    """Every slot in (after, until], in UTC (for tests and previews; keep ranges short)."""
+    slots = []
+    slot = next_slot(timing, after)
+    while slot <= until:
+        slots.append(slot)
+        slot = next_slot(timing, slot)
+    return slots
+
+
+def next_slot(timing: ScheduleTiming, after: datetime) -> datetime:
+    """The first slot strictly after ``after``, in UTC."""
+    if timing.interval_seconds is not None:
+        # Interval slots sit on multiples of the interval since the Unix epoch (UTC), so they
+        # do not drift with restarts: every 3600 s is always on the hour.
+        step = timing.interval_seconds
+        seconds = int(after.timestamp()) // step * step + step
+        return datetime.fromtimestamp(seconds, UTC)
+    assert timing.cron is not None
+    local = after.astimezone(ZoneInfo(timing.timezone))
+    fire: datetime = croniter(timing.cron, local).get_next(datetime)
+    return fire.astimezone(UTC)
+
+
+def latest_slot(timing: ScheduleTiming, until: datetime) -> datetime:
+    """The last slot at or before ``until``, in UTC."""
+    if timing.interval_seconds is not None:
+        step = timing.interval_seconds
+        return datetime.fromtimestamp(int(until.timestamp()) // step * step, UTC)
+    assert timing.cron is not None
+    local = until.astimezone(ZoneInfo(timing.timezone))
+    # croniter's get_prev is strict: step one second past ``until`` to include it.
+    fire: datetime = croniter(timing.cron, local + timedelta(seconds=1)).get_prev(datetime)
+    return fire.astimezone(UTC)
+
+
+def due_slot(timing: ScheduleTiming, done_until: datetime, now: datetime) -> datetime | None:
+    """The slot to run now, if any: the newest one in (done_until, now].
+
+    Slots missed while nothing ran (a downtime) collapse into this one run.
+    """
+    slot = latest_slot(timing, now)
+    return slot if slot > done_until else None
