@@ -211,6 +211,7 @@ class ScheduleRow(Base):
     done_until: Mapped[datetime] = mapped_column(UtcDateTime())
     skipped_slots: Mapped[int] = mapped_column(Integer, default=0)
     last_skipped_slot: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last due slot made no job
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 

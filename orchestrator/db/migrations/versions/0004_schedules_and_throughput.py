@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("done_until", sa.DateTime(timezone=True), nullable=False),
         sa.Column("skipped_slots", sa.Integer(), nullable=False),
         sa.Column("last_skipped_slot", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
