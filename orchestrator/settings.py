@@ -6,7 +6,9 @@ environment or config files at import time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,11 +31,21 @@ class Settings(BaseSettings):
     )
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between node polls")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds between sweeps")
+    replication_tick_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="seconds between checks for due schedule slots"
+    )
+    replications_file: Path | None = Field(
+        default=Path("config/replications.yaml"),
+        description="schedules applied at start (up, beat); absent file = none",
+    )
     node_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
     node_read_timeout: float = Field(
         default=30.0, gt=0, description="seconds to wait for a node's answer"
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["auto", "json", "plain"] = Field(
+        default="auto", description="log lines: json, plain, or auto (plain on a terminal)"
+    )
 
     # -- orchestration ---------------------------------------------------------------------
     max_per_link: int = Field(default=20, ge=1, description="active jobs per (source, dest) pair")
@@ -74,6 +86,43 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="QUEUED this long gets its dispatch sent again"
     )
 
+    # -- alerts (docs/alerts.md) -------------------------------------------------------------
+    alerts_file: Path | None = Field(
+        default=None, description="the operator's alert channels and rules (YAML); unset = none"
+    )
+    alerts_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of webhook channels that name no secret_env"
+    )
+    alert_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="one webhook or SMTP delivery, at most"
+    )
+    alert_retry_seconds: float = Field(
+        default=10.0, gt=0, description="first wait after a failed delivery (it doubles)"
+    )
+    alert_retry_max_seconds: float = Field(
+        default=900.0, gt=0, description="longest wait between two delivery attempts"
+    )
+    alert_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="delivery attempts before an alert is given up"
+    )
+    smtp_host: str | None = Field(default=None, description="mail server of email channels")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="mail server port")
+    smtp_user: str | None = Field(default=None, description="SMTP login; unset = no AUTH")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_from: str = Field(
+        default="hsts-orchestrator@localhost", description="From: address of alert mails"
+    )
+    smtp_starttls: bool = Field(default=True, description="upgrade the connection (STARTTLS)")
+
+    # -- metrics ---------------------------------------------------------------------------
+    node_api_metrics: bool = Field(
+        default=True,
+        description="workers count node API requests, errors and latency in Redis for /metrics",
+    )
+    metrics_flush_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="how often a worker adds its counts to Redis"
+    )
+
     @model_validator(mode="after")
     def _leases_outlast_node_calls(self) -> Settings:
         call = self.node_connect_timeout + self.node_read_timeout
@@ -99,3 +148,9 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read the environment once; call from entry points only."""
     return Settings()
+
+
+def secret_from_environment(name: str) -> SecretStr | None:
+    """The secret held by the environment variable a config file names (unset or empty: None)."""
+    value = os.environ.get(name)
+    return SecretStr(value) if value else None

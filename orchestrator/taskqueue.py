@@ -23,6 +23,8 @@ class TaskName(StrEnum):
     POLL_ALL = "orchestrator.poll_all"
     POLL = "orchestrator.poll"
     SWEEP = "orchestrator.sweep"
+    DELIVER_ALERTS = "orchestrator.deliver_alerts"
+    REPLICATION_TICK = "orchestrator.replication_tick"
 
 
 QUEUE_OF: dict[TaskName, str] = {
@@ -32,6 +34,8 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.POLL_ALL: "poll",
     TaskName.POLL: "poll",
     TaskName.SWEEP: "default",
+    TaskName.DELIVER_ALERTS: "default",
+    TaskName.REPLICATION_TICK: "default",
 }
 
 # Keep every countdown and expiry far below the Redis visibility timeout (reliability.md F5).
@@ -79,7 +83,7 @@ def configure_celery(app: Celery, settings: Settings) -> None:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat's entries: poll fan-out each poll interval, the sweeper, a dispatch heartbeat."""
+    """Beat's entries: poll fan-out each poll interval, the sweeper, the replication tick."""
     interval = settings.poll_interval
     return {
         "poll-all-nodes": {
@@ -91,6 +95,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": TaskName.SWEEP.value,
             "schedule": settings.sweep_interval,
             "options": {"queue": "default", "expires": settings.sweep_interval},
+        },
+        "replication-tick": {
+            "task": TaskName.REPLICATION_TICK.value,
+            "schedule": settings.replication_tick_seconds,
+            "options": {"queue": "default", "expires": settings.replication_tick_seconds},
         },
     }
 

@@ -26,4 +26,5 @@ def _after_fork(**_: Any) -> None:
 
 
 import workers.tasks.jobs  # noqa: E402  (registers the tasks)
-import workers.tasks.polling  # noqa: E402, F401
+import workers.tasks.polling  # noqa: E402
+import workers.tasks.replication  # noqa: E402, F401

@@ -59,6 +59,28 @@ class TransferOptions(BaseModel):
         return {k: v for k, v in fields.items() if v is not None}
 
 
+def checked_sources(paths: list[str]) -> list[str]:
+    """Source paths made relative and safe; a ValueError names the one that is not."""
+    cleaned = []
+    for path in paths:
+        try:
+            relative = clean_relative(path)
+        except UnsafePath as exc:
+            raise ValueError(f"{path!r}: {exc}") from None
+        if not relative:
+            raise ValueError("a source path must name something under the node's root")
+        cleaned.append(relative)
+    return cleaned
+
+
+def checked_destination(path: str) -> str:
+    """A destination folder made relative and safe."""
+    try:
+        return clean_relative(path)
+    except UnsafePath as exc:
+        raise ValueError(str(exc)) from None
+
+
 NodeName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -79,21 +101,9 @@ class JobSpec(BaseModel):
     @field_validator("source_paths")
     @classmethod
     def _safe_sources(cls, paths: list[str]) -> list[str]:
-        cleaned = []
-        for path in paths:
-            try:
-                relative = clean_relative(path)
-            except UnsafePath as exc:
-                raise ValueError(f"{path!r}: {exc}") from None
-            if not relative:
-                raise ValueError("a source path must name something under the node's root")
-            cleaned.append(relative)
-        return cleaned
+        return checked_sources(paths)
 
     @field_validator("destination_path")
     @classmethod
     def _safe_destination(cls, path: str) -> str:
-        try:
-            return clean_relative(path)
-        except UnsafePath as exc:
-            raise ValueError(str(exc)) from None
+        return checked_destination(path)

@@ -9,8 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.domain.jobs import JobSpec, NodeName, TransferOptions
-from orchestrator.domain.paths import UnsafePath, clean_relative
+from orchestrator.domain.jobs import (
+    JobSpec,
+    NodeName,
+    TransferOptions,
+    checked_destination,
+    checked_sources,
+)
 
 ScheduleId = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
 # Incremental by default: only new and changed files move; a partial file resumes.
@@ -83,27 +88,22 @@ class ScheduleSpec(ScheduleTiming):
     alerts: ScheduleAlerts = ScheduleAlerts()
     labels: dict[str, str] = Field(default_factory=dict, max_length=20)
 
+    @field_validator("options")
+    @classmethod
+    def _incremental_unless_told(cls, options: TransferOptions) -> TransferOptions:
+        if options.overwrite is None:
+            return options.model_copy(update={"overwrite": "diff"})
+        return options
+
     @field_validator("source_paths")
     @classmethod
     def _safe_sources(cls, paths: list[str]) -> list[str]:
-        cleaned = []
-        for path in paths:
-            try:
-                relative = clean_relative(path)
-            except UnsafePath as exc:
-                raise ValueError(f"{path!r}: {exc}") from None
-            if not relative:
-                raise ValueError("a source path must name something under the node's root")
-            cleaned.append(relative)
-        return cleaned
+        return checked_sources(paths)
 
     @field_validator("destination_path")
     @classmethod
     def _safe_destination(cls, path: str) -> str:
-        try:
-            return clean_relative(path)
-        except UnsafePath as exc:
-            raise ValueError(str(exc)) from None
+        return checked_destination(path)
 
     def timing(self) -> ScheduleTiming:
         """Only the timing part."""

@@ -73,6 +73,8 @@ def apply_snapshot(
     if snapshot.error is not None:
         values = {"error_code": snapshot.error.code, "error_text": snapshot.error.text}
         message += f" ({snapshot.error})"
+    if target is JobState.COMPLETED:
+        message += f"; {_moved(snapshot)}"
     if target is JobState.RETRY_WAIT:
         values["next_attempt_at"] = now + retry_delay(settings, attempt.number)
         message += f"; attempt {attempt.number + 1} after back-off"
@@ -91,6 +93,15 @@ def apply_snapshot(
         session.expire(job)
         return target
     return None
+
+
+def _moved(snapshot: TransferSnapshot) -> str:
+    """What a completed transfer moved, in words ("nothing to move" when all was up to date)."""
+    kept = snapshot.files_skipped
+    if snapshot.files_completed == 0 and snapshot.bytes_transferred == 0:
+        return f"nothing to move ({kept} file(s) already up to date)"
+    text = f"{snapshot.files_completed} file(s), {snapshot.bytes_transferred} bytes moved"
+    return text + (f", {kept} already up to date" if kept else "")
 
 
 def _copy(attempt: AttemptRow, snapshot: TransferSnapshot, now: datetime) -> None:

@@ -1,0 +1,317 @@
+"""Running schedules: the tick that turns due slots into jobs, run-now, and run history."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.db.engine import rowcount
+from orchestrator.db.tables import AttemptRow, JobRow, ScheduleRow
+from orchestrator.domain.schedules import ScheduleSpec, ScheduleTiming, due_slot, next_slot
+from orchestrator.domain.states import TERMINAL_STATES, JobState
+from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.jobs import Created, create_job
+from orchestrator.services.schedules import get_schedule, spec_of
+
+log = logging.getLogger(__name__)
+
+# A run in one of these states may still move bytes; NEEDS_ATTENTION waits for a person and
+# counts as a failed run, so it does not hold the schedule back.
+_ENDED = {*TERMINAL_STATES, JobState.NEEDS_ATTENTION}
+_FAILED = {JobState.FAILED.value, JobState.NEEDS_ATTENTION.value}
+
+
+class RunStillActive(ConfigError):
+    """A run of this schedule is still going."""
+
+
+def timing_of(row: ScheduleRow) -> ScheduleTiming:
+    """A schedule row's timing."""
+    return ScheduleTiming(
+        cron=row.cron, interval_seconds=row.interval_seconds, timezone=row.timezone
+    )
+
+
+def slot_key(schedule_id: str, slot: datetime) -> str:
+    """The idempotency key of a slot's job: a slot makes at most one job."""
+    return f"schedule:{schedule_id}:{slot.isoformat()}"
+
+
+@dataclass
+class TickSummary:
+    """What one tick did, in words for Flower."""
+
+    started: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{len(self.started)} run(s) started" + _listed(self.started),
+            f"{len(self.skipped)} slot(s) skipped" + _listed(self.skipped),
+        ]
+        if self.waiting:
+            parts.append(f"{len(self.waiting)} waiting for a run to end" + _listed(self.waiting))
+        if self.errors:
+            parts.append(f"{len(self.errors)} failed" + _listed(self.errors))
+        return "; ".join(parts)
+
+
+def _listed(items: list[str]) -> str:
+    return f" ({', '.join(items)})" if items else ""
+
+
+@dataclass(frozen=True)
+class _Due:
+    schedule_id: str
+    done_until: datetime
+    slot: datetime
+    overlap: str
+    active: JobRow | None
+
+
+def tick(ctx: ServiceContext) -> TickSummary:
+    """Create the job of every due slot (once per slot, however many ticks race)."""
+    now = ctx.now()
+    summary = TickSummary()
+    with ctx.sessions() as session:
+        due = _due_slots(session, now)
+        specs = {d.schedule_id: spec_of(session, get_schedule(session, d.schedule_id)) for d in due}
+    for item in due:
+        name = f"{item.schedule_id}@{item.slot:%Y-%m-%d %H:%M}"
+        if item.active is not None and (item.active.slot_time or now) < item.slot:
+            if item.overlap == "queue":
+                summary.waiting.append(name)  # the slot stays due until the active run ends
+            elif _advance(ctx, item, skipped=True):
+                summary.skipped.append(f"{name}: run {item.active.id} still {item.active.state}")
+            continue
+        try:
+            created = create_job(
+                ctx,
+                specs[item.schedule_id].job_spec("schedule"),
+                idempotency_key=slot_key(item.schedule_id, item.slot),
+                schedule_id=item.schedule_id,
+                slot_time=item.slot,
+            )
+        except OrchestratorError as exc:
+            log.warning("schedule %s: slot %s made no job: %s", item.schedule_id, item.slot, exc)
+            _advance(ctx, item, error=str(exc))
+            summary.errors.append(f"{name}: {exc}")
+            continue
+        _advance(ctx, item)
+        if created.created:
+            summary.started.append(f"{name} job {created.job.id}")
+    return summary
+
+
+def _due_slots(session: Session, now: datetime) -> list[_Due]:
+    due = []
+    for row in session.scalars(select(ScheduleRow).where(ScheduleRow.enabled.is_(True))):
+        slot = due_slot(timing_of(row), row.done_until, now)
+        if slot is not None:
+            due.append(_Due(row.id, row.done_until, slot, row.overlap, active_run(session, row.id)))
+    return due
+
+
+def _advance(ctx: ServiceContext, item: _Due, *, skipped: bool = False, error: str = "") -> bool:
+    """Mark the slot done (compare-and-set: only one racing tick counts a skip)."""
+    values: dict[str, object] = {"done_until": item.slot, "last_error": error or None}
+    if skipped:
+        values["skipped_slots"] = ScheduleRow.skipped_slots + 1
+        values["last_skipped_slot"] = item.slot
+    with ctx.sessions() as session:
+        result = session.execute(
+            update(ScheduleRow)
+            .where(ScheduleRow.id == item.schedule_id, ScheduleRow.done_until == item.done_until)
+            .values(**values)
+        )
+        session.commit()
+        return rowcount(result) == 1
+
+
+def active_run(session: Session, schedule_id: str) -> JobRow | None:
+    """The schedule's newest run that may still move bytes, if any."""
+    return session.scalar(
+        select(JobRow)
+        .where(JobRow.schedule_id == schedule_id, JobRow.state.not_in(_ENDED))
+        .order_by(JobRow.created_at.desc())
+        .limit(1)
+    )
+
+
+def run_now(
+    ctx: ServiceContext, schedule_id: str, *, idempotency_key: str | None = None
+) -> Created:
+    """Start a run outside the timing (refused while a run is still going)."""
+    now = ctx.now()
+    with ctx.sessions() as session:
+        row = get_schedule(session, schedule_id)
+        spec = spec_of(session, row)
+        active = active_run(session, schedule_id)
+    if active is not None:
+        raise RunStillActive(
+            f"run {active.id} of schedule {schedule_id!r} is still {active.state}; "
+            "wait for it or cancel it"
+        )
+    return create_job(
+        ctx,
+        spec.job_spec("manual"),
+        idempotency_key=idempotency_key,
+        schedule_id=schedule_id,
+        slot_time=now,
+    )
+
+
+# -- reading a schedule's story --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run of a schedule."""
+
+    job_id: str
+    state: str
+    trigger: str
+    slot_time: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    bytes_transferred: int
+    files_completed: int
+    files_skipped: int
+    error_text: str | None
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """A schedule with its last and next runs, streaks and recent history."""
+
+    spec: ScheduleSpec
+    managed_by: str
+    created_at: datetime
+    next_run_at: datetime | None
+    last_run: RunView | None
+    active_run_id: str | None
+    success_streak: int
+    failure_streak: int
+    health: str  # ok | failing | disabled | never run
+    skipped_slots: int
+    last_skipped_slot: datetime | None
+    last_error: str | None
+    runs: list[RunView]
+
+    @property
+    def id(self) -> str:
+        """The schedule's id."""
+        return self.spec.id
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the schedule fires."""
+        return self.spec.enabled
+
+    @property
+    def description(self) -> str:
+        """What the schedule is for."""
+        return self.spec.description
+
+    @property
+    def last_run_state(self) -> str | None:
+        """The state of the newest run."""
+        return self.last_run.state if self.last_run else None
+
+    @property
+    def last_run_at(self) -> datetime | None:
+        """When the newest run was created."""
+        return self.last_run.created_at if self.last_run else None
+
+
+def schedule_view(
+    session: Session, row: ScheduleRow, now: datetime, history: int = 20
+) -> ScheduleView:
+    """A schedule's view with up to ``history`` recent runs."""
+    runs = recent_runs(session, row.id, limit=max(history, 50))
+    finished = [r for r in runs if r.state in {s.value for s in _ENDED}]
+    success = _streak(finished, {JobState.COMPLETED.value})
+    failure = _streak(finished, _FAILED)
+    active = next((r for r in runs if r.state not in {s.value for s in _ENDED}), None)
+    if not row.enabled:
+        health = "disabled"
+    elif failure or row.last_error:
+        health = "failing"
+    elif not runs:
+        health = "never run"
+    else:
+        health = "ok"
+    return ScheduleView(
+        spec=spec_of(session, row),
+        managed_by=row.managed_by,
+        created_at=row.created_at,
+        next_run_at=next_slot(timing_of(row), max(now, row.done_until)) if row.enabled else None,
+        last_run=runs[0] if runs else None,
+        active_run_id=active.job_id if active else None,
+        success_streak=success,
+        failure_streak=failure,
+        health=health,
+        skipped_slots=row.skipped_slots,
+        last_skipped_slot=row.last_skipped_slot,
+        last_error=row.last_error,
+        runs=runs[:history],
+    )
+
+
+def list_schedule_views(session: Session, now: datetime) -> list[ScheduleView]:
+    """Every schedule's view (with its last five runs), by id."""
+    rows = session.scalars(select(ScheduleRow).order_by(ScheduleRow.id))
+    return [schedule_view(session, row, now, history=5) for row in rows]
+
+
+def recent_runs(session: Session, schedule_id: str, *, limit: int) -> list[RunView]:
+    """A schedule's newest runs, newest first, with the files their last attempt skipped."""
+    jobs = list(
+        session.scalars(
+            select(JobRow)
+            .where(JobRow.schedule_id == schedule_id)
+            .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+            .limit(limit)
+        )
+    )
+    skipped: dict[str, int] = {}
+    if jobs:
+        latest = {job.id: job.attempt_count for job in jobs}
+        for job_id, number, files in session.execute(
+            select(AttemptRow.job_id, AttemptRow.number, AttemptRow.files_skipped).where(
+                AttemptRow.job_id.in_(latest)
+            )
+        ):
+            if latest[job_id] == number:
+                skipped[job_id] = files
+    return [
+        RunView(
+            job_id=job.id,
+            state=job.state,
+            trigger=(job.labels or {}).get("trigger", "schedule"),
+            slot_time=job.slot_time,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            bytes_transferred=job.bytes_transferred,
+            files_completed=job.files_completed,
+            files_skipped=skipped.get(job.id, 0),
+            error_text=job.error_text or job.reason,
+        )
+        for job in jobs
+    ]
+
+
+def _streak(finished: list[RunView], states: set[str]) -> int:
+    count = 0
+    for run in finished:
+        if run.state not in states:
+            break
+        count += 1
+    return count

@@ -1,0 +1,175 @@
+"""Replication schedules in the database: create, change, enable, delete, read back as specs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import NodeRow, ScheduleRow
+from orchestrator.domain.schedules import ScheduleSpec
+from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.services.registry import NodeNotRegistered, node_by_name
+
+
+class ScheduleNotFound(OrchestratorError):
+    """No schedule has that id."""
+
+
+class ScheduleRejected(OrchestratorError):
+    """The schedule cannot be saved as given (``field`` says which part)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class ScheduleExists(ConfigError):
+    """A schedule with that id exists already."""
+
+
+def get_schedule(session: Session, schedule_id: str) -> ScheduleRow:
+    """The schedule with this id."""
+    row = session.get(ScheduleRow, schedule_id)
+    if row is None:
+        raise ScheduleNotFound(f"no schedule {schedule_id!r}")
+    return row
+
+
+def all_schedules(session: Session) -> list[ScheduleRow]:
+    """Every schedule, by id."""
+    return list(session.scalars(select(ScheduleRow).order_by(ScheduleRow.id)))
+
+
+def spec_of(session: Session, row: ScheduleRow) -> ScheduleSpec:
+    """The spec a schedule row was saved from."""
+    names = {row[0]: row[1] for row in session.execute(select(NodeRow.id, NodeRow.name))}
+    return ScheduleSpec.model_validate(
+        {
+            "id": row.id,
+            "description": row.description,
+            "cron": row.cron,
+            "interval_seconds": row.interval_seconds,
+            "timezone": row.timezone,
+            "source_node": names[row.source_node_id],
+            "source_paths": row.source_paths,
+            "destination_node": names[row.destination_node_id],
+            "destination_path": row.destination_path,
+            "options": row.options,
+            "priority": row.priority,
+            "max_attempts": row.max_attempts,
+            "overlap": row.overlap,
+            "enabled": row.enabled,
+            "alerts": row.alerts or {},
+            "labels": row.labels or {},
+        }
+    )
+
+
+def create_schedule(
+    session: Session,
+    spec: ScheduleSpec,
+    *,
+    now: datetime,
+    managed_by: str = "api",
+    channels: set[str] | None = None,
+) -> ScheduleRow:
+    """Add a schedule (the caller commits); its first slot is the first one after ``now``."""
+    if session.get(ScheduleRow, spec.id) is not None:
+        raise ScheduleExists(f"schedule {spec.id!r} exists; change it with PATCH or pick an id")
+    row = ScheduleRow(
+        id=spec.id,
+        managed_by=managed_by,
+        done_until=now,
+        skipped_slots=0,
+        created_at=now,
+        updated_at=now,
+    )
+    _fill(session, row, spec, channels)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_schedule(
+    session: Session,
+    row: ScheduleRow,
+    spec: ScheduleSpec,
+    *,
+    now: datetime,
+    channels: set[str] | None = None,
+) -> bool:
+    """Change a schedule to ``spec`` (the caller commits); True when anything changed.
+
+    A new timing, or enabling a disabled schedule, starts counting slots from now: the slots
+    of the old timing, or of the time it was off, do not run.
+    """
+    before = spec_of(session, row)
+    if before == spec:
+        return False
+    if before.timing() != spec.timing() or (spec.enabled and not before.enabled):
+        row.done_until = max(row.done_until, now)
+        row.last_error = None
+    _fill(session, row, spec, channels)
+    row.updated_at = now
+    session.flush()
+    return True
+
+
+def set_enabled(session: Session, row: ScheduleRow, enabled: bool, *, now: datetime) -> None:
+    """Turn a schedule on or off (the caller commits); turning it on skips the slots it missed."""
+    if enabled and not row.enabled:
+        row.done_until = max(row.done_until, now)
+        row.last_error = None
+    row.enabled = enabled
+    row.updated_at = now
+    session.flush()
+
+
+def delete_schedule(session: Session, row: ScheduleRow) -> None:
+    """Remove a schedule (the caller commits); its past runs stay, linked by id."""
+    session.delete(row)
+    session.flush()
+
+
+def _fill(
+    session: Session, row: ScheduleRow, spec: ScheduleSpec, channels: set[str] | None
+) -> None:
+    row.source_node_id = _node(session, "source_node", spec.source_node).id
+    row.destination_node_id = _node(session, "destination_node", spec.destination_node).id
+    if row.source_node_id == row.destination_node_id:
+        raise ScheduleRejected("destination_node", "source and destination must be two nodes")
+    if channels is not None:
+        unknown = sorted(set(spec.alerts.channels) - channels)
+        if unknown:
+            raise ScheduleRejected(
+                "alerts.channels",
+                f"no alert channel named {', '.join(unknown)}; the operator defines channels "
+                "in the alerts file (ORCH_ALERTS_FILE)",
+            )
+    values: dict[str, Any] = {
+        "description": spec.description,
+        "source_paths": list(spec.source_paths),
+        "destination_path": spec.destination_path,
+        "cron": spec.cron,
+        "interval_seconds": spec.interval_seconds,
+        "timezone": spec.timezone,
+        "options": spec.options.model_dump(exclude_defaults=True),
+        "priority": spec.priority,
+        "max_attempts": spec.max_attempts,
+        "overlap": spec.overlap,
+        "enabled": spec.enabled,
+        "alerts": spec.alerts.model_dump(),
+        "labels": dict(spec.labels),
+    }
+    for key, value in values.items():
+        setattr(row, key, value)
+
+
+def _node(session: Session, field: str, name: str) -> NodeRow:
+    try:
+        return node_by_name(session, name)
+    except NodeNotRegistered as exc:
+        raise ScheduleRejected(field, str(exc)) from None
