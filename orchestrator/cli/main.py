@@ -10,7 +10,7 @@ import typer
 from typer.main import get_command
 
 from orchestrator import __version__
-from orchestrator.cli import jobs, local, nodes, roles, up
+from orchestrator.cli import jobs, local, nodes, roles, schedules, up
 from orchestrator.cli.console import EXIT_FAILURE, EXIT_USAGE, CliError, say_error
 from orchestrator.errors import OrchestratorError
 
@@ -36,6 +36,7 @@ app.command(rich_help_panel=_STACK, context_settings=roles.PASSTHROUGH)(roles.be
 app.command(rich_help_panel=_STACK, context_settings=roles.PASSTHROUGH)(roles.flower)
 app.add_typer(jobs.app, name="jobs", rich_help_panel=_USE)
 app.add_typer(nodes.app, name="nodes", rich_help_panel=_USE)
+app.add_typer(schedules.app, name="schedules", rich_help_panel=_USE)
 app.add_typer(local.db_app, name="db", rich_help_panel=_ADMIN)
 app.add_typer(local.token_app, name="token", rich_help_panel=_ADMIN)
 

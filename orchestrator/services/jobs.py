@@ -54,7 +54,7 @@ def create_job(
     now = ctx.now()
     with ctx.sessions() as session:
         if idempotency_key is not None:
-            existing = _by_key(session, idempotency_key)
+            existing = job_by_key(session, idempotency_key)
             if existing is not None:
                 return Created(existing, created=False)
         source = _node(session, "source_node", spec.source_node)
@@ -102,7 +102,7 @@ def create_job(
         except IntegrityError:
             session.rollback()
             if idempotency_key is not None:
-                existing = _by_key(session, idempotency_key)
+                existing = job_by_key(session, idempotency_key)
                 if existing is not None:
                     return Created(existing, created=False)
             raise
@@ -110,7 +110,8 @@ def create_job(
     return Created(job, created=True)
 
 
-def _by_key(session: Session, key: str) -> JobRow | None:
+def job_by_key(session: Session, key: str) -> JobRow | None:
+    """The job created with this idempotency key, if any."""
     return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
 
 

@@ -15,7 +15,7 @@ from orchestrator.domain.schedules import ScheduleSpec, ScheduleTiming, due_slot
 from orchestrator.domain.states import TERMINAL_STATES, JobState
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import Created, create_job
+from orchestrator.services.jobs import Created, create_job, job_by_key
 from orchestrator.services.schedules import get_schedule, spec_of
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,9 @@ def run_now(
     with ctx.sessions() as session:
         row = get_schedule(session, schedule_id)
         spec = spec_of(session, row)
+        known = job_by_key(session, idempotency_key) if idempotency_key else None
+        if known is not None:
+            return Created(known, created=False)
         active = active_run(session, schedule_id)
     if active is not None:
         raise RunStillActive(

@@ -30,6 +30,20 @@ class ScheduleExists(ConfigError):
     """A schedule with that id exists already."""
 
 
+class ScheduleManagedElsewhere(ConfigError):
+    """The replications file owns this schedule."""
+
+
+def editable(row: ScheduleRow) -> ScheduleRow:
+    """The row, if the API may change it (the replications file owns its own schedules)."""
+    if row.managed_by == "config":
+        raise ScheduleManagedElsewhere(
+            f"schedule {row.id!r} comes from the replications file (ORCH_REPLICATIONS_FILE); "
+            "change it there"
+        )
+    return row
+
+
 def get_schedule(session: Session, schedule_id: str) -> ScheduleRow:
     """The schedule with this id."""
     row = session.get(ScheduleRow, schedule_id)

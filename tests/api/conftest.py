@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from orchestrator.api.app import create_app
 from orchestrator.services.tokens import Scope, create_token
 from tests.services.conftest import Stack
-from tests.services.conftest import stack as stack  # the fixture, for this folder
+from tests.services.conftest import stack as stack  # the fixtures, for this folder
+from tests.services.conftest import stack_settings as stack_settings
 
 
 @dataclass

@@ -36,7 +36,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _detail(ctx: ContextDep, job_id: str) -> JobDetail:
+def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
     with ctx.sessions() as session:
         view = job_view(session, get_job(session, job_id), detail=True)
     return JobDetail.model_validate(
@@ -76,7 +76,7 @@ def submit_job(
     )
     if not created.created:
         response.status_code = status.HTTP_200_OK
-    return _detail(ctx, created.job.id)
+    return job_detail(ctx, created.job.id)
 
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
@@ -110,35 +110,35 @@ def list_all(
 @router.get("/{job_id}", response_model=JobDetail, responses=ERRORS, summary="Show a job")
 def show(job_id: str, ctx: ContextDep, _: ReadDep) -> JobDetail:
     """A job with its attempts, progress, ETA, why it waits, and the node's error."""
-    return _detail(ctx, job_id)
+    return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobDetail, responses=ERRORS, summary="Cancel")
 def cancel(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Cancel the job; a transfer on the node is canceled there."""
     control.cancel_job(ctx, job_id)
-    return _detail(ctx, job_id)
+    return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/retry", response_model=JobDetail, responses=ERRORS, summary="Retry")
 def retry(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Queue a failed or flagged job again with a fresh attempt budget."""
     control.retry_job(ctx, job_id)
-    return _detail(ctx, job_id)
+    return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/pause", response_model=JobDetail, responses=ERRORS, summary="Pause")
 def pause(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Pause the job's transfer on the source node."""
     control.pause_job(ctx, job_id)
-    return _detail(ctx, job_id)
+    return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/resume", response_model=JobDetail, responses=ERRORS, summary="Resume")
 def resume(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Resume the job's paused transfer."""
     control.resume_job(ctx, job_id)
-    return _detail(ctx, job_id)
+    return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/rate", response_model=JobDetail, responses=ERRORS, summary="Change rate")
@@ -147,7 +147,7 @@ def rate(job_id: str, body: RateChange, ctx: ContextDep, _: SubmitDep) -> JobDet
     control.change_rate(
         ctx, job_id, target_rate_kbps=body.target_rate_kbps, min_rate_kbps=body.min_rate_kbps
     )
-    return _detail(ctx, job_id)
+    return job_detail(ctx, job_id)
 
 
 @router.post(
@@ -156,4 +156,4 @@ def rate(job_id: str, body: RateChange, ctx: ContextDep, _: SubmitDep) -> JobDet
 def priority(job_id: str, body: PriorityChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Change the job's priority."""
     control.change_priority(ctx, job_id, body.priority)
-    return _detail(ctx, job_id)
+    return job_detail(ctx, job_id)

@@ -1,0 +1,326 @@
+"""``hsts-orchestrator schedules``: scheduled replication (over the API; ``apply`` on the DB)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
+from orchestrator.cli.console import fail, human_bytes, out, print_table, usage, when
+from orchestrator.cli.jobs import Overwrite, parse_destination, parse_labels, parse_source
+from orchestrator.cli.watch import watch_job
+
+app = typer.Typer(
+    help="Replicate a folder of one node to another on a schedule, moving only what changed.\n\n"
+    "Example: hsts-orchestrator schedules add media-hourly --from paris:media/daily "
+    "--to london:replicas --cron '0 * * * *' --tz Europe/Paris",
+    no_args_is_help=True,
+)
+
+Id = Annotated[str, typer.Argument(help="The schedule's id.", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
+_EVERY = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_HEALTH_STYLE = {"ok": "green", "failing": "bold red", "disabled": "dim", "never run": "yellow"}
+
+
+def parse_every(text: str) -> int:
+    """'15m' -> 900, '2h' -> 7200, '90' -> 90 (seconds)."""
+    match = _EVERY.match(text.strip())
+    if not match:
+        usage(f"--every {text!r}: expected a number with s, m, h or d, e.g. 15m or 1h")
+    return int(match.group(1)) * _UNIT[match.group(2)]
+
+
+@app.command()
+def add(
+    schedule_id: Id,
+    source: Annotated[
+        str,
+        typer.Option("--from", help="Source NODE:PATH[,PATH...].", show_default=False),
+    ],
+    destination: Annotated[
+        str, typer.Option("--to", help="Destination NODE:FOLDER.", show_default=False)
+    ],
+    cron: Annotated[
+        str | None,
+        typer.Option(help="Cron expression (5 fields), e.g. '0 * * * *'.", show_default=False),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(help="Interval instead of cron: 90s, 15m, 1h, 1d.", show_default=False),
+    ] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of the cron.")] = "UTC",
+    overlap: Annotated[
+        str, typer.Option(help="While the last run goes on: skip the slot, or queue it.")
+    ] = "skip",
+    overwrite: Annotated[
+        Overwrite, typer.Option(help="diff (default) moves only new and changed files.")
+    ] = Overwrite.diff,
+    rate: Annotated[
+        int | None, typer.Option(min=1, help="Target rate in kbps.", show_default=False)
+    ] = None,
+    priority: Annotated[int, typer.Option(min=-100, max=100, help="Higher runs first.")] = 0,
+    description: Annotated[str, typer.Option(help="What the schedule is for.")] = "",
+    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it switched off.")] = False,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Create a schedule; its first run is its first slot from now (or: schedules run ID).
+
+    Example: hsts-orchestrator schedules add nightly --from node-a:outgoing
+    --to node-b:mirror --cron '30 2 * * *' --tz Europe/Paris
+    """
+    if (cron is None) == (every is None):
+        usage("give exactly one of --cron EXPR or --every INTERVAL")
+    source_node, source_paths = parse_source(source)
+    destination_node, destination_path = parse_destination(destination)
+    options: dict[str, Any] = {"overwrite": overwrite.value}
+    if rate is not None:
+        options["target_rate_kbps"] = rate
+    body: dict[str, Any] = {
+        "id": schedule_id,
+        "description": description,
+        "cron": cron,
+        "interval_seconds": parse_every(every) if every is not None else None,
+        "timezone": tz,
+        "source_node": source_node,
+        "source_paths": source_paths,
+        "destination_node": destination_node,
+        "destination_path": destination_path,
+        "options": options,
+        "priority": priority,
+        "overlap": overlap,
+        "enabled": not disabled,
+        "labels": parse_labels(label or []),
+    }
+    with ApiClient(api, token) as client:
+        made = client.post("/api/v1/schedules", body)
+    out.print(
+        f"schedule {made['id']} created; next run {when(made['next_run_at'])}; "
+        f"preview it with: hsts-orchestrator schedules dry-run {made['id']}",
+        markup=False,
+    )
+
+
+@app.command("list")
+def list_schedules(
+    api: ApiUrl = DEFAULT_API, token: ApiToken = None, as_json: AsJson = False
+) -> None:
+    """Every schedule with its health, last run and next run.
+
+    Example: hsts-orchestrator schedules list
+    """
+    with ApiClient(api, token) as client:
+        items = client.get("/api/v1/schedules")["items"]
+    if as_json:
+        out.print_json(json.dumps(items))
+        return
+    if not items:
+        out.print("no schedules (create one: hsts-orchestrator schedules add --help)")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "HEALTH", "WHEN", "FROM", "TO", "LAST RUN", "NEXT RUN", "STREAK"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        last = item["last_run"]
+        table.add_row(
+            Text(item["id"]),
+            Text(item["health"], style=_HEALTH_STYLE.get(item["health"], "")),
+            Text(_timing(item)),
+            Text(f"{item['source_node']}:{','.join(item['source_paths'])}"),
+            Text(f"{item['destination_node']}:{item['destination_path'] or '/'}"),
+            Text(f"{last['state']} {when(last['created_at'])}" if last else "-"),
+            Text(when(item["next_run_at"])),
+            Text(_streak(item)),
+        )
+    print_table(table)
+
+
+@app.command()
+def show(
+    schedule_id: Id,
+    runs: Annotated[int, typer.Option(min=0, max=500, help="Recent runs to show.")] = 10,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    as_json: AsJson = False,
+) -> None:
+    """A schedule and its recent runs: state, files and bytes moved, errors.
+
+    Example: hsts-orchestrator schedules show media-hourly --runs 24
+    """
+    with ApiClient(api, token) as client:
+        item = client.get(f"/api/v1/schedules/{segment(schedule_id)}", runs=runs)
+    if as_json:
+        out.print_json(json.dumps(item))
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows: list[tuple[str, str | Text]] = [
+        ("schedule", item["id"]),
+        ("health", Text(item["health"], style=_HEALTH_STYLE.get(item["health"], ""))),
+        ("when", _timing(item)),
+        ("from", f"{item['source_node']}:{', '.join(item['source_paths'])}"),
+        ("to", f"{item['destination_node']}:{item['destination_path'] or '/'}"),
+        ("overwrite", str(item["options"].get("overwrite", "diff"))),
+        ("overlap", item["overlap"]),
+        ("next run", when(item["next_run_at"])),
+        ("streak", _streak(item)),
+        ("skipped slots", str(item["skipped_slots"])),
+        ("managed by", item["managed_by"]),
+    ]
+    if item["description"]:
+        rows.insert(1, ("about", item["description"]))
+    if item["last_error"]:
+        rows.append(("last error", Text(item["last_error"], style="red")))
+    for key, value in rows:
+        grid.add_row(key, value if isinstance(value, Text) else Text(value))
+    print_table(grid)
+    if item["runs"]:
+        table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
+        for column in ("RUN", "TRIGGER", "STATE", "STARTED", "FILES", "BYTES", "UP TO DATE"):
+            table.add_column(column, overflow="fold")
+        for run in item["runs"]:
+            table.add_row(
+                Text(run["job_id"]),
+                Text(run["trigger"]),
+                Text(run["state"]),
+                Text(when(run["created_at"])),
+                Text(str(run["files_completed"])),
+                Text(human_bytes(run["bytes_transferred"])),
+                Text(str(run["files_skipped"])),
+            )
+        out.print()
+        print_table(table)
+
+
+@app.command()
+def run(
+    schedule_id: Id,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the run until it ends.")] = False,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Start a run now (refused while a run of the schedule is still going).
+
+    Example: hsts-orchestrator schedules run media-hourly --watch
+    """
+    with ApiClient(api, token) as client:
+        job = client.post(f"/api/v1/schedules/{segment(schedule_id)}/run")
+        out.print(f"run {job['id']} of {schedule_id} {job['state']}", markup=False)
+        if watch:
+            raise typer.Exit(watch_job(client, job["id"]))
+
+
+@app.command("dry-run")
+def dry_run(
+    schedule_id: Id, api: ApiUrl = DEFAULT_API, token: ApiToken = None, as_json: AsJson = False
+) -> None:
+    """List both nodes and show what the next run would move, with counts and bytes.
+
+    Example: hsts-orchestrator schedules dry-run media-hourly
+    """
+    with ApiClient(api, token) as client:
+        plan = client.post(f"/api/v1/schedules/{segment(schedule_id)}/dry-run")
+    if as_json:
+        out.print_json(json.dumps(plan))
+        return
+    for path in plan["missing_sources"]:
+        out.print(f"missing at the source: {path} (the run would fail)", markup=False)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("", "FILES", "BYTES"):
+        table.add_column(column)
+    for key, name in (
+        ("new", "new"),
+        ("changed", "changed (size)"),
+        ("maybe_changed", "maybe changed (checksum decides)"),
+        ("unchanged", "up to date"),
+        ("to_move", "would move"),
+    ):
+        table.add_row(name, str(plan[key]["files"]), human_bytes(plan[key]["bytes"]))
+    print_table(table)
+    for planned in plan["files"][:20]:
+        out.print(f"  {planned['path']}  {human_bytes(planned['size'])}  ({planned['why']})")
+    more = plan["to_move"]["files"] - min(20, len(plan["files"]))
+    if more > 0:
+        out.print(f"  ... and {more} more (--json lists up to 1000)")
+    if plan["truncated"]:
+        out.print("(a side had too many entries: the counts cover the first 100000)")
+
+
+@app.command()
+def enable(schedule_id: Id, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
+    """Switch a schedule on (the slots it missed while off do not run)."""
+    _switch(schedule_id, "enable", api, token)
+
+
+@app.command()
+def disable(schedule_id: Id, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
+    """Switch a schedule off (a run under way goes on)."""
+    _switch(schedule_id, "disable", api, token)
+
+
+def _switch(schedule_id: str, verb: str, api: str, token: str | None) -> None:
+    with ApiClient(api, token) as client:
+        item = client.post(f"/api/v1/schedules/{segment(schedule_id)}/{verb}")
+    out.print(f"schedule {item['id']} {verb}d; next run {when(item['next_run_at'])}")
+
+
+@app.command()
+def remove(schedule_id: Id, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
+    """Delete a schedule; its past runs stay (jobs list --schedule ID)."""
+    with ApiClient(api, token) as client:
+        client.delete(f"/api/v1/schedules/{segment(schedule_id)}")
+    out.print(f"schedule {schedule_id} removed", markup=False)
+
+
+@app.command()
+def apply(
+    file: Annotated[
+        Path,
+        typer.Argument(help="A replications.yaml (see config/replications.example.yaml)."),
+    ],
+) -> None:
+    """Make the file's schedules exist as written (on the database; beat does it at start).
+
+    Entries are added or changed; schedules that came from the file and left it are removed;
+    schedules made through the API or CLI are left alone.
+
+    Example: hsts-orchestrator schedules apply config/replications.yaml
+    """
+    from orchestrator.cli.local import local_settings
+    from orchestrator.services.alerts import known_channels
+    from orchestrator.services.context import no_enqueue
+    from orchestrator.services.embedded import build_context
+    from orchestrator.services.replication_file import apply_file
+
+    settings = local_settings()
+    ctx = build_context(settings, enqueue=no_enqueue)
+    result = apply_file(ctx, file, known_channels(settings))
+    out.print(str(result), markup=False)
+    if result.errors:
+        fail(f"{len(result.errors)} schedule(s) in {file} could not be applied")
+
+
+def _timing(item: dict[str, Any]) -> str:
+    if item["cron"]:
+        return f"cron {item['cron']} {item['timezone']}"
+    seconds = int(item["interval_seconds"])
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"every {seconds // size}{unit}"
+    return f"every {seconds}s"
+
+
+def _streak(item: dict[str, Any]) -> str:
+    if item["failure_streak"]:
+        return f"{item['failure_streak']} failed in a row"
+    return f"{item['success_streak']} ok in a row" if item["success_streak"] else "-"
