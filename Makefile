@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench browser install install-dev clean
 
 $(VENV)/.run-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ lint: $(VENV)/.dev-installed
 ## test: lint, then the whole suite (PostgreSQL too when ORCH_TEST_DATABASE_URL is set)
 test: lint
 	$(BIN)/pytest
+
+## browser: headless Debian chromium for the dashboard's browser test (apt-get, when missing)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium (apt-get)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@chromium --version 2>/dev/null
 
 ## bench: the benchmarks in benchmarks/, each printing one table
 bench: $(VENV)/.dev-installed

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
-from orchestrator.api.routes import health, jobs, nodes
+from orchestrator.api.routes import dashboard, health, jobs, nodes
 from orchestrator.errors import ConfigError, NodeError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.jobs import JobNotFound, JobRejected
@@ -42,6 +42,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(nodes.router)
     app.include_router(health.router)
+    app.include_router(dashboard.router)
     _error_handlers(app)
     return app
 

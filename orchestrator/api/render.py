@@ -1,0 +1,143 @@
+"""HTML for the dashboard: the Jinja environment (autoescaped), number formats and the chart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from orchestrator.services.throughput import Minute
+
+UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+
+def size(count: float | None) -> str:
+    """Bytes as people read them, in decimal units: 1_500_000 -> '1.5 MB'."""
+    if count is None:
+        return "—"
+    value = float(count)
+    for unit in UNITS:  # the unit the loop stops at is the one to print
+        if abs(value) < 1000 or unit == UNITS[-1]:
+            break
+        value /= 1000
+    if unit == "B":
+        return f"{value:.0f} B"
+    digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+    return f"{value:.{digits}f} {unit}"
+
+
+def rate(per_second: float | None) -> str:
+    """Bytes per second: '12.5 MB/s'; a dash when nothing moves."""
+    return f"{size(per_second)}/s" if per_second else "—"
+
+
+def clock(seconds: float | None) -> str:
+    """A duration as m:ss, or h:mm:ss from an hour: an ETA."""
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def relative(moment: datetime | None, now: datetime) -> str:
+    """'12 s ago', 'in 4 min', '3 h ago', or a dash."""
+    if moment is None:
+        return "—"
+    delta = (moment - now).total_seconds()
+    span = abs(delta)
+    if span < 1:
+        return "now"
+    if span < 90:
+        text = f"{span:.0f} s"
+    elif span < 90 * 60:
+        text = f"{span / 60:.0f} min"
+    elif span < 36 * 3600:
+        text = f"{span / 3600:.0f} h"
+    else:
+        text = f"{span / 86400:.0f} d"
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def utc(moment: datetime | None) -> str:
+    """A timestamp for a tooltip: '2026-11-23 11:22:13 UTC'."""
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One minute of the chart."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """The throughput chart's geometry (an inline SVG drawn by the template)."""
+
+    width: int
+    height: int
+    bars: list[Bar]
+    peak: str
+    start: str
+    middle: str
+
+
+CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 1000, 110, 3.0
+
+
+def chart(minutes: list[Minute]) -> Chart:
+    """Bars of bytes per minute, scaled to the busiest minute."""
+    slot = CHART_WIDTH / max(1, len(minutes))
+    peak = max((m.bytes for m in minutes), default=0)
+    bars = []
+    for i, minute in enumerate(minutes):
+        if minute.bytes <= 0:
+            continue
+        height = max(2.0, CHART_HEIGHT * minute.bytes / peak)
+        bars.append(
+            Bar(
+                x=round(i * slot + BAR_GAP / 2, 1),
+                y=round(CHART_HEIGHT - height, 1),
+                width=round(slot - BAR_GAP, 1),
+                height=round(height, 1),
+                title=f"{minute.minute:%H:%M} UTC: {size(minute.bytes)} in "
+                f"{minute.files} file(s), {rate(minute.bytes / 60)} on average",
+            )
+        )
+    return Chart(
+        width=CHART_WIDTH,
+        height=CHART_HEIGHT,
+        bars=bars,
+        peak=f"peak {size(peak)} in a minute" if peak else "",
+        start=f"{minutes[0].minute:%H:%M}" if minutes else "",
+        middle=f"{minutes[len(minutes) // 2].minute:%H:%M}" if minutes else "",
+    )
+
+
+@cache
+def environment() -> Environment:
+    """The templates of orchestrator/api/templates, every value HTML-escaped."""
+    env = Environment(
+        loader=PackageLoader("orchestrator.api", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(size=size, rate=rate, clock=clock, relative=relative, utc=utc)
+    env.globals.update(chart=chart)
+    return env
+
+
+def page(name: str, **values: Any) -> str:
+    """Render one template."""
+    return environment().get_template(name).render(**values)

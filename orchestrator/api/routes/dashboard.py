@@ -1,0 +1,175 @@
+"""The operator's dashboard at ``/``: server-rendered panels, refreshed by a few lines of JS.
+
+Sign-in takes an API token in a form and keeps it in an HttpOnly, SameSite=Strict cookie, so
+neither the page's script nor a URL ever holds it; a Bearer header works as well.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
+
+from orchestrator.api import render
+from orchestrator.api.deps import ContextDep, SessionDep
+from orchestrator.db.tables import ApiTokenRow
+from orchestrator.domain.states import JobState
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.overview import ACTIVE, overview
+from orchestrator.services.tokens import Scope, allows, authenticate
+
+router = APIRouter(include_in_schema=False)
+
+COOKIE = "hso_dashboard"
+REFRESH_MS = 2000
+MAX_FORM_BYTES = 4096
+STATIC = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _presented(request: Request) -> str | None:
+    """The token of the Authorization header, else of the session cookie."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(COOKIE) or None
+
+
+def _caller(request: Request, session: Session) -> ApiTokenRow | None:
+    presented = _presented(request)
+    row = authenticate(session, presented) if presented else None
+    return row if row is not None and allows(row, Scope.READ) else None
+
+
+def _html(body: str, code: int = status.HTTP_200_OK) -> HTMLResponse:
+    return HTMLResponse(body, status_code=code, headers=HEADERS)
+
+
+def _sign_in(message: str | None, code: int) -> HTMLResponse:
+    answer = _html(render.page("sign_in.html", message=message), code)
+    answer.delete_cookie(COOKIE, path="/")
+    return answer
+
+
+def _panels_values(ctx: ServiceContext, session: Session) -> dict[str, object]:
+    return {
+        "overview": overview(session, ctx.now(), poll_interval=ctx.settings.poll_interval),
+        "S": JobState,
+        "ACTIVE": ACTIVE,
+        "refresh_ms": REFRESH_MS,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, ctx: ContextDep, session: SessionDep) -> HTMLResponse:
+    """The dashboard, or the sign-in form when the caller has no valid token."""
+    caller = _caller(request, session)
+    if caller is None:
+        if _presented(request):
+            return _sign_in(
+                "That token is not valid any more (revoked, or mistyped); sign in again.",
+                status.HTTP_401_UNAUTHORIZED,
+            )
+        return _sign_in(None, status.HTTP_200_OK)
+    return _html(
+        render.page("dashboard.html", token_name=caller.name, **_panels_values(ctx, session))
+    )
+
+
+@router.get("/dashboard/panels", response_class=HTMLResponse)
+def panels(request: Request, ctx: ContextDep, session: SessionDep) -> HTMLResponse:
+    """The dashboard's panels alone: what the page's script fetches every few seconds."""
+    if _caller(request, session) is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "sign in at / or give a valid API token: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return _html(render.page("panels.html", **_panels_values(ctx, session)))
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a form posted from another site (login CSRF), by Sec-Fetch-Site or Origin."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    foreign = site not in (None, "same-origin", "none")
+    if origin and origin != "null":
+        foreign = foreign or urlsplit(origin).netloc != request.headers.get("host")
+    if foreign:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "forms are accepted from this site only")
+
+
+async def form_token(request: Request) -> str:
+    """The ``token`` field of a urlencoded form ('' when missing)."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "token: the form is too large")
+    try:
+        fields = parse_qs(body.decode(), max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        return ""
+    return (fields.get("token") or [""])[0].strip()
+
+
+@router.post("/dashboard/sign-in", dependencies=[Depends(same_origin)])
+def sign_in(
+    request: Request, session: SessionDep, token: Annotated[str, Depends(form_token)]
+) -> Response:
+    """Check the token and keep it in the session cookie; never show it back."""
+    if not token:
+        return _sign_in("token: paste an API token.", status.HTTP_422_UNPROCESSABLE_CONTENT)
+    row = authenticate(session, token)
+    if row is None:
+        return _sign_in(
+            "token: not a valid API token (revoked, or mistyped).", status.HTTP_401_UNAUTHORIZED
+        )
+    if not allows(row, Scope.READ):
+        return _sign_in("token: this token lacks the read scope.", status.HTTP_403_FORBIDDEN)
+    answer = RedirectResponse("/", status.HTTP_303_SEE_OTHER, headers={"Cache-Control": "no-store"})
+    answer.set_cookie(
+        COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return answer
+
+
+@router.post("/dashboard/sign-out", dependencies=[Depends(same_origin)])
+def sign_out() -> Response:
+    """Forget the session cookie."""
+    answer = RedirectResponse("/", status.HTTP_303_SEE_OTHER, headers={"Cache-Control": "no-store"})
+    answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return answer
+
+
+@router.get("/dashboard/static/{name}")
+def static(name: str) -> Response:
+    """The page's stylesheet and script (no build step: the files as they are in the package)."""
+    if name not in STATIC:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no static file {name}")
+    body = resources.files("orchestrator.api").joinpath("static", name).read_bytes()
+    return Response(
+        body,
+        media_type=STATIC[name],
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
