@@ -9,6 +9,7 @@ import threading
 from orchestrator.crypto import secret_box
 from orchestrator.db.engine import make_engine, make_session_factory
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.metrics.node_calls import node_call_recorder
 from orchestrator.services.registry import NodeClients
 from orchestrator.settings import load_settings
 from orchestrator.taskqueue import Enqueuer
@@ -30,7 +31,7 @@ def context() -> ServiceContext:
             box = secret_box(settings.secret_keys, settings.data_dir)
             _context = ServiceContext(
                 sessions=sessions,
-                clients=NodeClients(sessions, box, settings),
+                clients=NodeClients(sessions, box, settings, observer=node_call_recorder(settings)),
                 settings=settings,
                 enqueue=Enqueuer(app),
             )

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
 from orchestrator.api.routes import dashboard, health, jobs, nodes
+from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.jobs import JobNotFound, JobRejected
@@ -42,6 +43,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(nodes.router)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.include_router(dashboard.router)
     _error_handlers(app)
     return app

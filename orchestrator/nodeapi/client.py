@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypedDict, Unpack
@@ -31,6 +32,7 @@ from orchestrator.errors import (
     TransferSetupError,
 )
 from orchestrator.nodeapi.errors import parse_body, raise_for_answer, transport_error
+from orchestrator.nodeapi.observe import CallObserver, NodeCall, error_kind
 from orchestrator.nodeapi.paging import follow_pages, next_iteration_token
 from orchestrator.nodeapi.wire import (
     WireBrowse,
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 View = Literal["id", "short_summary", "summary", "full"]
 Direction = Literal["send", "receive"]
 RatePolicy = Literal["low", "fair", "high", "fixed"]
+_BY_ID = "/ops/transfers/{id}"  # the route template observers see for one transfer's path
 
 
 class FeedQuery(TypedDict, total=False):
@@ -94,14 +97,17 @@ def tls_verification(conn: NodeConnection) -> ssl.SSLContext | bool:
 class NodeClient:
     """The Node API of one HSTS node; returns domain objects, raises orchestrator.errors only."""
 
-    def __init__(self, http: httpx.Client, *, node: str = "node") -> None:
+    def __init__(
+        self, http: httpx.Client, *, node: str = "node", observer: CallObserver | None = None
+    ) -> None:
         self._http = http
         self.node = node
+        self._observer = observer
 
     @classmethod
-    def connect(cls, conn: NodeConnection) -> NodeClient:
+    def connect(cls, conn: NodeConnection, *, observer: CallObserver | None = None) -> NodeClient:
         """A client with its own pooled httpx.Client built from a NodeConnection."""
-        return cls(build_http_client(conn), node=conn.name)
+        return cls(build_http_client(conn), node=conn.name, observer=observer)
 
     def close(self) -> None:
         """Close the underlying connection pool."""
@@ -123,15 +129,39 @@ class NodeClient:
         *,
         json: Any = None,
         params: dict[str, str] | None = None,
+        route: str | None = None,
     ) -> tuple[httpx.Response, Any]:
+        """One request; ``route`` is the path's template when the path holds an id."""
+        started = time.perf_counter()
         try:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, node=self.node, operation=operation) from None
+            error = transport_error(exc, node=self.node, operation=operation)
+            self._observe(method, route or path, None, time.perf_counter() - started, error)
+            raise error from None
+        seconds = time.perf_counter() - started
         body = parse_body(response)
-        raise_for_answer(response, body, node=self.node, operation=operation)
+        try:
+            raise_for_answer(response, body, node=self.node, operation=operation)
+        except NodeError as exc:
+            self._observe(method, route or path, response.status_code, seconds, exc)
+            raise
+        self._observe(method, route or path, response.status_code, seconds, None)
         log.debug("%s %s -> %s", method, path, response.status_code)
         return response, body
+
+    def _observe(
+        self, method: str, route: str, status: int | None, seconds: float, exc: NodeError | None
+    ) -> None:
+        """Tell the observer, if any; its failure never fails the call."""
+        if self._observer is None:
+            return
+        kind = error_kind(exc) if exc is not None else None
+        call = NodeCall(self.node, method, route, status, seconds, kind)
+        try:
+            self._observer(call)
+        except Exception:
+            log.debug("the node call observer failed", exc_info=True)
 
     def _protocol_error(self, operation: str, problem: object) -> NodeProtocolError:
         return NodeProtocolError(
@@ -254,7 +284,9 @@ class NodeClient:
 
     def get_transfer(self, remote_id: str) -> TransferSnapshot:
         """GET /ops/transfers/{id}; an empty 200 gives status UNKNOWN (node-api.md §4.2)."""
-        _, body = self._call("GET", f"/ops/transfers/{_segment(remote_id)}", "get_transfer")
+        _, body = self._call(
+            "GET", f"/ops/transfers/{_segment(remote_id)}", "get_transfer", route=_BY_ID
+        )
         if body is None or body == {}:
             return TransferSnapshot(remote_id=remote_id, status=TransferStatus.UNKNOWN)
         try:
@@ -347,7 +379,8 @@ class NodeClient:
         )
         if not body:
             raise ValueError("modify_transfer needs a status or a rate to change")
-        self._call("PUT", f"/ops/transfers/{_segment(remote_id)}", "modify_transfer", json=body)
+        path = f"/ops/transfers/{_segment(remote_id)}"
+        self._call("PUT", path, "modify_transfer", json=body, route=_BY_ID)
 
     def pause_transfer(self, remote_id: str) -> None:
         """Pause a running transfer."""
@@ -359,7 +392,8 @@ class NodeClient:
 
     def cancel_transfer(self, remote_id: str) -> None:
         """Cancel with the HTTP method CANCEL, never DELETE (node-api.md §4.4)."""
-        self._call("CANCEL", f"/ops/transfers/{_segment(remote_id)}", "cancel_transfer")
+        path = f"/ops/transfers/{_segment(remote_id)}"
+        self._call("CANCEL", path, "cancel_transfer", route=_BY_ID)
 
     # -- files ---------------------------------------------------------------------------
 

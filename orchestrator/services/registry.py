@@ -17,6 +17,7 @@ from orchestrator.domain.nodes import NodeConnection, NodeRegistration, Timeouts
 from orchestrator.domain.paths import normalise_root
 from orchestrator.errors import ConfigError, NodeError
 from orchestrator.nodeapi.client import NodeClient
+from orchestrator.nodeapi.observe import CallObserver
 from orchestrator.settings import Settings
 
 
@@ -85,12 +86,23 @@ def connection_for(row: NodeRow, box: SecretBox, settings: Settings) -> NodeConn
 
 
 class NodeClients:
-    """One pooled NodeClient per node per process, rebuilt when the registry row changes."""
+    """One pooled NodeClient per node per process, rebuilt when the registry row changes.
 
-    def __init__(self, sessions: sessionmaker[Session], box: SecretBox, settings: Settings) -> None:
+    ``observer`` hears about every node request (the metrics recorder of worker processes).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        box: SecretBox,
+        settings: Settings,
+        *,
+        observer: CallObserver | None = None,
+    ) -> None:
         self._sessions = sessions
         self.box = box
         self._settings = settings
+        self._observer = observer
         self._lock = threading.Lock()
         self._clients: dict[int, tuple[object, NodeClient]] = {}
 
@@ -105,7 +117,8 @@ class NodeClients:
                 cached = self._clients.get(node_id)
                 if cached is not None and cached[0] == version:
                     return cached[1]
-                client = NodeClient.connect(connection_for(row, self.box, self._settings))
+                conn = connection_for(row, self.box, self._settings)
+                client = NodeClient.connect(conn, observer=self._observer)
                 if cached is not None:
                     cached[1].close()
                 self._clients[node_id] = (version, client)

@@ -1,0 +1,228 @@
+"""The /metrics collector: every family is read when Prometheus scrapes, nothing is kept here.
+
+Work happens in worker processes on many hosts, so counters in the API process would be
+wrong: job, transfer and poll figures come from the database, queue depth and node API
+request figures from Redis. A source that cannot be read is left out of that scrape and
+``hsts_orchestrator_metrics_source_up`` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import redis
+from prometheus_client import generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.domain.ascp import ErrorClass
+from orchestrator.services import throughput
+from orchestrator.services.metrics import broker, queries
+from orchestrator.services.metrics.node_calls import read_totals
+
+log = logging.getLogger(__name__)
+
+P = "hsts_orchestrator"
+# Retry classes listed even at zero, so rate() and alerts work from the first scrape.
+RETRY_CLASSES = (*(c.value for c in ErrorClass), "submission", "lost")
+
+
+class OrchestratorCollector(Collector):
+    """Reads the database and Redis at each collect()."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connect_redis: Callable[[], redis.Redis],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self._connect_redis = connect_redis
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family; a source that fails is skipped and reported as down."""
+        started = time.perf_counter()
+        up = GaugeMetricFamily(
+            f"{P}_metrics_source_up",
+            "1 when this scrape could read the source (database, redis), else 0.",
+            labels=["source"],
+        )
+        try:
+            with self._sessions() as session:
+                families = database_families(session, self._clock())
+            up.add_metric(["database"], 1)
+            yield from families
+        except SQLAlchemyError as exc:
+            log.warning("metrics: the database could not be read: %s", type(exc).__name__)
+            up.add_metric(["database"], 0)
+        client = self._connect_redis()
+        try:
+            families = redis_families(client)
+            up.add_metric(["redis"], 1)
+            yield from families
+        except redis.RedisError as exc:
+            log.warning("metrics: redis could not be read: %s", type(exc).__name__)
+            up.add_metric(["redis"], 0)
+        finally:
+            client.close()
+        yield up
+        yield GaugeMetricFamily(
+            f"{P}_metrics_scrape_seconds",
+            "How long this scrape took to read its sources.",
+            value=time.perf_counter() - started,
+        )
+
+
+def database_families(session: Session, now: datetime) -> list[Metric]:
+    """Jobs, bytes and files per node pair, durations, poll freshness and retries."""
+    names = queries.node_names(session)
+
+    def name(node_id: int) -> str:
+        return names.get(node_id, str(node_id))
+
+    jobs = GaugeMetricFamily(f"{P}_jobs", "Jobs in each state now.", labels=["state"])
+    for state, n in queries.jobs_by_state(session).items():
+        jobs.add_metric([state], n)
+
+    pair = ["source", "destination"]
+    moved_bytes = CounterMetricFamily(
+        f"{P}_transferred_bytes", "Bytes moved from one node to another.", labels=pair
+    )
+    moved_files = CounterMetricFamily(
+        f"{P}_transferred_files", "Files completed from one node to another.", labels=pair
+    )
+    for (source, destination), (nbytes, files) in throughput.totals_by_pair(session).items():
+        moved_bytes.add_metric([name(source), name(destination)], nbytes)
+        moved_files.add_metric([name(source), name(destination)], files)
+
+    job_seconds = HistogramMetricFamily(
+        f"{P}_job_duration_seconds",
+        "Ended jobs, from creation to their final state, by that state.",
+        labels=["state"],
+    )
+    for state, h in queries.job_durations(session).items():
+        job_seconds.add_metric([state], h.buckets(), h.total)
+    transfer_seconds = HistogramMetricFamily(
+        f"{P}_transfer_duration_seconds",
+        "Ended node transfers (attempts), from their start on the node to their end.",
+        labels=[*pair, "status"],
+    )
+    for (source, destination, status), h in queries.transfer_durations(session).items():
+        transfer_seconds.add_metric([name(source), name(destination), status], h.buckets(), h.total)
+
+    return [
+        jobs,
+        moved_bytes,
+        moved_files,
+        job_seconds,
+        transfer_seconds,
+        *_poll_families(session, now, name),
+        _retries(session),
+    ]
+
+
+def _poll_families(
+    session: Session, now: datetime, name: Callable[[int], str]
+) -> list[GaugeMetricFamily]:
+    node = ["node"]
+    lag = GaugeMetricFamily(
+        f"{P}_node_poll_lag_seconds",
+        "Seconds since the node's change feed was last read while it had transfers to follow "
+        "(0 when it has none).",
+        labels=node,
+    )
+    open_transfers = GaugeMetricFamily(
+        f"{P}_node_open_transfers",
+        "Our transfers on the node (as source) that have not ended.",
+        labels=node,
+    )
+    last_ok = GaugeMetricFamily(
+        f"{P}_node_last_poll_success_timestamp_seconds",
+        "Unix time of the node's last successful poll.",
+        labels=node,
+    )
+    failing = GaugeMetricFamily(
+        f"{P}_node_poll_failing", "1 when the node's last poll ended in an error.", labels=node
+    )
+    for poll in queries.poll_status(session, now):
+        label = [name(poll.node_id)]
+        lag.add_metric(label, poll.lag_seconds)
+        open_transfers.add_metric(label, poll.open_transfers)
+        failing.add_metric(label, int(poll.failing))
+        if poll.last_success_at is not None:
+            last_ok.add_metric(label, poll.last_success_at.timestamp())
+    return [lag, open_transfers, last_ok, failing]
+
+
+def _retries(session: Session) -> CounterMetricFamily:
+    retries = CounterMetricFamily(
+        f"{P}_retries",
+        "New attempts of a job, by why the attempt before ended (ascp error class, "
+        "submission, lost, or the node status).",
+        labels=["error_class"],
+    )
+    counts = dict.fromkeys(RETRY_CLASSES, 0) | queries.retries_by_class(session)
+    for error_class, n in sorted(counts.items()):
+        retries.add_metric([error_class], n)
+    return retries
+
+
+def redis_families(client: redis.Redis) -> list[Metric]:
+    """Queue depth, and node API requests, errors and latency as the workers flushed them."""
+    depth = GaugeMetricFamily(
+        f"{P}_queue_messages", "Messages waiting in a Celery queue.", labels=["queue"]
+    )
+    for queue, n in broker.queue_depths(client).items():
+        depth.add_metric([queue], n)
+    unacked = GaugeMetricFamily(
+        f"{P}_queue_unacked_messages",
+        "Messages workers have taken and not yet acknowledged (all queues).",
+        value=broker.unacked_messages(client),
+    )
+    where = ["node", "method", "endpoint"]
+    totals = read_totals(client)
+    requests = CounterMetricFamily(
+        f"{P}_node_api_requests",
+        "Node API requests by node, endpoint (route template) and HTTP status "
+        '(code="none": no answer).',
+        labels=[*where, "code"],
+    )
+    for labels, n in sorted(totals.requests.items()):
+        requests.add_metric(list(labels), n)
+    errors = CounterMetricFamily(
+        f"{P}_node_api_errors",
+        "Node API requests that failed, by the kind of error (server_error, unreachable, ...).",
+        labels=[*where, "kind"],
+    )
+    for labels, n in sorted(totals.errors.items()):
+        errors.add_metric(list(labels), n)
+    latency = HistogramMetricFamily(
+        f"{P}_node_api_request_duration_seconds",
+        "Node API request time, from sending to the whole answer read.",
+        labels=where,
+    )
+    for key, total in sorted(totals.seconds.items()):
+        latency.add_metric(list(key), totals.cumulative(key), total)
+    return [depth, unacked, requests, errors, latency]
+
+
+def render(
+    sessions: sessionmaker[Session],
+    connect_redis: Callable[[], redis.Redis],
+    clock: Callable[[], datetime],
+) -> bytes:
+    """One scrape in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(OrchestratorCollector(sessions, connect_redis, clock))
+    return generate_latest(registry)
