@@ -25,6 +25,7 @@ def _after_fork(**_: Any) -> None:
     runtime.reset()
 
 
-import workers.tasks.jobs  # noqa: E402  (registers the tasks)
+import workers.tasks.alerts  # noqa: E402  (registers the tasks)
+import workers.tasks.jobs  # noqa: E402
 import workers.tasks.polling  # noqa: E402
 import workers.tasks.replication  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""The tables: nodes, jobs, attempts, cursors, job events, schedules, throughput, tokens."""
+"""The tables: nodes, jobs, attempts, cursors, job events, schedules, throughput, tokens, alerts."""
 
 from __future__ import annotations
 
@@ -230,3 +230,31 @@ class ThroughputMinuteRow(Base):
     )
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     files: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AlertRow(Base):
+    """One alert for one channel (transactional outbox): written with the event, sent later.
+
+    ``next_attempt_at`` is both the back-off and the claim: a sender pushes it past its own
+    deadline and bumps ``attempts``, which then fences its outcome write.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key"),
+        Index("ix_alerts_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))  # job_end | schedule_failing | ..._recovered
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    schedule_id: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str | None] = mapped_column(String(255))  # once-only alerts (streaks)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(8), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.services import alerts
 from orchestrator.services.registry import NodeClients
 from orchestrator.settings import Settings
 
@@ -32,6 +33,10 @@ class ServiceContext:
     settings: Settings
     enqueue: Enqueue = no_enqueue
     clock: Callable[[], datetime] = field(default=utcnow)
+
+    def __post_init__(self) -> None:
+        # Sessions carry the alert rules, so a job's end queues its alerts in its own commit.
+        alerts.attach(self.sessions, self.settings, self.enqueue)
 
     def now(self) -> datetime:
         """The current time from the injected clock."""

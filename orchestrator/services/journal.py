@@ -12,6 +12,7 @@ from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import JobEventRow, JobRow
 from orchestrator.domain.states import JobState, can_move
 from orchestrator.errors import OrchestratorError
+from orchestrator.services import alerts
 
 
 class InvalidTransition(OrchestratorError):
@@ -85,5 +86,7 @@ def move(
                 to_state=target,
                 data=data,
             )
+            if state != target:
+                alerts.on_job_end(session, job_id, target, at)
             return state
     return None

@@ -3,7 +3,7 @@
 The broker only carries wake-ups (DESIGN.md rule 1). Every few seconds this looks at the
 database and sends again whatever waits too long: QUEUED jobs wake the dispatcher, ADMITTED
 and SUBMITTING jobs past their lease get a submit, RETRY_WAIT jobs whose back-off ended go
-back to the queue.
+back to the queue, and alerts due for (another) delivery wake the alert sender.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from orchestrator.db.tables import JobRow
 from orchestrator.domain.states import JobState
+from orchestrator.services.alert_delivery import alerts_due
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.journal import move
 from orchestrator.taskqueue import TaskName
@@ -29,12 +30,14 @@ class SweepSummary:
     requeued: int = 0
     resubmitted: int = 0
     dispatch_sent: bool = False
+    alerts_sent: bool = False
 
     def __str__(self) -> str:
         return (
             f"{self.requeued} job(s) back in the queue after back-off, "
             f"{self.resubmitted} submit(s) re-sent, dispatch "
             + ("sent" if self.dispatch_sent else "not needed")
+            + (", alert sender woken" if self.alerts_sent else "")
         )
 
 
@@ -83,4 +86,7 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
     for job_id in stuck:
         ctx.enqueue(TaskName.SUBMIT, job_id)
         summary.resubmitted += 1
+    if alerts_due(ctx):
+        ctx.enqueue(TaskName.DELIVER_ALERTS)
+        summary.alerts_sent = True
     return summary

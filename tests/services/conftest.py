@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,10 +39,18 @@ class Stack:
 
 
 @pytest.fixture
-def stack(cluster: SimCluster, database_url: str, tmp_path: Path) -> Iterator[Stack]:
+def stack_settings() -> dict[str, Any]:
+    """Settings a test module wants for its stack (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def stack(
+    cluster: SimCluster, database_url: str, tmp_path: Path, stack_settings: dict[str, Any]
+) -> Iterator[Stack]:
     a, b = cluster["node-a"], cluster["node-b"]
     admins = fresh_admins(a, b)
-    ctx, tasks, engine = build_context(database_url, tmp_path / "data")
+    ctx, tasks, engine = build_context(database_url, tmp_path / "data", **stack_settings)
     box = secret_box(None, tmp_path / "data")
     with ctx.sessions() as session:
         a_id = register_sim_node(session, box, a)

@@ -1,0 +1,349 @@
+"""Alert decisions: the alerts file, and outbox rows written in the job's own transaction.
+
+``journal.move`` calls ``on_job_end`` whenever a job reaches an end state, inside the
+transaction that records it: the alert rows commit (or roll back) with the state change, so a
+crash can neither lose nor duplicate the decision. Delivery happens later
+(``alert_delivery``), woken after the commit and by the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import event, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from orchestrator.db.tables import AlertRow, JobRow, NodeRow, ScheduleRow
+from orchestrator.domain.alerts import (
+    FAILED_ENDS,
+    JOB_ENDS,
+    AlertsConfig,
+    job_end_channels,
+    streak_channels,
+)
+from orchestrator.domain.schedules import ScheduleAlerts
+from orchestrator.domain.states import JobState
+from orchestrator.errors import ConfigError
+from orchestrator.settings import Settings
+from orchestrator.taskqueue import TaskName
+
+log = logging.getLogger(__name__)
+
+JOB_END = "job_end"
+FAILING = "schedule_failing"
+RECOVERED = "schedule_recovered"
+_RULES = "alerts.rules"  # session.info: this context's AlertRules
+_WAKE = "alerts.wake"  # session.info: rows were added; wake delivery after commit
+
+
+def load_alerts(path: Path | None) -> AlertsConfig:
+    """Read and check the alerts file (no file configured: no channels, no rules)."""
+    if path is None:
+        return AlertsConfig()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return AlertsConfig.model_validate(data)
+    except OSError as exc:
+        raise ConfigError(f"alerts file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"alerts file {path} is not YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"alerts file {path}: {problems}") from None
+
+
+def known_channels(settings: Settings) -> set[str]:
+    """The channel names a schedule may use (those of the alerts file)."""
+    return set(load_alerts(settings.alerts_file).channels)
+
+
+@dataclass
+class AlertRules:
+    """One process's alerts file (re-read when it changes) and its way to wake delivery."""
+
+    settings: Settings
+    enqueue: Any
+    _config: AlertsConfig = field(default_factory=AlertsConfig)
+    _stamp: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def config(self) -> AlertsConfig:
+        """The current file's rules; a broken edit keeps the last good ones (and says so)."""
+        path = self.settings.alerts_file
+        if path is None:
+            return self._config
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp:
+                try:
+                    self._config = load_alerts(path)
+                except ConfigError as exc:
+                    log.error("%s; keeping the alert rules read before", exc)
+                self._stamp = stamp
+            return self._config
+
+
+def attach(sessions: sessionmaker[Session], settings: Settings, enqueue: Any) -> AlertRules:
+    """Give the sessions of this factory the alert rules; fails now on a broken alerts file."""
+    rules = AlertRules(settings, enqueue, load_alerts(settings.alerts_file))
+    if settings.alerts_file is not None:
+        rules._stamp = settings.alerts_file.stat().st_mtime_ns
+    info = {**sessions.kw.get("info", {}), _RULES: rules}
+    sessions.configure(info=info)
+    return rules
+
+
+def rules_of(session: Session) -> AlertRules | None:
+    """The rules attached to this session's factory (None outside a ServiceContext)."""
+    rules: AlertRules | None = session.info.get(_RULES)
+    return rules
+
+
+def current_config(sessions: sessionmaker[Session]) -> AlertsConfig:
+    """The alert rules attached to this session factory (none attached: no channels)."""
+    rules: AlertRules | None = sessions.kw.get("info", {}).get(_RULES)
+    return rules.config() if rules is not None else AlertsConfig()
+
+
+# -- deciding ------------------------------------------------------------------------------
+
+
+def on_job_end(session: Session, job_id: str, target: JobState, at: datetime) -> None:
+    """Queue the alerts a job's move to ``target`` calls for (same transaction; caller commits)."""
+    if target not in JOB_ENDS:
+        return
+    rules = rules_of(session)
+    config = rules.config() if rules is not None else AlertsConfig()
+    schedule_id = session.scalar(select(JobRow.schedule_id).where(JobRow.id == job_id))
+    schedule = _schedule_alerts(session, schedule_id)
+    rows: list[tuple[str, str, dict[str, Any], str | None]] = []  # kind, channel, extra, key
+    for channel in job_end_channels(config, schedule, target):
+        rows.append((JOB_END, channel, {}, None))
+    if schedule is not None and schedule_id is not None:
+        rows += _streak_alerts(session, config, schedule, schedule_id, job_id, target)
+    if not rows:
+        return
+    job = _job_summary(session, job_id)
+    for kind, channel, extra, key in rows:
+        alert_id = str(uuid.uuid4())
+        payload = {
+            "event": _event_name(kind, target),
+            "delivery": alert_id,
+            "occurred_at": at.isoformat(),
+            "summary": _summary_line(kind, job, extra),
+            "job": job,
+            **extra,
+        }
+        _insert(session, alert_id, kind, job_id, schedule_id, channel, payload, key, at)
+    session.info[_WAKE] = True
+
+
+def _schedule_alerts(session: Session, schedule_id: str | None) -> ScheduleAlerts | None:
+    if schedule_id is None:
+        return None
+    stored = session.scalar(select(ScheduleRow.alerts).where(ScheduleRow.id == schedule_id))
+    if stored is None:  # the schedule was deleted; its runs still end
+        return None
+    try:
+        return ScheduleAlerts.model_validate(stored)
+    except ValidationError:
+        log.warning("schedule %s has unreadable alert settings; using defaults", schedule_id)
+        return ScheduleAlerts()
+
+
+def _streak_alerts(
+    session: Session,
+    config: AlertsConfig,
+    schedule: ScheduleAlerts,
+    schedule_id: str,
+    job_id: str,
+    target: JobState,
+) -> list[tuple[str, str, dict[str, Any], str | None]]:
+    """A failing alert when the run of failures reaches the threshold (once per streak);
+    a recovered alert when a run succeeds after a streak that was alerted."""
+    if target in FAILED_ENDS:
+        length, first = _failures_since_last_success(session, schedule_id, before=None)
+        if first is None or length < schedule.failure_streak:
+            return []
+        extra = {"schedule": _streak_info(schedule_id, length, schedule, first)}
+        return [
+            (FAILING, channel, extra, f"{FAILING}:{schedule_id}:{first}:{channel}")
+            for channel in streak_channels(config, schedule)
+        ]
+    if target is not JobState.COMPLETED:
+        return []
+    created = session.scalar(select(JobRow.created_at).where(JobRow.id == job_id))
+    length, first = _failures_since_last_success(session, schedule_id, before=created)
+    if first is None:
+        return []
+    alerted = session.scalars(
+        select(AlertRow.channel)
+        .where(
+            AlertRow.kind == FAILING,
+            AlertRow.schedule_id == schedule_id,
+            AlertRow.dedupe_key.startswith(f"{FAILING}:{schedule_id}:{first}:", autoescape=True),
+        )
+        .distinct()
+    ).all()
+    extra = {"schedule": _streak_info(schedule_id, length, schedule, first)}
+    return [
+        (RECOVERED, channel, extra, f"{RECOVERED}:{schedule_id}:{first}:{channel}")
+        for channel in sorted(alerted)
+    ]
+
+
+def _failures_since_last_success(
+    session: Session, schedule_id: str, *, before: datetime | None
+) -> tuple[int, str | None]:
+    """How many of the schedule's runs failed since its last completed one, and the first.
+
+    Runs are ordered by creation; runs still going are not counted. ``before`` limits the
+    look to runs created earlier (the streak a completing run ends).
+    """
+    scope = [JobRow.schedule_id == schedule_id]
+    if before is not None:
+        scope.append(JobRow.created_at < before)
+    last_ok = session.scalar(
+        select(func.max(JobRow.created_at)).where(*scope, JobRow.state == JobState.COMPLETED)
+    )
+    failed = [*scope, JobRow.state.in_([s.value for s in FAILED_ENDS])]
+    if last_ok is not None:
+        failed.append(JobRow.created_at > last_ok)
+    length = session.scalar(select(func.count()).select_from(JobRow).where(*failed)) or 0
+    first = session.scalar(
+        select(JobRow.id).where(*failed).order_by(JobRow.created_at, JobRow.id).limit(1)
+    )
+    return int(length), first
+
+
+def _streak_info(
+    schedule_id: str, length: int, schedule: ScheduleAlerts, first: str
+) -> dict[str, Any]:
+    return {
+        "id": schedule_id,
+        "failed_runs": length,
+        "failure_streak": schedule.failure_streak,
+        "first_failed_job": first,
+    }
+
+
+_SUMMARY_COLUMNS = (
+    "id", "state", "reason", "source_paths", "destination_path", "bytes_transferred",
+    "bytes_expected", "files_completed", "files_expected", "attempt_count", "error_code",
+    "error_text", "schedule_id", "slot_time", "labels", "created_at", "finished_at",
+)  # fmt: skip
+
+
+def _job_summary(session: Session, job_id: str) -> dict[str, Any]:
+    """What a receiver needs to know about the job.
+
+    Columns, not the ORM object: the move updated the row behind the session's back, and
+    refreshing the object could throw away changes a caller has not flushed yet.
+    """
+    source, destination = aliased(NodeRow), aliased(NodeRow)
+    row = session.execute(
+        select(
+            *(getattr(JobRow, name) for name in _SUMMARY_COLUMNS),
+            source.name.label("source_node"),
+            destination.name.label("destination_node"),
+        )
+        .join(source, source.id == JobRow.source_node_id)
+        .join(destination, destination.id == JobRow.destination_node_id)
+        .where(JobRow.id == job_id)
+    ).one()
+    job = row._asdict()
+    job["attempts"] = job.pop("attempt_count")
+    job["source_paths"] = [path.get("source") for path in job["source_paths"]]
+    job["labels"] = dict(job["labels"] or {})
+    for key in ("slot_time", "created_at", "finished_at"):
+        job[key] = _iso(job[key])
+    return job
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _event_name(kind: str, target: JobState) -> str:
+    if kind == JOB_END:
+        return f"job.{target.value}"
+    return "schedule.failing" if kind == FAILING else "schedule.recovered"
+
+
+def _summary_line(kind: str, job: dict[str, Any], extra: dict[str, Any]) -> str:
+    """One sentence for a chat message or a mail subject."""
+    if kind == FAILING:
+        streak = extra["schedule"]
+        return (
+            f"schedule {streak['id']}: {streak['failed_runs']} run(s) in a row failed "
+            f"(threshold {streak['failure_streak']}); latest job {job['id']}"
+        )
+    if kind == RECOVERED:
+        return f"schedule {extra['schedule']['id']}: job {job['id']} completed, failures over"
+    moved = f"{job['files_completed']} file(s), {job['bytes_transferred']} bytes"
+    text = (
+        f"job {job['id']} {job['state'].replace('_', ' ')}: {job['source_node']} → "
+        f"{job['destination_node']}:{job['destination_path']}, {moved}"
+    )
+    if job["state"] != JobState.COMPLETED and (job["reason"] or job["error_text"]):
+        text += f" ({job['reason'] or job['error_text']})"
+    return text
+
+
+def _insert(
+    session: Session,
+    alert_id: str,
+    kind: str,
+    job_id: str,
+    schedule_id: str | None,
+    channel: str,
+    payload: dict[str, Any],
+    dedupe_key: str | None,
+    at: datetime,
+) -> None:
+    values = {
+        "id": alert_id,
+        "kind": kind,
+        "job_id": job_id,
+        "schedule_id": schedule_id,
+        "channel": channel,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # A once-only alert that exists already (a second failure past the threshold) is skipped.
+    session.execute(
+        insert(AlertRow).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_delivery(session: Session) -> None:
+    if session.info.pop(_WAKE, False):
+        rules = rules_of(session)
+        if rules is not None:  # otherwise the sweeper finds the rows
+            rules.enqueue(TaskName.DELIVER_ALERTS)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_wake(session: Session) -> None:
+    session.info.pop(_WAKE, None)
