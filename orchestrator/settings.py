@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     )
     replications_file: Path | None = Field(
         default=Path("config/replications.yaml"),
-        description="schedules applied at start (up, beat); absent file = none",
+        description="schedules applied at start (up, beat); empty or absent file = none",
     )
     node_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
     node_read_timeout: float = Field(
@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     metrics_flush_seconds: float = Field(
         default=5.0, gt=0, le=300, description="how often a worker adds its counts to Redis"
     )
+
+    @field_validator("replications_file", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _leases_outlast_node_calls(self) -> Settings:

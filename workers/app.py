@@ -5,18 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_process_init
 
 from orchestrator.settings import load_settings
 from orchestrator.taskqueue import configure_celery
-from workers import runtime
+from workers import logs, runtime
 
 app = Celery("orchestrator", set_as_current=True)
 
 
 @app.on_configure.connect
 def _configure(sender: Celery, **_: Any) -> None:
-    configure_celery(sender, load_settings())
+    settings = load_settings()
+    configure_celery(sender, settings)
+    # Every celery command (Flower too) logs our way; worker and beat again via setup_logging.
+    logs.configure(settings)
+
+
+@beat_init.connect
+def _apply_replications(**_: Any) -> None:
+    runtime.apply_replications()
 
 
 @worker_process_init.connect

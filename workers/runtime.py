@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 
 from orchestrator.crypto import secret_box
 from orchestrator.db.engine import make_engine, make_session_factory
+from orchestrator.errors import OrchestratorError
+from orchestrator.services.alerts import known_channels
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.metrics.node_calls import node_call_recorder
 from orchestrator.services.registry import NodeClients
+from orchestrator.services.replication_file import apply_at_start
 from orchestrator.settings import load_settings
 from orchestrator.taskqueue import Enqueuer
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _context: ServiceContext | None = None
 
@@ -36,6 +41,15 @@ def context() -> ServiceContext:
                 enqueue=Enqueuer(app),
             )
         return _context
+
+
+def apply_replications() -> None:
+    """Reconcile the replications file into the database (beat, at start); never raises."""
+    ctx = context()
+    try:
+        apply_at_start(ctx, known_channels(ctx.settings))
+    except OrchestratorError as exc:
+        log.error("replications file not applied: %s", exc)
 
 
 def reset() -> None:

@@ -13,6 +13,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from orchestrator.cli.console import CliError, fail, out, usage
 from orchestrator.cli.local import database_failure
 from orchestrator.cli.supervisor import Child, Supervisor, describe_exit
 from orchestrator.errors import ConfigError
+from orchestrator.logsetup import configure_logging, register_secret, stream_is_terminal
 from orchestrator.services.embedded import (
     EmbeddedRedis,
     broker_answers,
@@ -44,6 +46,7 @@ from orchestrator.services.embedded import (
     migrate,
     quiet_context,
 )
+from orchestrator.services.replication_file import load_file
 from orchestrator.services.tokens import Scope
 from orchestrator.settings import Settings
 
@@ -171,6 +174,7 @@ def run_stack(
 ) -> int:
     """Start the stack, supervise it until Ctrl-C / SIGTERM, stop it; the exit status."""
     settings = roles.role_settings()
+    configure_logging(settings, "up")
     for name, value in (("--port", port), ("--flower-port", flower_port)):
         address = host if name == "--port" else "127.0.0.1"
         if not port_is_free(address, value):
@@ -186,6 +190,8 @@ def run_stack(
             "ORCH_DATA_DIR": str(settings.data_dir),
             "ORCH_DATABASE_URL": settings.effective_database_url(),
             "PYTHONUNBUFFERED": "1",
+            # The children write to pipes: "auto" follows this terminal, not theirs.
+            "ORCH_LOG_FORMAT": _children_log_format(settings),
         }
     )
     stack = Stack(settings=settings, env=env, supervisor=supervisor, stop=threading.Event())
@@ -217,6 +223,12 @@ def run_stack(
     return code
 
 
+def _children_log_format(settings: Settings) -> str:
+    if settings.log_format != "auto":
+        return settings.log_format
+    return "plain" if stream_is_terminal(sys.stdout) else "json"
+
+
 def _start(
     stack: Stack,
     *,
@@ -236,6 +248,7 @@ def _start(
     except SQLAlchemyError as exc:
         fail(database_failure(exc, settings))
     ensure_secret_key(settings)
+    _check_replications(stack)
     nodes: queue.Queue[dict[str, Any]] = queue.Queue()
     if demo:
         supervisor.start(
@@ -264,12 +277,8 @@ def _start(
         ),
         stack.env,
     )
-    supervisor.start(
-        "beat",
-        roles.beat_argv(schedule=settings.data_dir / "celerybeat-schedule", log_level=log_level),
-        stack.env,
-    )
     stack.flower_password = roles.new_password()
+    register_secret(stack.flower_password)
     supervisor.start(
         "flower",
         roles.flower_argv(address="127.0.0.1", port=flower_port),
@@ -279,6 +288,12 @@ def _start(
     stack.flower_url = f"http://127.0.0.1:{flower_port}"
     if demo:
         _register_demo_nodes(stack, nodes)
+    # Beat applies the replications file when it starts: after the demo nodes exist.
+    supervisor.start(
+        "beat",
+        roles.beat_argv(schedule=settings.data_dir / "celerybeat-schedule", log_level=log_level),
+        stack.env,
+    )
     stack.wait_for(lambda: _ready(stack.api_url), timeout=ready_timeout, what="the API's /readyz")
 
 
@@ -336,6 +351,15 @@ def _node_line(line: str, nodes: queue.Queue[dict[str, Any]]) -> bool:
         return False
     nodes.put(data)
     return True
+
+
+def _check_replications(stack: Stack) -> None:
+    """Stop before anything starts if the replications file is not valid."""
+    path = stack.settings.replications_file
+    if path is None or not path.is_file():
+        return
+    schedules = load_file(path)  # ReplicationsFileError says file, entry and field
+    stack.supervisor.note(f"replications: {len(schedules)} schedule(s) in {path}, applied by beat")
 
 
 def _register_demo_nodes(stack: Stack, nodes: queue.Queue[dict[str, Any]]) -> None:

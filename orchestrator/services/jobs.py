@@ -87,17 +87,18 @@ def create_job(
             state_changed_at=now,
         )
         session.add(job)
-        session.flush()  # the job row before its first event (foreign key)
-        record(
-            session,
-            job.id,
-            "state",
-            f"queued: {len(spec.source_paths)} path(s) from {source.name} "
-            f"to {destination.name}:{destination_path}",
-            at=now,
-            to_state=JobState.QUEUED,
-        )
         try:
+            # A racing twin (same idempotency key or schedule slot) fails here or at commit.
+            session.flush()  # the job row before its first event (foreign key)
+            record(
+                session,
+                job.id,
+                "state",
+                f"queued: {len(spec.source_paths)} path(s) from {source.name} "
+                f"to {destination.name}:{destination_path}",
+                at=now,
+                to_state=JobState.QUEUED,
+            )
             session.commit()
         except IntegrityError:
             session.rollback()

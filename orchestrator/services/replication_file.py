@@ -146,3 +146,13 @@ def _update(
 def apply_file(ctx: ServiceContext, path: Path, channels: set[str] | None = None) -> Reconciled:
     """Load and reconcile a replications file."""
     return reconcile(ctx, load_file(path), channels)
+
+
+def apply_at_start(ctx: ServiceContext, channels: set[str] | None = None) -> Reconciled | None:
+    """Apply ORCH_REPLICATIONS_FILE if it exists (beat and ``up`` call this when they start)."""
+    path = ctx.settings.replications_file
+    if path is None or not path.is_file():
+        return None
+    result = apply_file(ctx, path, channels)
+    log.info("%s: %s", path, result)
+    return result

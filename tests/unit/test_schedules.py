@@ -138,3 +138,12 @@ def test_bad_schedules_name_the_field(fields: dict[str, object], field: str, wor
     where, message = problem(**fields)
     assert where == field
     assert words in message
+
+
+def test_the_example_replications_file_is_valid() -> None:
+    from pathlib import Path
+
+    from orchestrator.services.replication_file import load_file
+
+    example = Path(__file__).parents[2] / "config" / "replications.example.yaml"
+    assert [s.id for s in load_file(example)] == ["media-hourly", "archive-nightly"]

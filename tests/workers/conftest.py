@@ -360,12 +360,20 @@ def rig(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator
     workdir.mkdir()
     configs = fast_configs(tmp_path, "node-a", "node-b")
     redis = RedisServer(workdir / "redis", binary)
+    # @pytest.mark.rig(settings={...}, files={name: text}): files written under tmp_path before
+    # anything starts; "{tmp}" in a setting's value is tmp_path.
+    marker = request.node.get_closest_marker("rig")
+    extra = marker.kwargs if marker else {}
+    for name, content in extra.get("files", {}).items():
+        (tmp_path / name).write_text(content)
     values = {
         "database_url": db_url,
         "redis_url": redis.url,
         "data_dir": tmp_path / "data",
         "log_level": "INFO",
+        "replications_file": "",
         **TIMINGS,
+        **{k: str(v).replace("{tmp}", str(tmp_path)) for k, v in extra.get("settings", {}).items()},
     }
     processes = Processes(workdir, orchestrator_env(values))
     processes.add(redis)
