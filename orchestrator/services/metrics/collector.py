@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from typing import TypeVar
 
 import redis
 from prometheus_client import generate_latest
@@ -91,9 +92,10 @@ def database_families(session: Session, now: datetime) -> list[Metric]:
     def name(node_id: int) -> str:
         return names.get(node_id, str(node_id))
 
-    jobs = GaugeMetricFamily(f"{P}_jobs", "Jobs in each state now.", labels=["state"])
-    for state, n in queries.jobs_by_state(session).items():
-        jobs.add_metric([state], n)
+    jobs = _filled(
+        GaugeMetricFamily(f"{P}_jobs", "Jobs in each state now.", labels=["state"]),
+        (((state,), n) for state, n in queries.jobs_by_state(session).items()),
+    )
 
     pair = ["source", "destination"]
     moved_bytes = CounterMetricFamily(
@@ -173,18 +175,17 @@ def _retries(session: Session) -> CounterMetricFamily:
         labels=["error_class"],
     )
     counts = dict.fromkeys(RETRY_CLASSES, 0) | queries.retries_by_class(session)
-    for error_class, n in sorted(counts.items()):
-        retries.add_metric([error_class], n)
-    return retries
+    return _filled(retries, (((name,), n) for name, n in counts.items()))
 
 
 def redis_families(client: redis.Redis) -> list[Metric]:
     """Queue depth, and node API requests, errors and latency as the workers flushed them."""
-    depth = GaugeMetricFamily(
-        f"{P}_queue_messages", "Messages waiting in a Celery queue.", labels=["queue"]
+    depth = _filled(
+        GaugeMetricFamily(
+            f"{P}_queue_messages", "Messages waiting in a Celery queue.", labels=["queue"]
+        ),
+        (((queue,), n) for queue, n in broker.queue_depths(client).items()),
     )
-    for queue, n in broker.queue_depths(client).items():
-        depth.add_metric([queue], n)
     unacked = GaugeMetricFamily(
         f"{P}_queue_unacked_messages",
         "Messages workers have taken and not yet acknowledged (all queues).",
@@ -192,21 +193,23 @@ def redis_families(client: redis.Redis) -> list[Metric]:
     )
     where = ["node", "method", "endpoint"]
     totals = read_totals(client)
-    requests = CounterMetricFamily(
-        f"{P}_node_api_requests",
-        "Node API requests by node, endpoint (route template) and HTTP status "
-        '(code="none": no answer).',
-        labels=[*where, "code"],
+    requests = _filled(
+        CounterMetricFamily(
+            f"{P}_node_api_requests",
+            "Node API requests by node, endpoint (route template) and HTTP status "
+            '(code="none": no answer).',
+            labels=[*where, "code"],
+        ),
+        totals.requests.items(),
     )
-    for labels, n in sorted(totals.requests.items()):
-        requests.add_metric(list(labels), n)
-    errors = CounterMetricFamily(
-        f"{P}_node_api_errors",
-        "Node API requests that failed, by the kind of error (server_error, unreachable, ...).",
-        labels=[*where, "kind"],
+    errors = _filled(
+        CounterMetricFamily(
+            f"{P}_node_api_errors",
+            "Node API requests that failed, by the kind of error (server_error, unreachable, ...).",
+            labels=[*where, "kind"],
+        ),
+        totals.errors.items(),
     )
-    for labels, n in sorted(totals.errors.items()):
-        errors.add_metric(list(labels), n)
     latency = HistogramMetricFamily(
         f"{P}_node_api_request_duration_seconds",
         "Node API request time, from sending to the whole answer read.",
@@ -215,6 +218,16 @@ def redis_families(client: redis.Redis) -> list[Metric]:
     for key, total in sorted(totals.seconds.items()):
         latency.add_metric(list(key), totals.cumulative(key), total)
     return [depth, unacked, requests, errors, latency]
+
+
+F = TypeVar("F", CounterMetricFamily, GaugeMetricFamily)
+
+
+def _filled(family: F, samples: Iterable[tuple[tuple[str, ...], float]]) -> F:
+    """The family with one sample per label tuple, in label order."""
+    for labels, value in sorted(samples):
+        family.add_metric(list(labels), value)
+    return family
 
 
 def render(
