@@ -11,6 +11,7 @@ from sqlalchemy import update
 from orchestrator.api.routes.dashboard import COOKIE
 from orchestrator.db.tables import ApiTokenRow, JobRow, NodeRow
 from orchestrator.domain.states import JobState
+from orchestrator.services.polling import poll_node
 from tests.api.conftest import Api
 from tests.support.sim import write_tree
 from tests.support.stack import settle
@@ -286,3 +287,70 @@ def verdict(html: str) -> tuple[str, list[str]]:
     found = re.search(r'data-level="(\w+)" role="status">(.*?)</section>', html, re.S)
     assert found, "no verdict"
     return found.group(1), re.findall(r"<span>([^<]*)</span>", found.group(2))
+
+
+def test_the_nodes_panel_shows_a_failing_poll_as_unreachable_with_its_error(api: Api) -> None:
+    folder = f"n-{uuid.uuid4().hex[:8]}"
+    write_tree(api.stack.root_a, {f"{folder}/f.bin": os.urandom(400_000)})
+    job_id = api.client.post(
+        "/api/v1/jobs",
+        json=spec_for(folder, options={"target_rate_kbps": 400}),
+        headers=api.headers("submit"),
+    ).json()["id"]
+    settle(api.stack.ctx, api.stack.tasks, [api.stack.a_id], until=lambda s: s[job_id] != "queued")
+    api.stack.admin_a.fault(
+        kind="http_error", endpoint="GET /ops/transfers", status=503, count=None
+    )
+    summary = poll_node(api.stack.ctx, api.stack.a_id, owner="test-poller")
+    assert summary.error
+
+    sign_in(api)
+    html = panels(api)
+    node_a = re.search(r'<tr data-node="node-a".*?</tr>', section(html, "nodes"), re.S)
+    assert node_a, html
+    row = node_a.group(0)
+    assert 'data-health="error"' in row
+    assert "unreachable" in row
+    assert "503" in row, "the poll's error text"
+    level, reasons = verdict(html)
+    assert level == "bad" and "node-a: last poll failed" in reasons
+
+
+def test_the_schedules_panel_shows_health_last_and_next_run(api: Api) -> None:
+    folder = f"s-{uuid.uuid4().hex[:8]}"
+    write_tree(api.stack.root_a, {f"{folder}/f.bin": b"scheduled"})
+    made = []
+    for enabled in (True, False):
+        answer = api.client.post(
+            "/api/v1/schedules",
+            json={
+                "id": f"sched-{uuid.uuid4().hex[:6]}",
+                "description": HOSTILE,
+                "cron": "0 * * * *",
+                "source_node": "node-a",
+                "source_paths": [folder],
+                "destination_node": "node-b",
+                "destination_path": f"in-{folder}",
+                "enabled": enabled,
+            },
+            headers=api.headers("submit"),
+        )
+        assert answer.status_code == 201, answer.text
+        made.append(answer.json()["id"])
+    run = api.client.post(f"/api/v1/schedules/{made[0]}/run", headers=api.headers("submit"))
+    assert run.status_code == 202, run.text
+    settle(api.stack.ctx, api.stack.tasks, [api.stack.a_id])
+
+    sign_in(api)
+    schedules = section(panels(api), "schedules")
+    ran = re.search(rf'<tr data-schedule="{made[0]}".*?</tr>', schedules, re.S)
+    off = re.search(rf'<tr data-schedule="{made[1]}".*?</tr>', schedules, re.S)
+    assert ran and off, schedules
+    assert 'data-health="ok"' in ran.group(0)
+    assert 'class="pill s-completed"' in ran.group(0)
+    assert re.search(r"in \d+ (s|min)", ran.group(0)), "the next run, from now"
+    assert '<td class="num">1</td>' in ran.group(0), "one success in a row"
+    assert 'data-health="disabled"' in off.group(0)
+    assert "never" in off.group(0)
+    assert "&lt;script&gt;window.pwned=1" in schedules
+    assert "<script>" not in schedules
