@@ -122,11 +122,15 @@ def report_outcome(job: dict[str, Any]) -> int:
     state = job["state"]
     if state == "completed":
         files = job.get("files_completed") or 0
-        out.print(
-            f"job {job['id']} completed: {files} file(s), "
-            f"{human_bytes(job.get('bytes_transferred') or 0)}{_duration(job)}",
-            markup=False,
-        )
+        moved = job.get("bytes_transferred") or 0
+        attempts = job.get("attempt_list") or [{}]
+        kept = attempts[-1].get("files_skipped") or 0
+        if files == 0 and moved == 0 and kept:
+            what = f"nothing to move ({kept} file(s) already up to date)"
+        else:
+            what = f"{files} file(s), {human_bytes(moved)}"
+            what += f", {kept} already up to date" if kept else ""
+        out.print(f"job {job['id']} completed: {what}{_duration(job)}", markup=False)
         return 0
     text = job.get("error_text") or ""
     reason = job.get("reason") or text or "no reason recorded"

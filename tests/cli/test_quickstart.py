@@ -176,6 +176,53 @@ def test_nodes_apply_registers_and_updates_from_a_yaml_file(stack: UpStack, tmp_
         assert "canary-apply-secret" not in result.output
 
 
+def test_schedules_commands_replicate_incrementally(stack: UpStack, tmp_path: Path) -> None:
+    env = stack.client_env()
+    added = cli(
+        "schedules", "add", "demo-mirror", "--from", "node-a:outgoing",
+        "--to", "node-b:sched-mirror", "--every", "1h", "--description", "demo",
+        env=env,
+    )  # fmt: skip
+    assert added.code == 0, added.output
+    assert "schedule demo-mirror created; next run" in added.stdout
+    preview = cli("schedules", "dry-run", "demo-mirror", env=env)
+    assert preview.code == 0, preview.output
+    assert re.search(r"new\s+6\s", preview.stdout), preview.stdout
+    ran = cli("schedules", "run", "demo-mirror", "--watch", env=env)
+    assert ran.code == 0, ran.output
+    assert re.search(r"completed: 6 file\(s\)", ran.stdout), ran.output
+    again = cli("schedules", "dry-run", "demo-mirror", env=env)
+    assert re.search(r"would move\s+0\s", again.stdout), again.stdout
+    second = cli("schedules", "run", "demo-mirror", "--watch", env=env)
+    assert second.code == 0, second.output
+    assert "nothing to move (6 file(s) already up to date)" in second.stdout, second.output
+    listed = cli("schedules", "list", env=env)
+    assert re.search(r"demo-mirror\s+ok\s+every 1h", listed.stdout), listed.stdout
+    shown = cli("schedules", "show", "demo-mirror", env=env)
+    assert "2 ok in a row" in shown.stdout and "manual" in shown.stdout, shown.stdout
+    assert cli("schedules", "disable", "demo-mirror", env=env).code == 0
+    bad = cli(
+        "schedules", "add", "broken", "--from", "node-a:x", "--to", "node-b:y",
+        "--cron", "61 * * * *", env=env,
+    )  # fmt: skip
+    assert bad.code == 2 and "cron" in bad.stderr and "not a cron expression" in bad.stderr
+    assert cli("schedules", "remove", "demo-mirror", env=env).code == 0
+
+    replications = tmp_path / "replications.yaml"
+    replications.write_text(
+        "schedules:\n  - id: from-file\n    cron: '0 3 * * *'\n    source_node: node-a\n"
+        "    source_paths: [outgoing]\n    destination_node: node-b\n"
+        "    destination_path: nightly\n"
+    )
+    applied = cli("schedules", "apply", str(replications), env=stack.local_env())
+    assert applied.code == 0, applied.output
+    assert "1 added" in applied.stdout
+    shown = cli("schedules", "show", "from-file", env=env)
+    assert "config" in shown.stdout, shown.stdout
+    refused = cli("schedules", "remove", "from-file", env=env)
+    assert refused.code == 1 and "replications file" in refused.stderr
+
+
 def test_a_second_up_on_the_same_data_dir_is_refused(stack: UpStack) -> None:
     second = cli(
         "up", "--port", str(free_port()), "--flower-port", str(free_port()),
