@@ -11,13 +11,14 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
-from orchestrator.api.routes import dashboard, health, jobs, nodes
+from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules
 from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.jobs import JobNotFound, JobRejected
 from orchestrator.services.journal import InvalidTransition
 from orchestrator.services.registry import NodeInUse, NodeNotRegistered
+from orchestrator.services.schedules import ScheduleNotFound, ScheduleRejected
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(jobs.router)
     app.include_router(nodes.router)
+    app.include_router(schedules.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(dashboard.router)
@@ -52,6 +54,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 # The first matching class decides; subclasses come before their bases.
 STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (JobRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (ScheduleRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (ScheduleNotFound, status.HTTP_404_NOT_FOUND),
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NodeNotRegistered, status.HTTP_404_NOT_FOUND),
     (InvalidTransition, status.HTTP_409_CONFLICT),
