@@ -408,7 +408,8 @@ def _banner(stack: Stack) -> None:
     lines: list[str] = [
         "",
         "hsts-orchestrator is up (Ctrl-C stops everything)",
-        f"  API       {url}/api/v1   docs: {url}/api/v1/docs",
+        f"  dashboard {url}/   (sign in with an API token)",
+        f"  API       {url}/api/v1   docs: {url}/api/v1/docs   metrics: {url}/metrics",
         f"  Flower    {stack.flower_url}   user {roles.FLOWER_USER}   "
         f"password {stack.flower_password}",
         f"  database  {describe_database(stack.settings)}",
@@ -434,6 +435,8 @@ def _banner(stack: Stack) -> None:
             f"  export ORCH_API_URL={url}",
             f"  export ORCH_API_TOKEN={stack.token}",
             "  hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch",
+            "  hsts-orchestrator schedules add mirror --from node-a:outgoing --to node-b:mirror "
+            "--every 5m",
             "or with curl:",
             f'  curl -H "Authorization: Bearer $ORCH_API_TOKEN" -H \'Content-Type: '
             f"application/json' -d '{body}' {url}/api/v1/jobs",
