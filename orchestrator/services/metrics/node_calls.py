@@ -40,17 +40,19 @@ def field_name(kind: str, *labels: str) -> str:
     return json.dumps([kind, *labels], separators=(",", ":"))
 
 
-def fields_of(call: NodeCall) -> tuple[list[str], str]:
-    """The integer fields one call adds 1 to, and the field its seconds are added to."""
-    where = (call.node, call.method, call.route)
-    code = NO_ANSWER if call.status is None else str(call.status)
-    counts = [
-        field_name(REQUESTS, *where, code),
-        field_name(BUCKET, *where, _BOUNDS[bisect.bisect_left(LATENCY_BUCKETS, call.seconds)]),
-    ]
-    if call.error is not None:
-        counts.append(field_name(ERRORS, *where, call.error))
-    return counts, field_name(SECONDS, *where)
+Where = tuple[str, str, str]  # node, method, route
+# One call's outcome: where, status (None: no answer), latency bucket index, error kind.
+Outcome = tuple[Where, int | None, int, str | None]
+
+
+def hash_fields(outcome: Outcome) -> list[str]:
+    """The integer fields a call with this outcome adds 1 to."""
+    where, status, bucket, error = outcome
+    code = NO_ANSWER if status is None else str(status)
+    names = [field_name(REQUESTS, *where, code), field_name(BUCKET, *where, _BOUNDS[bucket])]
+    if error is not None:
+        names.append(field_name(ERRORS, *where, error))
+    return names
 
 
 class NodeCallRecorder:
@@ -67,20 +69,21 @@ class NodeCallRecorder:
     def _fresh_process(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self._seconds: dict[str, float] = defaultdict(float)
+        self._counts: Counter[Outcome] = Counter()
+        self._seconds: dict[Where, float] = defaultdict(float)
         self._client: redis.Redis | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __call__(self, call: NodeCall) -> None:
-        """Count one node call."""
+        """Count one node call (cheap: the hash fields are named at flush time)."""
         if self._pid != os.getpid():
             self._fresh_process()
-        counts, seconds = fields_of(call)
+        where = (call.node, call.method, call.route)
+        bucket = bisect.bisect_left(LATENCY_BUCKETS, call.seconds)
         with self._lock:
-            self._counts.update(counts)
-            self._seconds[seconds] += call.seconds
+            self._counts[(where, call.status, bucket, call.error)] += 1
+            self._seconds[where] += call.seconds
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="node-metrics-flush", daemon=True
@@ -101,11 +104,15 @@ class NodeCallRecorder:
         try:
             if self._client is None:
                 self._client = self._connect()
+            totals: Counter[str] = Counter()
+            for outcome, n in counts.items():
+                for name in hash_fields(outcome):
+                    totals[name] += n
             pipe = self._client.pipeline(transaction=True)
-            for name, n in counts.items():
+            for name, n in totals.items():
                 pipe.hincrby(HASH_KEY, name, n)
-            for name, total in seconds.items():
-                pipe.hincrbyfloat(HASH_KEY, name, total)
+            for where, total in seconds.items():
+                pipe.hincrbyfloat(HASH_KEY, field_name(SECONDS, *where), total)
             pipe.execute()
         except redis.RedisError as exc:
             log.debug("node API metrics dropped (%d fields): %s", len(counts), exc)
