@@ -26,6 +26,7 @@ from orchestrator.db.tables import ApiTokenRow
 from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.errors import ConfigError
 from orchestrator.services.context import Enqueue, ServiceContext, no_enqueue
+from orchestrator.services.metrics.node_calls import node_call_recorder
 from orchestrator.services.registry import NodeClients, node_named, register_node, update_node
 from orchestrator.services.tokens import IssuedToken, Scope, create_token
 from orchestrator.settings import Settings
@@ -53,7 +54,7 @@ def build_context(settings: Settings, *, enqueue: Enqueue | None = None) -> Serv
     box = secret_box(settings.secret_keys, settings.data_dir)
     return ServiceContext(
         sessions=sessions,
-        clients=NodeClients(sessions, box, settings),
+        clients=NodeClients(sessions, box, settings, observer=node_call_recorder(settings)),
         settings=settings,
         enqueue=enqueue if enqueue is not None else Enqueuer(make_celery(settings)),
     )

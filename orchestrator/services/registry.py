@@ -125,11 +125,14 @@ class NodeClients:
                 return client
 
     def close(self) -> None:
-        """Close every client (e.g. after a fork, or at shutdown)."""
+        """Close every client (e.g. after a fork, or at shutdown); the observer flushes."""
         with self._lock:
             for _, client in self._clients.values():
                 client.close()
             self._clients.clear()
+        flush = getattr(self._observer, "flush", None)
+        if callable(flush):
+            flush()
 
 
 def list_nodes(session: Session) -> list[NodeRow]:

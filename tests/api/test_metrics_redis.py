@@ -14,6 +14,7 @@ from orchestrator.api.app import create_app
 from orchestrator.errors import NodeAuthError, NodeNotFound, NodeServerError, NodeUnreachable
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.embedded import build_context, dispose
 from orchestrator.services.metrics.node_calls import NodeCallRecorder
 from orchestrator.taskqueue import TaskName, make_celery
 from tests.api.conftest import Api
@@ -137,3 +138,18 @@ def test_queue_depth_counts_waiting_and_unacknowledged_messages(
     assert taken.value(f"{M}_queue_messages", queue="default") == 1
     assert taken.value(f"{M}_queue_unacked_messages") == 1
     assert acked.value(f"{M}_queue_unacked_messages") == 0
+
+
+def test_node_calls_of_the_api_process_are_counted_too(api: Api, empty_broker: RedisServer) -> None:
+    settings = on_broker(api.stack.ctx, empty_broker).settings
+    ctx = build_context(settings)  # as `hsts-orchestrator api` builds it
+    with TestClient(create_app(ctx)) as client:
+        answer = client.post("/api/v1/nodes/node-a/check", headers=api.headers("read"))
+        assert answer.status_code == 200 and answer.json()["reachable"], answer.text
+    dispose(ctx)  # as the process does at exit: the recorder flushes
+
+    result = scrape_with(api, empty_broker)
+    assert result.by(f"{M}_node_api_requests_total", "method", "endpoint", node="node-a") == {
+        ("GET", "/ping"): 1,
+        ("GET", "/info"): 1,
+    }

@@ -96,6 +96,8 @@ class NodeCallRecorder:
 
     def flush(self) -> bool:
         """Add what was counted since the last flush to Redis; False if it had to be dropped."""
+        if self._pid != os.getpid():
+            self._fresh_process()  # never take a lock another process's thread may hold
         with self._lock:
             counts, self._counts = self._counts, Counter()
             seconds, self._seconds = self._seconds, defaultdict(float)
