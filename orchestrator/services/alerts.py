@@ -58,10 +58,17 @@ def load_alerts(path: Path | None) -> AlertsConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"alerts file {path} is not YAML: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"alerts file {path}: {problems}") from None
+        raise ConfigError(f"alerts file {path}: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """Each problem as "where: what" (a whole-file problem names its place itself)."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        what = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {what}" if where else what)
+    return "; ".join(problems)
 
 
 def known_channels(settings: Settings) -> set[str]:
@@ -129,6 +136,8 @@ def on_job_end(session: Session, job_id: str, target: JobState, at: datetime) ->
         return
     rules = rules_of(session)
     config = rules.config() if rules is not None else AlertsConfig()
+    if not config.channels:  # nowhere to send anything: spare the job's commit the queries
+        return
     schedule_id = session.scalar(select(JobRow.schedule_id).where(JobRow.id == job_id))
     schedule = _schedule_alerts(session, schedule_id)
     rows: list[tuple[str, str, dict[str, Any], str | None]] = []  # kind, channel, extra, key

@@ -11,7 +11,9 @@ import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
 from orchestrator.crypto import secret_box
+from orchestrator.domain.jobs import JobSpec
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.jobs import create_job
 from tests.support.sim import SimAdmin, fresh_admins
 from tests.support.stack import RecordingEnqueue, build_context, register_sim_node
 
@@ -36,6 +38,17 @@ class Stack:
     @property
     def root_b(self) -> Path:
         return self.b.config.docroot
+
+    def new_job(self, folder: str, **spec: Any) -> str:
+        """A job copying node-a:folder to node-b:in-folder, created as the API would."""
+        data = {
+            "source_node": "node-a",
+            "source_paths": [folder],
+            "destination_node": "node-b",
+            "destination_path": f"in-{folder}",
+            **spec,
+        }
+        return create_job(self.ctx, JobSpec.model_validate(data)).job.id
 
 
 @pytest.fixture

@@ -20,14 +20,12 @@ from typing import Any
 
 import pytest
 import trustme
-import yaml
 from pydantic import SecretStr
 from sqlalchemy import select
 
 from orchestrator.crypto import secret_box
 from orchestrator.db.engine import make_engine, make_session_factory
 from orchestrator.db.tables import AlertRow, JobEventRow
-from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.alert_delivery import DeliverySummary, deliver_due
@@ -40,7 +38,13 @@ from orchestrator.services.schedules import create_schedule
 from orchestrator.services.sweeper import sweep
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
-from tests.support.alerts import Mailbox, WebhookReceiver, docs_verifier, smtp_server
+from tests.support.alerts import (
+    Mailbox,
+    WebhookReceiver,
+    docs_verifier,
+    smtp_server,
+    write_alerts_file,
+)
 from tests.support.processes import free_port, orchestrator_env, wait_for
 from tests.support.sim import write_tree
 from tests.support.stack import RecordingEnqueue, settle
@@ -90,18 +94,11 @@ def stack_settings(
 
 def write_rules(path: Path, receiver: WebhookReceiver, **defaults: Any) -> None:
     """The alerts file: webhook "ops" (its own key variable), mail "mail", these defaults."""
-    existed = path.exists()
-    rules = {
-        "channels": {
-            "ops": {"kind": "webhook", "url": receiver.url, "secret_env": KEY_VARIABLE},
-            "mail": {"kind": "email", "to": ["oncall@orchestrator.test", "lead@orchestrator.test"]},
-        },
-        "defaults": defaults,
+    channels = {
+        "ops": {"kind": "webhook", "url": receiver.url, "secret_env": KEY_VARIABLE},
+        "mail": {"kind": "email", "to": ["oncall@orchestrator.test", "lead@orchestrator.test"]},
     }
-    path.write_text(yaml.safe_dump(rules))
-    if existed:  # a new modification time, whatever the file system's clock resolution
-        stamp = path.stat().st_mtime_ns + 1_000_000_000
-        os.utime(path, ns=(stamp, stamp))
+    write_alerts_file(path, channels, **defaults)
 
 
 @pytest.fixture
@@ -115,17 +112,6 @@ def mailbox(tmp_path: Path, smtp_port: int, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
     with smtp_server(smtp_port, tls=server_tls, user=SMTP_USER, password=SMTP_PASSWORD) as box:
         yield box
-
-
-def new_job(stack: Stack, folder: str, **spec: Any) -> str:
-    data = {
-        "source_node": "node-a",
-        "source_paths": [folder],
-        "destination_node": "node-b",
-        "destination_path": f"in-{folder}",
-        **spec,
-    }
-    return create_job(stack.ctx, JobSpec.model_validate(data)).job.id
 
 
 def alert_events(stack: Stack, job_id: str) -> list[str]:
@@ -150,7 +136,7 @@ def test_a_job_end_reaches_the_webhook_signed_and_once_even_after_a_503(
 ) -> None:
     receiver.fail_first = 1
     write_tree(stack.root_a, {"al1/a.bin": os.urandom(30_000), "al1/b.bin": os.urandom(5_000)})
-    job_id = new_job(stack, "al1")
+    job_id = stack.new_job("al1")
 
     assert settle(stack.ctx, stack.tasks, [stack.a_id])[job_id] == JobState.COMPLETED
     first = deliver_due(stack.ctx)
@@ -191,14 +177,14 @@ def test_the_job_end_commit_wakes_the_sender_and_only_wanted_ends_make_alerts(
     stack: Stack, receiver: WebhookReceiver, alerts_file: Path
 ) -> None:
     write_rules(alerts_file, receiver, on_job_end="failure", job_end_channels=["ops"])
-    canceled = new_job(stack, "wk1")
+    canceled = stack.new_job("wk1")
     stack.tasks.take()
     cancel_job(stack.ctx, canceled)
     assert stack.tasks.take() == [], "a cancel is not a failure: no alert, no wake-up"
     assert outbox(stack) == []
 
     write_rules(alerts_file, receiver, on_job_end="always", job_end_channels=["ops"])
-    job_id = new_job(stack, "wk2")
+    job_id = stack.new_job("wk2")
     stack.tasks.take()
     cancel_job(stack.ctx, job_id)
 
@@ -272,7 +258,7 @@ def test_mail_goes_through_starttls_with_a_login(
     stack: Stack, receiver: WebhookReceiver, alerts_file: Path, mailbox: Mailbox
 ) -> None:
     write_rules(alerts_file, receiver, on_job_end="always", job_end_channels=["mail"])
-    job_id = new_job(stack, "ml1")
+    job_id = stack.new_job("ml1")
     cancel_job(stack.ctx, job_id)
 
     assert deliver_due(stack.ctx).sent == 1
@@ -296,7 +282,7 @@ def test_a_receiver_with_another_key_rejects_the_signature_and_the_log_says_so(
     stack: Stack, receiver: WebhookReceiver
 ) -> None:
     receiver.secret = b"not the key the orchestrator signs with"
-    job_id = new_job(stack, "sg1")
+    job_id = stack.new_job("sg1")
     cancel_job(stack.ctx, job_id)
 
     assert deliver_due(stack.ctx).retrying == 1
@@ -315,7 +301,7 @@ def test_a_receiver_with_another_key_rejects_the_signature_and_the_log_says_so(
 def test_an_alert_whose_wake_up_was_lost_is_sent_by_the_sweeper_of_a_new_process(
     stack: Stack, receiver: WebhookReceiver
 ) -> None:
-    job_id = new_job(stack, "cr1")
+    job_id = stack.new_job("cr1")
     cancel_job(stack.ctx, job_id)
     stack.tasks.take()  # the process died after the commit: the wake-up never left
 
@@ -343,7 +329,7 @@ def test_an_alert_whose_wake_up_was_lost_is_sent_by_the_sweeper_of_a_new_process
 def test_a_sender_killed_during_the_post_leaves_the_alert_to_go_again_with_its_id(
     stack: Stack, receiver: WebhookReceiver
 ) -> None:
-    job_id = new_job(stack, "kl1")
+    job_id = stack.new_job("kl1")
     cancel_job(stack.ctx, job_id)
     receiver.hold = threading.Event()
     settings = stack.ctx.settings
@@ -390,7 +376,7 @@ def test_a_sender_killed_during_the_post_leaves_the_alert_to_go_again_with_its_i
 
 def test_two_senders_racing_send_each_alert_once(stack: Stack, receiver: WebhookReceiver) -> None:
     receiver.delay = 0.05
-    jobs = [new_job(stack, f"rc{i}") for i in range(12)]
+    jobs = [stack.new_job(f"rc{i}") for i in range(12)]
     for job_id in jobs:
         cancel_job(stack.ctx, job_id)
     summaries: list[DeliverySummary] = []
@@ -424,7 +410,7 @@ def test_no_secret_reaches_logs_events_the_outbox_or_a_request_body(
     caplog.set_level("DEBUG")
     receiver.fail_first = 1
     write_rules(alerts_file, receiver, on_job_end="always", job_end_channels=["ops", "mail"])
-    job_id = new_job(stack, "sc1")
+    job_id = stack.new_job("sc1")
     cancel_job(stack.ctx, job_id)
     deliver_due(stack.ctx)
     deliver_when_due(stack)
@@ -432,7 +418,7 @@ def test_no_secret_reaches_logs_events_the_outbox_or_a_request_body(
         stack.ctx,
         settings=stack.ctx.settings.model_copy(update={"smtp_password": SecretStr("wrong")}),
     )
-    later = new_job(stack, "sc2")
+    later = stack.new_job("sc2")
     cancel_job(wrong, later)
     deliver_due(wrong)  # the server refuses the login: a failed delivery, logged and noted
 

@@ -4,6 +4,7 @@ tells receivers to, and an SMTP server (aiosmtpd), optionally with STARTTLS and 
 from __future__ import annotations
 
 import json
+import os
 import re
 import ssl
 import threading
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -25,6 +27,15 @@ from tests.support.processes import free_port
 DOCS = Path(__file__).parents[2] / "docs" / "alerts.md"
 
 Verifier = Callable[[bytes, dict[str, str], bytes], bool]
+
+
+def write_alerts_file(path: Path, channels: dict[str, Any], **defaults: Any) -> None:
+    """Write an alerts file; a rewrite gets a later modification time (any clock resolution)."""
+    existed = path.exists()
+    path.write_text(yaml.safe_dump({"channels": channels, "defaults": defaults}))
+    if existed:
+        stamp = path.stat().st_mtime_ns + 1_000_000_000
+        os.utime(path, ns=(stamp, stamp))
 
 
 def docs_verifier() -> Verifier:
