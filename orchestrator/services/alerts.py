@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -81,7 +82,7 @@ class AlertRules:
     """One process's alerts file (re-read when it changes) and its way to wake delivery."""
 
     settings: Settings
-    enqueue: Any
+    enqueue: Callable[..., None]
     _config: AlertsConfig = field(default_factory=AlertsConfig)
     _stamp: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,11 +106,12 @@ class AlertRules:
             return self._config
 
 
-def attach(sessions: sessionmaker[Session], settings: Settings, enqueue: Any) -> AlertRules:
+def attach(
+    sessions: sessionmaker[Session], settings: Settings, enqueue: Callable[..., None]
+) -> AlertRules:
     """Give the sessions of this factory the alert rules; fails now on a broken alerts file."""
-    rules = AlertRules(settings, enqueue, load_alerts(settings.alerts_file))
-    if settings.alerts_file is not None:
-        rules._stamp = settings.alerts_file.stat().st_mtime_ns
+    load_alerts(settings.alerts_file)  # a missing or broken file stops the process here
+    rules = AlertRules(settings, enqueue)
     info = {**sessions.kw.get("info", {}), _RULES: rules}
     sessions.configure(info=info)
     return rules

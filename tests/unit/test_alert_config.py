@@ -12,6 +12,7 @@ from orchestrator.domain.schedules import ScheduleAlerts
 from orchestrator.domain.states import JobState
 from orchestrator.errors import ConfigError
 from orchestrator.services.alerts import AlertRules, known_channels, load_alerts
+from orchestrator.services.context import no_enqueue
 from orchestrator.settings import Settings
 from tests.support.alerts import write_alerts_file
 
@@ -93,7 +94,7 @@ def test_a_broken_edit_keeps_the_rules_read_before(
 ) -> None:
     path = tmp_path / "alerts.yaml"
     write_alerts_file(path, {"ops": HOOK}, on_job_end="always", job_end_channels=["ops"])
-    rules = AlertRules(Settings(data_dir=tmp_path, alerts_file=path), enqueue=None)
+    rules = AlertRules(Settings(data_dir=tmp_path, alerts_file=path), no_enqueue)
     assert rules.config().defaults.on_job_end == "always"
 
     write_alerts_file(path, {"ops": HOOK}, on_job_end="always", job_end_channels=["gone"])
