@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=300, description="how often a worker adds its counts to Redis"
     )
 
-    @field_validator("replications_file", mode="before")
+    @field_validator("replications_file", "alerts_file", "alerts_webhook_secret", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value
