@@ -8,7 +8,6 @@ celery); options the command does not know are handed to celery unchanged.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import secrets
 import sys
@@ -19,12 +18,15 @@ import typer
 
 from orchestrator.cli.console import err, usage
 from orchestrator.cli.local import local_settings
+from orchestrator.logsetup import configure_logging
 
 if TYPE_CHECKING:
     from orchestrator.settings import Settings
 
 QUEUES = "default,submit,poll"
 FLOWER_USER = "admin"
+# Flower options that set or drop its authentication: the flower command owns them.
+FLOWER_AUTH_OPTIONS = {"basic_auth", "conf"}
 # orchestrator.api and orchestrator.cli are sibling entry points (DESIGN.md layers): the CLI
 # names the API's ASGI factory for uvicorn instead of importing it.
 API_FACTORY = "orchestrator.api.asgi:app"
@@ -69,8 +71,18 @@ def beat_argv(*, schedule: Path, log_level: str, extra: tuple[str, ...] = ()) ->
 def flower_argv(
     *, address: str, port: int, url_prefix: str | None = None, extra: tuple[str, ...] = ()
 ) -> list[str]:
-    """Flower; its basic-auth credential goes in the environment (see flower_env)."""
-    argv = celery_argv("flower", f"--address={address}", f"--port={port}")
+    """Flower, read-only; its basic-auth credential goes in the environment (see flower_env).
+
+    ``--conf=/dev/null``: no flowerconfig.py (in the working directory or named by
+    FLOWER_CONF) can replace the credential after the environment set it.
+    """
+    argv = celery_argv(
+        "flower",
+        f"--address={address}",
+        f"--port={port}",
+        "--read_only=true",
+        "--conf=/dev/null",
+    )
     if url_prefix:
         argv.append(f"--url_prefix={url_prefix}")
     return [*argv, *extra]
@@ -79,6 +91,15 @@ def flower_argv(
 def flower_env(user: str, password: str) -> dict[str, str]:
     """Flower reads FLOWER_* variables: the credential stays off the command line."""
     return {"FLOWER_BASIC_AUTH": f"{user}:{password}"}
+
+
+def auth_overrides(args: list[str] | tuple[str, ...]) -> list[str]:
+    """Options passed on to Flower that would replace the credential this command sets."""
+
+    def name(arg: str) -> str:
+        return arg.split("=", 1)[0].lstrip("-").replace("-", "_")
+
+    return [a for a in args if a.startswith("-") and name(a) in FLOWER_AUTH_OPTIONS]
 
 
 def new_password() -> str:
@@ -134,15 +155,14 @@ def api(
     import uvicorn
 
     settings = role_settings()
-    level = settings.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings, "api")
     uvicorn.run(
         API_FACTORY,
         factory=True,
         host=host,
         port=port,
-        log_level=level.lower(),
+        log_config=None,  # uvicorn's loggers go to our root handler (format, masking)
+        log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
     )
 
@@ -209,21 +229,29 @@ def flower(
         str | None, typer.Option(help="Serve under this path (behind a proxy).")
     ] = None,
 ) -> None:
-    """Run Flower (Celery task monitor) in the foreground, always behind basic auth.
+    """Run Flower (Celery task monitor) in the foreground: read-only, always behind basic auth.
 
     Other options are passed to `celery flower`.
 
     Example: FLOWER_PW=s3cret hsts-orchestrator flower --port 5555 --password-env FLOWER_PW
     """
+    if ":" in user or "," in user or not user:
+        usage("--user must be non-empty and hold no ':' or ','")
+    overrides = auth_overrides(ctx.args)
+    if overrides:
+        usage(
+            f"{overrides[0]}: Flower's authentication is set by --user and --password-env "
+            "(basic auth, always on)"
+        )
     if password_env is not None:
         password = os.environ.get(password_env, "")  # a variable the user names
         if not password:
             usage(f"--password-env: the environment variable {password_env} is not set")
+        if "," in password:
+            usage(f"--password-env: the password in {password_env} must hold no ','")
     else:
         password = new_password()
         err.print(f"Flower basic auth: user {user}, password {password}", markup=False)
-    if ":" in user or not user:
-        usage("--user must be non-empty and hold no ':'")
     if not is_loopback(address):
         err.print(
             f"Flower listens on {address}: basic auth over plain HTTP; put TLS in front of it",

@@ -22,6 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from orchestrator.logsetup import redact
+
 COLOURS = {
     "up": "bold",
     "redis": "red",
@@ -98,10 +100,10 @@ class Supervisor:
     # -- output ----------------------------------------------------------------------------
 
     def log(self, name: str, line: str) -> None:
-        """Print one line with the child's coloured prefix."""
+        """Print one line with the child's coloured prefix (secrets masked: children print too)."""
         prefix = Text(f"[{name}]".ljust(PREFIX_WIDTH), style=COLOURS.get(name, "white"))
         with self._print_lock:
-            self.console.print(Text.assemble(prefix, line), soft_wrap=True, highlight=False)
+            self.console.print(Text.assemble(prefix, redact(line)), soft_wrap=True, highlight=False)
 
     def note(self, message: str) -> None:
         """A line from the supervisor itself."""

@@ -30,6 +30,7 @@ ACTIVE = (
 )
 BATCH = 500
 LOCK = "dispatch"
+LISTED = 10  # job ids named in the result (Flower's search finds a job's dispatch by its id)
 
 
 @dataclass
@@ -41,7 +42,16 @@ class DispatchSummary:
     admitted_to: list[tuple[str, int]] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
-        return f"{len(self.admitted)} job(s) admitted, {self.waiting} waiting"
+        if not self.admitted:
+            return (
+                f"nothing admitted, {self.waiting} job(s) waiting"
+                if self.waiting
+                else "no job waits"
+            )
+        named = ", ".join(self.admitted[:LISTED])
+        if len(self.admitted) > LISTED:
+            named += f" and {len(self.admitted) - LISTED} more"
+        return f"admitted {len(self.admitted)} job(s): {named}; {self.waiting} still waiting"
 
 
 def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSummary:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _OPEN_JOB_STATES = (JobState.SUBMITTING, JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED)
 UNSEEN_CHECKS_PER_POLL = 50
+ENDED_LISTED = 10  # job ids named in a poll's result
 
 
 @dataclass
@@ -44,6 +45,7 @@ class PollSummary:
     """What one poll of one node did, in numbers an operator reads."""
 
     node_id: int
+    node: str = ""
     pages: int = 0
     seen: int = 0
     changed: int = 0
@@ -54,20 +56,25 @@ class PollSummary:
     skipped: str | None = None
     error: str | None = None
     moved: dict[str, int] = field(default_factory=dict)
+    ended: list[str] = field(default_factory=list)  # "job <id> <state>", for Flower's search
 
     def __str__(self) -> str:
+        name = self.node or f"#{self.node_id}"
         if self.skipped:
-            return f"node {self.node_id}: skipped ({self.skipped})"
+            return f"node {name}: skipped ({self.skipped})"
         text = (
-            f"node {self.node_id}: {self.pages} page(s), {self.seen} transfer(s) seen, "
-            f"{self.changed} changed, {self.completed} completed, {self.failed} failed"
+            f"node {name}: {self.seen} transfer(s) seen, {self.changed} changed, "
+            f"{self.completed} completed, {self.failed} failed ({self.pages} feed page(s)"
         )
-        if self.checked:
-            text += f", {self.checked} checked by id"
+        text += f", {self.checked} checked by id)" if self.checked else ")"
         if self.resynced:
-            text += ", cursor resynchronised"
+            text += "; cursor resynchronised"
         if self.error:
             text += f"; error: {self.error}"
+        if self.ended:
+            more = len(self.ended) - ENDED_LISTED
+            text += "; " + ", ".join(self.ended[:ENDED_LISTED])
+            text += f" and {more} more" if more > 0 else ""
         return text
 
 
@@ -79,6 +86,7 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.skipped = "another poller holds this node"
         return summary
     client = ctx.clients.get(node_id)
+    summary.node = client.node
     try:
         _follow_feed(ctx, client, node_id, owner, token, summary)
     except InvalidIterationToken:
@@ -97,6 +105,8 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
             older_than=timedelta(seconds=ctx.settings.unseen_check_seconds),
         )
     _release_lease(ctx, node_id, owner, summary.error)
+    if summary.error:
+        log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
     if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
         ctx.enqueue(TaskName.DISPATCH)  # slots were freed: admit what waits
     return summary
@@ -221,11 +231,28 @@ def _apply_page(
         if before != after:
             summary.changed += 1
         if moved is not None:
+            _note_move(summary, attempt, moved)
             summary.moved[moved.value] = summary.moved.get(moved.value, 0) + 1
             if moved is JobState.COMPLETED:
                 summary.completed += 1
             elif moved in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.RETRY_WAIT):
                 summary.failed += 1
+
+
+def _note_move(summary: PollSummary, attempt: AttemptRow, moved: JobState) -> None:
+    """A job ended or needs a retry: one log line, and its id in the poll's result."""
+    if moved in (JobState.RUNNING, JobState.PAUSED):
+        return
+    summary.ended.append(f"job {attempt.job_id} {moved.value}")
+    why = f": {attempt.error_text}" if attempt.error_text and moved != JobState.COMPLETED else ""
+    log.info(
+        "job %s %s (node transfer %s)%s",
+        attempt.job_id,
+        moved.value,
+        attempt.remote_id,
+        why,
+        extra={"job_id": attempt.job_id, "node": summary.node, "attempt": attempt.number},
+    )
 
 
 def _resync(
@@ -305,6 +332,8 @@ def _check_unseen(
                     moved = apply_snapshot(
                         session, attempt, snapshot, now=ctx.now(), settings=ctx.settings
                     )
+                    if moved is not None:
+                        _note_move(summary, attempt, moved)
                     if moved is JobState.COMPLETED:
                         summary.completed += 1
             session.commit()

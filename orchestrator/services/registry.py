@@ -16,6 +16,7 @@ from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ScheduleRow
 from orchestrator.domain.nodes import NodeConnection, NodeRegistration, Timeouts
 from orchestrator.domain.paths import normalise_root
 from orchestrator.errors import ConfigError, NodeError
+from orchestrator.logsetup import register_secret
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.nodeapi.observe import CallObserver
 from orchestrator.settings import Settings
@@ -27,6 +28,7 @@ class NodeNotRegistered(ConfigError):
 
 def register_node(session: Session, node: NodeRegistration, box: SecretBox) -> NodeRow:
     """Add a node to the registry (the caller commits)."""
+    register_secret(node.secret)
     row = NodeRow(
         name=node.name,
         base_url=str(node.base_url).rstrip("/"),
@@ -61,6 +63,7 @@ def node_by_name(session: Session, name: str) -> NodeRow:
 def connection_for(row: NodeRow, box: SecretBox, settings: Settings) -> NodeConnection:
     """The NodeConnection of a registry row (decrypts its secret)."""
     secret = box.decrypt(row.secret_encrypted)
+    register_secret(secret)  # from now on masked in every log line of this process
     if row.auth_kind == "bearer":
         auth: dict[str, object] = {
             "kind": "bearer",
@@ -146,6 +149,7 @@ def update_node(session: Session, name: str, changes: dict[str, object], box: Se
     for key, value in changes.items():
         if key == "secret":
             secret = value if isinstance(value, SecretStr) else SecretStr(str(value))
+            register_secret(secret)
             row.secret_encrypted = box.encrypt(secret)
         elif key == "root_path":
             row.root_path = normalise_root(str(value))

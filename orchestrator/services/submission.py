@@ -40,6 +40,7 @@ from orchestrator.errors import (
     NodeUnreachable,
     TransferSetupError,
 )
+from orchestrator.logsetup import log_context
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.journal import move
@@ -48,6 +49,7 @@ from orchestrator.services.progress import apply_snapshot, note_attempt, retry_d
 log = logging.getLogger(__name__)
 
 TAG_KEY = "orchestrator.attempt"
+SUBMITTED_AS = "submitted as node transfer"
 POSTING = "posting"
 ABANDONED = "abandoned"
 
@@ -61,19 +63,21 @@ def submit(ctx: ServiceContext, *job_ids: str) -> str:
     outcomes: list[str] = []
     ready: list[_Work] = []
     for job_id in job_ids:
-        claimed = _claim(ctx, job_id)
-        if isinstance(claimed, str):
-            outcomes.append(claimed)
-            continue
-        work = _load(ctx, job_id, claimed)
-        if isinstance(work, str):
-            outcomes.append(work)
-            continue
-        early = _resume(ctx, work)
-        if early is not None:
-            outcomes.append(early)
-        else:
-            ready.append(work)
+        with log_context(job_id=job_id):
+            claimed = _claim(ctx, job_id)
+            if isinstance(claimed, str):
+                outcomes.append(claimed)
+                continue
+            work = _load(ctx, job_id, claimed)
+            if isinstance(work, str):
+                outcomes.append(work)
+                continue
+            with log_context(node=work.source.name, attempt=claimed.number):
+                early = _resume(ctx, work)
+            if early is not None:
+                outcomes.append(early)
+            else:
+                ready.append(work)
     by_destination: dict[int, list[_Work]] = {}
     for work in ready:
         by_destination.setdefault(work.destination.id, []).append(work)
@@ -85,9 +89,9 @@ def submit(ctx: ServiceContext, *job_ids: str) -> str:
 def _summarise(outcomes: list[str]) -> str:
     if len(outcomes) <= 3:
         return "; ".join(outcomes) or "nothing to submit"
-    submitted = sum("submitted as transfer" in o for o in outcomes)
+    submitted = sum(SUBMITTED_AS in o for o in outcomes)
     return f"{len(outcomes)} jobs: {submitted} submitted; " + "; ".join(
-        o for o in outcomes if "submitted as transfer" not in o
+        o for o in outcomes if SUBMITTED_AS not in o
     )
 
 
@@ -182,7 +186,7 @@ def _resume(ctx: ServiceContext, work: _Work) -> str | None:
     job, attempt = work.job, work.attempt
     src = ctx.clients.get(work.source.id)
     if attempt.remote_id is not None:
-        return _record_posted(ctx, job, attempt, attempt.remote_id, src)
+        return _record_posted(ctx, job, attempt, attempt.remote_id, src, node=src.node)
     if attempt.post_started_at is not None:
         found = _look_for_tag(ctx, job, attempt, src)
         if found is not None:
@@ -212,10 +216,11 @@ def _grant_and_post(ctx: ServiceContext, group: list[_Work]) -> list[str]:
         return [_not_posted(ctx, w.job, w.attempt, exc) for w in group]
     outcomes = []
     for work, grant in zip(group, grants, strict=True):
-        if isinstance(grant, NodeError):
-            outcomes.append(_not_posted(ctx, work.job, work.attempt, grant))
-        else:
-            outcomes.append(_post(ctx, work, grant))
+        with log_context(job_id=work.job.id, node=work.source.name, attempt=work.attempt.number):
+            if isinstance(grant, NodeError):
+                outcomes.append(_not_posted(ctx, work.job, work.attempt, grant))
+            else:
+                outcomes.append(_post(ctx, work, grant))
     return outcomes
 
 
@@ -242,7 +247,7 @@ def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> str:
         # A timeout, a reset or a 5xx: the node may hold the transfer. Look before posting.
         _recheck_soon(ctx, job.id, attempt, f"POST /ops/transfers unclear: {exc}")
         return f"job {job.id}: POST outcome unknown; the tag will be looked up"
-    return _record_posted(ctx, job, attempt, remote_id, src)
+    return _record_posted(ctx, job, attempt, remote_id, src, node=src.node)
 
 
 def _look_for_tag(
@@ -260,7 +265,7 @@ def _look_for_tag(
         transfer = sorted(found, key=lambda t: t.started_at or ctx.now())[0]
         if transfer.status is TransferStatus.CANCELED and not job.cancel_requested:
             return _abandon_canceled(ctx, job, attempt, transfer)
-        return _adopt(ctx, job, attempt, transfer)
+        return _adopt(ctx, job, attempt, transfer, src.node)
     assert attempt.post_started_at is not None
     settled = attempt.post_started_at + timedelta(seconds=ctx.settings.post_settle_seconds)
     if ctx.now() < settled:
@@ -300,7 +305,7 @@ def _cannot_tell(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: Nod
 
 
 def _adopt(
-    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, transfer: TransferSnapshot
+    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, transfer: TransferSnapshot, node: str
 ) -> str:
     with ctx.sessions() as session:
         note_attempt(
@@ -310,7 +315,7 @@ def _adopt(
             now=ctx.now(),
         )
         session.commit()
-    return _record_posted(ctx, job, attempt, transfer.remote_id, None, transfer)
+    return _record_posted(ctx, job, attempt, transfer.remote_id, None, transfer, node=node)
 
 
 def _abandon_canceled(
@@ -431,12 +436,14 @@ def _record_posted(
     remote_id: str,
     src: NodeClient | None,
     snapshot: TransferSnapshot | None = None,
+    *,
+    node: str,
 ) -> str:
     """Store the remote id and move SUBMITTING → SUBMITTED; cancel the transfer if we can't."""
     for delay in (0.0, 1.0, 2.0, 4.0, 8.0, 15.0):  # ~30 s of database outage
         time.sleep(delay)
         try:
-            return _store_remote_id(ctx, job, attempt, remote_id, snapshot)
+            return _store_remote_id(ctx, job, attempt, remote_id, snapshot, node)
         except OperationalError as exc:
             log.warning("cannot record transfer %s yet: %s", remote_id, type(exc).__name__)
     if src is not None:
@@ -454,6 +461,7 @@ def _store_remote_id(
     attempt: AttemptRow,
     remote_id: str,
     snapshot: TransferSnapshot | None,
+    node: str,
 ) -> str:
     now = ctx.now()
     with ctx.sessions() as session:
@@ -482,6 +490,8 @@ def _store_remote_id(
             ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
         except NodeError as exc:
             log.warning("cancel of %s for job %s failed: %s", remote_id, job.id, exc)
+    transfer = f"{remote_id} on {node} (attempt {attempt.number})"
     if moved is None:
-        return f"job {job.id}: transfer {remote_id} recorded (the job had moved on)"
-    return f"job {job.id}: submitted as transfer {remote_id}"
+        return f"job {job.id}: node transfer {transfer} recorded; the job had already moved on"
+    log.info("job %s: %s %s", job.id, SUBMITTED_AS, transfer)
+    return f"job {job.id}: {SUBMITTED_AS} {transfer}"

@@ -199,7 +199,8 @@ def test_redelivered_submit_is_harmless(stack: Stack) -> None:
     run_tasks_until_admitted(stack)
     first = submit(stack.ctx, job_id)
     second = submit(stack.ctx, job_id)
-    assert "submitted as transfer" in first
+    assert f"job {job_id}: submitted as node transfer " in first
+    assert " on node-a (attempt 1)" in first
     assert "nothing to submit" in second or "another worker" in second
     assert stack.admin_a.counters()["transfers_created"] == 1
 

@@ -1,26 +1,38 @@
-"""A node's secret and its upload tokens never leave: not in logs, task messages, Flower, the API.
+"""Secrets never leave: not in logs, task messages, Flower, the API.
 
-The canaries are the nodes' real passwords (the stack must use them to work) plus every upload
-token the destination issues (found by their AT…TA shape).
+The canaries are the nodes' real passwords (the stack must use them to work), every upload
+token the destination issues (found by their AT…TA shape), an admin API token and Flower's
+password. Every process logs at DEBUG (httpx and httpcore included): the real worker, beat,
+API and Flower processes, and this process's own loggers (the node clients, the simulated
+nodes). The logs must hold none of the canaries while the jobs complete, and a node that
+echoes its password in an error text must be masked by the worker's own filter.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
+import pytest
 import redis
-from fastapi.testclient import TestClient
 
-from orchestrator.api.app import create_app
+from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import UploadRequest
+from orchestrator.logsetup import SECRETS, configure_logging
 from orchestrator.services.tokens import Scope, create_token
 from tests.support.processes import ManagedProcess, free_port, wait_for
 from tests.workers.conftest import Rig
 
 UPLOAD_TOKEN = re.compile(rb"AT[0-9A-Za-z]{0,8}_[A-Za-z0-9_\-]{16,}TA")
+FLOWER_PASSWORD = "canary-flower-Pw-0451"
 
 
 def redis_contents(url: str) -> bytes:
@@ -44,80 +56,152 @@ def redis_contents(url: str) -> bytes:
     return b"\n".join(out)
 
 
-def test_node_secrets_and_upload_tokens_stay_secret(rig: Rig) -> None:
-    canaries = [rig.a.config.node_password.encode(), rig.b.config.node_password.encode()]
-    sample = rig.ctx.clients.get(rig.b_id).upload_setup_one(UploadRequest(destination_root="/x"))
-    assert UPLOAD_TOKEN.fullmatch(sample.token.get_secret_value().encode()), "the shape is right"
-    port = free_port()
-    flower = ManagedProcess(
-        "flower",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers",
-            "flower",
-            "--address=127.0.0.1",
-            f"--port={port}",
-            "--basic-auth=operator:flower-pw",
-        ],
-        rig.workdir / "flower.log",
-        rig.processes.env,
-    )
-    rig.processes.add(flower)
-    flower.start()
-    flower_url = f"http://127.0.0.1:{port}"
-    auth = ("operator", "flower-pw")
+@contextmanager
+def this_process_logging(rig: Rig) -> Iterator[io.StringIO]:
+    """This process's loggers (node clients, simulated nodes, httpx) at DEBUG into a buffer."""
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    buffer = io.StringIO()
+    settings = rig.settings.model_copy(update={"log_level": "DEBUG", "log_format": "json"})
+    configure_logging(settings, "test", stream=buffer)
+    try:
+        yield buffer
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        SECRETS.clear()
 
-    def flower_up() -> bool:
+
+def start(rig: Rig, name: str, argv: list[str], env: dict[str, str] | None = None) -> str:
+    """A process of the CLI on a free port, waited for; its URL."""
+    port = free_port()
+    process = ManagedProcess(
+        name,
+        [sys.executable, "-m", "orchestrator.cli", *argv, "--port", str(port)],
+        rig.workdir / f"{name}.log",
+        {**rig.processes.env, **(env or {})},
+    )
+    rig.processes.add(process)
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
         try:
-            return httpx.get(f"{flower_url}/healthcheck", timeout=2).status_code == 200
+            return httpx.get(
+                f"{url}/healthcheck" if name == "flower" else f"{url}/healthz"
+            ).is_success
         except httpx.HTTPError:
             return False
 
-    wait_for(flower_up, timeout=60, what="flower answers", watch=[flower])
+    wait_for(answers, timeout=60, what=f"{name} answers", watch=[process])
+    return url
 
-    ids = rig.jobs(["sec0", "sec1"], sizes=[20_000, 500])
-    queued = redis_contents(rig.redis.url)  # messages waiting for a worker, with their args
-    assert b"orchestrator.dispatch" in queued
-    rig.worker()
-    snapshots = [queued]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        snapshots.append(redis_contents(rig.redis.url))
-        time.sleep(0.2)
-    rig.assert_converged(ids)
 
-    assert httpx.get(f"{flower_url}/api/tasks", timeout=5).status_code == 401, "Flower needs auth"
-    tasks = httpx.get(f"{flower_url}/api/tasks", auth=auth, timeout=10).json()
-    submits = [t for t in tasks.values() if t.get("name") == "orchestrator.submit"]
-    assert submits, "Flower shows the submit tasks"
-    assert any(ids[0] in (t.get("args") or "") for t in submits), "args are job ids"
-    pages = [httpx.get(f"{flower_url}/api/tasks", auth=auth, timeout=10).content]
-    for task_id in list(tasks)[:20]:
-        pages.append(httpx.get(f"{flower_url}/task/{task_id}", auth=auth, timeout=10).content)
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a process log (celery's banner and the rig's headers are not)."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            found.append(json.loads(line))
+    return found
 
-    with rig.ctx.sessions() as session:
-        admin = create_token(session, "secrets-test", [Scope.ADMIN]).secret
-        session.commit()
-    with TestClient(create_app(rig.ctx)) as api:
-        headers = {"Authorization": f"Bearer {admin}"}
-        answers = [
-            api.get("/api/v1/nodes", headers=headers).content,
-            api.get(f"/api/v1/jobs/{ids[0]}", headers=headers).content,
-            api.get("/api/v1/jobs", headers=headers).content,
-        ]
 
-    logs = [p.log_path.read_bytes() for p in rig.processes.started if p.log_path.exists()]
+@pytest.mark.rig(settings={"log_level": "DEBUG"})
+def test_node_secrets_and_upload_tokens_stay_secret(rig: Rig) -> None:
+    with this_process_logging(rig) as here:
+        node_passwords = [rig.a.config.node_password, rig.b.config.node_password]
+        sample = rig.ctx.clients.get(rig.b_id).upload_setup_one(
+            UploadRequest(destination_root="/x")
+        )
+        assert UPLOAD_TOKEN.fullmatch(sample.token.get_secret_value().encode()), "the shape"
+        with rig.ctx.sessions() as session:
+            admin = create_token(session, "secrets-test", [Scope.ADMIN]).secret
+            session.commit()
+        flower_url = start(
+            rig,
+            "flower",
+            ["flower", "--password-env", "FLOWER_PW"],
+            {"FLOWER_PW": FLOWER_PASSWORD},
+        )
+        api_url = start(rig, "api", ["api"])
+
+        ids = rig.jobs(["sec0", "sec1"], sizes=[20_000, 500])
+        queued = redis_contents(rig.redis.url)  # messages waiting for a worker, with their args
+        assert b"orchestrator.dispatch" in queued
+        worker = rig.worker()
+        snapshots = [queued]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            snapshots.append(redis_contents(rig.redis.url))
+            time.sleep(0.2)
+        rig.assert_converged(ids)
+
+        # A node that echoes its password in an error text: the worker masks it itself.
+        rig.admin_a.settings(max_retries=0)
+        rig.admin_a.fault(
+            kind="fail_transfers",
+            error_code=19,
+            error_desc=f"login refused for {rig.a.config.node_user}/{node_passwords[0]}",
+        )
+        (echoed,) = rig.jobs(["echo"], sizes=[100])
+        rig.wait(lambda: rig.states().get(echoed) == JobState.FAILED, "the echo job fails")
+
+        auth = ("admin", FLOWER_PASSWORD)
+        assert httpx.get(f"{flower_url}/api/tasks", timeout=5).status_code == 401
+        tasks = httpx.get(f"{flower_url}/api/tasks", auth=auth, timeout=10).json()
+        submits = [t for t in tasks.values() if t.get("name") == "orchestrator.submit"]
+        assert submits, "Flower shows the submit tasks"
+        assert any(ids[0] in (t.get("args") or "") for t in submits), "args are job ids"
+        pages = [httpx.get(f"{flower_url}/api/tasks", auth=auth, timeout=10).content]
+        for task_id in list(tasks)[:20]:
+            pages.append(httpx.get(f"{flower_url}/task/{task_id}", auth=auth, timeout=10).content)
+
+        bearer = {"Authorization": f"Bearer {admin}"}
+        with httpx.Client(base_url=api_url, headers=bearer, timeout=10) as api:
+            answers = [
+                api.get("/api/v1/nodes").content,
+                api.get(f"/api/v1/jobs/{ids[0]}").content,
+                api.get("/api/v1/jobs", params={"state": "completed"}).content,
+            ]
+            # A client that puts its token in the URL: the access log must not keep it.
+            assert api.get("/api/v1/jobs", params={"token": admin, "limit": 1}).is_success
+    logs = {p.name: p.log_path.read_bytes() for p in rig.processes.started if p.log_path.exists()}
     places = {
-        "logs": b"\n".join(logs),
+        "logs": b"\n".join([*logs.values(), here.getvalue().encode()]),
         "broker": b"\n".join(snapshots),
         "flower": b"\n".join(pages),
         "api": b"\n".join(answers),
     }
+    canaries = [*node_passwords, admin.rsplit("_", 1)[1], FLOWER_PASSWORD]
     for where, text in places.items():
         for canary in canaries:
-            assert canary not in text, f"a node password leaked into {where}"
+            assert canary.encode() not in text, f"a secret leaked into {where}"
         assert not UPLOAD_TOKEN.search(text), f"an upload token leaked into {where}"
-    assert b"orchestrator.submit" in places["logs"], "the logs were really read"
+
+    # The logs were really read, at DEBUG, with the context of each line.
+    assert b"orchestrator.submit" in places["logs"]
+    assert b"HTTP Request: POST" in here.getvalue().encode(), "httpx of this process"
+    worker_lines = json_lines(worker.log_text())
+    assert any(e["logger"] == "httpx" for e in worker_lines), "httpx of the worker"
+    assert any(e["logger"] == "uvicorn.access" for e in json_lines(logs["api"].decode()))
+    submitted = [
+        e
+        for e in worker_lines
+        if e["logger"] == "orchestrator.services.submission" and "submitted as" in e["message"]
+    ]
+    assert {e["job_id"] for e in submitted} == {*ids, echoed}
+    assert all(
+        e["task"] == "orchestrator.submit" and e["task_id"] and e["node"] == "node-a"
+        and e["attempt"] == 1 and e["role"] == "worker"
+        for e in submitted
+    ), submitted  # fmt: skip
+    echoes = [e for e in worker_lines if e.get("job_id") == echoed and " failed " in e["message"]]
+    assert echoes, "the failure was logged"
+    for line in echoes:
+        assert f"login refused for {rig.a.config.node_user}/***" in line["message"], line
+        assert line["node"] == "node-a" and line["task"] == "orchestrator.poll", line
