@@ -56,7 +56,12 @@ def test_workers_scale_and_beat_does_not(compose: dict[str, Any]) -> None:
 
 def test_flower_has_auth_and_stays_on_loopback(compose: dict[str, Any]) -> None:
     flower = compose["services"]["flower"]
-    assert any(str(a).startswith("--basic-auth=") for a in flower["command"])
+    command = flower["command"]
+    # The flower command: read-only, basic auth always on, the password from the environment.
+    assert command[:2] == ["hsts-orchestrator", "flower"]
+    assert command[command.index("--password-env") + 1] == "FLOWER_PASSWORD"
+    assert flower["environment"]["FLOWER_PASSWORD"] == "value-of-FLOWER_PASSWORD"
+    assert flower["environment"]["ORCH_DATABASE_URL"].startswith("postgresql")  # merged env
     assert all(str(p).startswith("127.0.0.1:") for p in flower["ports"])
 
 
