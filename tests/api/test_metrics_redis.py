@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import redis
@@ -153,3 +154,15 @@ def test_node_calls_of_the_api_process_are_counted_too(api: Api, empty_broker: R
         ("GET", "/ping"): 1,
         ("GET", "/info"): 1,
     }
+
+
+def test_docs_describe_every_family_and_hold_a_real_scrape(
+    api: Api, empty_broker: RedisServer
+) -> None:
+    served = set(scrape_with(api, empty_broker).types)
+    docs = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text()
+    for family in served:
+        short = family.removeprefix(f"{M}_")
+        assert f"`{short}`" in docs or f"`{short}_total`" in docs, f"{family} is not in the table"
+    sample = docs.split("## A sample scrape", 1)[1].split("```\n", 1)[1].rsplit("```", 1)[0]
+    assert set(Scrape.parse(sample).types) == served
