@@ -349,10 +349,15 @@ def configure_logging(
 
 
 def register_settings_secrets(settings: Settings) -> None:
-    """Mask the secrets the settings hold: Fernet keys, broker and database passwords."""
-    keys = settings.secret_keys.get_secret_value() if settings.secret_keys else ""
-    register_secret(*(k.strip() for k in keys.split(",")))
-    register_url_password(settings.redis_url, settings.database_url)
+    """Mask what the settings hold: every secret setting (Fernet keys, the alert signing key,
+    the SMTP password, ...) and the password inside every URL (broker, database)."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if hasattr(value, "get_secret_value"):
+            text: str = value.get_secret_value()
+            register_secret(text, *(part.strip() for part in text.split(",")))
+        elif isinstance(value, str) and "://" in value:
+            register_url_password(value)
 
 
 def register_basic_auth(value: str | None) -> None:

@@ -202,14 +202,16 @@ def test_the_settings_secrets_and_flower_password_are_masked() -> None:
         secret_keys=SecretStr(f"{FERNET},other-key-value"),
         redis_url="redis://:broker%40pass@10.0.0.5:6379/0",
         database_url="postgresql+psycopg://orch:db-pass-77@db:5432/orch",
+        smtp_password=SecretStr("smtp-pass-99"),
     )
     register_basic_auth("admin:flower-pass-1,ops:flower-pass-2")
     log = logging.getLogger("t")
     log.info("keys %s and %s", FERNET, "other-key-value")
     log.info("broker password decoded: broker@pass; database: db-pass-77")
-    log.info("flower: flower-pass-1 flower-pass-2")
+    log.info("flower: flower-pass-1 flower-pass-2; mail: smtp-pass-99")
     text = stream.getvalue()
-    for secret in (FERNET, "other-key-value", "broker@pass", "db-pass-77", "flower-pass-"):
+    secrets = (FERNET, "other-key-value", "broker@pass", "db-pass-77", "flower-pass-", "smtp-pass")
+    for secret in secrets:
         assert secret not in text, secret
 
 
