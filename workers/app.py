@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_process_init
+from celery.signals import beat_init, worker_process_init, worker_process_shutdown
 
 from orchestrator.settings import load_settings
 from orchestrator.taskqueue import configure_celery
@@ -31,6 +31,12 @@ def _apply_replications(**_: Any) -> None:
 def _after_fork(**_: Any) -> None:
     # Pooled DB and HTTP connections must not cross fork() (reliability.md F13).
     runtime.reset()
+
+
+@worker_process_shutdown.connect
+def _before_exit(**_: Any) -> None:
+    # Prefork children skip exit handlers: hand the last node-call counts to Redis now.
+    runtime.close()
 
 
 import workers.tasks.alerts  # noqa: E402  (registers the tasks)

@@ -52,6 +52,13 @@ def apply_replications() -> None:
         log.error("replications file not applied: %s", exc)
 
 
+def close() -> None:
+    """Release this process's node clients (their observer flushes its counts)."""
+    with _lock:
+        if _context is not None:
+            _context.clients.close()
+
+
 def reset() -> None:
     """Forget the context (after fork); the next call builds a fresh one."""
     global _context
