@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ThroughputMinuteRow
 from orchestrator.domain.states import JobState
 from orchestrator.services import throughput
+from orchestrator.services.metrics.queries import poll_status
 from orchestrator.services.replication import ScheduleView, list_schedule_views
 
 S = JobState
@@ -254,7 +255,8 @@ def _nodes(
     ).all():
         moved_out[source] += int(nbytes or 0)
         moved_in[destination] += int(nbytes or 0)
-    late = timedelta(seconds=max(15.0, 5 * poll_interval))
+    late = max(15.0, 5 * poll_interval)
+    lags = {p.node_id: p.lag_seconds for p in poll_status(session, now)}  # as /metrics says
     lines = []
     for node, cursor in session.execute(
         select(NodeRow, NodeCursorRow)
@@ -264,12 +266,12 @@ def _nodes(
         last_ok = cursor.last_success_at if cursor else None
         error = cursor.last_error if cursor else None
         following = outbound[node.id] > 0
-        lag = (now - last_ok).total_seconds() if following and last_ok else None
+        lag = lags.get(node.id) if following else None
         if not node.enabled:
             health = "disabled"
         elif error:
             health = "error"
-        elif following and (last_ok is None or now - last_ok > late):
+        elif following and (last_ok is None or (lag or 0.0) > late):
             health = "lagging"
         elif following:
             health = "polling"
