@@ -340,12 +340,23 @@ def configure_logging(
             old.close()
     root.addHandler(handler)
     root.setLevel(chosen)
+    _route_to_root()
     chatty = logging.NOTSET if chosen <= logging.DEBUG else logging.WARNING
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(chatty)
     logging.captureWarnings(True)
     register_settings_secrets(settings)
     return handler
+
+
+def _route_to_root() -> None:
+    """Loggers that kept their records to their own handlers (uvicorn's, once configured) send
+    them to the root handler instead: no line of this process escapes the masking."""
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and not logger.propagate:
+            for old in list(logger.handlers):
+                logger.removeHandler(old)
+            logger.propagate = True
 
 
 def register_settings_secrets(settings: Settings) -> None:

@@ -186,15 +186,29 @@ def test_every_library_logger_is_masked_by_the_root_handler() -> None:
     logging.getLogger("httpx").debug("headers: [(b'Authorization', b'Basic dXNlcjpjYW5hcnk=')]")
     logging.getLogger("celery.worker").info("connect %s", "redis://:pw-in-url@127.0.0.1:6379/0")
     logging.getLogger("kombu").warning("%(body)s", {"body": {"password": CANARY}})
-    logging.getLogger("uvicorn.access").info(
+    logging.getLogger("uvicorn.access").warning(  # hstssim may have set it to WARNING
         '%s - "%s %s HTTP/%s" %d', "127.0.0.1", "GET", "/x?token=abc123&page=2", "1.1", 200
     )
     logging.getLogger("up").info("the API answers hso_0a1b2c3d_Zm9vYmFyYmF6cXV4 with 200")
     text = stream.getvalue()
     for secret in ("dXNlcjpjYW5hcnk", "pw-in-url", CANARY, "abc123", "Zm9vYmFyYmF6cXV4"):
         assert secret not in text, secret
-    assert text.count("***") == 5
+    assert text.count("***") == 5, text
     assert "page=2" in text and "hso_0a1b2c3d_***" in text  # what is not secret stays
+
+
+def test_a_logger_that_kept_its_lines_to_itself_goes_through_the_root_handler() -> None:
+    own = io.StringIO()
+    library = logging.getLogger("some.library.access")  # as uvicorn configures its loggers
+    library.addHandler(logging.StreamHandler(own))
+    library.propagate = False
+    try:
+        stream = configured()
+        library.warning("GET /x?password=hunter22 200")
+    finally:
+        library.propagate = True
+    assert own.getvalue() == ""
+    assert [line["message"] for line in lines(stream)] == ["GET /x?password=*** 200"]
 
 
 def test_the_settings_secrets_and_flower_password_are_masked() -> None:
