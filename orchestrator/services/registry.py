@@ -173,9 +173,7 @@ def remove_node(session: Session, name: str) -> None:
         raise NodeInUse(f"jobs refer to node {name!r}; disable it instead")
     schedule = session.scalar(
         select(ScheduleRow.id)
-        .where(
-            (ScheduleRow.source_node_id == row.id) | (ScheduleRow.destination_node_id == row.id)
-        )
+        .where((ScheduleRow.source_node_id == row.id) | (ScheduleRow.destination_node_id == row.id))
         .limit(1)
     )
     if schedule is not None:
