@@ -45,6 +45,8 @@ _HINTS = {
 
 def segment(value: str) -> str:
     """A path segment for a URL (ids and names are quoted, never spliced raw)."""
+    if not value.strip():
+        usage("an id or name is empty")
     return quote(value, safe="")
 
 

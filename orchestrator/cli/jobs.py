@@ -227,6 +227,36 @@ def cancel(
 
 
 @app.command()
+def pause(
+    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Pause a job's transfer on the source node (resume it with `jobs resume`).
+
+    Example: hsts-orchestrator jobs pause 3f0c...
+    """
+    with ApiClient(api, token) as client:
+        job = client.post(f"/api/v1/jobs/{segment(job_id)}/pause")
+    out.print(f"job {job['id']} {job['state']} (pause sent to the node)", markup=False)
+
+
+@app.command()
+def resume(
+    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Resume a paused job's transfer.
+
+    Example: hsts-orchestrator jobs resume 3f0c...
+    """
+    with ApiClient(api, token) as client:
+        job = client.post(f"/api/v1/jobs/{segment(job_id)}/resume")
+    out.print(f"job {job['id']} {job['state']} (resume sent to the node)", markup=False)
+
+
+@app.command()
 def retry(
     job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
     api: ApiUrl = DEFAULT_API,

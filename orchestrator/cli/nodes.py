@@ -194,6 +194,39 @@ def check(
 
 
 @app.command()
+def disable(
+    name: Annotated[str, typer.Argument(help="The node's name.")],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Stop admitting jobs to or from a node, for maintenance; running transfers go on.
+
+    New and queued jobs wait (their reason says the node is disabled), schedule runs too;
+    they start when the node is enabled again.
+
+    Example: hsts-orchestrator nodes disable paris
+    """
+    with ApiClient(api, token) as client:
+        client.post(f"/api/v1/nodes/{segment(name)}/disable")
+    out.print(f"node {name} disabled; bring it back with: hsts-orchestrator nodes enable {name}")
+
+
+@app.command()
+def enable(
+    name: Annotated[str, typer.Argument(help="The node's name.")],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Admit jobs to and from a node again.
+
+    Example: hsts-orchestrator nodes enable paris
+    """
+    with ApiClient(api, token) as client:
+        client.post(f"/api/v1/nodes/{segment(name)}/enable")
+    out.print(f"node {name} enabled", markup=False)
+
+
+@app.command()
 def remove(
     name: Annotated[str, typer.Argument(help="The node's name.")],
     api: ApiUrl = DEFAULT_API,

@@ -18,7 +18,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.journal import record
-from orchestrator.services.registry import NodeNotRegistered, node_by_name
+from orchestrator.services.registry import NodeNotRegistered, node_named
 from orchestrator.taskqueue import TaskName
 
 
@@ -118,7 +118,7 @@ def job_by_key(session: Session, key: str) -> JobRow | None:
 
 def _node(session: Session, field: str, name: str) -> NodeRow:
     try:
-        return node_by_name(session, name)
+        return node_named(session, name)
     except NodeNotRegistered as exc:
         raise JobRejected(field, str(exc)) from None
 

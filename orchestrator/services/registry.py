@@ -52,14 +52,6 @@ def register_node(session: Session, node: NodeRegistration, box: SecretBox) -> N
     return row
 
 
-def node_by_name(session: Session, name: str) -> NodeRow:
-    """The enabled node with this name."""
-    row = session.scalar(select(NodeRow).where(NodeRow.name == name))
-    if row is None or not row.enabled:
-        raise NodeNotRegistered(f"no enabled node named {name!r}; register it first")
-    return row
-
-
 def connection_for(row: NodeRow, box: SecretBox, settings: Settings) -> NodeConnection:
     """The NodeConnection of a registry row (decrypts its secret)."""
     secret = box.decrypt(row.secret_encrypted)
@@ -187,10 +179,10 @@ class NodeInUse(ConfigError):
 
 
 def node_named(session: Session, name: str) -> NodeRow:
-    """The node with this name, enabled or not."""
+    """The node with this name, enabled or not (a disabled node's jobs wait in the queue)."""
     row = session.scalar(select(NodeRow).where(NodeRow.name == name))
     if row is None:
-        raise NodeNotRegistered(f"no node named {name!r}")
+        raise NodeNotRegistered(f"no node named {name!r} is registered (see: nodes list)")
     return row
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from orchestrator.db.tables import NodeRow, ScheduleRow
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.errors import ConfigError, OrchestratorError
-from orchestrator.services.registry import NodeNotRegistered, node_by_name
+from orchestrator.services.registry import NodeNotRegistered, node_named
 
 
 class ScheduleNotFound(OrchestratorError):
@@ -184,6 +184,6 @@ def _fill(
 
 def _node(session: Session, field: str, name: str) -> NodeRow:
     try:
-        return node_by_name(session, name)
+        return node_named(session, name)
     except NodeNotRegistered as exc:
         raise ScheduleRejected(field, str(exc)) from None

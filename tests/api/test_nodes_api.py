@@ -60,9 +60,12 @@ def test_update_disable_and_delete(api: Api) -> None:
     )
     assert updated.json()["max_outbound"] == 3
     assert updated.json()["root_path"] == "/media/x"
+    disabled = api.client.post("/api/v1/nodes/tmp/disable", headers=api.headers())
+    assert disabled.json()["enabled"] is False
+    enabled = api.client.post("/api/v1/nodes/tmp/enable", headers=api.headers())
+    assert enabled.json()["enabled"] is True
     assert (
-        api.client.post("/api/v1/nodes/tmp/disable", headers=api.headers()).json()["enabled"]
-        is False
+        api.client.post("/api/v1/nodes/tmp/enable", headers=api.headers("read")).status_code == 403
     )
     assert api.client.delete("/api/v1/nodes/tmp", headers=api.headers()).status_code == 204
     assert api.client.get("/api/v1/nodes/tmp", headers=api.headers()).status_code == 404

@@ -81,8 +81,8 @@ def test_run_now_starts_one_run_and_refuses_a_second_while_it_goes(api: Api) -> 
     [
         ({"cron": "61 * * * *"}, "cron", "not a cron expression"),
         ({"cron": None, "interval_seconds": 0}, "interval_seconds", "greater than or equal"),
-        ({"destination_node": "nowhere"}, "destination_node", "no enabled node named"),
-        ({"source_node": "ghost"}, "source_node", "no enabled node named"),
+        ({"destination_node": "nowhere"}, "destination_node", "no node named"),
+        ({"source_node": "ghost"}, "source_node", "no node named"),
         ({"source_paths": ["../../etc"]}, "source_paths", "'..' is not allowed"),
         ({"destination_path": "x/../../y"}, "destination_path", "'..' is not allowed"),
         ({"timezone": "Nowhere/City"}, "timezone", "IANA"),

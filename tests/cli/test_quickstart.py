@@ -69,6 +69,40 @@ def test_watch_exits_non_zero_with_the_reason_for_a_failed_job(stack: UpStack) -
     assert "Traceback" not in watched.output
 
 
+def test_a_node_disabled_for_maintenance_holds_jobs_and_a_paused_job_resumes(
+    stack: UpStack,
+) -> None:
+    env = stack.client_env()
+    assert cli("nodes", "disable", "node-a", env=env).code == 0
+    submitted = cli(
+        "jobs", "submit", "--from", "node-a:outgoing", "--to", "node-b:maint", "--rate", "6000",
+        "-q", env=env,
+    )  # fmt: skip
+    job_id = submitted.stdout.strip()
+    shown = cli("jobs", "show", job_id, env=env)
+    assert "queued" in shown.stdout and "source node node-a is disabled" in shown.stdout
+    enabled = cli("nodes", "enable", "node-a", env=env)
+    assert enabled.code == 0 and "node node-a enabled" in enabled.stdout
+
+    def state() -> str:
+        found = re.search(r"state\s+(\w+)", cli("jobs", "show", job_id, env=env).stdout)
+        return found.group(1) if found else ""
+
+    deadline = time.monotonic() + 30
+    while state() != "running":
+        assert time.monotonic() < deadline, "the job did not start after the node came back"
+        time.sleep(0.3)
+    paused = cli("jobs", "pause", job_id, env=env)
+    assert paused.code == 0 and "pause sent to the node" in paused.stdout, paused.output
+    while state() != "paused":
+        assert time.monotonic() < deadline + 30, "the job did not pause"
+        time.sleep(0.3)
+    resumed = cli("jobs", "resume", job_id, env=env)
+    assert resumed.code == 0, resumed.output
+    watched = cli("jobs", "watch", job_id, "--interval", "0.3", env=env)
+    assert watched.code == 0, watched.output
+
+
 def test_api_errors_are_one_clear_line(stack: UpStack) -> None:
     env = stack.client_env()
     # Bad input the API refuses (422): exit 2.

@@ -77,6 +77,14 @@ def disable(name: str, session: SessionDep, ctx: ContextDep, _: AdminDep) -> Nod
     return _out(registry.node_view(session, row))
 
 
+@router.post("/{name}/enable", response_model=NodeOut, responses=ERRORS)
+def enable(name: str, session: SessionDep, ctx: ContextDep, _: AdminDep) -> NodeOut:
+    """Admit jobs to and from the node again (after maintenance)."""
+    row = registry.update_node(session, name, {"enabled": True}, _box(ctx))
+    session.commit()
+    return _out(registry.node_view(session, row))
+
+
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 def delete(name: str, session: SessionDep, _: AdminDep) -> Response:
     """Remove a node no job refers to (disable it otherwise)."""
