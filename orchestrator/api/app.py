@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
@@ -100,6 +101,15 @@ def _error_handlers(app: FastAPI) -> None:
                 "detail": detail,
             },
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(DataError)
+    async def unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # e.g. a NUL character, which PostgreSQL text cannot hold: bad input, not a crash.
+        log.info("request refused by the database: %s", type(exc.orig).__name__)
+        return _answer(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "a value cannot be stored (NUL or other characters the database refuses)",
         )
 
     async def known(_: Request, exc: Exception) -> JSONResponse:

@@ -134,7 +134,12 @@ class NodeCreate(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     base_url: HttpUrl = Field(description="the Node API URL, e.g. https://hsts.example.com:9092")
     auth_kind: Literal["node_user", "access_key", "bearer"] = "node_user"
-    username: str = Field(min_length=1, max_length=256, description="node user or access key id")
+    username: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="node user or access key id",
+    )
     secret: SecretStr = Field(description="password, access key secret, or bearer token")
     ca_bundle: str | None = Field(default=None, description="path of a PEM CA bundle to trust")
     insecure: bool = Field(default=False, description="skip TLS verification (test nodes only)")
@@ -157,7 +162,9 @@ class NodeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: HttpUrl | None = None
-    username: str | None = Field(default=None, min_length=1, max_length=256)
+    username: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
     secret: SecretStr | None = None
     ca_bundle: str | None = None
     insecure: bool | None = None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.domain.jobs import (
@@ -53,6 +53,10 @@ class ScheduleTiming(BaseModel):
                 f"{value!r} is not a cron expression of five fields "
                 "(minute hour day-of-month month day-of-week), e.g. '0 * * * *'"
             )
+        try:
+            croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+        except (CroniterBadDateError, ValueError):
+            raise ValueError(f"{value!r} never fires (no such date)") from None
         return value
 
     @field_validator("timezone")
@@ -86,7 +90,8 @@ class ScheduleSpec(ScheduleTiming):
     overlap: Literal["skip", "queue"] = "skip"
     enabled: bool = True
     alerts: ScheduleAlerts = ScheduleAlerts()
-    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+    # Each run adds the labels "schedule" and "trigger"; a job holds 20 at most.
+    labels: dict[str, str] = Field(default_factory=dict, max_length=18)
 
     @field_validator("options")
     @classmethod
@@ -135,6 +140,14 @@ def slots_between(timing: ScheduleTiming, after: datetime, until: datetime) -> l
     return slots
 
 
+# Cron slots follow the wall clock of the schedule's time zone. A wall-clock time the clocks
+# skip (spring forward) has no slot that day; one that happens twice (fall back) has one slot,
+# the first time. Near a clock change the search starts this far away, so that it cannot miss
+# a slot whose UTC time and wall-clock order differ.
+_NEAR = timedelta(hours=3)
+_MAX_STEPS = 2000
+
+
 def next_slot(timing: ScheduleTiming, after: datetime) -> datetime:
     """The first slot strictly after ``after``, in UTC."""
     if timing.interval_seconds is not None:
@@ -144,9 +157,14 @@ def next_slot(timing: ScheduleTiming, after: datetime) -> datetime:
         seconds = int(after.timestamp()) // step * step + step
         return datetime.fromtimestamp(seconds, UTC)
     assert timing.cron is not None
-    local = after.astimezone(ZoneInfo(timing.timezone))
-    fire: datetime = croniter(timing.cron, local).get_next(datetime)
-    return fire.astimezone(UTC)
+    zone = ZoneInfo(timing.timezone)
+    start = after - _NEAR if _clock_change_near(after, zone) else after
+    walls = croniter(timing.cron, _wall(start, zone))
+    for _ in range(_MAX_STEPS):
+        slot = _first_time(walls.get_next(datetime), zone)
+        if slot is not None and slot > after:
+            return slot
+    raise ValueError(f"cron {timing.cron!r} has no slot after {after.isoformat()}")
 
 
 def latest_slot(timing: ScheduleTiming, until: datetime) -> datetime:
@@ -155,10 +173,30 @@ def latest_slot(timing: ScheduleTiming, until: datetime) -> datetime:
         step = timing.interval_seconds
         return datetime.fromtimestamp(int(until.timestamp()) // step * step, UTC)
     assert timing.cron is not None
-    local = until.astimezone(ZoneInfo(timing.timezone))
-    # croniter's get_prev is strict: step one second past ``until`` to include it.
-    fire: datetime = croniter(timing.cron, local + timedelta(seconds=1)).get_prev(datetime)
-    return fire.astimezone(UTC)
+    zone = ZoneInfo(timing.timezone)
+    start = until + _NEAR if _clock_change_near(until, zone) else until
+    # get_prev is strict: one second past the start includes a slot right on it.
+    walls = croniter(timing.cron, _wall(start, zone) + timedelta(seconds=1))
+    for _ in range(_MAX_STEPS):
+        slot = _first_time(walls.get_prev(datetime), zone)
+        if slot is not None and slot <= until:
+            return slot
+    raise ValueError(f"cron {timing.cron!r} has no slot before {until.isoformat()}")
+
+
+def _wall(at: datetime, zone: ZoneInfo) -> datetime:
+    """The wall-clock time at ``at`` in ``zone``, without a time zone."""
+    return at.astimezone(zone).replace(tzinfo=None)
+
+
+def _first_time(wall: datetime, zone: ZoneInfo) -> datetime | None:
+    """When the wall-clock time first happens, in UTC; None if the clocks skip it."""
+    moment = wall.replace(tzinfo=zone).astimezone(UTC)  # fold=0: the first occurrence
+    return moment if _wall(moment, zone) == wall else None
+
+
+def _clock_change_near(at: datetime, zone: ZoneInfo) -> bool:
+    return (at - _NEAR).astimezone(zone).utcoffset() != (at + _NEAR).astimezone(zone).utcoffset()
 
 
 def due_slot(timing: ScheduleTiming, done_until: datetime, now: datetime) -> datetime | None:

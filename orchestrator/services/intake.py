@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import JobRejected, create_job
+from orchestrator.services.jobs import JobRejected, check_caller_key, create_job
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def submit_message(ctx: ServiceContext, body: Any, idempotency_key: str | None =
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         return "rejected: idempotency_key: 1 to 255 characters"
     try:
+        check_caller_key(idempotency_key)
         created = create_job(ctx, spec, idempotency_key=idempotency_key)
     except JobRejected as exc:
         log.warning("rejected a job message: %s", exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,10 +50,17 @@ def create_job(
     idempotency_key: str | None = None,
     schedule_id: str | None = None,
     slot_time: datetime | None = None,
+    guard: Callable[[Session], None] | None = None,
 ) -> Created:
-    """Commit the job QUEUED, then wake the dispatcher; a known key returns the existing job."""
+    """Commit the job QUEUED, then wake the dispatcher; a known key returns the existing job.
+
+    ``guard`` runs first in the same transaction (it may lock a row, check and change it, or
+    raise to refuse): the job and what the guard wrote commit together or not at all.
+    """
     now = ctx.now()
     with ctx.sessions() as session:
+        if guard is not None:
+            guard(session)
         if idempotency_key is not None:
             existing = job_by_key(session, idempotency_key)
             if existing is not None:
@@ -102,13 +110,36 @@ def create_job(
             session.commit()
         except IntegrityError:
             session.rollback()
-            if idempotency_key is not None:
-                existing = job_by_key(session, idempotency_key)
-                if existing is not None:
-                    return Created(existing, created=False)
+            existing = _twin(session, idempotency_key, schedule_id, slot_time)
+            if existing is not None:
+                return Created(existing, created=False)
             raise
     ctx.enqueue(TaskName.DISPATCH)
     return Created(job, created=True)
+
+
+def _twin(
+    session: Session, key: str | None, schedule_id: str | None, slot_time: datetime | None
+) -> JobRow | None:
+    """The job a racing create made first: same idempotency key, or same schedule slot."""
+    if key is not None and (found := job_by_key(session, key)) is not None:
+        return found
+    if schedule_id is None or slot_time is None:
+        return None
+    return session.scalar(
+        select(JobRow).where(JobRow.schedule_id == schedule_id, JobRow.slot_time == slot_time)
+    )
+
+
+RESERVED_KEY_PREFIXES = ("schedule:", "run:")
+
+
+def check_caller_key(key: str | None) -> None:
+    """Refuse a caller's idempotency key in the namespace the schedules use for their runs."""
+    if key is not None and key.startswith(RESERVED_KEY_PREFIXES):
+        raise JobRejected(
+            "Idempotency-Key", "keys starting with 'schedule:' or 'run:' are reserved"
+        )
 
 
 def job_by_key(session: Session, key: str) -> JobRow | None:

@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount
@@ -16,7 +18,7 @@ from orchestrator.domain.states import TERMINAL_STATES, JobState
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.jobs import Created, create_job, job_by_key
-from orchestrator.services.schedules import get_schedule, spec_of
+from orchestrator.services.schedules import ScheduleNotFound, get_schedule, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -71,51 +73,120 @@ def _listed(items: list[str]) -> str:
 class _Due:
     schedule_id: str
     done_until: datetime
+    updated_at: datetime
     slot: datetime
     overlap: str
     active: JobRow | None
 
+    @property
+    def name(self) -> str:
+        return f"{self.schedule_id}@{self.slot:%Y-%m-%d %H:%M}"
+
+    def held_by_another_run(self) -> bool:
+        """Whether a run other than this slot's own is still going."""
+        key = slot_key(self.schedule_id, self.slot)
+        return self.active is not None and self.active.idempotency_key != key
+
+
+class _SlotMoved(OrchestratorError):
+    """The schedule changed since the tick read it; the next tick looks again."""
+
 
 def tick(ctx: ServiceContext) -> TickSummary:
-    """Create the job of every due slot (once per slot, however many ticks race)."""
-    now = ctx.now()
+    """Create the job of every due slot (once per slot, however many ticks race).
+
+    One schedule's trouble never holds the others back: it is logged and kept on the
+    schedule (``last_error``), and the tick goes on.
+    """
     summary = TickSummary()
     with ctx.sessions() as session:
-        due = _due_slots(session, now)
-        specs = {d.schedule_id: spec_of(session, get_schedule(session, d.schedule_id)) for d in due}
+        due = _due_slots(session, ctx.now())
     for item in due:
-        name = f"{item.schedule_id}@{item.slot:%Y-%m-%d %H:%M}"
-        if item.active is not None and (item.active.slot_time or now) < item.slot:
-            if item.overlap == "queue":
-                summary.waiting.append(name)  # the slot stays due until the active run ends
-            elif _advance(ctx, item, skipped=True):
-                summary.skipped.append(f"{name}: run {item.active.id} still {item.active.state}")
-            continue
         try:
-            created = create_job(
-                ctx,
-                specs[item.schedule_id].job_spec("schedule"),
-                idempotency_key=slot_key(item.schedule_id, item.slot),
-                schedule_id=item.schedule_id,
-                slot_time=item.slot,
-            )
-        except OrchestratorError as exc:
+            _run_slot(ctx, item, summary)
+        except OperationalError:
+            raise  # the database is away: the task retries, nothing was half done
+        except (OrchestratorError, ValidationError) as exc:
+            # The slot cannot make a job as the schedule stands: say why and move on.
             log.warning("schedule %s: slot %s made no job: %s", item.schedule_id, item.slot, exc)
             _advance(ctx, item, error=str(exc))
-            summary.errors.append(f"{name}: {exc}")
-            continue
-        _advance(ctx, item)
-        if created.created:
-            summary.started.append(f"{name} job {created.job.id}")
+            summary.errors.append(f"{item.name}: {exc}")
+        except Exception as exc:
+            log.exception(
+                "schedule %s: slot %s failed; trying again next tick", item.schedule_id, item.slot
+            )
+            _note_error(ctx, item.schedule_id, f"{type(exc).__name__}: {exc}")
+            summary.errors.append(f"{item.name}: {type(exc).__name__}")
     return summary
+
+
+def _run_slot(ctx: ServiceContext, item: _Due, summary: TickSummary) -> None:
+    if item.held_by_another_run():
+        assert item.active is not None
+        if item.overlap == "queue":
+            summary.waiting.append(item.name)  # the slot stays due until the active run ends
+        elif _advance(ctx, item, skipped=True):
+            summary.skipped.append(f"{item.name}: run {item.active.id} still {item.active.state}")
+        return
+    with ctx.sessions() as session:
+        spec = spec_of(session, get_schedule(session, item.schedule_id))
+    try:
+        created = create_job(
+            ctx,
+            spec.job_spec("schedule"),
+            idempotency_key=slot_key(item.schedule_id, item.slot),
+            schedule_id=item.schedule_id,
+            slot_time=item.slot,
+            guard=lambda session: _claim_slot(session, item),
+        )
+    except _SlotMoved:
+        return
+    if created.created:
+        summary.started.append(f"{item.name} job {created.job.id}")
+    else:
+        _advance(ctx, item)  # made before a crash or by a racing tick: only mark it done
+
+
+def _claim_slot(session: Session, item: _Due) -> None:
+    """Lock the schedule; refuse if it changed or a run started; mark the slot done."""
+    row = lock_schedule(session, item.schedule_id)
+    if row is None or not row.enabled or row.updated_at != item.updated_at:
+        raise _SlotMoved(f"schedule {item.schedule_id} changed")
+    if row.done_until != item.done_until:
+        raise _SlotMoved(f"slot {item.slot} taken")
+    active = active_run(session, item.schedule_id)
+    if active is not None and active.idempotency_key != slot_key(item.schedule_id, item.slot):
+        raise _SlotMoved(f"run {active.id} started")
+    row.done_until = item.slot
+    row.last_error = None
+
+
+def lock_schedule(session: Session, schedule_id: str) -> ScheduleRow | None:
+    """The schedule row, locked for this transaction (an UPDATE locks on SQLite too)."""
+    session.execute(
+        update(ScheduleRow)
+        .where(ScheduleRow.id == schedule_id)
+        .values(updated_at=ScheduleRow.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalar(
+        select(ScheduleRow)
+        .where(ScheduleRow.id == schedule_id)
+        .execution_options(populate_existing=True)
+    )
 
 
 def _due_slots(session: Session, now: datetime) -> list[_Due]:
     due = []
     for row in session.scalars(select(ScheduleRow).where(ScheduleRow.enabled.is_(True))):
-        slot = due_slot(timing_of(row), row.done_until, now)
+        try:
+            slot = due_slot(timing_of(row), row.done_until, now)
+        except ValueError as exc:
+            log.error("schedule %s: cannot compute its slots: %s", row.id, exc)
+            continue
         if slot is not None:
-            due.append(_Due(row.id, row.done_until, slot, row.overlap, active_run(session, row.id)))
+            active = active_run(session, row.id)
+            due.append(_Due(row.id, row.done_until, row.updated_at, slot, row.overlap, active))
     return due
 
 
@@ -135,6 +206,14 @@ def _advance(ctx: ServiceContext, item: _Due, *, skipped: bool = False, error: s
         return rowcount(result) == 1
 
 
+def _note_error(ctx: ServiceContext, schedule_id: str, error: str) -> None:
+    with ctx.sessions() as session:
+        session.execute(
+            update(ScheduleRow).where(ScheduleRow.id == schedule_id).values(last_error=error[:2000])
+        )
+        session.commit()
+
+
 def active_run(session: Session, schedule_id: str) -> JobRow | None:
     """The schedule's newest run that may still move bytes, if any."""
     return session.scalar(
@@ -149,25 +228,30 @@ def run_now(
     ctx: ServiceContext, schedule_id: str, *, idempotency_key: str | None = None
 ) -> Created:
     """Start a run outside the timing (refused while a run is still going)."""
-    now = ctx.now()
+    key = f"run:{schedule_id}:{idempotency_key}" if idempotency_key else None
     with ctx.sessions() as session:
-        row = get_schedule(session, schedule_id)
-        spec = spec_of(session, row)
-        known = job_by_key(session, idempotency_key) if idempotency_key else None
+        spec = spec_of(session, get_schedule(session, schedule_id))
+        known = job_by_key(session, key) if key else None
         if known is not None:
             return Created(known, created=False)
+
+    def refuse_while_active(session: Session) -> None:
+        if lock_schedule(session, schedule_id) is None:
+            raise ScheduleNotFound(f"no schedule {schedule_id!r}")
         active = active_run(session, schedule_id)
-    if active is not None:
-        raise RunStillActive(
-            f"run {active.id} of schedule {schedule_id!r} is still {active.state}; "
-            "wait for it or cancel it"
-        )
+        if active is not None:
+            raise RunStillActive(
+                f"run {active.id} of schedule {schedule_id!r} is still {active.state}; "
+                "wait for it or cancel it"
+            )
+
     return create_job(
         ctx,
         spec.job_spec("manual"),
-        idempotency_key=idempotency_key,
+        idempotency_key=key,
         schedule_id=schedule_id,
-        slot_time=now,
+        slot_time=ctx.now(),
+        guard=refuse_while_active,
     )
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import NodeRow, ScheduleRow
@@ -103,7 +104,13 @@ def create_schedule(
     )
     _fill(session, row, spec, channels)
     session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # a racing create with the same id got there first
+        raise ScheduleExists(
+            f"schedule {spec.id!r} exists; change it with PATCH or pick an id"
+        ) from None
     return row
 
 

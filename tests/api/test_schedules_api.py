@@ -80,6 +80,8 @@ def test_run_now_starts_one_run_and_refuses_a_second_while_it_goes(api: Api) -> 
     ("fields", "field", "words"),
     [
         ({"cron": "61 * * * *"}, "cron", "not a cron expression"),
+        ({"cron": "0 0 31 2 *"}, "cron", "never fires"),
+        ({"labels": {f"k{n}": "v" for n in range(19)}}, "labels", "at most 18"),
         ({"cron": None, "interval_seconds": 0}, "interval_seconds", "greater than or equal"),
         ({"destination_node": "nowhere"}, "destination_node", "no node named"),
         ({"source_node": "ghost"}, "source_node", "no node named"),
@@ -173,3 +175,29 @@ def test_dry_run_names_a_missing_source(api: Api) -> None:
     plan = api.client.post(f"/api/v1/schedules/{made['id']}/dry-run", headers=api.headers()).json()
     assert plan["missing_sources"] == ["not-there"]
     assert plan["to_move"] == {"files": 0, "bytes": 0}
+
+
+def test_the_slot_key_namespace_is_reserved(api: Api) -> None:
+    job = {
+        "source_node": "node-a",
+        "source_paths": ["outgoing"],
+        "destination_node": "node-b",
+        "destination_path": "incoming",
+    }
+    for key in ("schedule:nightly:2026-11-23T00:00:00+00:00", "run:nightly:x"):
+        answer = api.client.post(
+            "/api/v1/jobs", json=job, headers={**api.headers(), "Idempotency-Key": key}
+        )
+        assert answer.status_code == 422 and answer.json()["field"] == "Idempotency-Key"
+
+
+def test_a_value_the_database_cannot_store_is_a_422(api: Api) -> None:
+    made = create(api)
+    url = f"/api/v1/schedules/{made['id']}"
+    answer = api.client.patch(url, json={"description": "a\u0000b"}, headers=api.headers())
+    assert answer.status_code in (200, 422), answer.text  # SQLite stores NUL, PostgreSQL cannot
+    if api.stack.ctx.settings.effective_database_url().startswith("postgresql"):
+        assert answer.status_code == 422 and "cannot be stored" in answer.json()["error"]
+    node = {"name": "n-nul", "base_url": "https://x.example", "username": "\u0000", "secret": "s"}
+    refused = api.client.post("/api/v1/nodes", json=node, headers=api.headers())
+    assert refused.status_code == 422 and refused.json()["field"] == "username"

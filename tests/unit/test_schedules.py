@@ -130,6 +130,8 @@ def test_schedules_are_incremental_by_default() -> None:
         ({"cron": "0 * * * *", "destination_path": "a/../../b"}, "destination_path", "'..'"),
         ({"cron": "0 * * * *", "id": "Has Spaces"}, "id", "pattern"),
         ({"cron": "0 * * * *", "overlap": "sometimes"}, "overlap", "'skip' or 'queue'"),
+        ({"cron": "0 0 31 2 *"}, "cron", "never fires"),
+        ({"cron": "0 * * * *", "labels": {f"k{n}": "v" for n in range(19)}}, "labels", "18"),
         ({"cron": "0 * * * *", "interval_seconds": 60}, "", "exactly one of cron"),
         ({}, "", "exactly one of cron"),
     ],
@@ -147,3 +149,69 @@ def test_the_example_replications_file_is_valid() -> None:
 
     example = Path(__file__).parents[2] / "config" / "replications.example.yaml"
     assert [s.id for s in load_file(example)] == ["media-hourly", "archive-nightly"]
+
+
+def tick_every_five_minutes(
+    timing: ScheduleTiming, start: datetime, end: datetime
+) -> list[datetime]:
+    """The slots a beat ticking every five minutes would run between start and end."""
+    done, now, runs = start, start, []
+    while now < end:
+        now += timedelta(minutes=5)
+        slot = due_slot(timing, done, now)
+        if slot is not None:
+            runs.append(slot)
+            done = slot
+    return runs
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Australia/Lord_Howe"])
+@pytest.mark.parametrize("cron", ["0 * * * *", "*/30 * * * *", "30 2 * * *", "30 1 * * *"])
+@pytest.mark.parametrize(
+    "day", [datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 10, 23, tzinfo=UTC),
+            datetime(2026, 3, 6, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC),
+            datetime(2026, 4, 3, tzinfo=UTC)],
+)  # fmt: skip
+def test_ticks_across_clock_changes_run_exactly_the_listed_slots(
+    zone: str, cron: str, day: datetime
+) -> None:
+    timing = ScheduleTiming(cron=cron, timezone=zone)
+    end = day + timedelta(days=4)
+    listed = slots_between(timing, day, end)
+    assert tick_every_five_minutes(timing, day, end) == listed
+    assert listed == sorted(set(listed))
+
+
+def test_wall_clock_policy_at_the_clock_changes() -> None:
+    paris = ScheduleTiming(cron="30 2 * * *", timezone="Europe/Paris")
+    # Fall back (2026-10-25): 02:30 happens twice; it runs once, the first time (CEST).
+    autumn = slots_between(
+        paris, datetime(2026, 10, 24, 12, tzinfo=UTC), datetime(2026, 10, 26, 12, tzinfo=UTC)
+    )
+    assert autumn == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
+    ]
+    hourly = ScheduleTiming(cron="0 * * * *", timezone="Europe/Paris")
+    fall_day = slots_between(  # 23:30 on the 24th to 23:30 on the 25th, Paris time
+        hourly,
+        datetime(2026, 10, 24, 21, 30, tzinfo=UTC),
+        datetime(2026, 10, 25, 22, 30, tzinfo=UTC),
+    )
+    assert len(fall_day) == 24  # 25 real hours, 24 wall-clock hours: 02:00 runs once
+
+
+@given(
+    cron=st.sampled_from(
+        ["* * * * *", "*/7 * * * *", "15,45 */2 * * *", "0 0 * * 1", "59 23 31 * *"]
+    ),
+    at=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1)),
+    zone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"]),
+)
+def test_latest_and_next_slots_are_neighbours(cron: str, at: datetime, zone: str) -> None:
+    timing = ScheduleTiming(cron=cron, timezone=zone)
+    moment = at.replace(tzinfo=UTC)
+    latest, following = latest_slot(timing, moment), next_slot(timing, moment)
+    assert latest <= moment < following
+    assert next_slot(timing, latest) == following  # nothing in between was skipped
+    assert latest_slot(timing, following) == following

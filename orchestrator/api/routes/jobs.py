@@ -22,7 +22,14 @@ from orchestrator.api.schemas import (
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services import control
-from orchestrator.services.jobs import JobFilter, create_job, get_job, job_view, list_jobs
+from orchestrator.services.jobs import (
+    JobFilter,
+    check_caller_key,
+    create_job,
+    get_job,
+    job_view,
+    list_jobs,
+)
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -71,6 +78,7 @@ def submit_job(
     ] = None,
 ) -> JobDetail:
     """Queue a job; it is committed before anything is sent to a worker."""
+    check_caller_key(idempotency_key)
     created = create_job(
         ctx, JobSpec.model_validate(body.model_dump()), idempotency_key=idempotency_key
     )
