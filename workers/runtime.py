@@ -6,6 +6,9 @@ import logging
 import os
 import socket
 import threading
+import time
+
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.crypto import secret_box
 from orchestrator.db.engine import make_engine, make_session_factory
@@ -46,10 +49,17 @@ def context() -> ServiceContext:
 def apply_replications() -> None:
     """Reconcile the replications file into the database (beat, at start); never raises."""
     ctx = context()
-    try:
-        apply_at_start(ctx, known_channels(ctx.settings))
-    except OrchestratorError as exc:
-        log.error("replications file not applied: %s", exc)
+    for wait in (1.0, 2.0, 4.0, 8.0, 0.0):
+        try:
+            apply_at_start(ctx, known_channels(ctx.settings))
+            return
+        except OrchestratorError as exc:
+            log.error("replications file not applied: %s", exc)
+            return
+        except OperationalError as exc:  # the database is not up yet: beat waits a little
+            log.warning("replications file: database unavailable (%s)", type(exc).__name__)
+            time.sleep(wait)
+    log.error("replications file not applied: the database did not answer; restart beat")
 
 
 def close() -> None:

@@ -78,7 +78,9 @@ class ScheduleOut(ScheduleSpec):
     managed_by: Literal["api", "config"] = Field(
         description="config: owned by the replications file; change it there"
     )
-    health: Literal["ok", "failing", "disabled", "never run"]
+    health: Literal["ok", "failing", "stalled", "disabled", "never run"] = Field(
+        description="stalled: a run still goes after its next slot came (that slot was skipped)"
+    )
     next_run_at: datetime | None
     last_run: RunOut | None
     active_run_id: str | None

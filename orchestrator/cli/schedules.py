@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,11 +24,25 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+class Overlap(StrEnum):
+    """What a slot does while the previous run still goes."""
+
+    skip = "skip"
+    queue = "queue"
+
+
 Id = Annotated[str, typer.Argument(help="The schedule's id.", show_default=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
 _EVERY = re.compile(r"^(\d+)([smhd]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_HEALTH_STYLE = {"ok": "green", "failing": "bold red", "disabled": "dim", "never run": "yellow"}
+_HEALTH_STYLE = {
+    "ok": "green",
+    "failing": "bold red",
+    "stalled": "yellow",
+    "disabled": "dim",
+    "never run": "yellow",
+}
 
 
 def parse_every(text: str) -> int:
@@ -58,8 +73,8 @@ def add(
     ] = None,
     tz: Annotated[str, typer.Option("--tz", help="IANA time zone of the cron.")] = "UTC",
     overlap: Annotated[
-        str, typer.Option(help="While the last run goes on: skip the slot, or queue it.")
-    ] = "skip",
+        Overlap, typer.Option(help="While the last run goes on: skip the slot, or queue it.")
+    ] = Overlap.skip,
     overwrite: Annotated[
         Overwrite, typer.Option(help="diff (default) moves only new and changed files.")
     ] = Overwrite.diff,
@@ -97,7 +112,7 @@ def add(
         "destination_path": destination_path,
         "options": options,
         "priority": priority,
-        "overlap": overlap,
+        "overlap": overlap.value,
         "enabled": not disabled,
         "labels": parse_labels(label or []),
     }
@@ -203,6 +218,69 @@ def show(
 
 
 @app.command()
+def change(
+    schedule_id: Id,
+    cron: Annotated[
+        str | None, typer.Option(help="A new cron expression.", show_default=False)
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option(help="A new interval (replaces the cron).", show_default=False)
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="The cron's time zone.", show_default=False)
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--from", help="Source NODE:PATH[,PATH...].", show_default=False)
+    ] = None,
+    destination: Annotated[
+        str | None, typer.Option("--to", help="Destination NODE:FOLDER.", show_default=False)
+    ] = None,
+    overlap: Annotated[
+        Overlap | None, typer.Option(help="skip or queue.", show_default=False)
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option(min=-100, max=100, help="Higher runs first.", show_default=False)
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="What the schedule is for.", show_default=False)
+    ] = None,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Change some of a schedule's settings; a new timing counts its slots from now.
+
+    Example: hsts-orchestrator schedules change media-hourly --every 30m
+    """
+    if cron is not None and every is not None:
+        usage("give at most one of --cron and --every")
+    patch: dict[str, Any] = {}
+    if cron is not None:
+        patch["cron"] = cron
+    if every is not None:
+        patch["interval_seconds"] = parse_every(every)
+    if tz is not None:
+        patch["timezone"] = tz
+    if source is not None:
+        patch["source_node"], patch["source_paths"] = parse_source(source)
+    if destination is not None:
+        patch["destination_node"], patch["destination_path"] = parse_destination(destination)
+    if overlap is not None:
+        patch["overlap"] = overlap.value
+    if priority is not None:
+        patch["priority"] = priority
+    if description is not None:
+        patch["description"] = description
+    if not patch:
+        usage("nothing to change: give at least one option (see --help)")
+    with ApiClient(api, token) as client:
+        item = client.call("PATCH", f"/api/v1/schedules/{segment(schedule_id)}", json=patch)
+    out.print(
+        f"schedule {item['id']} changed: {_timing(item)}; next run {when(item['next_run_at'])}",
+        markup=False,
+    )
+
+
+@app.command()
 def run(
     schedule_id: Id,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the run until it ends.")] = False,
@@ -292,11 +370,14 @@ def apply(
     """Make the file's schedules exist as written (on the database; beat does it at start).
 
     Entries are added or changed; schedules that came from the file and left it are removed;
-    schedules made through the API or CLI are left alone.
+    schedules made through the API or CLI are left alone, unless the file names their id
+    (the file then owns them).
 
     Example: hsts-orchestrator schedules apply config/replications.yaml
     """
-    from orchestrator.cli.local import local_settings
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.cli.local import database_failure, local_settings
     from orchestrator.services.alerts import known_channels
     from orchestrator.services.context import no_enqueue
     from orchestrator.services.embedded import build_context
@@ -304,7 +385,10 @@ def apply(
 
     settings = local_settings()
     ctx = build_context(settings, enqueue=no_enqueue)
-    result = apply_file(ctx, file, known_channels(settings))
+    try:
+        result = apply_file(ctx, file, known_channels(settings))
+    except SQLAlchemyError as exc:
+        fail(database_failure(exc, settings))
     out.print(str(result), markup=False)
     if result.errors:
         fail(f"{len(result.errors)} schedule(s) in {file} could not be applied")

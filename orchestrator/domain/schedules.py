@@ -7,7 +7,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.domain.jobs import (
     JobSpec,
@@ -39,7 +39,8 @@ class ScheduleTiming(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cron: str | None = Field(default=None, min_length=1, max_length=128)
-    interval_seconds: int | None = Field(default=None, ge=1, le=MAX_INTERVAL)
+    # Interval slots sit on multiples of the interval in UTC: the time zone is the cron's only.
+    interval_seconds: int | None = Field(default=None, ge=1, le=MAX_INTERVAL, validate_default=True)
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
 
     @field_validator("cron")
@@ -68,11 +69,15 @@ class ScheduleTiming(BaseModel):
             raise ValueError(f"{value!r} is not an IANA time zone, e.g. 'Europe/Paris'") from None
         return value
 
-    @model_validator(mode="after")
-    def _one_rule(self) -> ScheduleTiming:
-        if (self.cron is None) == (self.interval_seconds is None):
+    @field_validator("interval_seconds")
+    @classmethod
+    def _one_rule(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # Runs for a missing interval too (validate_default), so the error names a field.
+        if "cron" not in info.data:
+            return value  # the cron itself was invalid: that error is enough
+        if (info.data["cron"] is None) == (value is None):
             raise ValueError("give exactly one of cron and interval_seconds")
-        return self
+        return value
 
 
 class ScheduleSpec(ScheduleTiming):

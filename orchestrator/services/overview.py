@@ -131,6 +131,11 @@ class Overview:
             for n in self.nodes
             if n.health == "lagging"
         ]
+        warn += [
+            f"schedule {s.id}: a run outlasts its slots"
+            for s in self.schedules
+            if s.health == "stalled"
+        ]
         if attention := self.count(S.NEEDS_ATTENTION):
             warn.append(f"{attention} job(s) need attention")
         if retrying := self.count(S.RETRY_WAIT):

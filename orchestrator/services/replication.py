@@ -286,7 +286,7 @@ class ScheduleView:
     active_run_id: str | None
     success_streak: int
     failure_streak: int
-    health: str  # ok | failing | disabled | never run
+    health: str  # ok | failing | stalled | disabled | never run
     skipped_slots: int
     last_skipped_slot: datetime | None
     last_error: str | None
@@ -331,6 +331,8 @@ def schedule_view(
         health = "disabled"
     elif failure or row.last_error:
         health = "failing"
+    elif active and row.last_skipped_slot and row.last_skipped_slot > active.created_at:
+        health = "stalled"  # a run outlasted its next slot and still goes
     elif not runs:
         health = "never run"
     else:

@@ -234,6 +234,12 @@ def test_schedules_commands_replicate_incrementally(stack: UpStack, tmp_path: Pa
     assert re.search(r"demo-mirror\s+ok\s+every 1h", listed.stdout), listed.stdout
     shown = cli("schedules", "show", "demo-mirror", env=env)
     assert "2 ok in a row" in shown.stdout and "manual" in shown.stdout, shown.stdout
+    changed = cli(
+        "schedules", "change", "demo-mirror", "--every", "30m", "--overlap", "queue", env=env
+    )
+    assert changed.code == 0 and "changed: every 30m" in changed.stdout, changed.output
+    nothing = cli("schedules", "change", "demo-mirror", env=env)
+    assert nothing.code == 2 and "nothing to change" in nothing.stderr
     assert cli("schedules", "disable", "demo-mirror", env=env).code == 0
     bad = cli(
         "schedules", "add", "broken", "--from", "node-a:x", "--to", "node-b:y",

@@ -128,6 +128,8 @@ def test_a_slot_is_skipped_while_the_previous_run_is_still_going(
     summary = tick(stack.ctx)
     assert not summary.started and len(summary.skipped) == 1
     assert "still queued" in str(summary)
+    with stack.ctx.sessions() as session:
+        assert schedule_view(session, get_schedule(session, spec.id), clock.now).health == "stalled"
     finish_runs(stack, spec.id)
     clock.advance(minutes=10)
     assert not tick(stack.ctx).started  # the skipped 01:00 slot does not come back
@@ -137,6 +139,7 @@ def test_a_slot_is_skipped_while_the_previous_run_is_still_going(
         row = get_schedule(session, spec.id)
         assert row.skipped_slots == 1
         assert row.last_skipped_slot == DAY + timedelta(hours=1)
+        assert schedule_view(session, row, clock.now).health == "ok"  # the long run ended
     assert [r.slot_time for r in runs_of(stack, spec.id)] == [DAY, DAY + timedelta(hours=2)]
 
 

@@ -132,8 +132,8 @@ def test_schedules_are_incremental_by_default() -> None:
         ({"cron": "0 * * * *", "overlap": "sometimes"}, "overlap", "'skip' or 'queue'"),
         ({"cron": "0 0 31 2 *"}, "cron", "never fires"),
         ({"cron": "0 * * * *", "labels": {f"k{n}": "v" for n in range(19)}}, "labels", "18"),
-        ({"cron": "0 * * * *", "interval_seconds": 60}, "", "exactly one of cron"),
-        ({}, "", "exactly one of cron"),
+        ({"cron": "0 * * * *", "interval_seconds": 60}, "interval_seconds", "exactly one of cron"),
+        ({}, "interval_seconds", "exactly one of cron"),
     ],
 )
 def test_bad_schedules_name_the_field(fields: dict[str, object], field: str, words: str) -> None:
