@@ -129,4 +129,8 @@ class DryRunOut(BaseModel):
     unchanged: TallyOut
     files: list[PlannedFileOut] = Field(description="the first 1000 files to move")
     missing_sources: list[str]
-    truncated: bool = Field(description="true when a side had too many entries to list all")
+    source_errors: list[str] = Field(description="source paths the node would not describe")
+    links: int = Field(description="symbolic links at the source (the symlink policy decides)")
+    truncated: bool = Field(
+        description="true when listing stopped early (100000 entries or 60 seconds)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -17,13 +18,15 @@ from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.schedules import get_schedule, spec_of
 
-MAX_ENTRIES = 100_000  # files and folders listed per side before the preview stops
+MAX_ENTRIES = 100_000  # files and folders listed in all before the preview stops
+MAX_SECONDS = 60.0  # listing time before the preview stops (it answers an API request)
 MAX_LISTED = 1000  # planned files returned one by one
 
 WHY = {
     "new": "not at the destination",
     "changed": "size differs",
     "maybe": "same size, newer at the source: the transfer compares checksums",
+    "newer": "newer at the source",
     "overwrite": "the overwrite policy is 'always'",
 }
 
@@ -64,7 +67,11 @@ class DryRun:
     unchanged: Tally = field(default_factory=Tally)
     files: list[PlannedFile] = field(default_factory=list)
     missing_sources: list[str] = field(default_factory=list)
+    source_errors: list[str] = field(default_factory=list)
+    links: int = 0
     truncated: bool = False
+    listed: int = 0
+    deadline: float = field(default=0.0, repr=False)
 
 
 def dry_run(ctx: ServiceContext, schedule_id: str) -> DryRun:
@@ -78,18 +85,25 @@ def dry_run(ctx: ServiceContext, schedule_id: str) -> DryRun:
     policy = spec.options.overwrite or "diff"
     result = DryRun(schedule_id=schedule_id, overwrite=policy)
     target = confine(destination_root, spec.destination_path)
+    result.deadline = time.monotonic() + MAX_SECONDS
     for path in spec.source_paths:
         absolute = confine(source_root, path)
         found = source.files_info([absolute])[0]
-        if isinstance(found, Exception):
+        if isinstance(found, NodeNotFound):
             result.missing_sources.append(path)
             continue
+        if isinstance(found, Exception):
+            result.source_errors.append(f"{path}: {found}")
+            continue
         name = posixpath.basename(absolute)
+        if found.type == "symbolic_link":
+            result.links += 1  # the transfer's symlink policy decides; not compared here
+            continue
         if found.type == "file":
             theirs = _listing(destination, target, result, recursive=False)
             _compare({name: found}, theirs, name_prefix="", policy=policy, result=result)
             continue
-        ours = _listing(source, absolute, result, recursive=True)
+        ours = _listing(source, absolute, result, recursive=True, mine=True)
         theirs = _listing(destination, posixpath.join(target, name), result, recursive=True)
         _compare(ours, theirs, name_prefix=name + "/", policy=policy, result=result)
     return result
@@ -105,21 +119,23 @@ def _roots(session: Session, source_id: int, destination_id: int) -> tuple[str, 
 
 
 def _listing(
-    client: NodeClient, top: str, result: DryRun, *, recursive: bool
+    client: NodeClient, top: str, result: DryRun, *, recursive: bool, mine: bool = False
 ) -> dict[str, FileEntry]:
     """Files under ``top`` by path relative to it (empty when ``top`` does not exist)."""
     files: dict[str, FileEntry] = {}
     folders = deque([top])
-    seen = 0
     while folders:
+        if time.monotonic() > result.deadline:
+            result.truncated = True
+            return files
         folder = folders.popleft()
         try:
-            entries = client.browse(folder)
+            entries = client.browse(folder, limit=MAX_ENTRIES)
         except NodeNotFound:
             continue
         for entry in entries:
-            seen += 1
-            if seen > MAX_ENTRIES:
+            result.listed += 1
+            if result.listed > MAX_ENTRIES:
                 result.truncated = True
                 return files
             relative = posixpath.relpath(entry.path, top)
@@ -127,6 +143,8 @@ def _listing(
                 files[relative] = entry
             elif entry.type in ("directory", "folder") and recursive:
                 folders.append(entry.path)
+            elif entry.type == "symbolic_link" and mine:
+                result.links += 1
     return files
 
 
@@ -147,6 +165,7 @@ def _compare(
             "changed": result.changed,
             "maybe": result.maybe_changed,
             "overwrite": result.changed,
+            "newer": result.changed,
             None: result.unchanged,
         }[reason]
         tally.add(mine.size)
@@ -166,12 +185,10 @@ def _reason(mine: FileEntry, other: FileEntry | None, policy: str) -> str | None
     if policy == "never":
         return None
     newer = bool(mine.modified_at and other.modified_at and mine.modified_at > other.modified_at)
+    if policy == "older":
+        return "newer" if newer else None
+    if policy == "diff+older" and not newer:
+        return None
     if mine.size != other.size:
-        different = "changed"
-    elif newer:
-        different = "maybe"
-    else:
-        return None
-    if policy in ("older", "diff+older") and not newer:
-        return None
-    return different
+        return "changed"
+    return "maybe" if newer else None

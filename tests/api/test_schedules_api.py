@@ -152,6 +152,7 @@ def test_dry_run_lists_both_sides_and_says_what_would_move(api: Api) -> None:
     write_tree(mirror, {"touched.bin": b"t" * 40})
     time.sleep(1.1)
     write_tree(source, {"touched.bin": b"T" * 40})  # same size, newer at the source
+    (source / "link.bin").symlink_to(source / "same.bin")
     made = create(api, source_paths=[folder], destination_path="mirror")
     answer = api.client.post(f"/api/v1/schedules/{made['id']}/dry-run", headers=api.headers("read"))
     assert answer.status_code == 200, answer.text
@@ -168,6 +169,13 @@ def test_dry_run_lists_both_sides_and_says_what_would_move(api: Api) -> None:
         f"{folder}/touched.bin",
     ]
     assert plan["missing_sources"] == [] and plan["truncated"] is False
+    assert plan["links"] == 1  # link.bin: the symlink policy decides, not compared
+
+    older = create(api, source_paths=[folder], destination_path="mirror",
+                   options={"overwrite": "older"})  # fmt: skip
+    plan = api.client.post(f"/api/v1/schedules/{older['id']}/dry-run", headers=api.headers()).json()
+    assert plan["changed"] == {"files": 1, "bytes": 40}  # touched.bin: newer, so it moves
+    assert plan["to_move"] == {"files": 2, "bytes": 110}  # and the new file
 
 
 def test_dry_run_names_a_missing_source(api: Api) -> None:
