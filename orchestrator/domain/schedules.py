@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +22,21 @@ ScheduleId = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$
 # Incremental by default: only new and changed files move; a partial file resumes.
 INCREMENTAL = TransferOptions(overwrite="diff", resume_policy="sparse_csum")
 MAX_INTERVAL = 366 * 24 * 3600
+
+
+@lru_cache(maxsize=1024)
+def _cron_problem(value: str) -> str:
+    """What is wrong with a cron expression ('' when nothing): schedules are read often."""
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        return (
+            f"{value!r} is not a cron expression of five fields "
+            "(minute hour day-of-month month day-of-week), e.g. '0 * * * *'"
+        )
+    try:
+        croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterBadDateError, ValueError):
+        return f"{value!r} never fires (no such date)"
+    return ""
 
 
 class ScheduleAlerts(BaseModel):
@@ -49,15 +65,9 @@ class ScheduleTiming(BaseModel):
         if value is None:
             return None
         value = " ".join(value.split())
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(
-                f"{value!r} is not a cron expression of five fields "
-                "(minute hour day-of-month month day-of-week), e.g. '0 * * * *'"
-            )
-        try:
-            croniter(value, datetime(2000, 1, 1)).get_next(datetime)
-        except (CroniterBadDateError, ValueError):
-            raise ValueError(f"{value!r} never fires (no such date)") from None
+        problem = _cron_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("timezone")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from orchestrator.domain.states import TERMINAL_STATES, JobState
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.jobs import Created, create_job, job_by_key
-from orchestrator.services.schedules import ScheduleNotFound, get_schedule, spec_of
+from orchestrator.services.schedules import ScheduleNotFound, get_schedule, node_names, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -319,14 +319,22 @@ class ScheduleView:
 
 
 def schedule_view(
-    session: Session, row: ScheduleRow, now: datetime, history: int = 20
+    session: Session,
+    row: ScheduleRow,
+    now: datetime,
+    history: int = 20,
+    *,
+    runs: list[RunView] | None = None,
+    names: dict[int, str] | None = None,
 ) -> ScheduleView:
-    """A schedule's view with up to ``history`` recent runs."""
-    runs = recent_runs(session, row.id, limit=max(history, 50))
-    finished = [r for r in runs if r.state in {s.value for s in _ENDED}]
+    """A schedule's view with up to ``history`` recent runs (streaks count the last 50)."""
+    if runs is None:
+        runs = recent_runs(session, [row.id], limit=max(history, STREAK_WINDOW))[row.id]
+    ended = {s.value for s in _ENDED}
+    finished = [r for r in runs if r.state in ended]
     success = _streak(finished, {JobState.COMPLETED.value})
     failure = _streak(finished, _FAILED)
-    active = next((r for r in runs if r.state not in {s.value for s in _ENDED}), None)
+    active = next((r for r in runs if r.state not in ended), None)
     if not row.enabled:
         health = "disabled"
     elif failure or row.last_error:
@@ -338,7 +346,7 @@ def schedule_view(
     else:
         health = "ok"
     return ScheduleView(
-        spec=spec_of(session, row),
+        spec=spec_of(session, row, names),
         managed_by=row.managed_by,
         created_at=row.created_at,
         next_run_at=next_slot(timing_of(row), max(now, row.done_until)) if row.enabled else None,
@@ -354,25 +362,56 @@ def schedule_view(
     )
 
 
+STREAK_WINDOW = 50  # runs read per schedule to count its streaks
+
+
 def list_schedule_views(session: Session, now: datetime) -> list[ScheduleView]:
-    """Every schedule's view (with its last five runs), by id."""
-    rows = session.scalars(select(ScheduleRow).order_by(ScheduleRow.id))
-    return [schedule_view(session, row, now, history=5) for row in rows]
+    """Every schedule's view (with its last five runs), by id, in four queries."""
+    rows = list(session.scalars(select(ScheduleRow).order_by(ScheduleRow.id)))
+    runs = recent_runs(session, [row.id for row in rows], limit=STREAK_WINDOW)
+    names = node_names(session)
+    return [
+        schedule_view(session, row, now, history=5, runs=runs[row.id], names=names) for row in rows
+    ]
 
 
-def recent_runs(session: Session, schedule_id: str, *, limit: int) -> list[RunView]:
-    """A schedule's newest runs, newest first, with the files their last attempt skipped."""
-    jobs = list(
-        session.scalars(
-            select(JobRow)
-            .where(JobRow.schedule_id == schedule_id)
-            .order_by(JobRow.created_at.desc(), JobRow.id.desc())
-            .limit(limit)
+def recent_runs(
+    session: Session, schedule_ids: list[str], *, limit: int
+) -> dict[str, list[RunView]]:
+    """Each schedule's newest runs, newest first, with the files their last attempt skipped."""
+    found: dict[str, list[RunView]] = {schedule_id: [] for schedule_id in schedule_ids}
+    if not schedule_ids:
+        return found
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=JobRow.schedule_id, order_by=(JobRow.created_at.desc(), JobRow.id.desc())
         )
+        .label("rank")
     )
+    ranked = select(JobRow.id, rank).where(JobRow.schedule_id.in_(schedule_ids)).subquery()
+    jobs = session.execute(
+        select(
+            JobRow.id,
+            JobRow.schedule_id,
+            JobRow.state,
+            JobRow.labels,
+            JobRow.slot_time,
+            JobRow.created_at,
+            JobRow.finished_at,
+            JobRow.bytes_transferred,
+            JobRow.files_completed,
+            JobRow.error_text,
+            JobRow.reason,
+            JobRow.attempt_count,
+        )
+        .join(ranked, ranked.c.id == JobRow.id)
+        .where(ranked.c.rank <= limit)
+        .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+    ).all()
+    latest = {job.id: job.attempt_count for job in jobs}
     skipped: dict[str, int] = {}
-    if jobs:
-        latest = {job.id: job.attempt_count for job in jobs}
+    if latest:
         for job_id, number, files in session.execute(
             select(AttemptRow.job_id, AttemptRow.number, AttemptRow.files_skipped).where(
                 AttemptRow.job_id.in_(latest)
@@ -380,21 +419,22 @@ def recent_runs(session: Session, schedule_id: str, *, limit: int) -> list[RunVi
         ):
             if latest[job_id] == number:
                 skipped[job_id] = files
-    return [
-        RunView(
-            job_id=job.id,
-            state=job.state,
-            trigger=(job.labels or {}).get("trigger", "schedule"),
-            slot_time=job.slot_time,
-            created_at=job.created_at,
-            finished_at=job.finished_at,
-            bytes_transferred=job.bytes_transferred,
-            files_completed=job.files_completed,
-            files_skipped=skipped.get(job.id, 0),
-            error_text=job.error_text or job.reason,
+    for job in jobs:
+        found[job.schedule_id].append(
+            RunView(
+                job_id=job.id,
+                state=job.state,
+                trigger=(job.labels or {}).get("trigger", "schedule"),
+                slot_time=job.slot_time,
+                created_at=job.created_at,
+                finished_at=job.finished_at,
+                bytes_transferred=job.bytes_transferred,
+                files_completed=job.files_completed,
+                files_skipped=skipped.get(job.id, 0),
+                error_text=job.error_text or job.reason,
+            )
         )
-        for job in jobs
-    ]
+    return found
 
 
 def _streak(finished: list[RunView], states: set[str]) -> int:

@@ -58,9 +58,16 @@ def all_schedules(session: Session) -> list[ScheduleRow]:
     return list(session.scalars(select(ScheduleRow).order_by(ScheduleRow.id)))
 
 
-def spec_of(session: Session, row: ScheduleRow) -> ScheduleSpec:
-    """The spec a schedule row was saved from."""
-    names = {row[0]: row[1] for row in session.execute(select(NodeRow.id, NodeRow.name))}
+def node_names(session: Session) -> dict[int, str]:
+    """Every node's name by id."""
+    return {row[0]: row[1] for row in session.execute(select(NodeRow.id, NodeRow.name))}
+
+
+def spec_of(
+    session: Session, row: ScheduleRow, names: dict[int, str] | None = None
+) -> ScheduleSpec:
+    """The spec a schedule row was saved from (``names``: node names, when already read)."""
+    names = names if names is not None else node_names(session)
     return ScheduleSpec.model_validate(
         {
             "id": row.id,
