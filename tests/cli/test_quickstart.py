@@ -142,7 +142,7 @@ def test_token_create_prints_a_working_token_and_stores_only_its_hash(stack: UpS
     with sqlite3.connect(database) as conn:
         rows = conn.execute("SELECT secret_hash FROM api_tokens WHERE name = 'ci'").fetchall()
     assert rows == [(hashlib.sha256(token.encode()).hexdigest(),)]
-    secret_part = token.rsplit("_", 1)[1].encode()
+    secret_part = token.split("_", 2)[2].encode()
     for path in stack.data_dir.glob("orchestrator.db*"):  # the database, its WAL and shm
         assert secret_part not in path.read_bytes(), path
 
