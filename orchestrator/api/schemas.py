@@ -214,3 +214,19 @@ class ErrorOut(BaseModel):
     error: str
     field: str | None = None
     detail: list[dict[str, Any]] | None = None
+
+
+COMMON_ERRORS = {
+    400: "the body is not JSON",
+    401: "no valid token",
+    403: "the token lacks the scope",
+    422: "invalid input; says which field",
+}
+
+
+def error_responses(specific: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a router: the errors every route shares, plus its own."""
+    described = {**COMMON_ERRORS, **specific}
+    return {
+        code: {"model": ErrorOut, "description": text} for code, text in sorted(described.items())
+    }

@@ -32,6 +32,9 @@ class Overwrite(StrEnum):
     diff_older = "diff+older"
 
 
+JobId = Annotated[str, typer.Argument(help="The job id.", show_default=False)]
+
+
 def parse_source(text: str) -> tuple[str, list[str]]:
     """'node-a:media/a,media/b' -> ('node-a', ['media/a', 'media/b'])."""
     node, sep, rest = text.partition(":")
@@ -193,7 +196,7 @@ def list_jobs(
 
 @app.command()
 def show(
-    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    job_id: JobId,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
@@ -211,11 +214,7 @@ def show(
 
 
 @app.command()
-def cancel(
-    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
-    api: ApiUrl = DEFAULT_API,
-    token: ApiToken = None,
-) -> None:
+def cancel(job_id: JobId, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
     """Cancel a job (a transfer already on the node is canceled there).
 
     Example: hsts-orchestrator jobs cancel 3f0c...
@@ -227,38 +226,32 @@ def cancel(
 
 
 @app.command()
-def pause(
-    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
-    api: ApiUrl = DEFAULT_API,
-    token: ApiToken = None,
-) -> None:
+def pause(job_id: JobId, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
     """Pause a job's transfer on the source node (resume it with `jobs resume`).
 
     Example: hsts-orchestrator jobs pause 3f0c...
     """
-    with ApiClient(api, token) as client:
-        job = client.post(f"/api/v1/jobs/{segment(job_id)}/pause")
-    out.print(f"job {job['id']} {job['state']} (pause sent to the node)", markup=False)
+    _tell_node(job_id, "pause", api, token)
 
 
 @app.command()
-def resume(
-    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
-    api: ApiUrl = DEFAULT_API,
-    token: ApiToken = None,
-) -> None:
+def resume(job_id: JobId, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
     """Resume a paused job's transfer.
 
     Example: hsts-orchestrator jobs resume 3f0c...
     """
+    _tell_node(job_id, "resume", api, token)
+
+
+def _tell_node(job_id: str, action: str, api: str, token: str | None) -> None:
     with ApiClient(api, token) as client:
-        job = client.post(f"/api/v1/jobs/{segment(job_id)}/resume")
-    out.print(f"job {job['id']} {job['state']} (resume sent to the node)", markup=False)
+        job = client.post(f"/api/v1/jobs/{segment(job_id)}/{action}")
+    out.print(f"job {job['id']} {job['state']} ({action} sent to the node)", markup=False)
 
 
 @app.command()
 def retry(
-    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    job_id: JobId,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends.")] = False,
@@ -276,7 +269,7 @@ def retry(
 
 @app.command()
 def watch(
-    job_id: Annotated[str, typer.Argument(help="The job id.", show_default=False)],
+    job_id: JobId,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
     interval: Annotated[

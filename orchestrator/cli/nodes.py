@@ -30,6 +30,9 @@ app = typer.Typer(
 )
 
 
+NodeArg = Annotated[str, typer.Argument(help="The node's name.", show_default=False)]
+
+
 class AuthKind(StrEnum):
     """How the orchestrator authenticates to the node."""
 
@@ -158,7 +161,7 @@ def list_nodes(
 
 @app.command()
 def check(
-    name: Annotated[str, typer.Argument(help="The node's name.")],
+    name: NodeArg,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
 ) -> None:
@@ -195,25 +198,27 @@ def check(
 
 @app.command()
 def disable(
-    name: Annotated[str, typer.Argument(help="The node's name.")],
+    name: NodeArg,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
 ) -> None:
     """Stop admitting jobs to or from a node, for maintenance; running transfers go on.
 
-    New and queued jobs wait (their reason says the node is disabled), schedule runs too;
-    they start when the node is enabled again.
+    Its jobs and schedule runs wait, saying why, until the node is enabled again.
 
     Example: hsts-orchestrator nodes disable paris
     """
     with ApiClient(api, token) as client:
         client.post(f"/api/v1/nodes/{segment(name)}/disable")
-    out.print(f"node {name} disabled; bring it back with: hsts-orchestrator nodes enable {name}")
+    out.print(
+        f"node {name} disabled; bring it back with: hsts-orchestrator nodes enable {name}",
+        markup=False,
+    )
 
 
 @app.command()
 def enable(
-    name: Annotated[str, typer.Argument(help="The node's name.")],
+    name: NodeArg,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
 ) -> None:
@@ -228,7 +233,7 @@ def enable(
 
 @app.command()
 def remove(
-    name: Annotated[str, typer.Argument(help="The node's name.")],
+    name: NodeArg,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
 ) -> None:

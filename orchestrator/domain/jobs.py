@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.domain.paths import UnsafePath, clean_relative
 
@@ -81,6 +81,10 @@ def checked_destination(path: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+# Paths as a job or a schedule takes them: made relative, and refused if they could escape.
+SourcePaths = Annotated[list[str], AfterValidator(checked_sources)]
+DestinationPath = Annotated[str, AfterValidator(checked_destination)]
+
 NodeName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -90,20 +94,10 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source_node: str = NodeName
-    source_paths: list[str] = Field(min_length=1, max_length=1000)
+    source_paths: SourcePaths = Field(min_length=1, max_length=1000)
     destination_node: str = NodeName
-    destination_path: str = Field(min_length=1, max_length=1024)
+    destination_path: DestinationPath = Field(min_length=1, max_length=1024)
     options: TransferOptions = TransferOptions()
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
     labels: dict[str, str] = Field(default_factory=dict, max_length=20)
-
-    @field_validator("source_paths")
-    @classmethod
-    def _safe_sources(cls, paths: list[str]) -> list[str]:
-        return checked_sources(paths)
-
-    @field_validator("destination_path")
-    @classmethod
-    def _safe_destination(cls, path: str) -> str:
-        return checked_destination(path)

@@ -11,11 +11,11 @@ from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.domain.jobs import (
+    DestinationPath,
     JobSpec,
     NodeName,
+    SourcePaths,
     TransferOptions,
-    checked_destination,
-    checked_sources,
 )
 
 ScheduleId = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -96,9 +96,9 @@ class ScheduleSpec(ScheduleTiming):
     id: str = ScheduleId
     description: str = Field(default="", max_length=500)
     source_node: str = NodeName
-    source_paths: list[str] = Field(min_length=1, max_length=100)
+    source_paths: SourcePaths = Field(min_length=1, max_length=100)
     destination_node: str = NodeName
-    destination_path: str = Field(min_length=1, max_length=1024)
+    destination_path: DestinationPath = Field(min_length=1, max_length=1024)
     options: TransferOptions = INCREMENTAL
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
@@ -114,16 +114,6 @@ class ScheduleSpec(ScheduleTiming):
         if options.overwrite is None:
             return options.model_copy(update={"overwrite": "diff"})
         return options
-
-    @field_validator("source_paths")
-    @classmethod
-    def _safe_sources(cls, paths: list[str]) -> list[str]:
-        return checked_sources(paths)
-
-    @field_validator("destination_path")
-    @classmethod
-    def _safe_destination(cls, path: str) -> str:
-        return checked_destination(path)
 
     def timing(self) -> ScheduleTiming:
         """Only the timing part."""

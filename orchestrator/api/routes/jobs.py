@@ -10,7 +10,6 @@ from fastapi import APIRouter, Header, Query, Response, status
 from orchestrator.api.deps import ContextDep, ReadDep, SessionDep, SubmitDep
 from orchestrator.api.schemas import (
     AttemptOut,
-    ErrorOut,
     EventOut,
     JobCreate,
     JobDetail,
@@ -18,6 +17,7 @@ from orchestrator.api.schemas import (
     JobOut,
     PriorityChange,
     RateChange,
+    error_responses,
 )
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
@@ -33,14 +33,7 @@ from orchestrator.services.jobs import (
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorOut, "description": "the body is not JSON"},
-    401: {"model": ErrorOut, "description": "no valid token"},
-    403: {"model": ErrorOut, "description": "the token lacks the scope"},
-    404: {"model": ErrorOut, "description": "no such job"},
-    409: {"model": ErrorOut, "description": "not possible in the job's state"},
-    422: {"model": ErrorOut, "description": "invalid input; says which field"},
-}
+ERRORS = error_responses({404: "no such job", 409: "not possible in the job's state"})
 
 
 def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from orchestrator.api.deps import AdminDep, ContextDep, ReadDep, SessionDep
-from orchestrator.api.schemas import ErrorOut, NodeCheckOut, NodeCreate, NodeOut, NodeUpdate
+from orchestrator.api.schemas import NodeCheckOut, NodeCreate, NodeOut, NodeUpdate, error_responses
 from orchestrator.crypto import SecretBox
 from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.services import registry
@@ -13,14 +13,7 @@ from orchestrator.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorOut, "description": "the body is not JSON"},
-    401: {"model": ErrorOut, "description": "no valid token"},
-    403: {"model": ErrorOut, "description": "the token lacks the scope"},
-    404: {"model": ErrorOut, "description": "no such node"},
-    409: {"model": ErrorOut, "description": "name taken, or jobs refer to the node"},
-    422: {"model": ErrorOut, "description": "invalid input; says which field"},
-}
+ERRORS = error_responses({404: "no such node", 409: "name taken, or jobs refer to the node"})
 
 
 def _box(ctx: ServiceContext) -> SecretBox:

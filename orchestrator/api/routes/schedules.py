@@ -16,7 +16,7 @@ from orchestrator.api.schedule_schemas import (
     ScheduleOut,
     ScheduleUpdate,
 )
-from orchestrator.api.schemas import ErrorOut, JobDetail
+from orchestrator.api.schemas import JobDetail, error_responses
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.services.alerts import known_channels
 from orchestrator.services.dryrun import dry_run
@@ -38,15 +38,13 @@ from orchestrator.services.schedules import (
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorOut, "description": "the body is not JSON"},
-    401: {"model": ErrorOut, "description": "no valid token"},
-    403: {"model": ErrorOut, "description": "the token lacks the scope"},
-    404: {"model": ErrorOut, "description": "no such schedule"},
-    409: {"model": ErrorOut, "description": "exists already, owned by the file, or a run is on"},
-    422: {"model": ErrorOut, "description": "invalid input; says which field"},
-    502: {"model": ErrorOut, "description": "a node did not answer the dry run"},
-}
+ERRORS = error_responses(
+    {
+        404: "no such schedule",
+        409: "exists already, owned by the file, or a run is on",
+        502: "a node did not answer the dry run",
+    }
+)
 
 History = Annotated[int, Query(ge=0, le=500, description="how many recent runs to include")]
 
