@@ -226,3 +226,16 @@ class NodeInfo(BaseModel):
     current_time: datetime | None = None
     capabilities: dict[str, Any] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
+
+
+def bytes_per_second(kbps: float | None) -> float | None:
+    """A node's rate (kilobits per second, as the Node API gives it) in bytes per second."""
+    return None if kbps is None else kbps * 1000 / 8
+
+
+def eta_seconds(done: int, expected: int | None, rate_kbps: float | None) -> float | None:
+    """Seconds left at this rate; None without a rate or an expected size."""
+    rate = bytes_per_second(rate_kbps)
+    if not rate or not expected:
+        return None
+    return max(0, expected - done) / rate

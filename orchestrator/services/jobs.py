@@ -16,6 +16,7 @@ from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow, NodeRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.paths import UnsafePath, confine
 from orchestrator.domain.states import JobState
+from orchestrator.domain.transfers import eta_seconds
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.journal import record
@@ -294,9 +295,9 @@ def job_view(session: Session, job: JobRow, *, detail: bool = False) -> JobView:
     ).all()
     names = {row[0]: row[1] for row in rows}
     eta = None
-    if job.rate_kbps and job.bytes_expected and job.state == JobState.RUNNING:
-        left = max(0, job.bytes_expected - job.bytes_transferred)
-        eta = round(left * 8 / 1000 / job.rate_kbps, 1)
+    if job.state == JobState.RUNNING:
+        left = eta_seconds(job.bytes_transferred, job.bytes_expected, job.rate_kbps)
+        eta = None if left is None else round(left, 1)
     return JobView(
         id=job.id,
         state=job.state,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ThroughputMinuteRow
 from orchestrator.domain.states import JobState
+from orchestrator.domain.transfers import bytes_per_second, eta_seconds
 from orchestrator.services import throughput
 from orchestrator.services.metrics.queries import poll_status
 from orchestrator.services.replication import ScheduleView, list_schedule_views
@@ -24,11 +25,6 @@ PROBLEMS = (S.FAILED, S.NEEDS_ATTENTION)
 FINISHED = (S.COMPLETED, S.CANCELED)
 WINDOW_MINUTES = 60
 LIMITS = {"active": 50, "queued": 25, "problems": 15, "finished": 10}
-
-
-def bytes_per_second(kbps: float | None) -> float | None:
-    """A node's rate (kilobits per second) in bytes per second."""
-    return None if kbps is None else kbps * 1000 / 8
 
 
 @dataclass(frozen=True)
@@ -191,10 +187,9 @@ def _jobs(
 
 
 def _line(job: JobRow, names: dict[int, str]) -> JobLine:
-    rate = bytes_per_second(job.rate_kbps) if job.state == S.RUNNING else None
-    eta = None
-    if rate and job.bytes_expected:
-        eta = max(0, job.bytes_expected - job.bytes_transferred) / rate
+    running = job.state == S.RUNNING
+    rate = bytes_per_second(job.rate_kbps) if running else None
+    eta = eta_seconds(job.bytes_transferred, job.bytes_expected, job.rate_kbps) if running else None
     return JobLine(
         id=job.id,
         state=job.state,
