@@ -31,7 +31,7 @@ from benchmarks.pipeline import BIN, free_port, process, redis_binary  # noqa: E
 from orchestrator.domain.nodes import NodeConnection  # noqa: E402
 from orchestrator.nodeapi.client import NodeClient  # noqa: E402
 from orchestrator.nodeapi.observe import NodeCall  # noqa: E402
-from orchestrator.services.metrics.node_calls import NodeCallRecorder  # noqa: E402
+from orchestrator.services.nodes.calls import NodeCallRecorder  # noqa: E402
 
 OUTCOMES = 40
 

@@ -47,10 +47,11 @@ from orchestrator.domain.nodes import NodeRegistration  # noqa: E402
 from orchestrator.domain.states import TERMINAL_STATES, JobState  # noqa: E402
 from orchestrator.errors import NodeError  # noqa: E402
 from orchestrator.services.context import ServiceContext  # noqa: E402
-from orchestrator.services.jobs import create_job  # noqa: E402
-from orchestrator.services.progress import apply_snapshot  # noqa: E402
-from orchestrator.services.registry import NodeClients, register_node  # noqa: E402
-from orchestrator.services.sweeper import sweep  # noqa: E402
+from orchestrator.services.conveyor.finisher import apply_snapshot  # noqa: E402
+from orchestrator.services.conveyor.jobs import create_job  # noqa: E402
+from orchestrator.services.conveyor.reconcile import sweep  # noqa: E402
+from orchestrator.services.nodes.clients import NodeClients  # noqa: E402
+from orchestrator.services.nodes.registry import register_node  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.taskqueue import Enqueuer, TaskName, make_celery  # noqa: E402
 
@@ -208,34 +209,32 @@ class Bench:
         upgrade(engine)
         sessions = make_session_factory(engine)
         box = secret_box(None, self.work / "data")
-        with sessions() as session:
-            for node in self.nodes:
-                register_node(
-                    session,
-                    NodeRegistration(
-                        name=node["name"],
-                        base_url=node["api_url"],
-                        username=node["node_user"],
-                        secret=SecretStr(node["node_password"]),
-                        transfer_host=node["host"],
-                        max_outbound=self.args.concurrency,
-                        max_inbound=self.args.concurrency,
-                    ),
-                    box,
-                )
-            session.commit()
+        ctx = ServiceContext(
+            sessions=sessions,
+            clients=NodeClients(sessions, box, self.settings),
+            settings=self.settings,
+            enqueue=Enqueuer(make_celery(self.settings)),
+        )
+        for node in self.nodes:
+            register_node(
+                ctx,
+                NodeRegistration(
+                    name=node["name"],
+                    base_url=node["api_url"],
+                    username=node["node_user"],
+                    secret=SecretStr(node["node_password"]),
+                    transfer_host=node["host"],
+                    max_outbound=self.args.concurrency,
+                    max_inbound=self.args.concurrency,
+                ),
+            )
         payload = os.urandom(self.args.file_size)
         for index in range(self.args.jobs):
             source = self.nodes[2 * (index % self.args.pairs)]
             path = Path(source["docroot"]) / "bench" / f"f{index:05d}.bin"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(payload)
-        return ServiceContext(
-            sessions=sessions,
-            clients=NodeClients(sessions, box, self.settings),
-            settings=self.settings,
-            enqueue=Enqueuer(make_celery(self.settings)),
-        )
+        return ctx
 
     def submit_all(self, ctx: ServiceContext) -> None:
         """Create every job (round-robin over the pairs)."""
@@ -318,14 +317,14 @@ def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.E
                 snapshot = ctx.clients.get(node_id).get_transfer(remote_id)
             except NodeError:
                 continue
-            with ctx.sessions() as session:
-                row = session.get(AttemptRow, attempt_id)
+            with ctx.unit_of_work() as work:
+                row = work.session.get(AttemptRow, attempt_id)
                 if row is not None:
                     moved = apply_snapshot(
-                        session, row, snapshot, now=ctx.now(), settings=ctx.settings
+                        work, row, snapshot, now=ctx.now(), settings=ctx.settings
                     )
                     freed = freed or (moved is not None and moved.is_terminal)
-                session.commit()
+                work.commit()
         if freed:
             ctx.enqueue(TaskName.DISPATCH)
         sweep(ctx)

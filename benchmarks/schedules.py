@@ -37,14 +37,12 @@ from orchestrator.db.migrate import upgrade  # noqa: E402
 from orchestrator.db.tables import JobRow, ScheduleRow  # noqa: E402
 from orchestrator.domain.nodes import NodeRegistration  # noqa: E402
 from orchestrator.domain.schedules import ScheduleSpec  # noqa: E402
-from orchestrator.services.context import ServiceContext, no_enqueue  # noqa: E402
-from orchestrator.services.registry import NodeClients, register_node  # noqa: E402
-from orchestrator.services.replication import (  # noqa: E402
-    list_schedule_views,
-    schedule_view,
-    tick,
-)
-from orchestrator.services.schedules import create_schedule  # noqa: E402
+from orchestrator.services.context import ServiceContext, no_enqueue, utcnow  # noqa: E402
+from orchestrator.services.nodes.clients import NodeClients  # noqa: E402
+from orchestrator.services.nodes.registry import register_node  # noqa: E402
+from orchestrator.services.schedules.runs import tick  # noqa: E402
+from orchestrator.services.schedules.store import create_schedule  # noqa: E402
+from orchestrator.services.views.schedules import list_schedule_views, schedule_view  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 
 START = datetime(2026, 11, 23, tzinfo=UTC)
@@ -60,19 +58,19 @@ def build(url: str, data_dir: Path, schedules: int, runs: int) -> ServiceContext
     sessions = make_session_factory(engine)
     settings = Settings(database_url=url, data_dir=data_dir)
     box = secret_box(None, data_dir)
+    ctx = ServiceContext(sessions, NodeClients(sessions, box, settings), settings, no_enqueue)
+    ctx.clock = lambda: START
+    ids = []
+    for name in ("node-a", "node-b"):
+        registration = {
+            "name": name,
+            "base_url": "https://127.0.0.1:1",
+            "auth_kind": "node_user",
+            "username": "u",
+            "secret": SecretStr("unused"),
+        }
+        ids.append(register_node(ctx, NodeRegistration.model_validate(registration)))
     with sessions() as session:
-        ids = []
-        for name in ("node-a", "node-b"):
-            registration = {
-                "name": name,
-                "base_url": "https://127.0.0.1:1",
-                "auth_kind": "node_user",
-                "username": "u",
-                "secret": SecretStr("unused"),
-            }
-            ids.append(
-                register_node(session, NodeRegistration.model_validate(registration), box).id
-            )
         for n in range(schedules):
             spec = ScheduleSpec(
                 id=f"bench-{n:05d}",
@@ -82,12 +80,13 @@ def build(url: str, data_dir: Path, schedules: int, runs: int) -> ServiceContext
                 destination_node="node-b",
                 destination_path=f"in/{n}",
             )
-            create_schedule(session, spec, now=START)
+            create_schedule(ctx, spec)
             for r in range(runs):
                 slot = START - timedelta(hours=runs - r)
                 session.add(_past_run(spec.id, slot, ids))
         session.commit()
-    return ServiceContext(sessions, NodeClients(sessions, box, settings), settings, no_enqueue)
+    ctx.clock = utcnow
+    return ctx
 
 
 def _past_run(schedule_id: str, slot: datetime, node_ids: list[int]) -> JobRow:

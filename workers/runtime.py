@@ -10,16 +10,14 @@ import time
 
 from sqlalchemy.exc import OperationalError
 
-from orchestrator.crypto import secret_box
-from orchestrator.db.engine import make_engine, make_session_factory
+from orchestrator.bootstrap import build_context
 from orchestrator.errors import OrchestratorError
-from orchestrator.services.alerts import known_channels
+from orchestrator.services.alerts.rules import known_channels
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.metrics.node_calls import node_call_recorder
-from orchestrator.services.registry import NodeClients
-from orchestrator.services.replication_file import apply_at_start
+from orchestrator.services.schedules.config_file import apply_at_start
 from orchestrator.settings import load_settings
 from orchestrator.taskqueue import Enqueuer
+from workers.app import app
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -31,18 +29,7 @@ def context() -> ServiceContext:
     global _context
     with _lock:
         if _context is None:
-            from workers.app import app
-
-            settings = load_settings()
-            engine = make_engine(settings.effective_database_url())
-            sessions = make_session_factory(engine)
-            box = secret_box(settings.secret_keys, settings.data_dir)
-            _context = ServiceContext(
-                sessions=sessions,
-                clients=NodeClients(sessions, box, settings, observer=node_call_recorder(settings)),
-                settings=settings,
-                enqueue=Enqueuer(app),
-            )
+            _context = build_context(load_settings(), enqueue=Enqueuer(app))
         return _context
 
 

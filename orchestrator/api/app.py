@@ -16,10 +16,11 @@ from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules
 from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeError
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import JobNotFound, JobRejected
-from orchestrator.services.journal import InvalidTransition
-from orchestrator.services.registry import NodeInUse, NodeNotRegistered
-from orchestrator.services.schedules import ScheduleNotFound, ScheduleRejected
+from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected
+from orchestrator.services.conveyor.transitions import InvalidTransition
+from orchestrator.services.nodes.clients import NodeNotRegistered
+from orchestrator.services.nodes.registry import NodeInUse
+from orchestrator.services.schedules.store import ScheduleNotFound, ScheduleRejected
 
 log = logging.getLogger(__name__)
 

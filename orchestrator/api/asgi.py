@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from orchestrator.api.app import create_app
-from orchestrator.services.embedded import build_context, with_local_defaults
+from orchestrator.bootstrap import build_context, with_local_defaults
 from orchestrator.settings import load_settings
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from orchestrator.services.throughput import Minute
+from orchestrator.services.views.throughput import Minute
 
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 

@@ -39,7 +39,7 @@ def local_settings() -> Settings:
     """The ORCH_* settings, with the embedded defaults spelled out."""
     from pydantic import ValidationError
 
-    from orchestrator.services.embedded import with_local_defaults
+    from orchestrator.bootstrap import with_local_defaults
     from orchestrator.settings import load_settings
 
     try:
@@ -53,7 +53,7 @@ def local_settings() -> Settings:
 
 def database_failure(exc: Exception, settings: Settings) -> str:
     """One line saying what went wrong with the database and what to do."""
-    from orchestrator.services.embedded import describe_database
+    from orchestrator.bootstrap import describe_database
 
     detail = str(getattr(exc, "orig", None) or exc).split("\n", 1)[0]
     where = describe_database(settings)
@@ -72,7 +72,7 @@ def upgrade() -> None:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from orchestrator.services.embedded import describe_database, migrate
+    from orchestrator.bootstrap import describe_database, migrate
 
     settings = local_settings()
     try:
@@ -91,20 +91,11 @@ def rotate_secrets() -> None:
 
     Example: ORCH_SECRET_KEYS=$NEW,$OLD hsts-orchestrator db rotate-secrets
     """
-    from orchestrator.crypto import secret_box
-    from orchestrator.db.engine import make_engine, make_session_factory
-    from orchestrator.services.registry import rotate_node_secrets
+    from orchestrator.bootstrap import opened
+    from orchestrator.services.nodes.registry import rotate_node_secrets
 
-    settings = local_settings()
-    engine = make_engine(settings.effective_database_url())
-    try:
-        with make_session_factory(engine)() as session:
-            count = rotate_node_secrets(
-                session, secret_box(settings.secret_keys, settings.data_dir)
-            )
-            session.commit()
-    finally:
-        engine.dispose()
+    with opened(local_settings()) as ctx:
+        count = rotate_node_secrets(ctx)
     out.print(f"{count} node secret(s) re-encrypted with the newest key", markup=False)
 
 
@@ -123,14 +114,15 @@ def create(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from orchestrator.services.embedded import issue_token
-    from orchestrator.services.tokens import Scope
+    from orchestrator.bootstrap import opened
+    from orchestrator.services.tokens import Scope, issue_token
 
     if not name.strip():
         fail("--name must not be empty", EXIT_USAGE)
     settings = local_settings()
     try:
-        issued = issue_token(settings, name.strip(), Scope(scope.value))
+        with opened(settings) as ctx:
+            issued = issue_token(ctx, name.strip(), [Scope(scope.value)])
     except SQLAlchemyError as exc:
         fail(database_failure(exc, settings))
     err.print(

@@ -377,16 +377,15 @@ def apply(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
+    from orchestrator.bootstrap import opened
     from orchestrator.cli.local import database_failure, local_settings
-    from orchestrator.services.alerts import known_channels
-    from orchestrator.services.context import no_enqueue
-    from orchestrator.services.embedded import build_context
-    from orchestrator.services.replication_file import apply_file
+    from orchestrator.services.alerts.rules import known_channels
+    from orchestrator.services.schedules.config_file import apply_file
 
     settings = local_settings()
-    ctx = build_context(settings, enqueue=no_enqueue)
     try:
-        result = apply_file(ctx, file, known_channels(settings))
+        with opened(settings) as ctx:
+            result = apply_file(ctx, file, known_channels(settings))
     except SQLAlchemyError as exc:
         fail(database_failure(exc, settings))
     out.print(str(result), markup=False)

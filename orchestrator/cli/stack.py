@@ -24,30 +24,26 @@ from types import FrameType
 from typing import IO, Any, TypeVar
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
+from orchestrator.bootstrap import describe_database, ensure_secret_key, migrate, opened
 from orchestrator.cli import roles
 from orchestrator.cli.console import CliError, fail, out, usage
 from orchestrator.cli.local import database_failure
-from orchestrator.cli.supervisor import Child, Supervisor, describe_exit
-from orchestrator.errors import ConfigError
-from orchestrator.logsetup import configure_logging, register_secret, stream_is_terminal
-from orchestrator.services.embedded import (
+from orchestrator.cli.redis_server import (
     EmbeddedRedis,
     broker_answers,
-    demo_node,
     describe_broker,
-    describe_database,
-    dispose,
     embedded_redis,
-    ensure_node,
-    ensure_secret_key,
-    issue_token,
-    migrate,
-    quiet_context,
 )
-from orchestrator.services.replication_file import load_file
-from orchestrator.services.tokens import Scope
+from orchestrator.cli.supervisor import Child, Supervisor, describe_exit
+from orchestrator.domain.nodes import NodeRegistration
+from orchestrator.errors import ConfigError
+from orchestrator.logsetup import configure_logging, register_secret, stream_is_terminal
+from orchestrator.services.nodes.registry import ensure_node
+from orchestrator.services.schedules.config_file import load_file
+from orchestrator.services.tokens import Scope, issue_token
 from orchestrator.settings import Settings
 
 T = TypeVar("T")
@@ -374,8 +370,7 @@ def _register_demo_nodes(stack: Stack, nodes: queue.Queue[dict[str, Any]]) -> No
             found[node["name"]] = node
 
     stack.wait_for(collect, timeout=START_TIMEOUT, what="the demo nodes to answer")
-    ctx = quiet_context(stack.settings)
-    try:
+    with opened(stack.settings) as ctx:
         for name in DEMO_NODES:
             node = found[name]
             if not node.get("answers"):
@@ -390,9 +385,21 @@ def _register_demo_nodes(stack: Stack, nodes: queue.Queue[dict[str, Any]]) -> No
                 f"{'registered' if created else 'updated'} {name} at {node['api_url']}"
             )
             stack.nodes.append(node)
-    finally:
-        dispose(ctx)
-    stack.token = issue_token(stack.settings, DEMO_TOKEN_NAME, Scope.ADMIN, replace=True).secret
+        stack.token = issue_token(ctx, DEMO_TOKEN_NAME, [Scope.ADMIN], replace=True).secret
+
+
+def demo_node(name: str, api_url: str, host: str, user: str, password: str) -> NodeRegistration:
+    """A simulated node as the demo registers it: node user, transfer host, whole docroot."""
+    return NodeRegistration.model_validate(
+        {
+            "name": name,
+            "base_url": api_url,
+            "auth_kind": "node_user",
+            "username": user,
+            "secret": SecretStr(password),
+            "transfer_host": host,
+        }
+    )
 
 
 def _ready(api_url: str) -> bool:

@@ -13,12 +13,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.domain.schedules import ScheduleAlerts
-from orchestrator.domain.states import JobState
+from orchestrator.domain.states import FAILED_ENDS, JobState
 
 CHANNEL_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 Policy = Literal["never", "failure", "always"]
 # A job "ends" for alerts when it is terminal or waits for a person.
-FAILED_ENDS = frozenset({JobState.FAILED, JobState.NEEDS_ATTENTION})
 JOB_ENDS = frozenset({JobState.COMPLETED, JobState.CANCELED}) | FAILED_ENDS
 # One address: no spaces or line breaks (they would let a value add mail headers).
 _ADDRESS = r"^[^@\s<>,;]+@[^@\s<>,;]+$"

@@ -1,4 +1,5 @@
-"""Job states, the one transition table, and how a node's transfer status moves a job."""
+"""Job and attempt states, their named groups, the one transition table, and how a node's
+transfer status moves a job."""
 
 from __future__ import annotations
 
@@ -31,11 +32,54 @@ class JobState(StrEnum):
     @property
     def holds_a_transfer(self) -> bool:
         """Whether a node transfer may exist for the job's current attempt."""
-        return self in _ON_NODE
+        return self in MAY_HOLD_TRANSFER
 
 
+# The named groups of job states: every module that needs a set of states takes it from here.
 TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELED})
-_ON_NODE = frozenset({JobState.SUBMITTING, JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED})
+# Nothing moves these without a person: the terminal states and NEEDS_ATTENTION.
+SETTLED = TERMINAL_STATES | {JobState.NEEDS_ATTENTION}
+# Ended badly (alerts, schedule streaks, the dashboard's problems).
+FAILED_ENDS = frozenset({JobState.FAILED, JobState.NEEDS_ATTENTION})
+# No node transfer exists: a cancel needs the database alone.
+BEFORE_NODE = frozenset(
+    {JobState.QUEUED, JobState.ADMITTED, JobState.RETRY_WAIT, JobState.NEEDS_ATTENTION}
+)
+# A node transfer may exist for the current attempt: what the poller follows.
+MAY_HOLD_TRANSFER = frozenset(
+    {JobState.SUBMITTING, JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED}
+)
+# The node holds the transfer and its id is recorded: controls act through the node.
+POSTED = frozenset({JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED})
+# Counted against the per-node and per-link limits by the dispatcher.
+HOLDS_A_SLOT = MAY_HOLD_TRANSFER | {JobState.ADMITTED}
+# Admitted and not yet settled: what the dashboard lists as active.
+UNDER_WAY = HOLDS_A_SLOT | {JobState.RETRY_WAIT}
+
+
+class AttemptState(StrEnum):
+    """Where an attempt is: our own steps until the node holds it, then the node's status."""
+
+    CREATED = "created"  # the row exists (its uuid is the transfer's tag); nothing sent yet
+    POSTING = "posting"  # POST /ops/transfers was claimed: the node may hold a transfer
+    ABANDONED = "abandoned"  # never became a node transfer we follow; a new attempt follows
+    LOST = "lost"  # the node no longer knows the transfer
+    WAITING = TransferStatus.WAITING.value
+    RUNNING = TransferStatus.RUNNING.value
+    PAUSED = TransferStatus.PAUSED.value
+    RETRYING = TransferStatus.RETRYING.value
+    COMPLETED = TransferStatus.COMPLETED.value
+    FAILED = TransferStatus.FAILED.value
+    CANCELED = TransferStatus.CANCELED.value
+
+    @classmethod
+    def of_transfer(cls, status: TransferStatus) -> AttemptState:
+        """The attempt state a node status (never UNKNOWN) is stored as."""
+        return cls(status.value)
+
+
+# The node ended the attempt's transfer: no snapshot changes it again.
+NODE_ENDED = frozenset({AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELED})
 
 S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {

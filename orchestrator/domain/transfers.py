@@ -32,6 +32,16 @@ class TransferStatus(StrEnum):
 _TERMINAL = frozenset({TransferStatus.COMPLETED, TransferStatus.FAILED, TransferStatus.CANCELED})
 
 
+# Every transfer we start carries {"orchestrator": {"attempt": <attempt uuid>, "job": <job id>}}
+# in its spec's tags; the feed is filtered by, and a lost POST is looked up by, this key.
+TAG_KEY = "orchestrator.attempt"
+
+
+def attempt_tags(attempt_id: str, job_id: str) -> dict[str, Any]:
+    """The tags that tie a node transfer to its attempt (DESIGN.md rule 2)."""
+    return {"orchestrator": {"attempt": attempt_id, "job": job_id}}
+
+
 class TransferFailure(BaseModel):
     """Why a transfer failed: the ascp code, the node's text, and what to do about it."""
 

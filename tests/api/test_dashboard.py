@@ -11,7 +11,7 @@ from sqlalchemy import update
 from orchestrator.api.routes.dashboard import COOKIE
 from orchestrator.db.tables import ApiTokenRow, JobRow, NodeRow
 from orchestrator.domain.states import JobState
-from orchestrator.services.polling import poll_node
+from orchestrator.services.conveyor.polling import poll_node
 from tests.api.conftest import Api
 from tests.support.sim import write_tree
 from tests.support.stack import settle

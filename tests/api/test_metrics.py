@@ -22,8 +22,8 @@ from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import create_job
-from orchestrator.services.polling import poll_node
+from orchestrator.services.conveyor.jobs import create_job
+from orchestrator.services.conveyor.polling import poll_node
 from tests.api.conftest import Api
 from tests.support.metrics import Scrape, assert_histogram_consistent, scrape
 from tests.support.processes import free_port

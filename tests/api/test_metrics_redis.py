@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from kombu import Connection
 
 from orchestrator.api.app import create_app
+from orchestrator.bootstrap import build_context, dispose
 from orchestrator.errors import NodeAuthError, NodeNotFound, NodeServerError, NodeUnreachable
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.embedded import build_context, dispose
-from orchestrator.services.metrics.node_calls import NodeCallRecorder
+from orchestrator.services.nodes.calls import NodeCallRecorder
 from orchestrator.taskqueue import TaskName, make_celery
 from tests.api.conftest import Api
 from tests.support.metrics import Scrape, assert_histogram_consistent, scrape

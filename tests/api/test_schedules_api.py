@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.services.replication_file import apply_file
+from orchestrator.services.schedules.config_file import apply_file
 from tests.api.conftest import Api
 from tests.support.sim import write_tree
 

@@ -8,7 +8,7 @@ import redis
 from orchestrator.errors import NodeNotFound, NodeServerError
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.nodeapi.observe import NodeCall
-from orchestrator.services.metrics.node_calls import NodeCallRecorder
+from orchestrator.services.nodes.calls import NodeCallRecorder
 from tests.nodeapi.conftest import Pair
 from tests.support.processes import free_port
 from tests.support.sim import connection_for

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
-from orchestrator.crypto import secret_box
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import create_job
+from orchestrator.services.conveyor.jobs import create_job
 from tests.support.sim import SimAdmin, fresh_admins
 from tests.support.stack import RecordingEnqueue, build_context, register_sim_node
 
@@ -64,10 +63,8 @@ def stack(
     a, b = cluster["node-a"], cluster["node-b"]
     admins = fresh_admins(a, b)
     ctx, tasks, engine = build_context(database_url, tmp_path / "data", **stack_settings)
-    box = secret_box(None, tmp_path / "data")
-    with ctx.sessions() as session:
-        a_id = register_sim_node(session, box, a)
-        b_id = register_sim_node(session, box, b)
+    a_id = register_sim_node(ctx, a)
+    b_id = register_sim_node(ctx, b)
     yield Stack(ctx, tasks, a, b, *admins, a_id, b_id)
     ctx.clients.close()
     engine.dispose()

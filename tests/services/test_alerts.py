@@ -28,14 +28,14 @@ from orchestrator.db.engine import make_engine, make_session_factory
 from orchestrator.db.tables import AlertRow, JobEventRow
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
-from orchestrator.services.alert_delivery import DeliverySummary, deliver_due
-from orchestrator.services.alerts import known_channels
+from orchestrator.services.alerts.delivery import DeliverySummary, deliver_due
 from orchestrator.services.context import ServiceContext, utcnow
-from orchestrator.services.control import cancel_job
-from orchestrator.services.jobs import create_job, events_of
-from orchestrator.services.registry import NodeClients
-from orchestrator.services.schedules import create_schedule
-from orchestrator.services.sweeper import sweep
+from orchestrator.services.conveyor.control import cancel_job
+from orchestrator.services.conveyor.jobs import create_job
+from orchestrator.services.conveyor.reconcile import sweep
+from orchestrator.services.events import events_of
+from orchestrator.services.nodes.clients import NodeClients
+from orchestrator.services.schedules.store import create_schedule
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
 from tests.support.alerts import (
@@ -212,9 +212,7 @@ def test_a_failing_schedule_alerts_once_at_its_streak_and_once_when_it_recovers(
             "alerts": {"failure_streak": 2},
         }
     )
-    with stack.ctx.sessions() as session:
-        create_schedule(session, spec, now=utcnow(), channels=known_channels(stack.ctx.settings))
-        session.commit()
+    create_schedule(stack.ctx, spec)
     stack.admin_a.settings(max_retries=0)
     stack.admin_a.fault(kind="fail_transfers", error_code=19, count=3)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -342,9 +340,9 @@ def test_a_sender_killed_during_the_post_leaves_the_alert_to_go_again_with_its_i
         }
     )
     code = (
-        "from orchestrator.services.alert_delivery import deliver_due\n"
+        "from orchestrator.services.alerts.delivery import deliver_due\n"
         "from orchestrator.services.context import no_enqueue\n"
-        "from orchestrator.services.embedded import build_context\n"
+        "from orchestrator.bootstrap import build_context\n"
         "from orchestrator.settings import load_settings\n"
         "deliver_due(build_context(load_settings(), enqueue=no_enqueue))\n"
     )

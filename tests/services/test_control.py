@@ -6,12 +6,13 @@ import os
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
 from orchestrator.crypto import SecretBox
 from orchestrator.db.tables import NodeRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
-from orchestrator.services.control import (
+from orchestrator.services.conveyor.control import (
     cancel_job,
     change_priority,
     change_rate,
@@ -19,10 +20,11 @@ from orchestrator.services.control import (
     resume_job,
     retry_job,
 )
-from orchestrator.services.dispatch import dispatch
-from orchestrator.services.jobs import attempts_of, create_job, get_job
-from orchestrator.services.journal import InvalidTransition
-from orchestrator.services.registry import list_nodes, rotate_node_secrets
+from orchestrator.services.conveyor.dispatch import dispatch
+from orchestrator.services.conveyor.jobs import create_job, get_job
+from orchestrator.services.conveyor.transitions import InvalidTransition
+from orchestrator.services.nodes.registry import rotate_node_secrets
+from orchestrator.services.views.jobs import attempts_of
 from tests.services.conftest import Stack
 from tests.support.sim import write_tree
 from tests.support.stack import job_states, run_tasks, settle
@@ -132,15 +134,14 @@ def test_rotation_re_encrypts_every_node_secret_with_the_newest_key(stack: Stack
     old_box = stack.ctx.clients.box
     new_key = Fernet.generate_key()
     with stack.ctx.sessions() as session:
-        nodes = list_nodes(session)
+        nodes = session.scalars(select(NodeRow)).all()
         before = {n.name: old_box.decrypt(n.secret_encrypted).get_secret_value() for n in nodes}
-        rotated = rotate_node_secrets(session, SecretBox([new_key, *old_box_keys(stack)]))
-        session.commit()
+    rotated = rotate_node_secrets(stack.ctx, SecretBox([new_key, *old_box_keys(stack)]))
     assert rotated == len(before) == 2
     with stack.ctx.sessions() as session:
         after = {
             n.name: SecretBox([new_key]).decrypt(n.secret_encrypted).get_secret_value()
-            for n in list_nodes(session)
+            for n in session.scalars(select(NodeRow))
         }
     assert after == before
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.services.intake import submit_message
-from orchestrator.services.jobs import get_job
+from orchestrator.services.conveyor.intake import submit_message
+from orchestrator.services.conveyor.jobs import get_job
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
 from tests.support.stack import job_states

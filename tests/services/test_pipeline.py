@@ -14,11 +14,13 @@ from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import UploadRequest
 from orchestrator.errors import TransferSetupError
-from orchestrator.services import submission
-from orchestrator.services.dispatch import dispatch
-from orchestrator.services.jobs import JobRejected, attempts_of, create_job, events_of, get_job
-from orchestrator.services.polling import _take_lease, poll_node
-from orchestrator.services.submission import _claim, submit
+from orchestrator.services.conveyor import submission
+from orchestrator.services.conveyor.dispatch import dispatch
+from orchestrator.services.conveyor.jobs import JobRejected, create_job, get_job
+from orchestrator.services.conveyor.polling import _take_lease, poll_node
+from orchestrator.services.conveyor.submission import _claim, submit
+from orchestrator.services.events import events_of
+from orchestrator.services.views.jobs import attempts_of
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
 from tests.support.sim import read_tree, write_tree
@@ -197,8 +199,8 @@ def test_redelivered_submit_is_harmless(stack: Stack) -> None:
     write_tree(stack.root_a, {"dup/f.bin": b"d"})
     job_id = new_job(stack, "dup")
     run_tasks_until_admitted(stack)
-    first = submit(stack.ctx, job_id)
-    second = submit(stack.ctx, job_id)
+    first = str(submit(stack.ctx, job_id))
+    second = str(submit(stack.ctx, job_id))
     assert f"job {job_id}: submitted as node transfer " in first
     assert " on node-a (attempt 1)" in first
     assert "nothing to submit" in second or "another worker" in second

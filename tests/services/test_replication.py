@@ -14,19 +14,14 @@ from sqlalchemy import select
 from orchestrator.db.tables import JobRow, ScheduleRow
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
-from orchestrator.services.control import cancel_job
-from orchestrator.services.jobs import create_job, events_of
-from orchestrator.services.replication import (
-    RunStillActive,
-    list_schedule_views,
-    run_now,
-    schedule_view,
-    slot_key,
-    tick,
-)
-from orchestrator.services.replication_file import ReplicationsFileError, apply_file
-from orchestrator.services.schedules import create_schedule, get_schedule, spec_of
-from orchestrator.services.throughput import totals_by_pair
+from orchestrator.services.conveyor.control import cancel_job
+from orchestrator.services.conveyor.jobs import create_job
+from orchestrator.services.events import events_of
+from orchestrator.services.schedules.config_file import ReplicationsFileError, apply_file
+from orchestrator.services.schedules.runs import RunStillActive, run_now, slot_key, tick
+from orchestrator.services.schedules.store import create_schedule, get_schedule, spec_of
+from orchestrator.services.views.schedules import list_schedule_views, schedule_view
+from orchestrator.services.views.throughput import totals_by_pair
 from tests.services.conftest import Stack
 from tests.support.sim import read_tree, write_tree
 from tests.support.stack import settle
@@ -60,9 +55,7 @@ def add_schedule(stack: Stack, **fields: object) -> ScheduleSpec:
             **fields,
         }
     )
-    with stack.ctx.sessions() as session:
-        create_schedule(session, spec, now=stack.ctx.now())
-        session.commit()
+    create_schedule(stack.ctx, spec)
     return spec
 
 
@@ -179,25 +172,15 @@ def test_a_tick_after_a_crash_finds_the_slot_job_already_made(
 
 
 def test_disabled_and_new_timings_do_not_run_the_past(stack: Stack, clock: FakeClock) -> None:
-    from orchestrator.services.schedules import set_enabled, update_schedule
+    from orchestrator.services.schedules.store import change_schedule, set_enabled
 
     spec = add_schedule(stack, enabled=False)
     clock.advance(hours=5, minutes=10)  # 05:09: 00:00..05:00 passed while it was off
     assert not tick(stack.ctx).started
-    with stack.ctx.sessions() as session:
-        set_enabled(session, get_schedule(session, spec.id), True, now=clock.now)
-        session.commit()
+    set_enabled(stack.ctx, spec.id, True)
     clock.advance(minutes=20)  # 05:29
     assert not tick(stack.ctx).started
-    with stack.ctx.sessions() as session:
-        row = get_schedule(session, spec.id)
-        update_schedule(
-            session,
-            row,
-            spec.model_copy(update={"cron": "*/10 * * * *", "enabled": True}),
-            now=clock.now,
-        )
-        session.commit()
+    change_schedule(stack.ctx, spec.id, {"cron": "*/10 * * * *", "enabled": True})
     clock.advance(minutes=2)  # 05:31: 05:30 is the first slot of the new timing
     assert len(tick(stack.ctx).started) == 1
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hstssim.cluster import RunningNode
-from orchestrator.crypto import SecretBox, secret_box
+from orchestrator.crypto import secret_box
 from orchestrator.db.base import Base
 from orchestrator.db.engine import make_engine, make_session_factory
 from orchestrator.db.migrate import upgrade
@@ -21,12 +21,13 @@ from orchestrator.db.tables import JobRow
 from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.dispatch import dispatch
-from orchestrator.services.jobs import events_of
-from orchestrator.services.polling import poll_node
-from orchestrator.services.registry import NodeClients, register_node
-from orchestrator.services.submission import submit
-from orchestrator.services.sweeper import sweep
+from orchestrator.services.conveyor.dispatch import dispatch
+from orchestrator.services.conveyor.polling import poll_node
+from orchestrator.services.conveyor.reconcile import sweep
+from orchestrator.services.conveyor.submission import submit
+from orchestrator.services.events import events_of
+from orchestrator.services.nodes.clients import NodeClients
+from orchestrator.services.nodes.registry import register_node
 from orchestrator.settings import Settings
 from orchestrator.taskqueue import TaskName
 
@@ -70,7 +71,7 @@ class RecordingEnqueue:
         return taken
 
 
-def register_sim_node(session: Session, box: SecretBox, node: RunningNode, **overrides: Any) -> int:
+def register_sim_node(ctx: ServiceContext, node: RunningNode, **overrides: Any) -> int:
     """Register a simulated node with its node user; returns its id."""
     data: dict[str, Any] = {
         "name": node.name,
@@ -81,9 +82,7 @@ def register_sim_node(session: Session, box: SecretBox, node: RunningNode, **ove
         "transfer_host": node.host,
     }
     data.update(overrides)
-    row = register_node(session, NodeRegistration.model_validate(data), box)
-    session.commit()
-    return row.id
+    return register_node(ctx, NodeRegistration.model_validate(data))
 
 
 def build_context(

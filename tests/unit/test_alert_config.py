@@ -11,8 +11,7 @@ from orchestrator.domain.alerts import AlertsConfig, job_end_channels, streak_ch
 from orchestrator.domain.schedules import ScheduleAlerts
 from orchestrator.domain.states import JobState
 from orchestrator.errors import ConfigError
-from orchestrator.services.alerts import AlertRules, known_channels, load_alerts
-from orchestrator.services.context import no_enqueue
+from orchestrator.services.alerts.rules import AlertRules, known_channels, load_alerts
 from orchestrator.settings import Settings
 from tests.support.alerts import write_alerts_file
 
@@ -94,7 +93,7 @@ def test_a_broken_edit_keeps_the_rules_read_before(
 ) -> None:
     path = tmp_path / "alerts.yaml"
     write_alerts_file(path, {"ops": HOOK}, on_job_end="always", job_end_channels=["ops"])
-    rules = AlertRules(Settings(data_dir=tmp_path, alerts_file=path), no_enqueue)
+    rules = AlertRules(path)
     assert rules.config().defaults.on_job_end == "always"
 
     write_alerts_file(path, {"ops": HOOK}, on_job_end="always", job_end_channels=["gone"])

@@ -71,7 +71,9 @@ def test_json_line_has_time_level_logger_message_role_and_the_bound_context() ->
     token = bind(task_id="5b6f7e0e-aaaa", task="orchestrator.submit")
     try:
         with log_context(job_id="job-1", node="node-a", attempt=2):
-            logging.getLogger("orchestrator.services.submission").info("job %s: posted", "job-1")
+            logging.getLogger("orchestrator.services.conveyor.submission").info(
+                "job %s: posted", "job-1"
+            )
         logging.getLogger("celery.app.trace").warning("outside the job")
     finally:
         unbind(token)
@@ -79,7 +81,7 @@ def test_json_line_has_time_level_logger_message_role_and_the_bound_context() ->
     first, second, third = lines(stream)
     assert first["message"] == "job job-1: posted"
     assert first["level"] == "INFO"
-    assert first["logger"] == "orchestrator.services.submission"
+    assert first["logger"] == "orchestrator.services.conveyor.submission"
     assert first["role"] == "worker"
     assert first["pid"] == os.getpid()
     assert first["time"].endswith("Z") and "T" in first["time"]

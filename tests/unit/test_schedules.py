@@ -145,7 +145,7 @@ def test_bad_schedules_name_the_field(fields: dict[str, object], field: str, wor
 def test_the_example_replications_file_is_valid() -> None:
     from pathlib import Path
 
-    from orchestrator.services.replication_file import load_file
+    from orchestrator.services.schedules.config_file import load_file
 
     example = Path(__file__).parents[2] / "config" / "replications.example.yaml"
     assert [s.id for s in load_file(example)] == ["media-hourly", "archive-nightly"]

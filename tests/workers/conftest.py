@@ -25,8 +25,8 @@ from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import create_job
-from orchestrator.services.registry import NodeClients
+from orchestrator.services.conveyor.jobs import create_job
+from orchestrator.services.nodes.clients import NodeClients
 from orchestrator.settings import Settings
 from orchestrator.taskqueue import Enqueuer, make_celery
 from tests.support.processes import (
@@ -147,9 +147,8 @@ class Rig:
             settings=settings,
             enqueue=Enqueuer(self.celery),
         )
-        with sessions() as session:
-            self.a_id = register_sim_node(session, box, self.a)
-            self.b_id = register_sim_node(session, box, self.b)
+        self.a_id = register_sim_node(self.ctx, self.a)
+        self.b_id = register_sim_node(self.ctx, self.b)
         self.files: dict[str, dict[str, bytes]] = {}
         self.workers: list[CeleryProcess] = []
         self.worker_exits: list[str] = []

@@ -19,8 +19,9 @@ from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext, no_enqueue
-from orchestrator.services.registry import NodeClients, register_node
-from orchestrator.services.schedules import create_schedule
+from orchestrator.services.nodes.clients import NodeClients
+from orchestrator.services.nodes.registry import register_node
+from orchestrator.services.schedules.store import create_schedule
 from orchestrator.settings import Settings
 from tests.support.sim import read_tree, write_tree
 from tests.support.stack import fresh_database
@@ -78,7 +79,7 @@ START = datetime(2026, 11, 23, tzinfo=UTC)
 
 def _ticker(url: str, data_dir: str, role: int, barrier: Any, results: Any) -> None:
     """Tick at every slot moment together with the other process (spawned)."""
-    from orchestrator.services.replication import tick
+    from orchestrator.services.schedules.runs import tick
 
     try:
         settings = Settings(database_url=url, data_dir=Path(data_dir))
@@ -112,28 +113,29 @@ def _ticker(url: str, data_dir: str, role: int, barrier: Any, results: Any) -> N
 def test_two_processes_ticking_together_create_each_slot_once(db_url: str, tmp_path: Path) -> None:
     engine = fresh_database(db_url)
     sessions = make_session_factory(engine)
+    settings = Settings(database_url=db_url, data_dir=tmp_path)
     box = secret_box(None, tmp_path)
-    with sessions() as session:
-        for name in ("node-a", "node-b"):
-            registration = {
-                "name": name,
-                "base_url": "https://127.0.0.1:1",
-                "auth_kind": "node_user",
-                "username": "u",
-                "secret": SecretStr("never-called"),
-            }
-            register_node(session, NodeRegistration.model_validate(registration), box)
-        for n in range(SCHEDULES):
-            spec = ScheduleSpec(
-                id=f"race-{n}",
-                cron="* * * * *",
-                source_node="node-a",
-                source_paths=["out"],
-                destination_node="node-b",
-                destination_path="in",
-            )
-            create_schedule(session, spec, now=START)
-        session.commit()
+    ctx = ServiceContext(sessions, NodeClients(sessions, box, settings), settings, no_enqueue)
+    ctx.clock = lambda: START
+    for name in ("node-a", "node-b"):
+        registration = {
+            "name": name,
+            "base_url": "https://127.0.0.1:1",
+            "auth_kind": "node_user",
+            "username": "u",
+            "secret": SecretStr("never-called"),
+        }
+        register_node(ctx, NodeRegistration.model_validate(registration))
+    for n in range(SCHEDULES):
+        spec = ScheduleSpec(
+            id=f"race-{n}",
+            cron="* * * * *",
+            source_node="node-a",
+            source_paths=["out"],
+            destination_node="node-b",
+            destination_path="in",
+        )
+        create_schedule(ctx, spec)
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(2)
     results = spawn.Queue()

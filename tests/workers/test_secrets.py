@@ -192,7 +192,8 @@ def test_node_secrets_and_upload_tokens_stay_secret(rig: Rig) -> None:
     submitted = [
         e
         for e in worker_lines
-        if e["logger"] == "orchestrator.services.submission" and "submitted as" in e["message"]
+        if e["logger"] == "orchestrator.services.conveyor.submission"
+        and "submitted as" in e["message"]
     ]
     assert {e["job_id"] for e in submitted} == {*ids, echoed}
     assert all(

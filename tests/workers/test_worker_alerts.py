@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.services.jobs import events_of
+from orchestrator.services.events import events_of
 from orchestrator.taskqueue import TaskName
 from tests.support.alerts import WebhookReceiver, write_alerts_file
 from tests.workers.conftest import Rig

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from orchestrator.domain.states import JobState
-from orchestrator.services.jobs import attempts_of, get_job
+from orchestrator.services.conveyor.jobs import get_job
+from orchestrator.services.views.jobs import attempts_of
 from tests.workers.conftest import Rig
 
 SIZES = [20_000, 100]

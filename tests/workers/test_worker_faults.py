@@ -10,9 +10,8 @@ import warnings
 from sqlalchemy import update
 
 from orchestrator.db.tables import NodeCursorRow, NodeRow
-from orchestrator.domain.states import JobState
-from orchestrator.services.jobs import events_of
-from orchestrator.services.submission import POSTING
+from orchestrator.domain.states import AttemptState, JobState
+from orchestrator.services.events import events_of
 from orchestrator.taskqueue import TaskName
 from tests.workers.conftest import Admin, Rig
 
@@ -39,7 +38,7 @@ def test_kill_after_the_attempt_row_and_before_the_post_posts_once(rig: Rig) -> 
     stuck = [
         a
         for a in rig.attempts()
-        if a.post_started_at is None and a.remote_id is None and a.status == "created"
+        if a.post_started_at is None and a.remote_id is None and a.status == AttemptState.CREATED
     ]
     assert stuck, "no attempt was caught between its row and the POST"
     assert rig.states()[stuck[0].job_id] == JobState.SUBMITTING
@@ -73,7 +72,9 @@ def test_kill_after_the_post_and_before_the_remote_id_is_stored_adopts_it(rig: R
         t["start_spec"]["tags"]["orchestrator"]["attempt"]: t["id"] for t in rig.admin_a.transfers()
     }
     unrecorded = [
-        a for a in rig.attempts() if a.remote_id is None and a.status == POSTING and a.id in held
+        a
+        for a in rig.attempts()
+        if a.remote_id is None and a.status == AttemptState.POSTING and a.id in held
     ]
     assert unrecorded, "no attempt was caught between the POST and storing its id"
     rig.admin_a.clear_faults()

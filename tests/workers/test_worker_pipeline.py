@@ -8,8 +8,9 @@ import os
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import no_enqueue
-from orchestrator.services.dispatch import dispatch
-from orchestrator.services.jobs import attempts_of, create_job, get_job
+from orchestrator.services.conveyor.dispatch import dispatch
+from orchestrator.services.conveyor.jobs import create_job, get_job
+from orchestrator.services.views.jobs import attempts_of
 from orchestrator.taskqueue import TaskName
 from tests.support.sim import write_tree
 from tests.support.stack import assert_story_of_a_clean_run

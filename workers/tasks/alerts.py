@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.services.alert_delivery import deliver_due
+from orchestrator.services.alerts.delivery import deliver_due
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app

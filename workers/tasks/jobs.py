@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.services.dispatch import dispatch
-from orchestrator.services.intake import submit_message
-from orchestrator.services.submission import submit
-from orchestrator.services.sweeper import sweep
+from orchestrator.services.conveyor.dispatch import dispatch
+from orchestrator.services.conveyor.intake import submit_message
+from orchestrator.services.conveyor.reconcile import sweep
+from orchestrator.services.conveyor.submission import submit
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app
@@ -29,7 +29,7 @@ def dispatch_jobs() -> str:
 @app.task(name=TaskName.SUBMIT.value, base=OrchestratorTask)
 def submit_jobs(*job_ids: str) -> str:
     """Submit jobs' transfers (at most one node transfer per attempt)."""
-    return submit(runtime.context(), *job_ids)
+    return str(submit(runtime.context(), *job_ids))
 
 
 @app.task(name=TaskName.SWEEP.value, base=OrchestratorTask)

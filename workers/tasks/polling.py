@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.services.polling import poll_node, source_nodes_to_poll
+from orchestrator.services.conveyor.polling import poll_node, source_nodes_to_poll
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app

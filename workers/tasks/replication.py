@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.services.replication import tick
+from orchestrator.services.schedules.runs import tick
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app

@@ -12,15 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy.orm import Session
 
 from orchestrator.api import render
-from orchestrator.api.deps import ContextDep, SessionDep
-from orchestrator.db.tables import ApiTokenRow
-from orchestrator.domain.states import JobState
+from orchestrator.api.deps import ContextDep
+from orchestrator.domain.states import UNDER_WAY, JobState
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.overview import ACTIVE, overview
-from orchestrator.services.tokens import Scope, allows, authenticate
+from orchestrator.services.tokens import Caller, Scope, authenticate
+from orchestrator.services.views.overview import dashboard
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,10 +50,10 @@ def _presented(request: Request) -> str | None:
     return request.cookies.get(COOKIE) or None
 
 
-def _caller(request: Request, session: Session) -> ApiTokenRow | None:
+def _caller(request: Request, ctx: ServiceContext) -> Caller | None:
     presented = _presented(request)
-    row = authenticate(session, presented) if presented else None
-    return row if row is not None and allows(row, Scope.READ) else None
+    caller = authenticate(ctx, presented) if presented else None
+    return caller if caller is not None and caller.allows(Scope.READ) else None
 
 
 def _html(body: str, code: int = status.HTTP_200_OK) -> HTMLResponse:
@@ -68,19 +66,19 @@ def _sign_in(message: str | None, code: int) -> HTMLResponse:
     return answer
 
 
-def _panels_values(ctx: ServiceContext, session: Session) -> dict[str, object]:
+def _panels_values(ctx: ServiceContext) -> dict[str, object]:
     return {
-        "overview": overview(session, ctx.now(), poll_interval=ctx.settings.poll_interval),
+        "overview": dashboard(ctx),
         "S": JobState,
-        "ACTIVE": ACTIVE,
+        "ACTIVE": UNDER_WAY,
         "refresh_ms": REFRESH_MS,
     }
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, ctx: ContextDep, session: SessionDep) -> HTMLResponse:
+def home(request: Request, ctx: ContextDep) -> HTMLResponse:
     """The dashboard, or the sign-in form when the caller has no valid token."""
-    caller = _caller(request, session)
+    caller = _caller(request, ctx)
     if caller is None:
         if _presented(request):
             return _sign_in(
@@ -88,21 +86,19 @@ def home(request: Request, ctx: ContextDep, session: SessionDep) -> HTMLResponse
                 status.HTTP_401_UNAUTHORIZED,
             )
         return _sign_in(None, status.HTTP_200_OK)
-    return _html(
-        render.page("dashboard.html", token_name=caller.name, **_panels_values(ctx, session))
-    )
+    return _html(render.page("dashboard.html", token_name=caller.name, **_panels_values(ctx)))
 
 
 @router.get("/dashboard/panels", response_class=HTMLResponse)
-def panels(request: Request, ctx: ContextDep, session: SessionDep) -> HTMLResponse:
+def panels(request: Request, ctx: ContextDep) -> HTMLResponse:
     """The dashboard's panels alone: what the page's script fetches every few seconds."""
-    if _caller(request, session) is None:
+    if _caller(request, ctx) is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "sign in at / or give a valid API token: Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return _html(render.page("panels.html", **_panels_values(ctx, session)))
+    return _html(render.page("panels.html", **_panels_values(ctx)))
 
 
 def same_origin(request: Request) -> None:
@@ -130,17 +126,17 @@ async def form_token(request: Request) -> str:
 
 @router.post("/dashboard/sign-in", dependencies=[Depends(same_origin)])
 def sign_in(
-    request: Request, session: SessionDep, token: Annotated[str, Depends(form_token)]
+    request: Request, ctx: ContextDep, token: Annotated[str, Depends(form_token)]
 ) -> Response:
     """Check the token and keep it in the session cookie; never show it back."""
     if not token:
         return _sign_in("token: paste an API token.", status.HTTP_422_UNPROCESSABLE_CONTENT)
-    row = authenticate(session, token)
-    if row is None:
+    caller = authenticate(ctx, token)
+    if caller is None:
         return _sign_in(
             "token: not a valid API token (revoked, or mistyped).", status.HTTP_401_UNAUTHORIZED
         )
-    if not allows(row, Scope.READ):
+    if not caller.allows(Scope.READ):
         return _sign_in("token: this token lacks the read scope.", status.HTTP_403_FORBIDDEN)
     answer = RedirectResponse("/", status.HTTP_303_SEE_OTHER, headers={"Cache-Control": "no-store"})
     answer.set_cookie(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
 from orchestrator.api.deps import ContextDep
-from orchestrator.services.health import readiness
+from orchestrator.services.views.health import readiness
 
 router = APIRouter(tags=["health"])
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from orchestrator.api.deps import ContextDep, ReadDep, SessionDep, SubmitDep
+from orchestrator.api.deps import ContextDep, ReadDep, SubmitDep
 from orchestrator.api.schemas import (
     AttemptOut,
     EventOut,
@@ -21,15 +21,9 @@ from orchestrator.api.schemas import (
 )
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
-from orchestrator.services import control
-from orchestrator.services.jobs import (
-    JobFilter,
-    check_caller_key,
-    create_job,
-    get_job,
-    job_view,
-    list_jobs,
-)
+from orchestrator.services.conveyor import control
+from orchestrator.services.conveyor.jobs import check_caller_key, create_job
+from orchestrator.services.views.jobs import JobFilter, find_jobs, show_job
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -37,8 +31,8 @@ ERRORS = error_responses({404: "no such job", 409: "not possible in the job's st
 
 
 def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
-    with ctx.sessions() as session:
-        view = job_view(session, get_job(session, job_id), detail=True)
+    """The API's answer for one job: the job view with its attempts and events."""
+    view = show_job(ctx, job_id)
     return JobDetail.model_validate(
         {
             **{k: v for k, v in vars(view).items() if k not in ("attempt_list", "events")},
@@ -82,7 +76,7 @@ def submit_job(
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
 def list_all(
-    session: SessionDep,
+    ctx: ContextDep,
     _: ReadDep,
     state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
     node: Annotated[str | None, Query(description="source or destination node")] = None,
@@ -103,9 +97,9 @@ def list_all(
         created_after=created_after,
         created_before=created_before,
     )
-    rows, next_cursor = list_jobs(session, where, limit=limit, cursor=cursor)
-    items = [JobOut.model_validate(vars(job_view(session, r))) for r in rows]
-    return JobList(items=items, next_cursor=next_cursor)
+    page = find_jobs(ctx, where, limit=limit, cursor=cursor)
+    items = [JobOut.model_validate(vars(view)) for view in page.items]
+    return JobList(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobDetail, responses=ERRORS, summary="Show a job")

@@ -6,8 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from orchestrator.api.deps import ContextDep, ReadDep
-from orchestrator.services.metrics.collector import render
-from orchestrator.services.metrics.node_calls import redis_connector
+from orchestrator.services.views.metrics.collector import scrape
 
 router = APIRouter(tags=["metrics"])
 
@@ -15,5 +14,4 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", response_class=Response, include_in_schema=False)
 def metrics(ctx: ContextDep, _: ReadDep) -> Response:
     """Jobs, transfers, node API calls, polls, queues and retries, read at scrape time."""
-    body = render(ctx.sessions, redis_connector(ctx.settings), ctx.now)
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+    return Response(content=scrape(ctx), media_type=CONTENT_TYPE_LATEST)

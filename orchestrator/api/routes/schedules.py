@@ -18,23 +18,15 @@ from orchestrator.api.schedule_schemas import (
 )
 from orchestrator.api.schemas import JobDetail, error_responses
 from orchestrator.domain.schedules import ScheduleSpec
-from orchestrator.services.alerts import known_channels
-from orchestrator.services.dryrun import dry_run
-from orchestrator.services.replication import (
-    ScheduleView,
-    list_schedule_views,
-    run_now,
-    schedule_view,
-)
-from orchestrator.services.schedules import (
+from orchestrator.services.schedules.dryrun import dry_run
+from orchestrator.services.schedules.runs import run_now
+from orchestrator.services.schedules.store import (
+    change_schedule,
     create_schedule,
     delete_schedule,
-    editable,
-    get_schedule,
     set_enabled,
-    spec_of,
-    update_schedule,
 )
+from orchestrator.services.views.schedules import ScheduleView, list_schedules, show_schedule
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
@@ -62,9 +54,7 @@ def _out(view: ScheduleView) -> ScheduleOut:
 
 
 def _show(ctx: ContextDep, schedule_id: str, runs: int = 20) -> ScheduleOut:
-    with ctx.sessions() as session:
-        row = get_schedule(session, schedule_id)
-        return _out(schedule_view(session, row, ctx.now(), history=runs))
+    return _out(show_schedule(ctx, schedule_id, history=runs))
 
 
 @router.post(
@@ -77,18 +67,14 @@ def _show(ctx: ContextDep, schedule_id: str, runs: int = 20) -> ScheduleOut:
 def create(body: ScheduleCreate, ctx: ContextDep, _: SubmitDep) -> ScheduleOut:
     """Save a schedule; its first run is its first slot after now (or use run now)."""
     spec = ScheduleSpec.model_validate(body.model_dump())
-    with ctx.sessions() as session:
-        create_schedule(session, spec, now=ctx.now(), channels=known_channels(ctx.settings))
-        session.commit()
+    create_schedule(ctx, spec)
     return _show(ctx, spec.id)
 
 
 @router.get("", response_model=ScheduleList, responses=ERRORS, summary="List schedules")
 def list_all(ctx: ContextDep, _: ReadDep) -> ScheduleList:
     """Every schedule with its health, last and next run, and its last five runs."""
-    with ctx.sessions() as session:
-        views = list_schedule_views(session, ctx.now())
-        return ScheduleList(items=[_out(v) for v in views])
+    return ScheduleList(items=[_out(v) for v in list_schedules(ctx)])
 
 
 @router.get("/{schedule_id}", response_model=ScheduleOut, responses=ERRORS, summary="Show")
@@ -100,17 +86,7 @@ def show(schedule_id: str, ctx: ContextDep, _: ReadDep, runs: History = 20) -> S
 @router.patch("/{schedule_id}", response_model=ScheduleOut, responses=ERRORS, summary="Change")
 def change(schedule_id: str, body: ScheduleUpdate, ctx: ContextDep, _: SubmitDep) -> ScheduleOut:
     """Change some fields; a new timing counts its slots from now."""
-    patch = body.model_dump(exclude_unset=True)
-    with ctx.sessions() as session:
-        row = editable(get_schedule(session, schedule_id))
-        merged = spec_of(session, row).model_dump()
-        if "cron" in patch and "interval_seconds" not in patch:
-            merged["interval_seconds"] = None
-        if "interval_seconds" in patch and "cron" not in patch:
-            merged["cron"] = None
-        spec = ScheduleSpec.model_validate({**merged, **patch})
-        update_schedule(session, row, spec, now=ctx.now(), channels=known_channels(ctx.settings))
-        session.commit()
+    change_schedule(ctx, schedule_id, body.model_dump(exclude_unset=True))
     return _show(ctx, schedule_id)
 
 
@@ -127,9 +103,7 @@ def disable(schedule_id: str, ctx: ContextDep, _: SubmitDep) -> ScheduleOut:
 
 
 def _switch(ctx: ContextDep, schedule_id: str, on: bool) -> ScheduleOut:
-    with ctx.sessions() as session:
-        set_enabled(session, get_schedule(session, schedule_id), on, now=ctx.now())
-        session.commit()
+    set_enabled(ctx, schedule_id, on)
     return _show(ctx, schedule_id)
 
 
@@ -142,9 +116,7 @@ def _switch(ctx: ContextDep, schedule_id: str, on: bool) -> ScheduleOut:
 )
 def delete(schedule_id: str, ctx: ContextDep, _: SubmitDep) -> Response:
     """Delete the schedule; its runs stay (GET /api/v1/jobs?schedule=...)."""
-    with ctx.sessions() as session:
-        delete_schedule(session, editable(get_schedule(session, schedule_id)))
-        session.commit()
+    delete_schedule(ctx, schedule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -27,9 +27,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.domain.ascp import ErrorClass
-from orchestrator.services import throughput
-from orchestrator.services.metrics import broker, queries
-from orchestrator.services.metrics.node_calls import read_totals
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.nodes.calls import read_totals, redis_connector
+from orchestrator.services.views import throughput
+from orchestrator.services.views.metrics import broker, queries
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +240,8 @@ def render(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OrchestratorCollector(sessions, connect_redis, clock))
     return generate_latest(registry)
+
+
+def scrape(ctx: ServiceContext) -> bytes:
+    """One scrape of this context's database and broker."""
+    return render(ctx.sessions, redis_connector(ctx.settings), ctx.now)

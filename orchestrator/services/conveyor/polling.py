@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow
-from orchestrator.domain.states import JobState
-from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
+from orchestrator.domain.states import MAY_HOLD_TRANSFER, AttemptState, JobState
+from orchestrator.domain.transfers import TAG_KEY, TransferSnapshot, TransferStatus
 from orchestrator.errors import (
     ActivityLoggingDisabled,
     InvalidIterationToken,
@@ -27,15 +27,13 @@ from orchestrator.errors import (
     NodeNotFound,
 )
 from orchestrator.nodeapi.client import NodeClient
-from orchestrator.services.context import ServiceContext
-from orchestrator.services.journal import move
-from orchestrator.services.progress import apply_snapshot, note_attempt, retry_delay
-from orchestrator.services.submission import TAG_KEY
+from orchestrator.services.context import ServiceContext, UnitOfWork
+from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
+from orchestrator.services.conveyor.transitions import move
 from orchestrator.taskqueue import TaskName
 
 log = logging.getLogger(__name__)
 
-_OPEN_JOB_STATES = (JobState.SUBMITTING, JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED)
 UNSEEN_CHECKS_PER_POLL = 50
 ENDED_LISTED = 10  # job ids named in a poll's result
 
@@ -169,12 +167,13 @@ def _follow_feed(
         token, tag=TAG_KEY, view="summary", count=ctx.settings.feed_page_size, max_pages=50
     ):
         now = ctx.now()
-        with ctx.sessions() as session:
+        with ctx.unit_of_work() as work:
+            session = work.session
             if not _still_holding(session, node_id, owner, now, ctx.settings.poll_lease_seconds):
-                session.rollback()
+                work.rollback()
                 summary.skipped = "lease lost to another poller"
                 return
-            _apply_page(ctx, session, node_id, page.transfers, now, summary)
+            _apply_page(ctx, work, node_id, page.transfers, now, summary)
             session.execute(
                 update(NodeCursorRow)
                 .where(NodeCursorRow.node_id == node_id)
@@ -185,13 +184,13 @@ def _follow_feed(
                     last_error=None,
                 )
             )
-            session.commit()
+            work.commit()
         summary.pages += 1
 
 
 def _apply_page(
     ctx: ServiceContext,
-    session: Session,
+    work: UnitOfWork,
     node_id: int,
     transfers: tuple[TransferSnapshot, ...],
     now: datetime,
@@ -200,6 +199,7 @@ def _apply_page(
     """Match each transfer to its attempt (by remote id, else by tag) and apply it."""
     if not transfers:
         return
+    session = work.session
     remote_ids = [t.remote_id for t in transfers]
     tagged = [str(t.tag(TAG_KEY)) for t in transfers if t.tag(TAG_KEY)]
     rows = session.scalars(
@@ -218,7 +218,7 @@ def _apply_page(
             continue
         if attempt.remote_id not in (None, transfer.remote_id):
             note_attempt(
-                session,
+                work,
                 attempt,
                 f"another transfer {transfer.remote_id} carries this attempt's tag; ignored",
                 now=now,
@@ -226,7 +226,7 @@ def _apply_page(
             continue
         summary.seen += 1
         before = (attempt.status, attempt.bytes_transferred, attempt.files_completed)
-        moved = apply_snapshot(session, attempt, transfer, now=now, settings=ctx.settings)
+        moved = apply_snapshot(work, attempt, transfer, now=now, settings=ctx.settings)
         after = (attempt.status, attempt.bytes_transferred, attempt.files_completed)
         if before != after:
             summary.changed += 1
@@ -268,17 +268,17 @@ def _resync(
         summary.error = f"resync failed: {exc}"
         return
     now = ctx.now()
-    with ctx.sessions() as session:
-        if not _still_holding(session, node_id, owner, now, ctx.settings.poll_lease_seconds):
-            session.rollback()
+    with ctx.unit_of_work() as work:
+        if not _still_holding(work.session, node_id, owner, now, ctx.settings.poll_lease_seconds):
+            work.rollback()
             return
-        _apply_page(ctx, session, node_id, active.transfers, now, summary)
-        session.execute(
+        _apply_page(ctx, work, node_id, active.transfers, now, summary)
+        work.session.execute(
             update(NodeCursorRow)
             .where(NodeCursorRow.node_id == node_id)
             .values(iteration_token=active.next_token, last_error="cursor resynchronised")
         )
-        session.commit()
+        work.commit()
     # Whatever ended while we were not looking: one GET each.
     _check_unseen(ctx, client, node_id, summary, older_than=timedelta(0), before=now)
 
@@ -303,7 +303,7 @@ def _check_unseen(
                 AttemptRow.source_node_id == node_id,
                 AttemptRow.remote_id.is_not(None),
                 AttemptRow.ended_at.is_(None),
-                JobRow.state.in_(_OPEN_JOB_STATES),
+                JobRow.state.in_(MAY_HOLD_TRANSFER),
                 or_(AttemptRow.last_seen_at.is_(None), AttemptRow.last_seen_at < cutoff),
                 or_(AttemptRow.submitted_at.is_(None), AttemptRow.submitted_at < cutoff),
             )
@@ -323,20 +323,20 @@ def _check_unseen(
             summary.error = str(exc)
             return
         summary.checked += 1
-        with ctx.sessions() as session:
-            attempt = session.get(AttemptRow, attempt_id)
+        with ctx.unit_of_work() as work:
+            attempt = work.session.get(AttemptRow, attempt_id)
             if attempt is not None:
                 if snapshot.status is TransferStatus.UNKNOWN:
                     attempt.last_seen_at = ctx.now()
                 else:
                     moved = apply_snapshot(
-                        session, attempt, snapshot, now=ctx.now(), settings=ctx.settings
+                        work, attempt, snapshot, now=ctx.now(), settings=ctx.settings
                     )
                     if moved is not None:
                         _note_move(summary, attempt, moved)
                     if moved is JobState.COMPLETED:
                         summary.completed += 1
-            session.commit()
+            work.commit()
 
 
 def _missing(ctx: ServiceContext, attempt_id: str, remote_id: str) -> None:
@@ -347,39 +347,40 @@ def _missing(ctx: ServiceContext, attempt_id: str, remote_id: str) -> None:
     """
     now = ctx.now()
     lost_after = timedelta(seconds=ctx.settings.lost_after_seconds)
-    with ctx.sessions() as session:
+    with ctx.unit_of_work() as work:
+        session = work.session
         attempt = session.get(AttemptRow, attempt_id)
         if attempt is None or attempt.ended_at is not None:
             return
         if attempt.missing_since is None:
             attempt.missing_since = now
             note_attempt(
-                session,
+                work,
                 attempt,
                 f"the source node does not know transfer {remote_id}; a new attempt follows "
                 f"if it does not reappear within {lost_after.total_seconds():.0f} s",
                 now=now,
             )
-            session.commit()
+            work.commit()
             return
         if now - attempt.missing_since < lost_after:
             return
-        attempt.status = "lost"
+        attempt.status = AttemptState.LOST
         attempt.ended_at = now
         attempt.error_text = f"the node no longer knows transfer {remote_id}"
         job = session.get(JobRow, attempt.job_id)
         if job is not None and job.attempt_count == attempt.number:
             move(
-                session,
+                work,
                 job.id,
-                set(_OPEN_JOB_STATES) - {JobState.SUBMITTING},
+                MAY_HOLD_TRANSFER - {JobState.SUBMITTING},
                 JobState.RETRY_WAIT,
                 f"transfer {remote_id} is unknown to the source node (expired or node "
                 "history lost); a new attempt will resume it",
                 at=now,
                 values={"next_attempt_at": now + retry_delay(ctx.settings, 1)},
             )
-        session.commit()
+        work.commit()
 
 
 def _release_lease(ctx: ServiceContext, node_id: int, owner: str, error: str | None) -> None:
@@ -401,7 +402,7 @@ def source_nodes_to_poll(ctx: ServiceContext) -> list[int]:
         rows = session.scalars(
             select(AttemptRow.source_node_id)
             .join(JobRow, JobRow.id == AttemptRow.job_id)
-            .where(AttemptRow.ended_at.is_(None), JobRow.state.in_(_OPEN_JOB_STATES))
+            .where(AttemptRow.ended_at.is_(None), JobRow.state.in_(MAY_HOLD_TRANSFER))
             .distinct()
         ).all()
     return sorted(rows)

@@ -16,18 +16,11 @@ from sqlalchemy import func, select, update
 
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
-from orchestrator.domain.states import JobState
+from orchestrator.domain.states import HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.journal import move
+from orchestrator.services.conveyor.transitions import move
 from orchestrator.taskqueue import TaskName
 
-ACTIVE = (
-    JobState.ADMITTED,
-    JobState.SUBMITTING,
-    JobState.SUBMITTED,
-    JobState.RUNNING,
-    JobState.PAUSED,
-)
 BATCH = 500
 LOCK = "dispatch"
 LISTED = 10  # job ids named in the result (Flower's search finds a job's dispatch by its id)
@@ -58,7 +51,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
     """Admit what the limits allow; enqueue a submit for each admitted job after commit."""
     summary = DispatchSummary()
     now = ctx.now()
-    with ctx.sessions() as session:
+    with ctx.unit_of_work() as work:
+        session = work.session
         locked = session.execute(
             update(ServiceLockRow)
             .where(ServiceLockRow.name == LOCK)
@@ -70,7 +64,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         nodes = {n.id: n for n in session.scalars(select(NodeRow))}
         active = session.execute(
             select(JobRow.source_node_id, JobRow.destination_node_id, func.count())
-            .where(JobRow.state.in_(ACTIVE))
+            .where(JobRow.state.in_(HOLDS_A_SLOT))
             .group_by(JobRow.source_node_id, JobRow.destination_node_id)
         ).all()
         out_count: Counter[int] = Counter()
@@ -106,7 +100,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                     job.waiting_reason = reason
                 continue
             moved = move(
-                session,
+                work,
                 job.id,
                 JobState.QUEUED,
                 JobState.ADMITTED,
@@ -120,7 +114,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 link_count[link] += 1
                 summary.admitted.append(job.id)
                 summary.admitted_to.append((job.id, dst.id))
-        session.commit()
+        work.commit()
     by_destination: dict[int, list[str]] = {}
     for job_id, destination_id in summary.admitted_to:
         by_destination.setdefault(destination_id, []).append(job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,58 +12,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ThroughputMinuteRow
-from orchestrator.domain.states import JobState
-from orchestrator.domain.transfers import bytes_per_second, eta_seconds
-from orchestrator.services import throughput
-from orchestrator.services.metrics.queries import poll_status
-from orchestrator.services.replication import ScheduleView, list_schedule_views
+from orchestrator.domain.states import FAILED_ENDS, MAY_HOLD_TRANSFER, UNDER_WAY, JobState
+from orchestrator.domain.transfers import bytes_per_second
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.views import throughput
+from orchestrator.services.views.jobs import JobView, project
+from orchestrator.services.views.metrics.queries import poll_status
+from orchestrator.services.views.schedules import ScheduleView, list_schedule_views
 
 S = JobState
-# Jobs that hold (or are about to hold, or wait to retry) a node transfer.
-ACTIVE = (S.ADMITTED, S.SUBMITTING, S.SUBMITTED, S.RUNNING, S.PAUSED, S.RETRY_WAIT)
-ON_NODE = (S.SUBMITTING, S.SUBMITTED, S.RUNNING, S.PAUSED)
-PROBLEMS = (S.FAILED, S.NEEDS_ATTENTION)
-FINISHED = (S.COMPLETED, S.CANCELED)
+FINISHED = frozenset({S.COMPLETED, S.CANCELED})
 WINDOW_MINUTES = 60
 LIMITS = {"active": 50, "queued": 25, "problems": 15, "finished": 10}
-
-
-@dataclass(frozen=True)
-class JobLine:
-    """One job as a dashboard row."""
-
-    id: str
-    state: str
-    source_node: str
-    destination_node: str
-    paths: list[str]
-    destination_path: str
-    labels: dict[str, str]
-    priority: int
-    schedule_id: str | None
-    attempt: int
-    max_attempts: int
-    bytes_transferred: int
-    bytes_expected: int | None
-    files_completed: int
-    files_expected: int | None
-    rate: float | None  # bytes per second
-    eta_seconds: float | None
-    waiting_reason: str | None
-    reason: str | None
-    error_code: int | None
-    error_text: str | None
-    created_at: datetime
-    state_changed_at: datetime
-    finished_at: datetime | None
-    next_attempt_at: datetime | None
-
-    @property
-    def fraction(self) -> float | None:
-        """How much of the expected bytes moved (0..1), when the node said how many to expect."""
-        if not self.bytes_expected:
-            return 1.0 if self.state == S.COMPLETED else None
-        return min(1.0, self.bytes_transferred / self.bytes_expected)
 
 
 @dataclass(frozen=True)
@@ -94,10 +55,10 @@ class Overview:
     now: datetime
     counts: dict[str, int]
     failed_last_day: int
-    active: list[JobLine]
-    queued: list[JobLine]
-    problems: list[JobLine]
-    finished: list[JobLine]
+    active: list[JobView]
+    queued: list[JobView]
+    problems: list[JobView]
+    finished: list[JobView]
     nodes: list[NodeLine]
     minutes: list[throughput.Minute]  # the last hour, oldest first, one per minute
     schedules: list[ScheduleView] = field(default_factory=list)
@@ -105,7 +66,7 @@ class Overview:
     @property
     def rate_now(self) -> float:
         """Bytes per second over every running transfer."""
-        return sum(job.rate or 0.0 for job in self.active if job.state == S.RUNNING)
+        return sum(job.rate_bytes or 0.0 for job in self.active if job.state == S.RUNNING)
 
     @property
     def moved_last_hour(self) -> int:
@@ -138,10 +99,16 @@ class Overview:
             warn.append(f"{retrying} job(s) wait to retry")
         if bad or warn:
             return ("bad" if bad else "warn"), bad + warn
-        moving, waiting = self.count(*ACTIVE), self.count(S.QUEUED)
+        moving, waiting = self.count(*UNDER_WAY), self.count(S.QUEUED)
         if not moving and not waiting:
             return "ok", ["All quiet: no job is moving or waiting."]
         return "ok", [f"Everything is moving: {moving} job(s) active, {waiting} waiting."]
+
+
+def dashboard(ctx: ServiceContext) -> Overview:
+    """The dashboard's model now."""
+    with ctx.sessions() as session:
+        return overview(session, ctx.now(), poll_interval=ctx.settings.poll_interval)
 
 
 def overview(session: Session, now: datetime, *, poll_interval: float) -> Overview:
@@ -165,11 +132,11 @@ def overview(session: Session, now: datetime, *, poll_interval: float) -> Overvi
             )
             or 0
         ),
-        active=_jobs(session, names, ACTIVE, "active", JobRow.created_at, JobRow.id),
+        active=_jobs(session, names, UNDER_WAY, "active", JobRow.created_at, JobRow.id),
         queued=_jobs(
             session, names, (S.QUEUED,), "queued", JobRow.priority.desc(), JobRow.created_at
         ),
-        problems=_jobs(session, names, PROBLEMS, "problems", JobRow.state_changed_at.desc()),
+        problems=_jobs(session, names, FAILED_ENDS, "problems", JobRow.state_changed_at.desc()),
         finished=_jobs(session, names, FINISHED, "finished", JobRow.state_changed_at.desc()),
         nodes=_nodes(session, now, since, poll_interval),
         minutes=_minutes(session, now, since),
@@ -178,45 +145,12 @@ def overview(session: Session, now: datetime, *, poll_interval: float) -> Overvi
 
 
 def _jobs(
-    session: Session, names: dict[int, str], states: tuple[JobState, ...], kind: str, *order: Any
-) -> list[JobLine]:
+    session: Session, names: dict[int, str], states: Iterable[JobState], kind: str, *order: Any
+) -> list[JobView]:
     rows = session.scalars(
         select(JobRow).where(JobRow.state.in_(states)).order_by(*order).limit(LIMITS[kind])
     )
-    return [_line(job, names) for job in rows]
-
-
-def _line(job: JobRow, names: dict[int, str]) -> JobLine:
-    running = job.state == S.RUNNING
-    rate = bytes_per_second(job.rate_kbps) if running else None
-    eta = eta_seconds(job.bytes_transferred, job.bytes_expected, job.rate_kbps) if running else None
-    return JobLine(
-        id=job.id,
-        state=job.state,
-        source_node=names.get(job.source_node_id, "?"),
-        destination_node=names.get(job.destination_node_id, "?"),
-        paths=[p["source"] for p in job.source_paths],
-        destination_path=job.destination_path,
-        labels=dict(job.labels or {}),
-        priority=job.priority,
-        schedule_id=job.schedule_id,
-        attempt=job.attempt_count - job.submit_failures,
-        max_attempts=job.max_attempts,
-        bytes_transferred=job.bytes_transferred,
-        bytes_expected=job.bytes_expected,
-        files_completed=job.files_completed,
-        files_expected=job.files_expected,
-        rate=rate,
-        eta_seconds=eta,
-        waiting_reason=job.waiting_reason if job.state == S.QUEUED else None,
-        reason=job.reason,
-        error_code=job.error_code,
-        error_text=job.error_text,
-        created_at=job.created_at,
-        state_changed_at=job.state_changed_at,
-        finished_at=job.finished_at,
-        next_attempt_at=job.next_attempt_at if job.state == S.RETRY_WAIT else None,
-    )
+    return [project(job, names) for job in rows]
 
 
 def _nodes(
@@ -234,7 +168,7 @@ def _nodes(
             func.count(),
             func.sum(JobRow.rate_kbps),
         )
-        .where(JobRow.state.in_(ON_NODE))
+        .where(JobRow.state.in_(MAY_HOLD_TRANSFER))
         .group_by(JobRow.source_node_id, JobRow.destination_node_id, JobRow.state)
     ).all():
         outbound[source] += n

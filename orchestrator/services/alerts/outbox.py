@@ -1,41 +1,29 @@
-"""Alert decisions: the alerts file, and outbox rows written in the job's own transaction.
+"""Alert decisions: outbox rows written in the job's own unit of work.
 
-``journal.move`` calls ``on_job_end`` whenever a job reaches an end state, inside the
-transaction that records it: the alert rows commit (or roll back) with the state change, so a
-crash can neither lose nor duplicate the decision. Delivery happens later
-(``alert_delivery``), woken after the commit and by the sweeper.
+``transitions.move`` calls ``on_job_end`` whenever a job reaches an end state: the alert rows
+commit (or roll back) with the state change, so a crash can neither lose nor duplicate the
+decision. The unit wakes the sender after its commit; the sweeper finds whatever that missed.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased
 
 from orchestrator.db.tables import AlertRow, JobRow, NodeRow, ScheduleRow
-from orchestrator.domain.alerts import (
-    FAILED_ENDS,
-    JOB_ENDS,
-    AlertsConfig,
-    job_end_channels,
-    streak_channels,
-)
+from orchestrator.domain.alerts import JOB_ENDS, AlertsConfig, job_end_channels, streak_channels
 from orchestrator.domain.schedules import ScheduleAlerts
-from orchestrator.domain.states import JobState
-from orchestrator.errors import ConfigError
-from orchestrator.settings import Settings
+from orchestrator.domain.states import FAILED_ENDS, JobState
+from orchestrator.services.alerts.rules import alert_rules
+from orchestrator.services.context import UnitOfWork
 from orchestrator.taskqueue import TaskName
 
 log = logging.getLogger(__name__)
@@ -43,103 +31,19 @@ log = logging.getLogger(__name__)
 JOB_END = "job_end"
 FAILING = "schedule_failing"
 RECOVERED = "schedule_recovered"
-_RULES = "alerts.rules"  # session.info: this context's AlertRules
-_WAKE = "alerts.wake"  # session.info: rows were added; wake delivery after commit
-
-
-def load_alerts(path: Path | None) -> AlertsConfig:
-    """Read and check the alerts file (no file configured: no channels, no rules)."""
-    if path is None:
-        return AlertsConfig()
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return AlertsConfig.model_validate(data)
-    except OSError as exc:
-        raise ConfigError(f"alerts file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"alerts file {path} is not YAML: {exc}") from None
-    except ValidationError as exc:
-        raise ConfigError(f"alerts file {path}: {_problems(exc)}") from None
-
-
-def _problems(exc: ValidationError) -> str:
-    """Each problem as "where: what" (a whole-file problem names its place itself)."""
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        what = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {what}" if where else what)
-    return "; ".join(problems)
-
-
-def known_channels(settings: Settings) -> set[str]:
-    """The channel names a schedule may use (those of the alerts file)."""
-    return set(load_alerts(settings.alerts_file).channels)
-
-
-@dataclass
-class AlertRules:
-    """One process's alerts file (re-read when it changes) and its way to wake delivery."""
-
-    settings: Settings
-    enqueue: Callable[..., None]
-    _config: AlertsConfig = field(default_factory=AlertsConfig)
-    _stamp: int | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def config(self) -> AlertsConfig:
-        """The current file's rules; a broken edit keeps the last good ones (and says so)."""
-        path = self.settings.alerts_file
-        if path is None:
-            return self._config
-        try:
-            stamp = path.stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        with self._lock:
-            if stamp != self._stamp:
-                try:
-                    self._config = load_alerts(path)
-                except ConfigError as exc:
-                    log.error("%s; keeping the alert rules read before", exc)
-                self._stamp = stamp
-            return self._config
-
-
-def attach(
-    sessions: sessionmaker[Session], settings: Settings, enqueue: Callable[..., None]
-) -> AlertRules:
-    """Give the sessions of this factory the alert rules; fails now on a broken alerts file."""
-    load_alerts(settings.alerts_file)  # a missing or broken file stops the process here
-    rules = AlertRules(settings, enqueue)
-    info = {**sessions.kw.get("info", {}), _RULES: rules}
-    sessions.configure(info=info)
-    return rules
-
-
-def rules_of(session: Session) -> AlertRules | None:
-    """The rules attached to this session's factory (None outside a ServiceContext)."""
-    rules: AlertRules | None = session.info.get(_RULES)
-    return rules
-
-
-def current_config(sessions: sessionmaker[Session]) -> AlertsConfig:
-    """The alert rules attached to this session factory (none attached: no channels)."""
-    rules: AlertRules | None = sessions.kw.get("info", {}).get(_RULES)
-    return rules.config() if rules is not None else AlertsConfig()
 
 
 # -- deciding ------------------------------------------------------------------------------
 
 
-def on_job_end(session: Session, job_id: str, target: JobState, at: datetime) -> None:
-    """Queue the alerts a job's move to ``target`` calls for (same transaction; caller commits)."""
+def on_job_end(work: UnitOfWork, job_id: str, target: JobState, at: datetime) -> None:
+    """Queue the alerts a job's move to ``target`` calls for (same unit; the caller commits)."""
     if target not in JOB_ENDS:
         return
-    rules = rules_of(session)
-    config = rules.config() if rules is not None else AlertsConfig()
+    config = alert_rules(work.ctx.settings).config()
     if not config.channels:  # nowhere to send anything: spare the job's commit the queries
         return
+    session = work.session
     schedule_id = session.scalar(select(JobRow.schedule_id).where(JobRow.id == job_id))
     schedule = _schedule_alerts(session, schedule_id)
     rows: list[tuple[str, str, dict[str, Any], str | None]] = []  # kind, channel, extra, key
@@ -161,7 +65,8 @@ def on_job_end(session: Session, job_id: str, target: JobState, at: datetime) ->
             **extra,
         }
         _insert(session, alert_id, kind, job_id, schedule_id, channel, payload, key, at)
-    session.info[_WAKE] = True
+    enqueue = work.ctx.enqueue
+    work.after_commit(TaskName.DELIVER_ALERTS, lambda: enqueue(TaskName.DELIVER_ALERTS))
 
 
 def _schedule_alerts(session: Session, schedule_id: str | None) -> ScheduleAlerts | None:
@@ -345,16 +250,3 @@ def _insert(
     session.execute(
         insert(AlertRow).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_delivery(session: Session) -> None:
-    if session.info.pop(_WAKE, False):
-        rules = rules_of(session)
-        if rules is not None:  # otherwise the sweeper finds the rows
-            rules.enqueue(TaskName.DELIVER_ALERTS)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_wake(session: Session) -> None:
-    session.info.pop(_WAKE, None)

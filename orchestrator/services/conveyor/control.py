@@ -10,15 +10,13 @@ from sqlalchemy import select
 
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain.jobs import TransferOptions
-from orchestrator.domain.states import JobState
+from orchestrator.domain.states import BEFORE_NODE, FAILED_ENDS, POSTED, JobState
 from orchestrator.errors import NodeNotFound
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import get_job
-from orchestrator.services.journal import InvalidTransition, move, record
+from orchestrator.services.conveyor.jobs import get_job
+from orchestrator.services.conveyor.transitions import InvalidTransition, move
+from orchestrator.services.events import record
 from orchestrator.taskqueue import TaskName
-
-_BEFORE_NODE = {JobState.QUEUED, JobState.ADMITTED, JobState.RETRY_WAIT, JobState.NEEDS_ATTENTION}
-_ON_NODE = {JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED}
 
 
 def _remote_id(ctx: ServiceContext, job: JobRow) -> str | None:
@@ -33,19 +31,19 @@ def _remote_id(ctx: ServiceContext, job: JobRow) -> str | None:
 def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
     """Cancel a job wherever it is; returns its state after the request."""
     now = ctx.now()
-    with ctx.sessions() as session:
-        job = get_job(session, job_id)
+    with ctx.unit_of_work() as work:
+        job = get_job(work.session, job_id)
         state = JobState(job.state)
         if state.is_terminal:
             raise InvalidTransition(f"a {state} job cannot be canceled")
         job.cancel_requested = True
-        if state in _BEFORE_NODE:
-            move(session, job_id, state, JobState.CANCELED, "canceled by request", at=now)
+        if state in BEFORE_NODE:
+            move(work, job_id, state, JobState.CANCELED, "canceled by request", at=now)
         else:
-            record(session, job_id, "operator", "cancel requested", at=now)
-        session.commit()
-    if state not in _ON_NODE:
-        return JobState.CANCELED if state in _BEFORE_NODE else state
+            record(work.session, job_id, "operator", "cancel requested", at=now)
+        work.commit()
+    if state not in POSTED:
+        return JobState.CANCELED if state in BEFORE_NODE else state
     remote_id = _remote_id(ctx, job)
     if remote_id is None:
         return state
@@ -53,9 +51,9 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
         ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
     except NodeNotFound:
         # The node forgot the transfer: nothing left to stop.
-        with ctx.sessions() as session:
-            move(session, job_id, state, JobState.CANCELED, "canceled (node forgot it)", at=now)
-            session.commit()
+        with ctx.unit_of_work() as work:
+            move(work, job_id, state, JobState.CANCELED, "canceled (node forgot it)", at=now)
+            work.commit()
         return JobState.CANCELED
     return state
 
@@ -95,7 +93,7 @@ def change_rate(
         record(session, job_id, "operator", f"rate change: {changes}", at=ctx.now())
         session.commit()
         state = JobState(job.state)
-    if state in _ON_NODE:
+    if state in POSTED:
         remote_id = _remote_id(ctx, job)
         if remote_id is not None:
             ctx.clients.get(job.source_node_id).modify_transfer(
@@ -118,14 +116,14 @@ def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:
 def retry_job(ctx: ServiceContext, job_id: str) -> None:
     """Queue a failed (or flagged) job again with a fresh attempt budget."""
     now = ctx.now()
-    with ctx.sessions() as session:
-        job = get_job(session, job_id)
+    with ctx.unit_of_work() as work:
+        job = get_job(work.session, job_id)
         state = JobState(job.state)
-        if state not in (JobState.FAILED, JobState.NEEDS_ATTENTION):
+        if state not in FAILED_ENDS:
             raise InvalidTransition(f"only failed or flagged jobs can be retried, not {state}")
         tried = job.attempt_count - job.submit_failures
         moved = move(
-            session,
+            work,
             job_id,
             state,
             JobState.QUEUED,
@@ -140,7 +138,7 @@ def retry_job(ctx: ServiceContext, job_id: str) -> None:
         )
         if moved is None:
             raise InvalidTransition("the job changed state meanwhile; look again")
-        session.commit()
+        work.commit()
     ctx.enqueue(TaskName.DISPATCH)
 
 

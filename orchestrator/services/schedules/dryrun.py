@@ -16,7 +16,7 @@ from orchestrator.domain.transfers import FileEntry
 from orchestrator.errors import NodeNotFound
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.schedules import get_schedule, spec_of
+from orchestrator.services.schedules.store import get_schedule, spec_of
 
 MAX_ENTRIES = 100_000  # files and folders listed in all before the preview stops
 MAX_SECONDS = 60.0  # listing time before the preview stops (it answers an API request)

@@ -1,4 +1,5 @@
-"""State changes of jobs: compare-and-set against the transition table, with an event row."""
+"""The one way a job changes state: compare-and-set against the transition table, an event row,
+and the alerts an end calls for, all in the caller's unit of work."""
 
 from __future__ import annotations
 
@@ -6,48 +7,24 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount
-from orchestrator.db.tables import JobEventRow, JobRow
+from orchestrator.db.tables import JobRow
 from orchestrator.domain.states import JobState, can_move
 from orchestrator.errors import OrchestratorError
-from orchestrator.services import alerts
+from orchestrator.services.alerts.outbox import on_job_end
+from orchestrator.services.context import UnitOfWork
+from orchestrator.services.events import record
 
 
 class InvalidTransition(OrchestratorError):
     """The transition table does not allow this move."""
 
 
-def record(
-    session: Session,
-    job_id: str,
-    kind: str,
-    message: str,
-    *,
-    at: datetime,
-    from_state: JobState | None = None,
-    to_state: JobState | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """Append one event to a job's log (the caller commits)."""
-    session.add(
-        JobEventRow(
-            job_id=job_id,
-            at=at,
-            kind=kind,
-            from_state=from_state,
-            to_state=to_state,
-            message=message,
-            data=data or {},
-        )
-    )
-
-
 def move(
-    session: Session,
+    work: UnitOfWork,
     job_id: str,
-    expected: JobState | set[JobState],
+    expected: JobState | set[JobState] | frozenset[JobState],
     target: JobState,
     message: str,
     *,
@@ -69,7 +46,7 @@ def move(
         if target.is_terminal:
             changes["finished_at"] = at
         changes.update(values or {})
-        result = session.execute(
+        result = work.session.execute(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.state == state)
             .values(**changes)
@@ -77,7 +54,7 @@ def move(
         )
         if rowcount(result) == 1:
             record(
-                session,
+                work.session,
                 job_id,
                 "state",
                 message,
@@ -87,6 +64,6 @@ def move(
                 data=data,
             )
             if state != target:
-                alerts.on_job_end(session, job_id, target, at)
+                on_job_end(work, job_id, target, at)
             return state
     return None

@@ -1,20 +1,29 @@
-"""Apply what a node says about a transfer to its attempt and its job (poller and adopter)."""
+"""The finisher: what a node says about a transfer decides its attempt and its job.
+
+It records progress, and on an end state moves the job to COMPLETED, FAILED, CANCELED,
+NEEDS_ATTENTION or RETRY_WAIT (with the back-off of the next attempt). The poller calls it
+for every transfer it reads; the submitter when it adopts a transfer found by its tag.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
-
 from orchestrator.db.tables import AttemptRow, JobRow
-from orchestrator.domain.states import JobState, can_move, state_for_transfer
+from orchestrator.domain.states import (
+    MAY_HOLD_TRANSFER,
+    NODE_ENDED,
+    AttemptState,
+    JobState,
+    can_move,
+    state_for_transfer,
+)
 from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
-from orchestrator.services import throughput
-from orchestrator.services.journal import move, record
+from orchestrator.services.context import UnitOfWork
+from orchestrator.services.conveyor.throughput import ThroughputTally
+from orchestrator.services.conveyor.transitions import move
+from orchestrator.services.events import record
 from orchestrator.settings import Settings
-
-_FROM = {JobState.SUBMITTING, JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED}
-_ENDED = {s.value for s in TransferStatus if s.is_terminal}
 
 
 def retry_delay(settings: Settings, attempt_number: int) -> timedelta:
@@ -24,7 +33,7 @@ def retry_delay(settings: Settings, attempt_number: int) -> timedelta:
 
 
 def apply_snapshot(
-    session: Session,
+    work: UnitOfWork,
     attempt: AttemptRow,
     snapshot: TransferSnapshot,
     *,
@@ -38,17 +47,17 @@ def apply_snapshot(
     """
     attempt.last_seen_at = now
     attempt.missing_since = None
-    if attempt.status in _ENDED:
+    if attempt.status in NODE_ENDED:
         return None
     if snapshot.status is TransferStatus.UNKNOWN:
         return None
     moved_bytes = snapshot.bytes_transferred - attempt.bytes_transferred
     moved_files = snapshot.files_completed - attempt.files_completed
     _copy(attempt, snapshot, now)
-    job = session.get(JobRow, attempt.job_id)
+    job = work.session.get(JobRow, attempt.job_id)
     if job is not None:
-        throughput.note(
-            session, now, job.source_node_id, job.destination_node_id, moved_bytes, moved_files
+        work.accumulator(ThroughputTally).add(
+            now, job.source_node_id, job.destination_node_id, moved_bytes, moved_files
         )
     if job is None or job.attempt_count != attempt.number:
         return None
@@ -64,7 +73,7 @@ def apply_snapshot(
     if target is JobState.CANCELED and current is JobState.SUBMITTING and not job.cancel_requested:
         # Canceled before we recorded it: our own clean-up after a failed DB write.
         target = JobState.RETRY_WAIT
-    if target is None or target == current or current not in _FROM:
+    if target is None or target == current or current not in MAY_HOLD_TRANSFER:
         return None
     if not can_move(current, target):
         return None
@@ -88,9 +97,9 @@ def apply_snapshot(
         )
     if target is JobState.CANCELED and not job.cancel_requested:
         values["reason"] = "canceled on the node"
-    moved = move(session, job.id, current, target, message, at=now, values=values)
+    moved = move(work, job.id, current, target, message, at=now, values=values)
     if moved is not None:
-        session.expire(job)
+        work.session.expire(job)
         return target
     return None
 
@@ -106,7 +115,7 @@ def _moved(snapshot: TransferSnapshot) -> str:
 
 def _copy(attempt: AttemptRow, snapshot: TransferSnapshot, now: datetime) -> None:
     attempt.remote_id = attempt.remote_id or snapshot.remote_id
-    attempt.status = snapshot.status.value
+    attempt.status = AttemptState.of_transfer(snapshot.status)
     attempt.bytes_transferred = snapshot.bytes_transferred
     attempt.bytes_expected = snapshot.bytes_expected
     attempt.files_completed = snapshot.files_completed
@@ -122,6 +131,6 @@ def _copy(attempt: AttemptRow, snapshot: TransferSnapshot, now: datetime) -> Non
         attempt.ended_at = snapshot.ended_at or now
 
 
-def note_attempt(session: Session, attempt: AttemptRow, message: str, *, now: datetime) -> None:
+def note_attempt(work: UnitOfWork, attempt: AttemptRow, message: str, *, now: datetime) -> None:
     """Add an attempt-level event to the job's log."""
-    record(session, attempt.job_id, "attempt", message, at=now, data={"attempt": attempt.id})
+    record(work.session, attempt.job_id, "attempt", message, at=now, data={"attempt": attempt.id})

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.jobs import JobRejected, check_caller_key, create_job
+from orchestrator.services.conveyor.jobs import JobRejected, check_caller_key, create_job
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from sqlalchemy import delete, exists, select, update
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AlertRow
 from orchestrator.domain.alerts import AlertsConfig, EmailChannel, WebhookChannel
-from orchestrator.services import alerts
+from orchestrator.services.alerts.rules import alert_rules
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.journal import record
+from orchestrator.services.events import record
 from orchestrator.settings import Settings, secret_from_environment
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def deliver_due(ctx: ServiceContext) -> DeliverySummary:
     """Send every alert that is due (within a time budget); the sweeper wakes the rest."""
     summary = DeliverySummary()
     deadline = time.monotonic() + BUDGET_SECONDS
-    config = alerts.current_config(ctx.sessions)
+    config = alert_rules(ctx.settings).config()
     timeout = ctx.settings.alert_timeout_seconds
     with httpx.Client(timeout=timeout, follow_redirects=False) as http:
         while time.monotonic() < deadline:

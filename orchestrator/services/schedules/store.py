@@ -1,4 +1,8 @@
-"""Replication schedules in the database: create, change, enable, delete, read back as specs."""
+"""Replication schedules in the database: create, change, enable, delete, read back as specs.
+
+The ``*_schedule`` functions are services (they open their session and commit); the
+``*_row`` steps work inside a caller's transaction (the replications file applies many).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ from sqlalchemy.orm import Session
 from orchestrator.db.tables import NodeRow, ScheduleRow
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.errors import ConfigError, OrchestratorError
-from orchestrator.services.registry import NodeNotRegistered, node_named
+from orchestrator.services.alerts.rules import known_channels
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.nodes.clients import NodeNotRegistered
+from orchestrator.services.nodes.registry import node_named, node_names
 
 
 class ScheduleNotFound(OrchestratorError):
@@ -58,11 +65,6 @@ def all_schedules(session: Session) -> list[ScheduleRow]:
     return list(session.scalars(select(ScheduleRow).order_by(ScheduleRow.id)))
 
 
-def node_names(session: Session) -> dict[int, str]:
-    """Every node's name by id."""
-    return {row[0]: row[1] for row in session.execute(select(NodeRow.id, NodeRow.name))}
-
-
 def spec_of(
     session: Session, row: ScheduleRow, names: dict[int, str] | None = None
 ) -> ScheduleSpec:
@@ -90,7 +92,48 @@ def spec_of(
     )
 
 
-def create_schedule(
+def create_schedule(ctx: ServiceContext, spec: ScheduleSpec) -> None:
+    """Save a schedule made through the API or CLI; its first slot is the first after now."""
+    with ctx.sessions() as session:
+        insert_row(session, spec, now=ctx.now(), channels=known_channels(ctx.settings))
+        session.commit()
+
+
+def change_schedule(ctx: ServiceContext, schedule_id: str, patch: dict[str, Any]) -> None:
+    """Change some fields of a schedule; a cron replaces an interval and the other way round."""
+    with ctx.sessions() as session:
+        row = editable(get_schedule(session, schedule_id))
+        merged = spec_of(session, row).model_dump()
+        if "cron" in patch and "interval_seconds" not in patch:
+            merged["interval_seconds"] = None
+        if "interval_seconds" in patch and "cron" not in patch:
+            merged["cron"] = None
+        spec = ScheduleSpec.model_validate({**merged, **patch})
+        update_row(session, row, spec, now=ctx.now(), channels=known_channels(ctx.settings))
+        session.commit()
+
+
+def set_enabled(ctx: ServiceContext, schedule_id: str, enabled: bool) -> None:
+    """Turn a schedule on or off; turning it on skips the slots it missed."""
+    now = ctx.now()
+    with ctx.sessions() as session:
+        row = get_schedule(session, schedule_id)
+        if enabled and not row.enabled:
+            row.done_until = max(row.done_until, now)
+            row.last_error = None
+        row.enabled = enabled
+        row.updated_at = now
+        session.commit()
+
+
+def delete_schedule(ctx: ServiceContext, schedule_id: str) -> None:
+    """Remove a schedule the API may change; its past runs stay, linked by id."""
+    with ctx.sessions() as session:
+        session.delete(editable(get_schedule(session, schedule_id)))
+        session.commit()
+
+
+def insert_row(
     session: Session,
     spec: ScheduleSpec,
     *,
@@ -98,7 +141,7 @@ def create_schedule(
     managed_by: str = "api",
     channels: set[str] | None = None,
 ) -> ScheduleRow:
-    """Add a schedule (the caller commits); its first slot is the first one after ``now``."""
+    """Add a schedule in the caller's transaction; its first slot is the first after ``now``."""
     if session.get(ScheduleRow, spec.id) is not None:
         raise ScheduleExists(f"schedule {spec.id!r} exists; change it with PATCH or pick an id")
     row = ScheduleRow(
@@ -121,7 +164,7 @@ def create_schedule(
     return row
 
 
-def update_schedule(
+def update_row(
     session: Session,
     row: ScheduleRow,
     spec: ScheduleSpec,
@@ -129,7 +172,7 @@ def update_schedule(
     now: datetime,
     channels: set[str] | None = None,
 ) -> bool:
-    """Change a schedule to ``spec`` (the caller commits); True when anything changed.
+    """Change a schedule to ``spec`` in the caller's transaction; True when anything changed.
 
     A new timing, or enabling a disabled schedule, starts counting slots from now: the slots
     of the old timing, or of the time it was off, do not run.
@@ -144,22 +187,6 @@ def update_schedule(
     row.updated_at = now
     session.flush()
     return True
-
-
-def set_enabled(session: Session, row: ScheduleRow, enabled: bool, *, now: datetime) -> None:
-    """Turn a schedule on or off (the caller commits); turning it on skips the slots it missed."""
-    if enabled and not row.enabled:
-        row.done_until = max(row.done_until, now)
-        row.last_error = None
-    row.enabled = enabled
-    row.updated_at = now
-    session.flush()
-
-
-def delete_schedule(session: Session, row: ScheduleRow) -> None:
-    """Remove a schedule (the caller commits); its past runs stay, linked by id."""
-    session.delete(row)
-    session.flush()
 
 
 def _fill(

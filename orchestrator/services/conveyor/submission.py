@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
@@ -24,13 +25,15 @@ from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
 from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.paths import confine
-from orchestrator.domain.states import JobState
+from orchestrator.domain.states import AttemptState, JobState
 from orchestrator.domain.transfers import (
+    TAG_KEY,
     PathPair,
     TransferSnapshot,
     TransferSpec,
     TransferStatus,
     UploadRequest,
+    attempt_tags,
 )
 from orchestrator.errors import (
     NodeAuthError,
@@ -43,56 +46,90 @@ from orchestrator.errors import (
 from orchestrator.logsetup import log_context
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.journal import move
-from orchestrator.services.progress import apply_snapshot, note_attempt, retry_delay
+from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
+from orchestrator.services.conveyor.transitions import move
 
 log = logging.getLogger(__name__)
 
-TAG_KEY = "orchestrator.attempt"
-SUBMITTED_AS = "submitted as node transfer"
-POSTING = "posting"
-ABANDONED = "abandoned"
+LISTED = 3  # a report of more jobs names only those that were not submitted
 
 
-def submit(ctx: ServiceContext, *job_ids: str) -> str:
-    """Drive jobs' submissions as far as they can go; returns what happened, in words.
+class Outcome(StrEnum):
+    """How far one job's submission got in this run."""
+
+    SUBMITTED = "submitted"  # the node holds its transfer, recorded (posted now or adopted)
+    WAITING = "waiting"  # an unclear POST: the tag is looked up again later
+    RETRYING = "retrying"  # nothing started on the node; a new attempt after back-off
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
+    CANCELED = "canceled"
+    SKIPPED = "skipped"  # nothing to do here: another worker has it, or the job moved on
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """One job's outcome, and the sentence an operator reads in Flower and the log."""
+
+    job_id: str
+    outcome: Outcome
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class SubmitReport:
+    """What one submit run did to each of its jobs."""
+
+    outcomes: list[JobOutcome] = field(default_factory=list)
+
+    def of(self, outcome: Outcome) -> list[JobOutcome]:
+        """The jobs that ended this run with ``outcome``."""
+        return [o for o in self.outcomes if o.outcome is outcome]
+
+    def __str__(self) -> str:
+        if len(self.outcomes) <= LISTED:
+            return "; ".join(map(str, self.outcomes)) or "nothing to submit"
+        others = [str(o) for o in self.outcomes if o.outcome is not Outcome.SUBMITTED]
+        submitted = len(self.outcomes) - len(others)
+        return f"{len(self.outcomes)} jobs: {submitted} submitted; " + "; ".join(others)
+
+
+def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
+    """Drive jobs' submissions as far as they can go; the report says what happened to each.
 
     Jobs that need a token share one upload_setup call per destination node (the call takes
     a list of transfer requests), so a batch costs one request there instead of one per job.
     """
-    outcomes: list[str] = []
+    report = SubmitReport()
     ready: list[_Work] = []
     for job_id in job_ids:
         with log_context(job_id=job_id):
             claimed = _claim(ctx, job_id)
-            if isinstance(claimed, str):
-                outcomes.append(claimed)
+            if isinstance(claimed, JobOutcome):
+                report.outcomes.append(claimed)
                 continue
             work = _load(ctx, job_id, claimed)
-            if isinstance(work, str):
-                outcomes.append(work)
+            if isinstance(work, JobOutcome):
+                report.outcomes.append(work)
                 continue
             with log_context(node=work.source.name, attempt=claimed.number):
                 early = _resume(ctx, work)
             if early is not None:
-                outcomes.append(early)
+                report.outcomes.append(early)
             else:
                 ready.append(work)
     by_destination: dict[int, list[_Work]] = {}
     for work in ready:
         by_destination.setdefault(work.destination.id, []).append(work)
     for group in by_destination.values():
-        outcomes.extend(_grant_and_post(ctx, group))
-    return _summarise(outcomes)
+        report.outcomes.extend(_grant_and_post(ctx, group))
+    return report
 
 
-def _summarise(outcomes: list[str]) -> str:
-    if len(outcomes) <= 3:
-        return "; ".join(outcomes) or "nothing to submit"
-    submitted = sum(SUBMITTED_AS in o for o in outcomes)
-    return f"{len(outcomes)} jobs: {submitted} submitted; " + "; ".join(
-        o for o in outcomes if SUBMITTED_AS not in o
-    )
+def _skipped(job_id: str, why: str) -> JobOutcome:
+    return JobOutcome(job_id, Outcome.SKIPPED, f"job {job_id} {why}")
 
 
 @dataclass(frozen=True)
@@ -105,22 +142,25 @@ class _Work:
     destination: NodeRow
 
 
-def _claim(ctx: ServiceContext, job_id: str) -> str | AttemptRow:
+def _claim(ctx: ServiceContext, job_id: str) -> JobOutcome | AttemptRow:
     """Take the job for this worker: a new attempt, or the SUBMITTING one whose lease ran out."""
     now = ctx.now()
     lease = now + timedelta(seconds=ctx.settings.submit_lease_seconds)
-    with ctx.sessions() as session:
+    with ctx.unit_of_work() as work:
+        session = work.session
         job = session.get(JobRow, job_id)
         if job is None:
-            return f"job {job_id} does not exist"
+            return _skipped(job_id, "does not exist")
         if job.state == JobState.ADMITTED:
             if job.cancel_requested:
-                move(session, job_id, JobState.ADMITTED, JobState.CANCELED, "canceled", at=now)
-                session.commit()
-                return f"job {job_id} canceled before submission"
+                move(work, job_id, JobState.ADMITTED, JobState.CANCELED, "canceled", at=now)
+                work.commit()
+                return JobOutcome(
+                    job_id, Outcome.CANCELED, f"job {job_id} canceled before submission"
+                )
             number = job.attempt_count + 1
             moved = move(
-                session,
+                work,
                 job_id,
                 JobState.ADMITTED,
                 JobState.SUBMITTING,
@@ -129,17 +169,17 @@ def _claim(ctx: ServiceContext, job_id: str) -> str | AttemptRow:
                 values={"attempt_count": number, "next_attempt_at": lease},
             )
             if moved is None:
-                return f"job {job_id} was taken by another worker"
+                return _skipped(job_id, "was taken by another worker")
             attempt = AttemptRow(
                 id=str(uuid.uuid4()),
                 job_id=job_id,
                 number=number,
                 source_node_id=job.source_node_id,
-                status="created",
+                status=AttemptState.CREATED,
                 created_at=now,
             )
             session.add(attempt)
-            session.commit()
+            work.commit()
             return attempt
         if job.state == JobState.SUBMITTING:
             taken = session.execute(
@@ -153,13 +193,13 @@ def _claim(ctx: ServiceContext, job_id: str) -> str | AttemptRow:
                 .execution_options(synchronize_session=False)
             )
             if rowcount(taken) != 1:
-                return f"job {job_id} is being submitted by another worker"
+                return _skipped(job_id, "is being submitted by another worker")
             attempt_row = _latest_attempt(session, job_id)
-            session.commit()
+            work.commit()
             if attempt_row is None:  # cannot happen: SUBMITTING always has an attempt
-                return f"job {job_id} is submitting without an attempt"
+                return _skipped(job_id, "is submitting without an attempt")
             return attempt_row
-        return f"job {job_id} is {job.state}: nothing to submit"
+        return _skipped(job_id, f"is {job.state}: nothing to submit")
 
 
 def _latest_attempt(session: Session, job_id: str) -> AttemptRow | None:
@@ -171,17 +211,17 @@ def _latest_attempt(session: Session, job_id: str) -> AttemptRow | None:
     )
 
 
-def _load(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> _Work | str:
+def _load(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> _Work | JobOutcome:
     with ctx.sessions() as session:
         job = session.get(JobRow, job_id)
         source = session.get(NodeRow, job.source_node_id) if job else None
         destination = session.get(NodeRow, job.destination_node_id) if job else None
     if job is None or source is None or destination is None:
-        return f"job {job_id} lost its nodes"
+        return _skipped(job_id, "lost its nodes")
     return _Work(job, attempt, source, destination)
 
 
-def _resume(ctx: ServiceContext, work: _Work) -> str | None:
+def _resume(ctx: ServiceContext, work: _Work) -> JobOutcome | None:
     """Finish what an earlier run started; None when the job needs a token and a POST."""
     job, attempt = work.job, work.attempt
     src = ctx.clients.get(work.source.id)
@@ -192,14 +232,16 @@ def _resume(ctx: ServiceContext, work: _Work) -> str | None:
         if found is not None:
             return found
     if job.cancel_requested:
-        with ctx.sessions() as session:
-            move(session, job.id, JobState.SUBMITTING, JobState.CANCELED, "canceled", at=ctx.now())
-            session.commit()
-        return f"job {job.id} canceled before its transfer was posted"
+        with ctx.unit_of_work() as unit:
+            move(unit, job.id, JobState.SUBMITTING, JobState.CANCELED, "canceled", at=ctx.now())
+            unit.commit()
+        return JobOutcome(
+            job.id, Outcome.CANCELED, f"job {job.id} canceled before its transfer was posted"
+        )
     return None
 
 
-def _grant_and_post(ctx: ServiceContext, group: list[_Work]) -> list[str]:
+def _grant_and_post(ctx: ServiceContext, group: list[_Work]) -> list[JobOutcome]:
     """One upload_setup on the destination for the group, then one POST per job."""
     destination = group[0].destination
     requests = [
@@ -224,7 +266,7 @@ def _grant_and_post(ctx: ServiceContext, group: list[_Work]) -> list[str]:
     return outcomes
 
 
-def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> str:
+def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome:
     """Build the source's spec from the grant, mark the attempt posting, POST, record."""
     job, attempt = work.job, work.attempt
     src = ctx.clients.get(work.source.id)
@@ -232,12 +274,16 @@ def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> str:
     spec = grant.for_source(
         [PathPair(source=p["source"]) for p in job.source_paths],
         source_root=confine(job.source_root, ""),
-        tags={"orchestrator": {"attempt": attempt.id, "job": job.id}},
+        tags=attempt_tags(attempt.id, job.id),
         remote_host=work.destination.transfer_host,
         options=options.to_spec_fields(),
     )
     if not _mark_posting(ctx, job.id, attempt.id):
-        return f"job {job.id}: another worker is posting this attempt (or the job moved on)"
+        return JobOutcome(
+            job.id,
+            Outcome.SKIPPED,
+            f"job {job.id}: another worker is posting this attempt (or the job moved on)",
+        )
     try:
         remote_id = src.start_transfer(spec)
     except (NodeUnreachable, NodeRequestRejected, NodeAuthError) as exc:
@@ -246,20 +292,26 @@ def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> str:
     except NodeError as exc:
         # A timeout, a reset or a 5xx: the node may hold the transfer. Look before posting.
         _recheck_soon(ctx, job.id, attempt, f"POST /ops/transfers unclear: {exc}")
-        return f"job {job.id}: POST outcome unknown; the tag will be looked up"
+        return JobOutcome(
+            job.id,
+            Outcome.WAITING,
+            f"job {job.id}: POST outcome unknown; the tag will be looked up",
+        )
     return _record_posted(ctx, job, attempt, remote_id, src, node=src.node)
 
 
 def _look_for_tag(
     ctx: ServiceContext, job: JobRow, attempt: AttemptRow, src: NodeClient
-) -> str | None:
+) -> JobOutcome | None:
     """After a POST with no answer: adopt the node's transfer, wait, or allow a re-post."""
     try:
         found = src.find_transfers_by_tag(TAG_KEY, attempt.id)
     except NodeError as exc:
         if exc.retryable:
             _recheck_soon(ctx, job.id, attempt, f"cannot search the source for the tag: {exc}")
-            return f"job {job.id}: tag search failed; will try again"
+            return JobOutcome(
+                job.id, Outcome.WAITING, f"job {job.id}: tag search failed; will try again"
+            )
         return _cannot_tell(ctx, job, attempt, exc)
     if found:
         transfer = sorted(found, key=lambda t: t.started_at or ctx.now())[0]
@@ -270,7 +322,11 @@ def _look_for_tag(
     settled = attempt.post_started_at + timedelta(seconds=ctx.settings.post_settle_seconds)
     if ctx.now() < settled:
         _recheck_soon(ctx, job.id, attempt, "no transfer with this attempt's tag yet; waiting")
-        return f"job {job.id}: waiting before concluding the POST created nothing"
+        return JobOutcome(
+            job.id,
+            Outcome.WAITING,
+            f"job {job.id}: waiting before concluding the POST created nothing",
+        )
     # The node's whole log has no transfer with this attempt's tag: nothing started.
     return _not_posted(
         ctx,
@@ -284,11 +340,13 @@ def _look_for_tag(
     )
 
 
-def _cannot_tell(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError) -> str:
+def _cannot_tell(
+    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError
+) -> JobOutcome:
     """The source cannot be searched, so a re-post could duplicate: a person decides."""
-    with ctx.sessions() as session:
+    with ctx.unit_of_work() as work:
         move(
-            session,
+            work,
             job.id,
             JobState.SUBMITTING,
             JobState.NEEDS_ATTENTION,
@@ -300,37 +358,37 @@ def _cannot_tell(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: Nod
                 "next_attempt_at": None,
             },
         )
-        session.commit()
-    return f"job {job.id} needs attention: {exc}"
+        work.commit()
+    return JobOutcome(job.id, Outcome.NEEDS_ATTENTION, f"job {job.id} needs attention: {exc}")
 
 
 def _adopt(
     ctx: ServiceContext, job: JobRow, attempt: AttemptRow, transfer: TransferSnapshot, node: str
-) -> str:
-    with ctx.sessions() as session:
+) -> JobOutcome:
+    with ctx.unit_of_work() as work:
         note_attempt(
-            session,
+            work,
             attempt,
             f"found transfer {transfer.remote_id} by its tag; adopted it (no second POST)",
             now=ctx.now(),
         )
-        session.commit()
+        work.commit()
     return _record_posted(ctx, job, attempt, transfer.remote_id, None, transfer, node=node)
 
 
 def _abandon_canceled(
     ctx: ServiceContext, job: JobRow, attempt: AttemptRow, transfer: TransferSnapshot
-) -> str:
+) -> JobOutcome:
     """Our own clean-up canceled this attempt's transfer: make a new attempt."""
     now = ctx.now()
-    with ctx.sessions() as session:
-        row = session.get(AttemptRow, attempt.id)
+    with ctx.unit_of_work() as work:
+        row = work.session.get(AttemptRow, attempt.id)
         if row is not None:
             row.remote_id = transfer.remote_id
-            row.status = ABANDONED
+            row.status = AttemptState.ABANDONED
             row.ended_at = now
         move(
-            session,
+            work,
             job.id,
             JobState.SUBMITTING,
             JobState.RETRY_WAIT,
@@ -339,8 +397,8 @@ def _abandon_canceled(
             at=now,
             values={"next_attempt_at": now},
         )
-        session.commit()
-    return f"job {job.id}: attempt abandoned; retrying"
+        work.commit()
+    return JobOutcome(job.id, Outcome.RETRYING, f"job {job.id}: attempt abandoned; retrying")
 
 
 def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
@@ -357,9 +415,9 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
                 AttemptRow.id == attempt_id,
                 AttemptRow.post_started_at.is_(None),
                 AttemptRow.remote_id.is_(None),
-                AttemptRow.status != ABANDONED,
+                AttemptRow.status != AttemptState.ABANDONED,
             )
-            .values(post_started_at=now, status=POSTING)
+            .values(post_started_at=now, status=AttemptState.POSTING)
         )
         renewed = session.execute(  # a fresh lease for the POST and its answer
             update(JobRow)
@@ -375,33 +433,39 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
 
 def _recheck_soon(ctx: ServiceContext, job_id: str, attempt: AttemptRow, why: str) -> None:
     now = ctx.now()
-    with ctx.sessions() as session:
-        session.execute(
+    with ctx.unit_of_work() as work:
+        work.session.execute(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
             .values(next_attempt_at=now + timedelta(seconds=5))
         )
-        note_attempt(session, attempt, why, now=now)
-        session.commit()
+        note_attempt(work, attempt, why, now=now)
+        work.commit()
 
 
-def _not_posted(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError) -> str:
+def _not_posted(
+    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError
+) -> JobOutcome:
     """The node answered and created nothing: back off and retry, or fail for good."""
     now = ctx.now()
     failures = job.submit_failures + 1
     permanent = isinstance(exc, TransferSetupError) or not exc.retryable
-    with ctx.sessions() as session:
-        abandoned = session.execute(
+    with ctx.unit_of_work() as work:
+        abandoned = work.session.execute(
             update(AttemptRow)
             .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
-            .values(status=ABANDONED, ended_at=now, error_text=str(exc))
+            .values(status=AttemptState.ABANDONED, ended_at=now, error_text=str(exc))
         )
         if rowcount(abandoned) != 1:  # the transfer was recorded meanwhile: keep it
-            session.rollback()
-            return f"job {job.id}: its transfer was recorded by another worker"
+            work.rollback()
+            return JobOutcome(
+                job.id,
+                Outcome.SKIPPED,
+                f"job {job.id}: its transfer was recorded by another worker",
+            )
         if permanent or failures >= ctx.settings.max_submit_failures:
             move(
-                session,
+                work,
                 job.id,
                 JobState.SUBMITTING,
                 JobState.FAILED,
@@ -409,10 +473,10 @@ def _not_posted(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: Node
                 at=now,
                 values={"reason": str(exc), "submit_failures": failures},
             )
-            outcome = f"job {job.id} failed: {exc}"
+            outcome = JobOutcome(job.id, Outcome.FAILED, f"job {job.id} failed: {exc}")
         else:
             move(
-                session,
+                work,
                 job.id,
                 JobState.SUBMITTING,
                 JobState.RETRY_WAIT,
@@ -424,8 +488,10 @@ def _not_posted(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: Node
                     "reason": str(exc),
                 },
             )
-            outcome = f"job {job.id}: submission failed, retrying later: {exc}"
-        session.commit()
+            outcome = JobOutcome(
+                job.id, Outcome.RETRYING, f"job {job.id}: submission failed, retrying later: {exc}"
+            )
+        work.commit()
     return outcome
 
 
@@ -438,7 +504,7 @@ def _record_posted(
     snapshot: TransferSnapshot | None = None,
     *,
     node: str,
-) -> str:
+) -> JobOutcome:
     """Store the remote id and move SUBMITTING → SUBMITTED; cancel the transfer if we can't."""
     for delay in (0.0, 1.0, 2.0, 4.0, 8.0, 15.0):  # ~30 s of database outage
         time.sleep(delay)
@@ -462,16 +528,17 @@ def _store_remote_id(
     remote_id: str,
     snapshot: TransferSnapshot | None,
     node: str,
-) -> str:
+) -> JobOutcome:
     now = ctx.now()
-    with ctx.sessions() as session:
+    with ctx.unit_of_work() as work:
+        session = work.session
         session.execute(
             update(AttemptRow)
             .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
-            .values(remote_id=remote_id, status=TransferStatus.WAITING.value, submitted_at=now)
+            .values(remote_id=remote_id, status=AttemptState.WAITING, submitted_at=now)
         )
         moved = move(
-            session,
+            work,
             job.id,
             JobState.SUBMITTING,
             JobState.SUBMITTED,
@@ -482,9 +549,9 @@ def _store_remote_id(
         if snapshot is not None:
             row = session.get(AttemptRow, attempt.id)
             if row is not None:
-                apply_snapshot(session, row, snapshot, now=now, settings=ctx.settings)
+                apply_snapshot(work, row, snapshot, now=now, settings=ctx.settings)
         cancel = session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job.id))
-        session.commit()
+        work.commit()
     if cancel:
         try:
             ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
@@ -492,6 +559,12 @@ def _store_remote_id(
             log.warning("cancel of %s for job %s failed: %s", remote_id, job.id, exc)
     transfer = f"{remote_id} on {node} (attempt {attempt.number})"
     if moved is None:
-        return f"job {job.id}: node transfer {transfer} recorded; the job had already moved on"
-    log.info("job %s: %s %s", job.id, SUBMITTED_AS, transfer)
-    return f"job {job.id}: {SUBMITTED_AS} {transfer}"
+        return JobOutcome(
+            job.id,
+            Outcome.SKIPPED,
+            f"job {job.id}: node transfer {transfer} recorded; the job had already moved on",
+        )
+    log.info("job %s: submitted as node transfer %s", job.id, transfer)
+    return JobOutcome(
+        job.id, Outcome.SUBMITTED, f"job {job.id}: submitted as node transfer {transfer}"
+    )

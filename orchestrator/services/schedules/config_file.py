@@ -16,12 +16,11 @@ from orchestrator.db.tables import ScheduleRow
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.errors import ConfigError
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.schedules import (
+from orchestrator.services.schedules.store import (
     ScheduleRejected,
     all_schedules,
-    create_schedule,
-    delete_schedule,
-    update_schedule,
+    insert_row,
+    update_row,
 )
 
 log = logging.getLogger(__name__)
@@ -108,9 +107,7 @@ def _reconcile_once(
             try:
                 with session.begin_nested():
                     if row is None:
-                        create_schedule(
-                            session, spec, now=now, managed_by=MANAGED, channels=channels
-                        )
+                        insert_row(session, spec, now=now, managed_by=MANAGED, channels=channels)
                         result.added.append(spec.id)
                     elif _update(session, row, spec, now, channels):
                         result.changed.append(spec.id)
@@ -120,7 +117,7 @@ def _reconcile_once(
                 result.errors.append(f"schedule {spec.id}: {exc}")
         for schedule_id, row in existing.items():
             if row.managed_by == MANAGED and schedule_id not in wanted:
-                delete_schedule(session, row)
+                session.delete(row)
                 result.removed.append(schedule_id)
         session.commit()
     for error in result.errors:
@@ -135,7 +132,7 @@ def _update(
     now: datetime,
     channels: set[str] | None,
 ) -> bool:
-    changed = update_schedule(session, row, spec, now=now, channels=channels)
+    changed = update_row(session, row, spec, now=now, channels=channels)
     if row.managed_by != MANAGED:
         log.warning("replications file: schedule %s made elsewhere is now the file's", row.id)
         row.managed_by = MANAGED

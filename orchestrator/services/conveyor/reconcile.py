@@ -1,4 +1,4 @@
-"""The sweeper: the beat-driven safety net that re-sends work whose message was lost.
+"""Reconcile (the sweeper): the beat-driven safety net that re-sends work whose message was lost.
 
 The broker only carries wake-ups (DESIGN.md rule 1). Every few seconds this looks at the
 database and sends again whatever waits too long: QUEUED jobs wake the dispatcher, ADMITTED
@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from orchestrator.db.tables import JobRow
 from orchestrator.domain.states import JobState
-from orchestrator.services.alert_delivery import alerts_due
+from orchestrator.services.alerts.delivery import alerts_due
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.journal import move
+from orchestrator.services.conveyor.transitions import move
 from orchestrator.taskqueue import TaskName
 
 BATCH = 500
@@ -45,7 +45,8 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
     """One pass of the safety net."""
     summary = SweepSummary()
     now = ctx.now()
-    with ctx.sessions() as session:
+    with ctx.unit_of_work() as work:
+        session = work.session
         due = session.scalars(
             select(JobRow.id)
             .where(JobRow.state == JobState.RETRY_WAIT, JobRow.next_attempt_at <= now)
@@ -53,7 +54,7 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
         ).all()
         for job_id in due:
             if move(
-                session,
+                work,
                 job_id,
                 JobState.RETRY_WAIT,
                 JobState.QUEUED,
@@ -62,7 +63,7 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
                 values={"next_attempt_at": None},
             ):
                 summary.requeued += 1
-        session.commit()
+        work.commit()
         stale_queued = now - timedelta(seconds=ctx.settings.queued_sweep_seconds)
         queued = session.scalar(
             select(JobRow.id)

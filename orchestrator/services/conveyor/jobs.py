@@ -1,0 +1,163 @@
+"""Creating a job: validated against the registry, committed QUEUED, then one wake-up."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import JobRow, NodeRow
+from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.paths import UnsafePath, confine
+from orchestrator.domain.states import JobState
+from orchestrator.errors import OrchestratorError
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.events import record
+from orchestrator.services.nodes.clients import NodeNotRegistered
+from orchestrator.services.nodes.registry import node_named
+from orchestrator.taskqueue import TaskName
+
+
+class JobNotFound(OrchestratorError):
+    """No job has that id."""
+
+
+class JobRejected(OrchestratorError):
+    """The job cannot be accepted as asked (field says which part)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Created:
+    """The job, and whether this call created it (False: its idempotency key already had one)."""
+
+    job: JobRow
+    created: bool
+
+
+def create_job(
+    ctx: ServiceContext,
+    spec: JobSpec,
+    *,
+    idempotency_key: str | None = None,
+    schedule_id: str | None = None,
+    slot_time: datetime | None = None,
+    guard: Callable[[Session], None] | None = None,
+) -> Created:
+    """Commit the job QUEUED, then wake the dispatcher; a known key returns the existing job.
+
+    ``guard`` runs first in the same transaction (it may lock a row, check and change it, or
+    raise to refuse): the job and what the guard wrote commit together or not at all.
+    """
+    now = ctx.now()
+    with ctx.unit_of_work() as work:
+        session = work.session
+        if guard is not None:
+            guard(session)
+        if idempotency_key is not None:
+            existing = job_by_key(session, idempotency_key)
+            if existing is not None:
+                return Created(existing, created=False)
+        source = _node(session, "source_node", spec.source_node)
+        destination = _node(session, "destination_node", spec.destination_node)
+        if source.id == destination.id:
+            raise JobRejected("destination_node", "source and destination must be two nodes")
+        try:
+            for path in spec.source_paths:
+                confine(source.root_path, path)
+            destination_path = confine(destination.root_path, spec.destination_path)
+        except UnsafePath as exc:
+            raise JobRejected("source_paths", str(exc)) from None
+        job = JobRow(
+            id=str(uuid.uuid4()),
+            source_node_id=source.id,
+            source_root=source.root_path,
+            source_paths=[{"source": p} for p in spec.source_paths],
+            destination_node_id=destination.id,
+            destination_path=destination_path,
+            options=spec.options.model_dump(exclude_defaults=True),
+            priority=spec.priority,
+            max_attempts=spec.max_attempts,
+            labels=spec.labels,
+            idempotency_key=idempotency_key,
+            schedule_id=schedule_id,
+            slot_time=slot_time,
+            state=JobState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            state_changed_at=now,
+        )
+        session.add(job)
+        try:
+            # A racing twin (same idempotency key or schedule slot) fails here or at commit.
+            session.flush()  # the job row before its first event (foreign key)
+            record(
+                session,
+                job.id,
+                "state",
+                f"queued: {len(spec.source_paths)} path(s) from {source.name} "
+                f"to {destination.name}:{destination_path}",
+                at=now,
+                to_state=JobState.QUEUED,
+            )
+            work.after_commit(TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH))
+            work.commit()
+        except IntegrityError:
+            work.rollback()
+            existing = _twin(session, idempotency_key, schedule_id, slot_time)
+            if existing is not None:
+                return Created(existing, created=False)
+            raise
+    return Created(job, created=True)
+
+
+def _twin(
+    session: Session, key: str | None, schedule_id: str | None, slot_time: datetime | None
+) -> JobRow | None:
+    """The job a racing create made first: same idempotency key, or same schedule slot."""
+    if key is not None and (found := job_by_key(session, key)) is not None:
+        return found
+    if schedule_id is None or slot_time is None:
+        return None
+    return session.scalar(
+        select(JobRow).where(JobRow.schedule_id == schedule_id, JobRow.slot_time == slot_time)
+    )
+
+
+RESERVED_KEY_PREFIXES = ("schedule:", "run:")
+
+
+def check_caller_key(key: str | None) -> None:
+    """Refuse a caller's idempotency key in the namespace the schedules use for their runs."""
+    if key is not None and key.startswith(RESERVED_KEY_PREFIXES):
+        raise JobRejected(
+            "Idempotency-Key", "keys starting with 'schedule:' or 'run:' are reserved"
+        )
+
+
+def job_by_key(session: Session, key: str) -> JobRow | None:
+    """The job created with this idempotency key, if any."""
+    return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
+
+
+def _node(session: Session, field: str, name: str) -> NodeRow:
+    try:
+        return node_named(session, name)
+    except NodeNotRegistered as exc:
+        raise JobRejected(field, str(exc)) from None
+
+
+def get_job(session: Session, job_id: str) -> JobRow:
+    """The job with this id."""
+    job = session.get(JobRow, job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job

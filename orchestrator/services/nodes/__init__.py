@@ -1,0 +1,1 @@
+"""Nodes: the registry, the pooled clients, reachability checks, and node-call metrics."""

@@ -1,0 +1,44 @@
+"""Is a node there, and what is it: ping and /info, reported rather than raised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.errors import NodeError
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.nodes.registry import node_named
+
+
+@dataclass
+class NodeCheck:
+    """What ping and /info said."""
+
+    name: str
+    reachable: bool
+    version: str | None = None
+    node_id: str | None = None
+    transfer_user: str | None = None
+    activity_logging: bool | None = None
+    capabilities: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+
+def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
+    """Ping the node and read /info; errors are reported, not raised."""
+    with ctx.sessions() as session:
+        node_id = node_named(session, name).id
+    try:
+        client = ctx.clients.get(node_id)
+        client.ping()
+        info = client.info()
+    except NodeError as exc:
+        return NodeCheck(name=name, reachable=False, error=str(exc))
+    return NodeCheck(
+        name=name,
+        reachable=True,
+        version=info.version,
+        node_id=info.node_id,
+        transfer_user=info.transfer_user,
+        activity_logging=info.activity_logging,
+        capabilities=dict(info.capabilities),
+    )

@@ -1,0 +1,154 @@
+"""The node registry: register, change, disable and remove nodes (secrets encrypted at rest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.crypto import SecretBox
+from orchestrator.db.tables import JobRow, NodeRow, ScheduleRow
+from orchestrator.domain.nodes import NodeRegistration
+from orchestrator.domain.paths import normalise_root
+from orchestrator.errors import ConfigError
+from orchestrator.logsetup import register_secret
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.nodes.clients import NodeNotRegistered
+
+
+class NodeInUse(ConfigError):
+    """A node that jobs or schedules refer to cannot be deleted."""
+
+
+def register_node(ctx: ServiceContext, node: NodeRegistration) -> int:
+    """Add a node to the registry; returns its id."""
+    with ctx.sessions() as session:
+        row = _add(session, node, ctx.clients.box)
+        session.commit()
+        return row.id
+
+
+def _add(session: Session, node: NodeRegistration, box: SecretBox) -> NodeRow:
+    register_secret(node.secret)
+    row = NodeRow(
+        name=node.name,
+        base_url=str(node.base_url).rstrip("/"),
+        auth_kind=node.auth_kind,
+        username=node.username,
+        secret_encrypted=box.encrypt(node.secret),
+        ca_bundle=node.ca_bundle,
+        insecure=node.insecure,
+        transfer_host=node.transfer_host,
+        root_path=normalise_root(node.root_path),
+        max_outbound=node.max_outbound,
+        max_inbound=node.max_inbound,
+        enabled=True,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ConfigError(f"a node named {node.name!r} is already registered") from None
+    return row
+
+
+def update_node(ctx: ServiceContext, name: str, changes: dict[str, object]) -> None:
+    """Change a node's settings; a new secret is encrypted first."""
+    with ctx.sessions() as session:
+        _change(session, node_named(session, name), changes, ctx.clients.box)
+        session.commit()
+
+
+def _change(session: Session, row: NodeRow, changes: dict[str, object], box: SecretBox) -> None:
+    for key, value in changes.items():
+        if key == "secret":
+            secret = value if isinstance(value, SecretStr) else SecretStr(str(value))
+            register_secret(secret)
+            row.secret_encrypted = box.encrypt(secret)
+        elif key == "root_path":
+            row.root_path = normalise_root(str(value))
+        elif key == "base_url":
+            row.base_url = str(value).rstrip("/")
+        else:
+            setattr(row, key, value)
+    session.flush()
+
+
+def ensure_node(ctx: ServiceContext, node: NodeRegistration) -> bool:
+    """Register the node, or update its URL, credentials and transfer host if the name is taken
+    (a demo node gets new ports and a new password on every start). True when created."""
+    with ctx.sessions() as session:
+        row = session.scalar(select(NodeRow).where(NodeRow.name == node.name))
+        if row is None:
+            _add(session, node, ctx.clients.box)
+            session.commit()
+            return True
+        changes: dict[str, Any] = {
+            "base_url": str(node.base_url),
+            "auth_kind": node.auth_kind,
+            "username": node.username,
+            "secret": node.secret,
+            "transfer_host": node.transfer_host,
+            "ca_bundle": node.ca_bundle,
+            "insecure": node.insecure,
+            "root_path": node.root_path,
+            "enabled": True,
+        }
+        _change(session, row, changes, ctx.clients.box)
+        session.commit()
+        return False
+
+
+def remove_node(ctx: ServiceContext, name: str) -> None:
+    """Delete a node that no job or schedule refers to (disable it otherwise)."""
+    with ctx.sessions() as session:
+        row = node_named(session, name)
+        used = session.scalar(
+            select(JobRow.id)
+            .where((JobRow.source_node_id == row.id) | (JobRow.destination_node_id == row.id))
+            .limit(1)
+        )
+        if used is not None:
+            raise NodeInUse(f"jobs refer to node {name!r}; disable it instead")
+        schedule = session.scalar(
+            select(ScheduleRow.id)
+            .where(
+                (ScheduleRow.source_node_id == row.id) | (ScheduleRow.destination_node_id == row.id)
+            )
+            .limit(1)
+        )
+        if schedule is not None:
+            raise NodeInUse(f"schedule {schedule!r} uses node {name!r}; delete or change it first")
+        session.delete(row)
+        session.commit()
+
+
+def rotate_node_secrets(ctx: ServiceContext, box: SecretBox | None = None) -> int:
+    """Re-encrypt every node secret with the newest key (``box``: the context's by default).
+
+    After it, the old key can leave ORCH_SECRET_KEYS. Returns how many secrets were rotated.
+    """
+    keys = box or ctx.clients.box
+    with ctx.sessions() as session:
+        rows = list(session.scalars(select(NodeRow)))
+        for row in rows:
+            row.secret_encrypted = keys.rotate(row.secret_encrypted)
+        session.commit()
+        return len(rows)
+
+
+def node_named(session: Session, name: str) -> NodeRow:
+    """The node with this name, enabled or not (a disabled node's jobs wait in the queue)."""
+    row = session.scalar(select(NodeRow).where(NodeRow.name == name))
+    if row is None:
+        raise NodeNotRegistered(f"no node named {name!r} is registered (see: nodes list)")
+    return row
+
+
+def node_names(session: Session) -> dict[int, str]:
+    """Every node's name by id."""
+    return {row[0]: row[1] for row in session.execute(select(NodeRow.id, NodeRow.name))}

@@ -1,0 +1,1 @@
+"""Read models: what the API, the dashboard and /metrics show, in few queries."""

@@ -1,0 +1,213 @@
+"""Jobs as readers see them: one projection (JobView) for the API, the dashboard and the CLI."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow, NodeRow
+from orchestrator.domain.states import JobState
+from orchestrator.domain.transfers import bytes_per_second, eta_seconds
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.jobs import JobRejected, get_job
+from orchestrator.services.events import events_of
+from orchestrator.services.nodes.registry import node_names
+
+
+class BadCursor(JobRejected):
+    """A page cursor this API did not hand out."""
+
+
+@dataclass
+class JobView:
+    """A job with its nodes' names and derived figures, as every reader shows it."""
+
+    id: str
+    state: str
+    source_node: str
+    source_paths: list[str]
+    destination_node: str
+    destination_path: str
+    options: dict[str, object]
+    priority: int
+    labels: dict[str, str]
+    schedule_id: str | None
+    attempts: int  # node transfers tried (attempts that never reached the node do not count)
+    max_attempts: int
+    bytes_transferred: int
+    bytes_expected: int | None
+    files_completed: int
+    files_expected: int | None
+    rate_kbps: float | None
+    eta_seconds: float | None  # while running, at the current rate
+    waiting_reason: str | None  # while queued
+    reason: str | None
+    error_code: int | None
+    error_text: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    state_changed_at: datetime
+    finished_at: datetime | None
+    next_attempt_at: datetime | None  # while waiting to retry
+    attempt_list: list[AttemptRow] = field(default_factory=list)
+    events: list[JobEventRow] = field(default_factory=list)
+
+    @property
+    def rate_bytes(self) -> float | None:
+        """Bytes per second while running."""
+        return bytes_per_second(self.rate_kbps) if self.state == JobState.RUNNING else None
+
+    @property
+    def fraction(self) -> float | None:
+        """How much of the expected bytes moved (0..1), when the node said how many to expect."""
+        if not self.bytes_expected:
+            return 1.0 if self.state == JobState.COMPLETED else None
+        return min(1.0, self.bytes_transferred / self.bytes_expected)
+
+
+def project(job: JobRow, names: dict[int, str]) -> JobView:
+    """The view of a job row (``names``: node names by id)."""
+    running = job.state == JobState.RUNNING
+    eta = eta_seconds(job.bytes_transferred, job.bytes_expected, job.rate_kbps) if running else None
+    return JobView(
+        id=job.id,
+        state=job.state,
+        source_node=names.get(job.source_node_id, "?"),
+        source_paths=[p["source"] for p in job.source_paths],
+        destination_node=names.get(job.destination_node_id, "?"),
+        destination_path=job.destination_path,
+        options=dict(job.options),
+        priority=job.priority,
+        labels=dict(job.labels or {}),
+        schedule_id=job.schedule_id,
+        attempts=job.attempt_count - job.submit_failures,
+        max_attempts=job.max_attempts,
+        bytes_transferred=job.bytes_transferred,
+        bytes_expected=job.bytes_expected,
+        files_completed=job.files_completed,
+        files_expected=job.files_expected,
+        rate_kbps=job.rate_kbps,
+        eta_seconds=None if eta is None else round(eta, 1),
+        waiting_reason=job.waiting_reason if job.state == JobState.QUEUED else None,
+        reason=job.reason,
+        error_code=job.error_code,
+        error_text=job.error_text,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        state_changed_at=job.state_changed_at,
+        finished_at=job.finished_at,
+        next_attempt_at=job.next_attempt_at if job.state == JobState.RETRY_WAIT else None,
+    )
+
+
+def show_job(ctx: ServiceContext, job_id: str) -> JobView:
+    """One job with its attempts and its event log."""
+    with ctx.sessions() as session:
+        view = project(get_job(session, job_id), node_names(session))
+        view.attempt_list = attempts_of(session, job_id)
+        view.events = events_of(session, job_id)
+        return view
+
+
+def attempts_of(session: Session, job_id: str) -> list[AttemptRow]:
+    """A job's attempts, oldest first."""
+    return list(
+        session.scalars(
+            select(AttemptRow).where(AttemptRow.job_id == job_id).order_by(AttemptRow.number)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of jobs, newest first, and the cursor of the next one (None on the last)."""
+
+    items: list[JobView]
+    next_cursor: str | None
+
+
+def find_jobs(
+    ctx: ServiceContext, where: JobFilter, *, limit: int = 50, cursor: str | None = None
+) -> JobPage:
+    """Jobs matching every filter given, a page at a time."""
+    with ctx.sessions() as session:
+        rows, next_cursor = _rows(session, where, limit=limit, cursor=cursor)
+        names = node_names(session)
+        return JobPage([project(row, names) for row in rows], next_cursor)
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What a job list may be narrowed to."""
+
+    states: tuple[str, ...] = ()
+    node: str | None = None
+    schedule_id: str | None = None
+    label: tuple[str, str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _rows(
+    session: Session, where: JobFilter, *, limit: int, cursor: str | None
+) -> tuple[list[JobRow], str | None]:
+    """Job rows newest first, and the cursor of the next page (None on the last page)."""
+    query = select(JobRow)
+    if where.states:
+        query = query.where(JobRow.state.in_(where.states))
+    if where.node:
+        node_id = session.scalar(select(NodeRow.id).where(NodeRow.name == where.node))
+        if node_id is None:
+            return [], None
+        query = query.where(
+            (JobRow.source_node_id == node_id) | (JobRow.destination_node_id == node_id)
+        )
+    if where.schedule_id:
+        query = query.where(JobRow.schedule_id == where.schedule_id)
+    if where.created_after:
+        query = query.where(JobRow.created_at >= where.created_after)
+    if where.created_before:
+        query = query.where(JobRow.created_at < where.created_before)
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        query = query.where(
+            (JobRow.created_at < created) | ((JobRow.created_at == created) & (JobRow.id < job_id))
+        )
+    query = query.order_by(JobRow.created_at.desc(), JobRow.id.desc())
+    rows: list[JobRow] = []
+    batch = 4 * limit if where.label else limit + 1
+    offset = 0
+    while len(rows) <= limit:
+        page = list(session.scalars(query.limit(batch).offset(offset)))
+        if where.label:
+            key, value = where.label
+            page_rows = [r for r in page if (r.labels or {}).get(key) == value]
+        else:
+            page_rows = page
+        rows.extend(page_rows)
+        if len(page) < batch:
+            break
+        offset += batch
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (_encode_cursor(rows[-1]) if more and rows else None)
+
+
+def _encode_cursor(job: JobRow) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor("cursor", "not a cursor this API returned") from None
