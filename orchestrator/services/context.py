@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.crypto import SecretBox
+from orchestrator.nodeapi.client import NodeClient
 from orchestrator.settings import Settings
-
-if TYPE_CHECKING:  # built by the composition root; the context only carries it
-    from orchestrator.services.nodes.clients import NodeClients
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +34,26 @@ def no_enqueue(task: str, *args: object, **options: object) -> None:
     """An enqueue that sends nothing (tests that drive services one call at a time)."""
 
 
+class NodeClientPool(Protocol):
+    """Hands out one client per registered node (``services.nodes.clients.NodeClients``)."""
+
+    box: SecretBox  # encrypts node secrets at rest
+
+    def get(self, node_id: int) -> NodeClient:
+        """The client of a registered node."""
+        ...
+
+    def close(self) -> None:
+        """Close every client."""
+        ...
+
+
 @dataclass
 class ServiceContext:
     """The collaborators of the services; built once per process by ``orchestrator.bootstrap``."""
 
     sessions: sessionmaker[Session]
-    clients: NodeClients
+    clients: NodeClientPool
     settings: Settings
     enqueue: Enqueue = no_enqueue
     clock: Callable[[], datetime] = field(default=utcnow)
