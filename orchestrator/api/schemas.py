@@ -149,6 +149,12 @@ class NodeCreate(BaseModel):
     root_path: str = Field(default="/", description="jobs may only touch this subtree")
     max_outbound: int = Field(default=10, ge=1, le=1000)
     max_inbound: int = Field(default=10, ge=1, le=1000)
+    activity_retention_seconds: int = Field(
+        default=129600,
+        ge=60,
+        le=366 * 86400,
+        description="how long the node keeps transfer records (its activity_retention)",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -172,6 +178,7 @@ class NodeUpdate(BaseModel):
     root_path: str | None = None
     max_outbound: int | None = Field(default=None, ge=1, le=1000)
     max_inbound: int | None = Field(default=None, ge=1, le=1000)
+    activity_retention_seconds: int | None = Field(default=None, ge=60, le=366 * 86400)
     enabled: bool | None = None
 
 
@@ -188,6 +195,7 @@ class NodeOut(BaseModel):
     root_path: str
     max_outbound: int
     max_inbound: int
+    activity_retention_seconds: int
     enabled: bool
     last_poll_at: datetime | None = None
     last_error: str | None = None

@@ -266,6 +266,7 @@ class _FileNode(BaseModel):
     root: str = "/"
     max_outbound: int = 10
     max_inbound: int = 10
+    activity_retention: int = 129600  # seconds the node keeps transfer records
 
 
 class _NodesFile(BaseModel):
@@ -306,6 +307,7 @@ def apply(
                 "root_path": node.root,
                 "max_outbound": node.max_outbound,
                 "max_inbound": node.max_inbound,
+                "activity_retention_seconds": node.activity_retention,
             }
             if node.name in known:
                 client.call("PATCH", f"/api/v1/nodes/{segment(node.name)}", json=body)

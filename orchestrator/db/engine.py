@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,3 +59,10 @@ def rowcount(result: Any) -> int:
     """Rows matched by an UPDATE/DELETE result (the typed Result hides the attribute)."""
     count: int = result.rowcount
     return count
+
+
+def upsert(session: Session) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_…``) for this session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert
+    return sqlite_insert

@@ -45,6 +45,10 @@ class NodeRow(Base):
     root_path: Mapped[str] = mapped_column(String(1024), default="/")
     max_outbound: Mapped[int] = mapped_column(Integer, default=10)
     max_inbound: Mapped[int] = mapped_column(Integer, default=10)
+    # How long the node keeps transfer records (its activity_retention; node-api.md §7.5).
+    activity_retention_seconds: Mapped[int] = mapped_column(
+        Integer, default=129600, server_default="129600"
+    )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
@@ -102,6 +106,7 @@ class AttemptRow(Base):
         UniqueConstraint("job_id", "number"),
         UniqueConstraint("source_node_id", "remote_id"),
         Index("ix_attempts_node_open", "source_node_id", "ended_at"),
+        Index("ix_attempts_check_after", "source_node_id", "check_after"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -126,6 +131,10 @@ class AttemptRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     missing_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Ask the node about this transfer by id once this time has come: the feed has not
+    # confirmed it since a resync, or the node's last answer settled nothing (a back-off).
+    check_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    unsettled_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class NodeCursorRow(Base):

@@ -110,6 +110,12 @@ class NodeRegistration(BaseModel):
     root_path: str = "/"
     max_outbound: int = Field(default=10, ge=1, le=1000)
     max_inbound: int = Field(default=10, ge=1, le=1000)
+    activity_retention_seconds: int = Field(
+        default=129600,
+        ge=60,
+        le=366 * 86400,
+        description="how long the node keeps transfer records (its activity_retention)",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -14,10 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
+from orchestrator.db.engine import upsert
 from orchestrator.db.tables import AlertRow, JobRow, NodeRow, ScheduleRow
 from orchestrator.domain.alerts import JOB_ENDS, AlertsConfig, job_end_channels, streak_channels
 from orchestrator.domain.schedules import ScheduleAlerts
@@ -245,7 +244,7 @@ def _insert(
         "next_attempt_at": at,
         "created_at": at,
     }
-    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert(session)
     # A once-only alert that exists already (a second failure past the threshold) is skipped.
     session.execute(
         insert(AlertRow).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])

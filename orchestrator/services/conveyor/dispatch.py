@@ -4,7 +4,8 @@ Admitted jobs are sent to submit in batches that share a destination, so one upl
 call serves the batch.
 
 A job that waits says why (``waiting_reason``). One dispatcher runs at a time: each run first
-updates the "dispatch" lock row, which serialises runs on SQLite and PostgreSQL alike.
+updates the "dispatch" lock row (seeded by the migrations), which serialises runs on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 
-from orchestrator.db.engine import rowcount
+from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
 from orchestrator.domain.states import HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
@@ -58,9 +59,15 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             .where(ServiceLockRow.name == LOCK)
             .values(holder=holder, taken_at=now)
         )
-        if rowcount(locked) == 0:
-            session.add(ServiceLockRow(name=LOCK, holder=holder, taken_at=now))
-            session.flush()
+        if rowcount(locked) == 0:  # a database emptied by hand: put the row back, then lock it
+            session.execute(
+                upsert(session)(ServiceLockRow).values(name=LOCK).on_conflict_do_nothing()
+            )
+            session.execute(
+                update(ServiceLockRow)
+                .where(ServiceLockRow.name == LOCK)
+                .values(holder=holder, taken_at=now)
+            )
         nodes = {n.id: n for n in session.scalars(select(NodeRow))}
         active = session.execute(
             select(JobRow.source_node_id, JobRow.destination_node_id, func.count())

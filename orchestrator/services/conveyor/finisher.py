@@ -45,11 +45,13 @@ def apply_snapshot(
     Returns the job's new state when it moved. A terminal attempt never changes again, and an
     attempt that is not the job's latest only updates itself.
     """
+    if snapshot.status is TransferStatus.UNKNOWN:
+        return None  # an answer that settles nothing is not a sighting (node-api.md §4.2)
     attempt.last_seen_at = now
     attempt.missing_since = None
+    attempt.check_after = None
+    attempt.unsettled_checks = 0
     if attempt.status in NODE_ENDED:
-        return None
-    if snapshot.status is TransferStatus.UNKNOWN:
         return None
     moved_bytes = snapshot.bytes_transferred - attempt.bytes_transferred
     moved_files = snapshot.files_completed - attempt.files_completed

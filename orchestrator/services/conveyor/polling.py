@@ -2,8 +2,9 @@
 
 Each page's attempt updates and the cursor after it commit in one transaction, so a crash
 re-reads a page and never skips one. A lease on the cursor row keeps two pollers of one node
-apart. A rejected cursor resynchronises from the active transfers plus individual checks;
-transfers the feed has not mentioned for a while get a slow GET by id.
+apart. A rejected cursor resynchronises: the feed is read again from shortly before the last
+good poll, and whatever it does not mention is confirmed by id (``confirm``), as are transfers
+the feed has not mentioned for a while.
 """
 
 from __future__ import annotations
@@ -18,23 +19,23 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow
-from orchestrator.domain.states import MAY_HOLD_TRANSFER, AttemptState, JobState
-from orchestrator.domain.transfers import TAG_KEY, TransferSnapshot, TransferStatus
+from orchestrator.domain.states import MAY_HOLD_TRANSFER, JobState
+from orchestrator.domain.transfers import TAG_KEY, TransferSnapshot
 from orchestrator.errors import (
     ActivityLoggingDisabled,
     InvalidIterationToken,
     NodeError,
-    NodeNotFound,
 )
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext, UnitOfWork
-from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
-from orchestrator.services.conveyor.transitions import move
+from orchestrator.services.conveyor import confirm
+from orchestrator.services.conveyor.confirm import mark_unconfirmed
+from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt
 from orchestrator.taskqueue import TaskName
 
 log = logging.getLogger(__name__)
 
-UNSEEN_CHECKS_PER_POLL = 50
+RESYNC_MARGIN_SECONDS = 300.0  # read back this far before the last good poll (clock skew)
 ENDED_LISTED = 10  # job ids named in a poll's result
 
 
@@ -79,7 +80,7 @@ class PollSummary:
 def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     """Read the node's feed from the saved cursor until caught up; then the slow checks."""
     summary = PollSummary(node_id)
-    held, token = _take_lease(ctx, node_id, owner)
+    held, token, since = _take_lease(ctx, node_id, owner)
     if not held:
         summary.skipped = "another poller holds this node"
         return summary
@@ -88,20 +89,15 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     try:
         _follow_feed(ctx, client, node_id, owner, token, summary)
     except InvalidIterationToken:
-        _resync(ctx, client, node_id, owner, summary)
+        _resync(ctx, client, node_id, owner, since, summary)
+        _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
     except ActivityLoggingDisabled as exc:
         summary.error = f"{exc}; falling back to one GET per transfer"
-        _check_unseen(ctx, client, node_id, summary, older_than=timedelta(0))
+        _confirm(ctx, client, node_id, summary, unseen_for=0.0)
     except NodeError as exc:
         summary.error = str(exc)
     else:
-        _check_unseen(
-            ctx,
-            client,
-            node_id,
-            summary,
-            older_than=timedelta(seconds=ctx.settings.unseen_check_seconds),
-        )
+        _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
     _release_lease(ctx, node_id, owner, summary.error)
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
@@ -110,8 +106,10 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     return summary
 
 
-def _take_lease(ctx: ServiceContext, node_id: int, owner: str) -> tuple[bool, str | None]:
-    """Whether this poller now holds the node's lease, and the saved token."""
+def _take_lease(
+    ctx: ServiceContext, node_id: int, owner: str
+) -> tuple[bool, str | None, datetime | None]:
+    """Whether this poller now holds the node's lease, the saved token, and the last good poll."""
     now = ctx.now()
     until = now + timedelta(seconds=ctx.settings.poll_lease_seconds)
     with ctx.sessions() as session:
@@ -136,12 +134,14 @@ def _take_lease(ctx: ServiceContext, node_id: int, owner: str) -> tuple[bool, st
         )
         if rowcount(taken) != 1:
             session.rollback()
-            return False, None
-        token = session.scalar(
-            select(NodeCursorRow.iteration_token).where(NodeCursorRow.node_id == node_id)
-        )
+            return False, None, None
+        token, since = session.execute(
+            select(NodeCursorRow.iteration_token, NodeCursorRow.last_success_at).where(
+                NodeCursorRow.node_id == node_id
+            )
+        ).one()
         session.commit()
-        return True, token
+        return True, token, since
 
 
 def _still_holding(session: Session, node_id: int, owner: str, now: datetime, ttl: float) -> bool:
@@ -162,9 +162,16 @@ def _follow_feed(
     owner: str,
     token: str | None,
     summary: PollSummary,
+    *,
+    after_time: datetime | None = None,
 ) -> None:
     for page in client.iter_transfer_pages(
-        token, tag=TAG_KEY, view="summary", count=ctx.settings.feed_page_size, max_pages=50
+        token,
+        tag=TAG_KEY,
+        view="summary",
+        count=ctx.settings.feed_page_size,
+        after_time=after_time,
+        max_pages=50,
     ):
         now = ctx.now()
         with ctx.unit_of_work() as work:
@@ -256,131 +263,52 @@ def _note_move(summary: PollSummary, attempt: AttemptRow, moved: JobState) -> No
 
 
 def _resync(
-    ctx: ServiceContext, client: NodeClient, node_id: int, owner: str, summary: PollSummary
+    ctx: ServiceContext,
+    client: NodeClient,
+    node_id: int,
+    owner: str,
+    since: datetime | None,
+    summary: PollSummary,
 ) -> None:
-    """The node rejected our cursor (it restarted or lost history): start over safely."""
+    """The node rejected our cursor (it restarted or lost history): start over safely.
+
+    Read the feed again from a little before the last good poll (``after_time``, so transfers
+    that ended meanwhile are found, whatever their status), keeping the new cursor; then every
+    open transfer that this read did not mention is asked about by id until the node answers
+    with a status.
+    """
     summary.resynced = True
+    started = ctx.now()
+    margin = timedelta(seconds=max(RESYNC_MARGIN_SECONDS, 5 * ctx.settings.poll_interval))
     try:
-        active = client.list_transfers(
-            active_only=True, tag=TAG_KEY, view="summary", count=ctx.settings.feed_page_size
+        _follow_feed(
+            ctx, client, node_id, owner, None, summary, after_time=since - margin if since else None
         )
     except NodeError as exc:
         summary.error = f"resync failed: {exc}"
-        return
-    now = ctx.now()
-    with ctx.unit_of_work() as work:
-        if not _still_holding(work.session, node_id, owner, now, ctx.settings.poll_lease_seconds):
-            work.rollback()
-            return
-        _apply_page(ctx, work, node_id, active.transfers, now, summary)
-        work.session.execute(
-            update(NodeCursorRow)
-            .where(NodeCursorRow.node_id == node_id)
-            .values(iteration_token=active.next_token, last_error="cursor resynchronised")
-        )
-        work.commit()
-    # Whatever ended while we were not looking: one GET each.
-    _check_unseen(ctx, client, node_id, summary, older_than=timedelta(0), before=now)
+    mark_unconfirmed(ctx, node_id, not_seen_since=started)
 
 
-def _check_unseen(
+def _confirm(
     ctx: ServiceContext,
     client: NodeClient,
     node_id: int,
     summary: PollSummary,
     *,
-    older_than: timedelta,
-    before: datetime | None = None,
+    unseen_for: float,
 ) -> None:
-    """GET by id the open attempts the feed has not mentioned for ``older_than``."""
-    now = ctx.now()
-    cutoff = (before or now) - older_than
-    with ctx.sessions() as session:
-        stale = session.scalars(
-            select(AttemptRow)
-            .join(JobRow, JobRow.id == AttemptRow.job_id)
-            .where(
-                AttemptRow.source_node_id == node_id,
-                AttemptRow.remote_id.is_not(None),
-                AttemptRow.ended_at.is_(None),
-                JobRow.state.in_(MAY_HOLD_TRANSFER),
-                or_(AttemptRow.last_seen_at.is_(None), AttemptRow.last_seen_at < cutoff),
-                or_(AttemptRow.submitted_at.is_(None), AttemptRow.submitted_at < cutoff),
-            )
-            .order_by(AttemptRow.last_seen_at)
-            .limit(UNSEEN_CHECKS_PER_POLL)
-        ).all()
-        ids = [(a.id, a.remote_id) for a in stale]
-    for attempt_id, remote_id in ids:
-        assert remote_id is not None
-        try:
-            snapshot = client.get_transfer(remote_id)
-        except NodeNotFound:
-            _missing(ctx, attempt_id, remote_id)
-            summary.checked += 1
-            continue
-        except NodeError as exc:
-            summary.error = str(exc)
-            return
-        summary.checked += 1
-        with ctx.unit_of_work() as work:
-            attempt = work.session.get(AttemptRow, attempt_id)
-            if attempt is not None:
-                if snapshot.status is TransferStatus.UNKNOWN:
-                    attempt.last_seen_at = ctx.now()
-                else:
-                    moved = apply_snapshot(
-                        work, attempt, snapshot, now=ctx.now(), settings=ctx.settings
-                    )
-                    if moved is not None:
-                        _note_move(summary, attempt, moved)
-                    if moved is JobState.COMPLETED:
-                        summary.completed += 1
-            work.commit()
-
-
-def _missing(ctx: ServiceContext, attempt_id: str, remote_id: str) -> None:
-    """The node no longer knows the transfer (retention passed or history lost).
-
-    It may still run and come back in the feed, so a new attempt waits ``lost_after_seconds``;
-    then it is safe: overwrite and resume policies skip what already arrived.
-    """
-    now = ctx.now()
-    lost_after = timedelta(seconds=ctx.settings.lost_after_seconds)
-    with ctx.unit_of_work() as work:
-        session = work.session
-        attempt = session.get(AttemptRow, attempt_id)
-        if attempt is None or attempt.ended_at is not None:
-            return
-        if attempt.missing_since is None:
-            attempt.missing_since = now
-            note_attempt(
-                work,
-                attempt,
-                f"the source node does not know transfer {remote_id}; a new attempt follows "
-                f"if it does not reappear within {lost_after.total_seconds():.0f} s",
-                now=now,
-            )
-            work.commit()
-            return
-        if now - attempt.missing_since < lost_after:
-            return
-        attempt.status = AttemptState.LOST
-        attempt.ended_at = now
-        attempt.error_text = f"the node no longer knows transfer {remote_id}"
-        job = session.get(JobRow, attempt.job_id)
-        if job is not None and job.attempt_count == attempt.number:
-            move(
-                work,
-                job.id,
-                MAY_HOLD_TRANSFER - {JobState.SUBMITTING},
-                JobState.RETRY_WAIT,
-                f"transfer {remote_id} is unknown to the source node (expired or node "
-                "history lost); a new attempt will resume it",
-                at=now,
-                values={"next_attempt_at": now + retry_delay(ctx.settings, 1)},
-            )
-        work.commit()
+    """The by-id checks of this poll, told in the poll's summary."""
+    checked = confirm.check_by_id(ctx, client, node_id, unseen_for=timedelta(seconds=unseen_for))
+    summary.checked += checked.asked
+    if checked.error:
+        summary.error = checked.error
+    for attempt, moved in checked.moved:
+        _note_move(summary, attempt, moved)
+        summary.moved[moved.value] = summary.moved.get(moved.value, 0) + 1
+        if moved is JobState.COMPLETED:
+            summary.completed += 1
+        elif moved in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.RETRY_WAIT):
+            summary.failed += 1
 
 
 def _release_lease(ctx: ServiceContext, node_id: int, owner: str, error: str | None) -> None:

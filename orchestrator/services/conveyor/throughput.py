@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from orchestrator.db.engine import upsert
 from orchestrator.db.tables import ThroughputMinuteRow
 
 Key = tuple[datetime, int, int]
@@ -40,9 +38,7 @@ class ThroughputTally:
 
     def write(self, session: Session) -> None:
         """Add the tally to the per-minute rows (one upsert per key, in key order)."""
-        insert: Any = (
-            pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        )
+        insert = upsert(session)
         for key in sorted(self.bytes.keys() | self.files.keys()):
             minute, source_id, destination_id = key
             nbytes, files = self.bytes[key], self.files[key]

@@ -45,6 +45,7 @@ def _add(session: Session, node: NodeRegistration, box: SecretBox) -> NodeRow:
         root_path=normalise_root(node.root_path),
         max_outbound=node.max_outbound,
         max_inbound=node.max_inbound,
+        activity_retention_seconds=node.activity_retention_seconds,
         enabled=True,
     )
     session.add(row)

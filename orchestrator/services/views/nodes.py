@@ -26,6 +26,7 @@ class NodeView:
     root_path: str
     max_outbound: int
     max_inbound: int
+    activity_retention_seconds: int
     enabled: bool
     last_poll_at: datetime | None
     last_error: str | None
@@ -43,6 +44,7 @@ def _view(row: NodeRow, cursor: NodeCursorRow | None) -> NodeView:
         root_path=row.root_path,
         max_outbound=row.max_outbound,
         max_inbound=row.max_inbound,
+        activity_retention_seconds=row.activity_retention_seconds,
         enabled=row.enabled,
         last_poll_at=cursor.last_poll_at if cursor else None,
         last_error=cursor.last_error if cursor else None,
