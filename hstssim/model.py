@@ -17,7 +17,8 @@ FAILED = "failed"
 CANCELED = "canceled"
 STATUSES = (WAITING, RUNNING, PAUSED, PARTIALLY_COMPLETED, COMPLETED, FAILED, CANCELED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
-ACTIVE = frozenset({WAITING, RUNNING, PAUSED, PARTIALLY_COMPLETED})
+# active_only=true lists these (OAS446: "running transfers (waiting or running)").
+ACTIVE = frozenset({WAITING, RUNNING})
 
 
 def now_usec() -> int:

@@ -159,13 +159,25 @@ def test_active_only_and_direction(sim, wait_for):
     sim.wait("a", running)
 
 
-def test_paused_and_partially_completed_count_as_active(sim, wait_for):
+def test_active_only_leaves_out_paused_transfers(sim, wait_for):
     running = slow_transfer(sim)
     sim.client("a").put(f"/ops/transfers/{running}", json={"status": "paused"})
     assert sim.transfer("a", running)["status"] == "paused"
-    assert [t["id"] for t in page(sim, active_only="true")[0]] == [running]
-    assert page(sim, active_only="false")[0] == []
+    assert page(sim, active_only="true")[0] == []
+    assert [t["id"] for t in page(sim, active_only="false")[0]] == [running]
     sim.client("a").request("CANCEL", f"/ops/transfers/{running}")
+
+
+def test_active_only_leaves_out_partially_completed_transfers(sim, wait_for):
+    sim.set("a", retry_delay_seconds=60)  # the retry waits; CANCEL ends it below
+    sim.fault("a", kind="fail_transfers", error_code=16)
+    sim.write("a", "f.txt", b"x")
+    retrying = sim.start("a", sim.upload_spec("b"), ["f.txt"])
+    sim.wait("a", retrying, statuses=("partially_completed",))
+    assert page(sim, active_only="true")[0] == []
+    assert [t["id"] for t in page(sim, active_only="false")[0]] == [retrying]
+    assert sim.client("a").request("CANCEL", f"/ops/transfers/{retrying}").status_code == 204
+    assert sim.transfer("a", retrying)["status"] == "canceled"
 
 
 def test_after_time(sim):
