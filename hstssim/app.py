@@ -18,6 +18,8 @@ from hstssim.responses import JSON_TYPE, ApiError, empty, install_handlers, read
 from hstssim.spec import RATE_POLICIES, SpecError, as_int, parse_transfer_spec
 
 INVALID_TOKEN = "Invalid iteration_token"  # noqa: S105 - a message, not a secret
+# Tokens that mean "the beginning of the log": IBM's polling loop starts at 1 (node-api.md §4.1).
+BEGINNING_TOKENS = (0, 1)
 LOGGING_DISABLED = "Transfer activity logging disabled"
 PAUSE = ("paused",)
 RESUME = ("running", "resume")
@@ -131,7 +133,7 @@ class NodeApi:
         return _json(body, headers=headers)
 
     def _iteration_token(self, raw: str | None) -> int | None:
-        """Check an iteration token; 400 when this epoch of the node did not issue it."""
+        """Return where the feed starts (None: the beginning); 400 for a token not accepted."""
         if raw is None or raw == "":
             return None
         if self.ctx.faults.take("invalid_iteration_token") is not None:
@@ -140,9 +142,11 @@ class NodeApi:
             token = int(raw)
         except ValueError as exc:
             raise ApiError(400, INVALID_TOKEN) from exc
-        if not self.ctx.store.valid_token(token):
-            raise ApiError(400, INVALID_TOKEN)
-        return token
+        if self.ctx.store.valid_token(token):
+            return token
+        if token in BEGINNING_TOKENS:
+            return None
+        raise ApiError(400, INVALID_TOKEN)
 
     async def modify(self, request: Request, transfer_id: str) -> Response:
         """PUT /ops/transfers/{id}: pause, resume, cancel, or change rates."""

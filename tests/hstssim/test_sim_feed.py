@@ -191,10 +191,23 @@ def test_after_time(sim):
     )
 
 
-@pytest.mark.parametrize("token", ["abc", "-1", "1", "<future>"])
+@pytest.mark.parametrize("token", ["0", "1"])
+def test_the_beginning_tokens_start_from_the_oldest_record(sim, token):
+    ids = quick_transfers(sim, 3)
+    body, next_token = page(sim, iteration_token=token, count=2)
+    assert [t["id"] for t in body] == ids[:2]
+    rest, last = page(sim, iteration_token=next_token)
+    assert [t["id"] for t in rest] == ids[2:]
+    assert page(sim, iteration_token=last) == ([], last)
+    assert page(sim, iteration_token=token)[0][0]["id"] == ids[0]  # still the beginning
+
+
+@pytest.mark.parametrize("token", ["abc", "-1", "2", "<epoch start - 1>", "<future>"])
 def test_unknown_iteration_tokens_are_400(sim, token):
     _, current = page(sim)
-    value = str(current + 1000) if token == "<future>" else token
+    value = {"<future>": str(current + 1000), "<epoch start - 1>": str(current - 1)}.get(
+        token, token
+    )
     response = sim.client("a").get("/ops/transfers", params={"iteration_token": value})
     assert response.status_code == 400
     assert response.json() == INVALID_TOKEN
