@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import QueryParams
 
-from hstssim import admin, feed, files, setup, views
+from hstssim import admin, feed, files, quirks, setup, views
 from hstssim.auth import Principal, authenticate
 from hstssim.context import NodeContext
 from hstssim.manager import TransferManager
@@ -92,7 +92,10 @@ class NodeApi:
             spec = parse_transfer_spec(body)
         except SpecError as exc:
             raise ApiError(400, str(exc)) from exc
-        return self.render(self.manager.create(spec, body, principal.access_key))
+        transfer = self.manager.create(spec, body, principal.access_key)
+        if self.ctx.faults.take("spec_echo") is not None:
+            return _json(quirks.spec_echo(transfer, body))
+        return self.render(transfer)
 
     def listing(self, request: Request) -> Response:
         """GET /ops/transfers: a page of the change feed, with the next token in Link."""
@@ -121,6 +124,9 @@ class NodeApi:
             raise ApiError(400, str(exc)) from exc
         self.ctx.prune()
         found, next_token = self.ctx.store.page(after, count, accept)
+        found, next_token = quirks.shape_page(
+            self.ctx.faults, self.ctx.store, after, found, next_token, count, accept
+        )
         budget = [max_items]
         body = [views.transfer(t, self.ctx.config.node_id, view, budget) for t in found]
         headers = {

@@ -100,6 +100,8 @@ class TransferManager:
         transfer.status = status
         transfer.error_code = code
         transfer.error_desc = desc
+        if status == model.FAILED and self._ctx.faults.take("error_code_string") is not None:
+            transfer.error_code_as_string = True
         transfer.end_time_usec = now_usec()
         transfer.ended_at = time.time()
         self._controls.pop(transfer.id, None)

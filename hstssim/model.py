@@ -106,6 +106,7 @@ class Transfer:
     precalc: Precalc | None = None
     error_code: int = 0
     error_desc: str = ""
+    error_code_as_string: bool = False
     created_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     end_time_usec: int = 0
