@@ -145,7 +145,7 @@ def test_statuses_never_spell_cancelled(sim, wait_for):
 def test_cancel_ends_unfinished_files_failed_with_code_28(sim, wait_for, paused_first):
     sim.write("a", "job/a.txt", b"small")
     sim.random_file("a", "job/slow.bin", 300_000)
-    transfer_id = sim.start("a", sim.upload_spec("b"), ["job"], target_rate_kbps=800)
+    transfer_id = sim.start("a", sim.upload_spec("b"), ["job"], target_rate_kbps=400)
 
     def slow_file_moving():
         files = {f["path"]: f for f in sim.transfer("a", transfer_id)["files"]}

@@ -160,7 +160,7 @@ def test_active_only_and_direction(sim, wait_for):
 
 
 def test_active_only_leaves_out_paused_transfers(sim, wait_for):
-    running = slow_transfer(sim)
+    running = slow_transfer(sim, rate_kbps=400)
     sim.client("a").put(f"/ops/transfers/{running}", json={"status": "paused"})
     assert sim.transfer("a", running)["status"] == "paused"
     assert page(sim, active_only="true")[0] == []
