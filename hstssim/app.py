@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import QueryParams
 
-from hstssim import admin, feed, files, setup, views
+from hstssim import admin, feed, files, quirks, setup, views
 from hstssim.auth import Principal, authenticate
 from hstssim.context import NodeContext
 from hstssim.manager import TransferManager
@@ -18,6 +18,8 @@ from hstssim.responses import JSON_TYPE, ApiError, empty, install_handlers, read
 from hstssim.spec import RATE_POLICIES, SpecError, as_int, parse_transfer_spec
 
 INVALID_TOKEN = "Invalid iteration_token"  # noqa: S105 - a message, not a secret
+# Tokens that mean "the beginning of the log": IBM's polling loop starts at 1 (node-api.md §4.1).
+BEGINNING_TOKENS = (0, 1)
 LOGGING_DISABLED = "Transfer activity logging disabled"
 PAUSE = ("paused",)
 RESUME = ("running", "resume")
@@ -90,7 +92,10 @@ class NodeApi:
             spec = parse_transfer_spec(body)
         except SpecError as exc:
             raise ApiError(400, str(exc)) from exc
-        return self.render(self.manager.create(spec, body, principal.access_key))
+        transfer = self.manager.create(spec, body, principal.access_key)
+        if self.ctx.faults.take("spec_echo") is not None:
+            return _json(quirks.spec_echo(transfer, body))
+        return self.render(transfer)
 
     def listing(self, request: Request) -> Response:
         """GET /ops/transfers: a page of the change feed, with the next token in Link."""
@@ -119,6 +124,9 @@ class NodeApi:
             raise ApiError(400, str(exc)) from exc
         self.ctx.prune()
         found, next_token = self.ctx.store.page(after, count, accept)
+        found, next_token = quirks.shape_page(
+            self.ctx.faults, self.ctx.store, after, found, next_token, count, accept
+        )
         budget = [max_items]
         body = [views.transfer(t, self.ctx.config.node_id, view, budget) for t in found]
         headers = {
@@ -131,7 +139,7 @@ class NodeApi:
         return _json(body, headers=headers)
 
     def _iteration_token(self, raw: str | None) -> int | None:
-        """Check an iteration token; 400 when this epoch of the node did not issue it."""
+        """Return where the feed starts (None: the beginning); 400 for a token not accepted."""
         if raw is None or raw == "":
             return None
         if self.ctx.faults.take("invalid_iteration_token") is not None:
@@ -140,9 +148,11 @@ class NodeApi:
             token = int(raw)
         except ValueError as exc:
             raise ApiError(400, INVALID_TOKEN) from exc
-        if not self.ctx.store.valid_token(token):
-            raise ApiError(400, INVALID_TOKEN)
-        return token
+        if self.ctx.store.valid_token(token):
+            return token
+        if token in BEGINNING_TOKENS:
+            return None
+        raise ApiError(400, INVALID_TOKEN)
 
     async def modify(self, request: Request, transfer_id: str) -> Response:
         """PUT /ops/transfers/{id}: pause, resume, cancel, or change rates."""

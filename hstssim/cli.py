@@ -31,14 +31,19 @@ examples:
       HTTPS on the API ports; the same admin token on every node
   hstssim --fault '{"kind":"http_error","endpoint":"POST /ops/transfers","status":503,"count":2}'
       the first two POST /ops/transfers on each node answer 503
+  hstssim --fault '{"kind":"spec_echo","count":0}' \\
+          --fault '{"kind":"short_page","size":2,"count":0}'
+      every node answers POST /ops/transfers with a spec echo, and feed pages of 2 at most
 
 then, for a node printed with api http://127.0.0.1:PORT and user node_admin / PASSWORD:
   curl -u node_admin:PASSWORD http://127.0.0.1:PORT/info
   curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:PORT/admin/counters
   curl -H 'X-Admin-Token: TOKEN' -d '{"kind":"reject_tokens"}' http://127.0.0.1:PORT/admin/faults
 
-fault kinds: fail_transfers, failed_code_zero, drop_connection, reject_tokens, http_error,
-hang, empty_200, empty_error, invalid_iteration_token (see hstssim/README.md).
+fault kinds: fail_transfers, failed_code_zero, error_code_string, drop_connection,
+reject_tokens, spec_echo, invalid_iteration_token, short_page, repeat_change, and per endpoint
+("METHOD /route/template" or "*"): http_error, hang, empty_200, empty_error, close_connection,
+restart, content_type (see hstssim/README.md). count 0 makes a fault fire for ever.
 Stop with Ctrl-C or SIGTERM.
 """
 

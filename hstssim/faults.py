@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -50,10 +50,41 @@ class InvalidIterationToken(_Fault):
     kind: Literal["invalid_iteration_token"]
 
 
-class _EndpointFault(_Fault):
-    """A fault bound to one Node API endpoint, named "METHOD /route/template"."""
+class ErrorCodeString(_Fault):
+    """A transfer ending failed shows its transfer-level error_code as a string ("19")."""
+
+    kind: Literal["error_code_string"]
+
+
+class SpecEcho(_Fault):
+    """POST /ops/transfers answers the transfer spec echo plus id (no status), as OAS446 does."""
+
+    kind: Literal["spec_echo"]
+
+
+class ShortPage(_Fault):
+    """A GET /ops/transfers page holds at most size items, fewer than count, while more remain."""
+
+    kind: Literal["short_page"]
+    size: int = Field(default=1, ge=1)
+
+
+class RepeatChange(_Fault):
+    """A GET /ops/transfers page lists a change twice: from the previous page, or on itself."""
+
+    kind: Literal["repeat_change"]
+    where: Literal["previous_page", "same_page"] = "previous_page"
+
+
+class _RoutedFault(_Fault):
+    """A fault bound to one Node API endpoint, "METHOD /route/template", or "*" for all."""
 
     endpoint: str
+
+
+class _EndpointFault(_RoutedFault):
+    """An endpoint fault that acts before serving the request, or after it (after_effect)."""
+
     after_effect: bool = False
 
 
@@ -84,19 +115,46 @@ class EmptyError(_EndpointFault):
     status: int = Field(default=500, ge=400, le=599)
 
 
+class CloseConnection(_EndpointFault):
+    """Close the connection without any HTTP answer (after serving, with after_effect)."""
+
+    kind: Literal["close_connection"]
+
+
+class Restart(_EndpointFault):
+    """Restart the node (as POST /admin/restart) before serving, or after (after_effect)."""
+
+    kind: Literal["restart"]
+
+
+class ContentType(_RoutedFault):
+    """Serve the request but answer with this Content-Type (HST 3.x: application/x-javascript)."""
+
+    kind: Literal["content_type"]
+    content_type: str = "application/x-javascript"
+
+
 FaultSpec = Annotated[
     FailTransfers
     | FailedCodeZero
     | DropConnection
     | RejectTokens
     | InvalidIterationToken
+    | ErrorCodeString
+    | SpecEcho
+    | ShortPage
+    | RepeatChange
     | HttpError
     | Hang
     | Empty200
-    | EmptyError,
+    | EmptyError
+    | CloseConnection
+    | Restart
+    | ContentType,
     Field(discriminator="kind"),
 ]
-EndpointFault = HttpError | Hang | Empty200 | EmptyError
+EndpointFault = HttpError | Hang | Empty200 | EmptyError | CloseConnection | Restart | ContentType
+ANY_ENDPOINT = "*"
 _ADAPTER: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)
 
 
@@ -129,11 +187,21 @@ def parse_fault(data: Any, known_endpoints: Collection[str] = ()) -> FaultSpec:
         spec = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise FaultError(str(exc)) from exc
-    if isinstance(spec, EndpointFault) and known_endpoints and spec.endpoint not in known_endpoints:
+    if (
+        isinstance(spec, EndpointFault)
+        and known_endpoints
+        and spec.endpoint not in (ANY_ENDPOINT, *known_endpoints)
+    ):
+        known = ", ".join(sorted(known_endpoints))
         raise FaultError(
-            f"unknown endpoint {spec.endpoint!r}; use one of: {', '.join(sorted(known_endpoints))}"
+            f"unknown endpoint {spec.endpoint!r}; use {ANY_ENDPOINT!r} or one of: {known}"
         )
     return spec
+
+
+def _serves(spec: FaultSpec, endpoint: str) -> bool:
+    """Tell whether an endpoint fault applies to the endpoint ("*" applies to all)."""
+    return isinstance(spec, EndpointFault) and spec.endpoint in (endpoint, ANY_ENDPOINT)
 
 
 class FaultRegistry:
@@ -166,26 +234,27 @@ class FaultRegistry:
         self._faults = [f for f in self._faults if f.id != fault_id]
         return len(self._faults) != before
 
-    def take(self, kind: str, endpoint: str | None = None) -> FaultSpec | None:
-        """Fire the first armed fault of this kind (and endpoint), or return None."""
+    def _fire(self, fault: ActiveFault) -> FaultSpec:
+        """Count one firing of a fault; disarm it when it has no firings left."""
+        fault.fired += 1
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._faults.remove(fault)
+        return fault.spec
+
+    def take(self, kind: str, when: Callable[[FaultSpec], bool] | None = None) -> FaultSpec | None:
+        """Fire the first armed fault of this kind (for which when() holds), or return None."""
         for fault in self._faults:
-            if fault.spec.kind != kind:
-                continue
-            if endpoint is not None and getattr(fault.spec, "endpoint", None) != endpoint:
-                continue
-            fault.fired += 1
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-            return fault.spec
+            if fault.spec.kind == kind and (when is None or when(fault.spec)):
+                return self._fire(fault)
         return None
 
     def take_endpoint(self, endpoint: str) -> EndpointFault | None:
         """Fire the first armed endpoint fault (any kind) for this endpoint."""
         for fault in self._faults:
-            if isinstance(fault.spec, EndpointFault) and fault.spec.endpoint == endpoint:
-                spec = self.take(fault.spec.kind, endpoint)
+            if _serves(fault.spec, endpoint):
+                spec = self._fire(fault)
                 assert isinstance(spec, EndpointFault)
                 return spec
         return None

@@ -80,8 +80,8 @@ def build(
     access_key: str | None = None,
 ) -> Callable[[Transfer], bool]:
     """Return a predicate that accepts the transfers the query asks for."""
-    # active_only=true keeps every status that can still change (waiting, running, paused,
-    # partially_completed); false keeps completed, failed and canceled.
+    # active_only=true keeps waiting and running (OAS446: "running transfers (waiting or
+    # running)"); false keeps every other status ("transfers that are not running").
 
     def accept(transfer: Transfer) -> bool:
         if active_only is not None and (transfer.status in model.ACTIVE) != active_only:

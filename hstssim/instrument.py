@@ -9,8 +9,17 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
+from hstssim.connection import close_unanswered
 from hstssim.context import NodeContext
-from hstssim.faults import Empty200, EmptyError, EndpointFault, Hang, HttpError
+from hstssim.faults import (
+    CloseConnection,
+    ContentType,
+    Empty200,
+    EmptyError,
+    Hang,
+    HttpError,
+    Restart,
+)
 from hstssim.responses import JSON_TYPE, error_response
 
 UNROUTED = "(unrouted)"
@@ -45,8 +54,8 @@ def endpoint_keys(app: FastAPI) -> set[str]:
     return keys
 
 
-def fault_response(fault: EndpointFault) -> Response:
-    """Return what a non-hang endpoint fault answers."""
+def fault_response(fault: HttpError | EmptyError | Empty200) -> Response:
+    """Return what an endpoint fault that answers in place of the node answers."""
     if isinstance(fault, HttpError):
         return error_response(fault.status, "Simulated fault")
     if isinstance(fault, EmptyError):
@@ -74,10 +83,29 @@ class NodeApiGate:
             await self.app(scope, receive, send)
         elif isinstance(fault, Hang):
             await self._hang(fault, scope, receive, send)
+        elif isinstance(fault, ContentType):
+            await self.app(scope, receive, _retyped(send, fault.content_type))
+        elif isinstance(fault, Restart):
+            await self._restart(fault, scope, receive, send)
+        elif isinstance(fault, CloseConnection):
+            if fault.after_effect:
+                await self._silently(scope, receive)
+            await close_unanswered(scope, receive)
         else:
             if fault.after_effect:
                 await self._silently(scope, receive)
             await fault_response(fault)(scope, receive, send)
+
+    async def _restart(self, fault: Restart, scope: Scope, receive: Receive, send: Send) -> None:
+        """Restart the node, then serve; with after_effect the answer predates the restart."""
+        if not fault.after_effect:
+            self._ctx.store.restart()
+            await self.app(scope, receive, send)
+            return
+        messages = await self._silently(scope, receive)
+        self._ctx.store.restart()
+        for message in messages:
+            await send(message)
 
     async def _hang(self, fault: Hang, scope: Scope, receive: Receive, send: Send) -> None:
         """Sleep before answering; with after_effect the work is done before the sleep."""
@@ -99,3 +127,17 @@ class NodeApiGate:
 
         await self.app(scope, receive, keep)
         return messages
+
+
+def _retyped(send: Send, content_type: str) -> Send:
+    """Return a send that answers with this Content-Type instead of the app's."""
+
+    async def retyped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() != b"content-type"
+            ]
+            message = {**message, "headers": [*headers, (b"content-type", content_type.encode())]}
+        await send(message)
+
+    return retyped

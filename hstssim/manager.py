@@ -100,6 +100,8 @@ class TransferManager:
         transfer.status = status
         transfer.error_code = code
         transfer.error_desc = desc
+        if status == model.FAILED and self._ctx.faults.take("error_code_string") is not None:
+            transfer.error_code_as_string = True
         transfer.end_time_usec = now_usec()
         transfer.ended_at = time.time()
         self._controls.pop(transfer.id, None)
@@ -133,12 +135,15 @@ class TransferManager:
         except asyncio.CancelledError:
             if not control.canceled:
                 raise
+            desc = codes.describe(codes.USER_CANCEL)
             session = control.session
             if session is not None and not session.end_time_usec:
-                self._end_session(session, codes.USER_CANCEL, codes.describe(codes.USER_CANCEL))
-            self._finish(
-                transfer, model.CANCELED, codes.USER_CANCEL, codes.describe(codes.USER_CANCEL)
-            )
+                # files[] status is transferring, completed or failed (OAS fileMetadata)
+                SessionTracker(transfer, session, _no_change).fail_open_files(
+                    codes.USER_CANCEL, desc
+                )
+                self._end_session(session, codes.USER_CANCEL, desc)
+            self._finish(transfer, model.CANCELED, codes.USER_CANCEL, desc)
 
     def _end_session(self, session: SessionRecord, code: int, desc: str) -> None:
         """Close a session record."""
@@ -312,6 +317,10 @@ class TransferManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _no_change() -> None:
+    """Ignore a progress report (the change is logged once the transfer ends)."""
 
 
 def _precalc_from(welcome: dict[str, Any]) -> Precalc:

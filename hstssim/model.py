@@ -17,7 +17,8 @@ FAILED = "failed"
 CANCELED = "canceled"
 STATUSES = (WAITING, RUNNING, PAUSED, PARTIALLY_COMPLETED, COMPLETED, FAILED, CANCELED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
-ACTIVE = frozenset({WAITING, RUNNING, PAUSED, PARTIALLY_COMPLETED})
+# active_only=true lists these (OAS446: "running transfers (waiting or running)").
+ACTIVE = frozenset({WAITING, RUNNING})
 
 
 def now_usec() -> int:
@@ -105,6 +106,7 @@ class Transfer:
     precalc: Precalc | None = None
     error_code: int = 0
     error_desc: str = ""
+    error_code_as_string: bool = False
     created_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     end_time_usec: int = 0

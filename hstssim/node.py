@@ -10,6 +10,7 @@ import uvicorn
 
 from hstssim.app import create_app
 from hstssim.config import NodeConfig
+from hstssim.connection import TransportH11Protocol
 from hstssim.context import NodeContext
 from hstssim.dataplane import DataPlaneServer
 from hstssim.instrument import NodeApiGate, endpoint_keys
@@ -44,7 +45,7 @@ class SimNode:
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
-                http="h11",
+                http=TransportH11Protocol,
                 ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
                 ssl_keyfile=str(config.tls_key) if config.tls_key else None,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

@@ -68,6 +68,14 @@ class TransferStore:
         """Tell whether this epoch issued the token."""
         return self._base <= token <= self._seq
 
+    def latest_change_at(self, token: int) -> Transfer | None:
+        """Return the transfer whose latest change is the one logged under token, if any."""
+        i = bisect.bisect_left(self._seqs, token)
+        if i == len(self._seqs) or self._seqs[i] != token:
+            return None
+        transfer = self._transfers.get(self._ids[i])
+        return transfer if transfer is not None and transfer.last_seq == token else None
+
     def page(
         self, after: int | None, count: int, accept: Callable[[Transfer], bool]
     ) -> tuple[list[Transfer], int]:

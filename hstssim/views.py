@@ -162,7 +162,7 @@ def transfer(
         "start_time_usec": record.start_time_usec,
         "end_time_usec": record.end_time_usec,
         "elapsed_usec": record.elapsed_usec(),
-        "error_code": record.error_code,
+        "error_code": str(record.error_code) if record.error_code_as_string else record.error_code,
         "error_desc": record.error_desc,
     }
     if record.spec.title is not None:

@@ -112,6 +112,27 @@ def test_cli_arms_start_up_faults_on_every_node(tmp_path):
             assert [f["kind"] for f in faults] == ["reject_tokens"]
 
 
+def test_cli_arms_every_new_switch_kind(tmp_path):
+    switches = [
+        {"kind": "content_type", "endpoint": "POST /files/upload_setup"},
+        {"kind": "spec_echo", "count": 0},
+        {"kind": "error_code_string", "count": 0},
+        {"kind": "short_page", "size": 2, "count": 0},
+        {"kind": "repeat_change", "where": "same_page"},
+        {"kind": "restart", "endpoint": "GET /ops/transfers"},
+        {"kind": "close_connection", "endpoint": "POST /ops/transfers", "after_effect": True},
+        {"kind": "http_error", "endpoint": "*", "status": 503, "count": 3},
+        {"kind": "hang", "endpoint": "*", "seconds": 0.5},
+    ]
+    argv = [arg for switch in switches for arg in ("--fault", json.dumps(switch))]
+    configs = make_configs(build_parser().parse_args(argv), tmp_path)
+    with SimCluster.start(configs[:1]) as cluster:
+        (node,) = cluster
+        admin = {"X-Admin-Token": node.admin_token}
+        armed = httpx.get(node.api_url + "/admin/faults", headers=admin).json()
+    assert [f["kind"] for f in armed] == [s["kind"] for s in switches]
+
+
 def test_cli_help_teaches_with_examples(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

@@ -139,3 +139,29 @@ def test_statuses_never_spell_cancelled(sim, wait_for):
         "canceled",
     }
     assert "canceled" in statuses
+
+
+@pytest.mark.parametrize("paused_first", [False, True])
+def test_cancel_ends_unfinished_files_failed_with_code_28(sim, wait_for, paused_first):
+    sim.write("a", "job/a.txt", b"small")
+    sim.random_file("a", "job/slow.bin", 300_000)
+    transfer_id = sim.start("a", sim.upload_spec("b"), ["job"], target_rate_kbps=400)
+
+    def slow_file_moving():
+        files = {f["path"]: f for f in sim.transfer("a", transfer_id)["files"]}
+        slow = files.get("/Upload/job/slow.bin")
+        return slow is not None and slow["status"] == "transferring" and slow["bytes_written"] > 0
+
+    wait_for(slow_file_moving)
+    if paused_first:
+        sim.client("a").put(f"/ops/transfers/{transfer_id}", json={"status": "paused"})
+    assert sim.client("a").request("CANCEL", f"/ops/transfers/{transfer_id}").status_code == 204
+    transfer = sim.transfer("a", transfer_id)
+    assert transfer["status"] == "canceled"
+    files = {f["path"]: f for f in transfer["files"]}
+    assert files["/Upload/job/a.txt"]["status"] == "completed"
+    slow = files["/Upload/job/slow.bin"]
+    assert (slow["status"], slow["error_code"]) == ("failed", 28)
+    assert slow["error_desc"] == slow["error_description"] == "cancelled by the user"
+    assert slow["end_time_usec"] > 0
+    assert transfer["sessions"][0]["source_statistics"]["files_xfer_fail"] == 1

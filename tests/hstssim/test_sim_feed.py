@@ -159,13 +159,25 @@ def test_active_only_and_direction(sim, wait_for):
     sim.wait("a", running)
 
 
-def test_paused_and_partially_completed_count_as_active(sim, wait_for):
-    running = slow_transfer(sim)
+def test_active_only_leaves_out_paused_transfers(sim, wait_for):
+    running = slow_transfer(sim, rate_kbps=400)
     sim.client("a").put(f"/ops/transfers/{running}", json={"status": "paused"})
     assert sim.transfer("a", running)["status"] == "paused"
-    assert [t["id"] for t in page(sim, active_only="true")[0]] == [running]
-    assert page(sim, active_only="false")[0] == []
+    assert page(sim, active_only="true")[0] == []
+    assert [t["id"] for t in page(sim, active_only="false")[0]] == [running]
     sim.client("a").request("CANCEL", f"/ops/transfers/{running}")
+
+
+def test_active_only_leaves_out_partially_completed_transfers(sim, wait_for):
+    sim.set("a", retry_delay_seconds=60)  # the retry waits; CANCEL ends it below
+    sim.fault("a", kind="fail_transfers", error_code=16)
+    sim.write("a", "f.txt", b"x")
+    retrying = sim.start("a", sim.upload_spec("b"), ["f.txt"])
+    sim.wait("a", retrying, statuses=("partially_completed",))
+    assert page(sim, active_only="true")[0] == []
+    assert [t["id"] for t in page(sim, active_only="false")[0]] == [retrying]
+    assert sim.client("a").request("CANCEL", f"/ops/transfers/{retrying}").status_code == 204
+    assert sim.transfer("a", retrying)["status"] == "canceled"
 
 
 def test_after_time(sim):
@@ -179,10 +191,23 @@ def test_after_time(sim):
     )
 
 
-@pytest.mark.parametrize("token", ["abc", "-1", "1", "<future>"])
+@pytest.mark.parametrize("token", ["0", "1"])
+def test_the_beginning_tokens_start_from_the_oldest_record(sim, token):
+    ids = quick_transfers(sim, 3)
+    body, next_token = page(sim, iteration_token=token, count=2)
+    assert [t["id"] for t in body] == ids[:2]
+    rest, last = page(sim, iteration_token=next_token)
+    assert [t["id"] for t in rest] == ids[2:]
+    assert page(sim, iteration_token=last) == ([], last)
+    assert page(sim, iteration_token=token)[0][0]["id"] == ids[0]  # still the beginning
+
+
+@pytest.mark.parametrize("token", ["abc", "-1", "2", "<epoch start - 1>", "<future>"])
 def test_unknown_iteration_tokens_are_400(sim, token):
     _, current = page(sim)
-    value = str(current + 1000) if token == "<future>" else token
+    value = {"<future>": str(current + 1000), "<epoch start - 1>": str(current - 1)}.get(
+        token, token
+    )
     response = sim.client("a").get("/ops/transfers", params={"iteration_token": value})
     assert response.status_code == 400
     assert response.json() == INVALID_TOKEN
@@ -201,15 +226,33 @@ def test_activity_logging_off_is_404(sim):
     }
 
 
-def test_records_expire_after_retention(sim):
+def test_records_expire_after_retention(sim, wait_for):
     (transfer_id,) = quick_transfers(sim, 1)
-    sim.set("a", retention_seconds=0.2)
     assert sim.client("a").get(f"/ops/transfers/{transfer_id}").status_code == 200
-    time.sleep(0.25)
+    sim.set("a", retention_seconds=0.2)
+    wait_for(lambda: sim.client("a").get(f"/ops/transfers/{transfer_id}").status_code == 404)
     response = sim.client("a").get(f"/ops/transfers/{transfer_id}")
-    assert response.status_code == 404
     assert response.json()["error"]["code"] == 404
     assert page(sim)[0] == []
+
+
+def test_records_expire_while_the_client_is_behind(sim, wait_for):
+    _, behind = page(sim)  # the client read the feed, then stopped polling
+    ended = quick_transfers(sim, 2)
+    running = slow_transfer(sim, size=300_000, rate_kbps=200)  # would take 12 s
+    wait_for(lambda: sim.transfer("a", running)["status"] == "running")
+    sim.set("a", retention_seconds=0.3)
+
+    def expired():
+        return all(sim.client("a").get(f"/ops/transfers/{t}").status_code == 404 for t in ended)
+
+    wait_for(expired)
+    body, token = page(sim, iteration_token=behind)  # the old token still works
+    assert [t["id"] for t in body] == [running]
+    assert sim.transfer("a", running)["status"] == "running"  # only ended records expire
+    sim.client("a").put(f"/ops/transfers/{running}", json={"target_rate_kbps": 0})
+    assert sim.wait("a", running)["status"] == "completed"
+    assert token >= behind
 
 
 def test_admin_expire_drops_ended_records_now(sim, wait_for):
@@ -241,3 +284,95 @@ def test_restart_invalidates_old_tokens_and_forgets_history(sim, wait_for):
 
     wait_for(running_reappears)
     assert sim.wait("a", running)["status"] == "completed"
+
+
+def test_short_pages_hold_fewer_than_count_while_more_remain(sim):
+    ids = quick_transfers(sim, 5)
+    sim.fault("a", kind="short_page", size=2, count=0)
+    body, token = page(sim, count=100)
+    assert len(body) == 2
+    seen = []
+    while body:
+        assert len(body) <= 2
+        seen.extend(t["id"] for t in body)
+        body, token = page(sim, count=100, iteration_token=token)
+    assert seen == ids
+
+
+def test_short_page_fires_only_on_pages_it_shortens(sim):
+    ids = quick_transfers(sim, 3)
+    sim.fault("a", kind="short_page", size=2)
+    first, _ = page(sim, count=2)  # not longer than size: untouched, the fault stays armed
+    assert [t["id"] for t in first] == ids[:2]
+    assert len(sim.admin("a").get("/admin/faults").json()) == 1
+    assert [t["id"] for t in page(sim)[0]] == ids[:2]
+    assert sim.admin("a").get("/admin/faults").json() == []
+    assert [t["id"] for t in page(sim)[0]] == ids
+
+
+def test_repeat_change_from_the_previous_page(sim):
+    ids = quick_transfers(sim, 3)
+    sim.fault("a", kind="repeat_change")  # where: previous_page
+    first, token = page(sim, count=2)  # no token: nothing before it to repeat
+    assert [t["id"] for t in first] == ids[:2]
+    second, last = page(sim, count=2, iteration_token=token)
+    assert [t["id"] for t in second] == [ids[1], ids[2]]
+    assert second[0] == first[1]  # the same change, listed again
+    assert page(sim, iteration_token=last) == ([], last)
+
+
+def test_repeat_change_on_a_caught_up_page_keeps_the_token(sim):
+    ids = quick_transfers(sim, 1)
+    _, token = page(sim)
+    sim.fault("a", kind="repeat_change", where="previous_page")
+    body, same = page(sim, iteration_token=token)
+    assert [t["id"] for t in body] == ids  # a non-empty page whose next token is the same
+    assert same == token
+    assert page(sim, iteration_token=token) == ([], token)
+
+
+def test_repeat_change_twice_on_one_page(sim):
+    ids = quick_transfers(sim, 3)
+    sim.fault("a", kind="repeat_change", where="same_page")
+    body, token = page(sim)
+    assert [t["id"] for t in body] == [*ids, ids[0]]
+    assert body[3] == body[0]
+    assert page(sim, iteration_token=token) == ([], token)
+    sim.fault("a", kind="repeat_change", where="same_page")
+    full, _ = page(sim, count=3)  # the repeat takes a place: the page stays within count
+    assert [t["id"] for t in full] == [ids[0], ids[1], ids[0]]
+
+
+def test_restart_switch_renumbers_the_cursor_while_transfers_keep_running(sim, wait_for):
+    (done,) = quick_transfers(sim, 1)
+    data = sim.random_file("a", "slow.bin", 300_000)
+    spec = sim.upload_spec("b")
+    running = sim.start("a", spec, ["slow.bin"], target_rate_kbps=200)  # would take 12 s
+    wait_for(lambda: sim.transfer("a", running)["bytes_transferred"] > 0)
+    _, old_token = page(sim)
+    sim.fault("a", kind="restart", endpoint="GET /ops/transfers")
+    response = sim.client("a").get("/ops/transfers", params={"iteration_token": old_token})
+    assert response.status_code == 400  # the node restarted before it served this request
+    assert response.json() == INVALID_TOKEN
+    assert sim.client("a").get(f"/ops/transfers/{done}").status_code == 404
+    before = sim.transfer("a", running)
+    assert before["status"] == "running"
+    body, new_token = page(sim)
+    assert new_token > old_token
+    assert done not in [t["id"] for t in body]
+    wait_for(lambda: sim.transfer("a", running)["bytes_transferred"] > before["bytes_transferred"])
+    wait_for(lambda: running in [t["id"] for t in page(sim, iteration_token=new_token)[0]])
+    sim.client("a").put(f"/ops/transfers/{running}", json={"target_rate_kbps": 0})
+    assert sim.wait("a", running)["status"] == "completed"
+    assert (sim.docroot("b") / "Upload/slow.bin").read_bytes() == data
+    assert len(sim.admin("a").get("/admin/transfers").json()) == 1
+
+
+def test_restart_switch_after_the_answer_makes_its_token_stale(sim):
+    quick_transfers(sim, 1)
+    sim.fault("a", kind="restart", endpoint="GET /ops/transfers", after_effect=True)
+    body, token = page(sim)  # served before the restart
+    assert len(body) == 1
+    response = sim.client("a").get("/ops/transfers", params={"iteration_token": token})
+    assert (response.status_code, response.json()) == (400, INVALID_TOKEN)
+    assert page(sim)[0] == []  # the ended transfer was forgotten

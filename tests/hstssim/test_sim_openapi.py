@@ -142,6 +142,36 @@ def test_post_and_put_transfer(sim, oas, registry):
     sim.wait("a", created["id"])
 
 
+def test_post_spec_echo_is_a_transfer_response_spec(sim, oas, registry):
+    sim.fault("a", kind="spec_echo")
+    sim.write("a", "f.bin", b"x" * 1000)
+    body = {
+        **sim.upload_spec("b"),
+        "paths": [{"source": "f.bin"}],
+        "tags": {"aspera": {"xfer_retry": 5}},
+        "title": "echo",
+        "cookie": "c",
+        "multi_session": 1,
+    }
+    echo = check(
+        oas, registry, sim.client("a").post("/ops/transfers", json=body), "/ops/transfers", "post"
+    )
+    assert set(echo) <= set(oas["components"]["schemas"]["transferResponseSpec"]["properties"])
+    sim.wait("a", echo["id"])
+
+
+def test_error_code_string_matches_the_unpatched_transfer_schema(sim, registry):
+    sim.fault("a", kind="error_code_string")
+    failed = sim.upload("a", "b", ["missing.bin"])
+    assert failed["error_code"] == "4"
+    # IBM's own schema (not the patched one used elsewhere) types the transfer's error_code string
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    schema = spec["components"]["schemas"]["transferResponseSessionSpec"]["properties"][
+        "error_code"
+    ]
+    validate(registry, schema, failed["error_code"])
+
+
 def test_get_transfer_and_list(sim, oas, registry):
     transfer = run_transfer(sim)
     one = sim.client("a").get(f"/ops/transfers/{transfer['id']}")

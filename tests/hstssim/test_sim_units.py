@@ -156,3 +156,25 @@ def test_fault_registry_counts():
     registry.add({"kind": "empty_200", "endpoint": "GET /info"})
     assert registry.take_endpoint("GET /ping") is None
     assert registry.take_endpoint("GET /info") is not None
+
+
+def test_fault_registry_any_endpoint_and_conditional_firing():
+    registry = FaultRegistry()
+    registry.known_endpoints = {"GET /info", "GET /ping"}
+    registry.add({"kind": "http_error", "endpoint": "*", "status": 502, "count": 2})
+    assert registry.take_endpoint("GET /ping") is not None
+    assert registry.take_endpoint("GET /whatever") is not None
+    assert registry.take_endpoint("GET /info") is None
+    registry.add({"kind": "short_page", "size": 3})
+    assert registry.take("short_page", lambda spec: False) is None
+    assert len(registry.list()) == 1, "a fault whose condition fails does not fire"
+    assert registry.take("short_page", lambda spec: True) is not None
+    assert registry.list() == []
+    for bad in (
+        {"kind": "content_type", "endpoint": "GET /info", "after_effect": True},
+        {"kind": "short_page", "size": 0},
+        {"kind": "repeat_change", "where": "next_page"},
+        {"kind": "restart"},
+    ):
+        with pytest.raises(FaultError):
+            registry.add(bad)
