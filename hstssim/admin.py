@@ -103,7 +103,9 @@ def create_router(ctx: NodeContext) -> APIRouter:
     @router.post("/restart")
     async def restart(request: Request) -> Response:
         _check(ctx, request)
-        ctx.store.restart()
+        body = await read_json(request) if await request.body() else {}
+        keep = isinstance(body, dict) and body.get("keep_history") is True
+        ctx.store.restart(keep_history=keep)
         return JSONResponse({"iteration_token": ctx.store.base_token})
 
     @router.post("/expire")

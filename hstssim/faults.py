@@ -125,6 +125,7 @@ class Restart(_EndpointFault):
     """Restart the node (as POST /admin/restart) before serving, or after (after_effect)."""
 
     kind: Literal["restart"]
+    keep_history: bool = False  # keep ended transfers' records (only the cursor is renumbered)
 
 
 class ContentType(_RoutedFault):

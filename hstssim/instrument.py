@@ -99,11 +99,11 @@ class NodeApiGate:
     async def _restart(self, fault: Restart, scope: Scope, receive: Receive, send: Send) -> None:
         """Restart the node, then serve; with after_effect the answer predates the restart."""
         if not fault.after_effect:
-            self._ctx.store.restart()
+            self._ctx.store.restart(keep_history=fault.keep_history)
             await self.app(scope, receive, send)
             return
         messages = await self._silently(scope, receive)
-        self._ctx.store.restart()
+        self._ctx.store.restart(keep_history=fault.keep_history)
         for message in messages:
             await send(message)
 

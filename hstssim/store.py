@@ -102,8 +102,15 @@ class TransferStore:
             del self._transfers[transfer_id]
         return len(gone)
 
-    def restart(self) -> None:
-        """Start a new epoch: forget ended transfers, take live ones out of the log."""
+    def restart(self, *, keep_history: bool = False) -> None:
+        """Start a new epoch: take every transfer out of the log and forget the ended ones.
+
+        With ``keep_history`` the ended ones stay (records kept in the node's Redis): readable
+        by id and logged again in the new epoch, oldest change first, as a re-indexed log.
+        """
+        ended = sorted(
+            (t for t in self._transfers.values() if t.is_terminal), key=lambda t: t.last_change
+        )
         self._transfers = {t.id: t for t in self._transfers.values() if not t.is_terminal}
         for transfer in self._transfers.values():
             transfer.last_seq = None
@@ -112,6 +119,17 @@ class TransferStore:
         self._seq = self._base
         self._seqs.clear()
         self._ids.clear()
+        if keep_history:
+            for transfer in ended:
+                self._transfers[transfer.id] = transfer
+                self._relog(transfer)
+
+    def _relog(self, transfer: Transfer) -> None:
+        """Put a kept transfer into the new epoch's log without touching its change time."""
+        self._seq += 1
+        transfer.last_seq = self._seq
+        self._seqs.append(self._seq)
+        self._ids.append(transfer.id)
 
     def _compact_if_sparse(self) -> None:
         """Drop log entries superseded by later changes once they dominate the log."""

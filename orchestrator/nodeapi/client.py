@@ -103,6 +103,9 @@ class NodeClient:
         self._http = http
         self.node = node
         self._observer = observer
+        # The longest feed page this node has returned: a node that caps its pages below the
+        # `count` asked for must not have each of its full pages taken for "caught up".
+        self._longest_page = 0
 
     @classmethod
     def connect(cls, conn: NodeConnection, *, observer: CallObserver | None = None) -> NodeClient:
@@ -326,9 +329,14 @@ class NodeClient:
             if token is not None:
                 query["iteration_token"] = token
             response, body = self._call("GET", "/ops/transfers", "list_transfers", params=query)
-            return self._transfers(body), next_iteration_token(response.headers.get("link"))
+            transfers = self._transfers(body)
+            self._longest_page = max(self._longest_page, len(transfers))
+            return transfers, next_iteration_token(response.headers.get("link"))
 
-        for page in follow_pages(fetch, iteration_token, max_pages=max_pages, page_size=count):
+        page_size = count
+        if count is not None and 0 < self._longest_page < count:
+            page_size = self._longest_page
+        for page in follow_pages(fetch, iteration_token, max_pages=max_pages, page_size=page_size):
             yield FeedPage(transfers=tuple(page.items), next_token=page.token)
 
     def list_transfers(

@@ -376,3 +376,24 @@ def test_restart_switch_after_the_answer_makes_its_token_stale(sim):
     response = sim.client("a").get("/ops/transfers", params={"iteration_token": token})
     assert (response.status_code, response.json()) == (400, INVALID_TOKEN)
     assert page(sim)[0] == []  # the ended transfer was forgotten
+
+
+def test_restart_keeping_history_renumbers_the_cursor_and_keeps_ended_records(sim):
+    (done,) = quick_transfers(sim, 1)
+    _, old_token = page(sim)
+    sim.fault("a", kind="restart", endpoint="GET /ops/transfers", keep_history=True)
+    response = sim.client("a").get("/ops/transfers", params={"iteration_token": old_token})
+    assert (response.status_code, response.json()) == (400, INVALID_TOKEN)
+    assert sim.transfer("a", done)["status"] == "completed"  # still readable by id
+    body, new_token = page(sim)
+    assert new_token > old_token
+    assert [t["id"] for t in body] == [done]  # logged again in the new epoch
+    assert page(sim, iteration_token=new_token)[0] == []
+
+
+def test_admin_restart_keeps_history_when_asked(sim):
+    (done,) = quick_transfers(sim, 1)
+    assert sim.admin("a").post("/admin/restart", json={"keep_history": True}).status_code == 200
+    assert sim.transfer("a", done)["status"] == "completed"
+    assert sim.admin("a").post("/admin/restart").status_code == 200
+    assert sim.client("a").get(f"/ops/transfers/{done}").status_code == 404

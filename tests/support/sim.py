@@ -58,9 +58,10 @@ class SimAdmin:
         """Change node settings at run time."""
         return self._ok(self._http.put("/admin/settings", json=values))
 
-    def restart(self) -> None:
-        """Forget history and start a new cursor epoch, as a node restart does."""
-        self._ok(self._http.post("/admin/restart"))
+    def restart(self, *, keep_history: bool = False) -> None:
+        """Start a new cursor epoch, as a node restart does (forgetting ended transfers unless
+        ``keep_history``)."""
+        self._ok(self._http.post("/admin/restart", json={"keep_history": keep_history}))
 
     def expire(self, older_than_seconds: float = 0) -> None:
         """Drop records of transfers that ended more than that long ago."""
