@@ -60,7 +60,10 @@ class Settings(BaseSettings):
         default=10, ge=1, description="node API failures while submitting before a job fails"
     )
     submit_lease_seconds: float = Field(
-        default=90.0, gt=0, description="after this, ADMITTED/SUBMITTING work is sent again"
+        default=40.0,
+        gt=0,
+        description="after this, ADMITTED/SUBMITTING work is sent again (a working submit "
+        "renews it before each node call, so it only has to outlast one call)",
     )
     post_settle_seconds: float = Field(
         default=45.0,

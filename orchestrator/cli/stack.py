@@ -461,14 +461,31 @@ def _banner(stack: Stack) -> None:
 
 
 def _supervise(stack: Stack) -> int:
-    """Run until Ctrl-C / SIGTERM (exit 0) or until a child exits on its own (exit 1)."""
+    """Run until Ctrl-C / SIGTERM (exit 0); a child that exits on its own is started again
+    after a back-off, as systemd or compose would; the stack stops (exit 1) when a child keeps
+    failing or cannot be restarted (the demo nodes: their ports and passwords would change)."""
+    supervisor = stack.supervisor
+    due: list[tuple[float, Child]] = []
     while not stack.stop.wait(0.25):
-        gone: Child | None = stack.supervisor.exited()
+        gone: Child | None = supervisor.exited()
         if gone is not None:
-            stack.supervisor.note(
-                f"{gone.name} exited on its own ({describe_exit(gone.exit_status())}); "
-                "stopping the stack"
+            how = describe_exit(gone.exit_status())
+            delay = None if gone.name == "nodes" else supervisor.restart_delay(gone)
+            if delay is None:
+                supervisor.note(
+                    f"{gone.name} exited on its own ({how}) and is not restarted "
+                    f"(after {gone.restarts} restart(s)); stopping the stack"
+                )
+                return 1
+            supervisor.note(
+                f"{gone.name} exited on its own ({how}); restarting it in {delay:.0f} s"
             )
-            return 1
-    stack.supervisor.note("stop requested")
+            gone.stopping = True  # not reported again while it waits
+            due.append((time.monotonic() + delay, gone))
+        now = time.monotonic()
+        for entry in [e for e in due if e[0] <= now]:
+            due.remove(entry)
+            fresh = supervisor.restart(entry[1])
+            supervisor.note(f"restarted {fresh.name} (restart {fresh.restarts} in a row)")
+    supervisor.note("stop requested")
     return 0

@@ -35,6 +35,9 @@ COLOURS = {
 }
 PREFIX_WIDTH = 9  # "[worker] "
 LineHook = Callable[[str], bool]  # True: the line was consumed, do not print it
+RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # seconds before the 1st, 2nd, ... restart
+STABLE_AFTER = 60.0  # a child that ran this long before it exited starts its back-off over
+MAX_RESTARTS = 10  # in a row without a stable run: then the supervisor gives up
 
 
 @dataclass
@@ -44,10 +47,15 @@ class Child:
     name: str
     argv: list[str]
     popen: subprocess.Popen[bytes]
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    on_line: LineHook | None = None
+    cwd: Path | None = None
     stop_last: bool = False
     reader: threading.Thread | None = None
     stopping: bool = False
     reaped_code: int | None = field(default=None)
+    restarts: int = 0  # restarts in a row without a stable run
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -137,7 +145,15 @@ class Supervisor:
             cwd=cwd or self.cwd,
             start_new_session=True,
         )
-        child = Child(name=name, argv=argv, popen=popen, stop_last=stop_last)
+        child = Child(
+            name=name,
+            argv=argv,
+            popen=popen,
+            env=env,
+            on_line=on_line,
+            cwd=cwd,
+            stop_last=stop_last,
+        )
         child.reader = threading.Thread(
             target=self._pump, args=(child, on_line), name=f"log-{name}", daemon=True
         )
@@ -162,6 +178,32 @@ class Supervisor:
             if not child.stopping and not child.running:
                 return child
         return None
+
+    def restart_delay(self, child: Child) -> float | None:
+        """How long to wait before starting an exited child again; None: give up on it."""
+        if time.monotonic() - child.started_at >= STABLE_AFTER:
+            return RESTART_DELAYS[0]
+        if child.restarts >= MAX_RESTARTS:
+            return None
+        return RESTART_DELAYS[min(child.restarts, len(RESTART_DELAYS) - 1)]
+
+    def restart(self, child: Child) -> Child:
+        """Start an exited child again with its command, environment and place in the order."""
+        ran_long = time.monotonic() - child.started_at >= STABLE_AFTER
+        child.stopping = True
+        self._reap(child)
+        fresh = self.start(
+            child.name,
+            child.argv,
+            child.env,
+            on_line=child.on_line,
+            stop_last=child.stop_last,
+            cwd=child.cwd,
+        )
+        fresh.restarts = 1 if ran_long else child.restarts + 1
+        self.children.remove(fresh)
+        self.children[self.children.index(child)] = fresh
+        return fresh
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -65,6 +65,8 @@ class AlertDefaults(BaseModel):
     on_job_end: Policy = "never"
     job_end_channels: list[str] = Field(default_factory=list)
     streak_channels: list[str] = Field(default_factory=list)
+    # Told when a source node's poll lag nears the time it keeps transfer records.
+    node_channels: list[str] = Field(default_factory=list)
 
 
 class AlertsConfig(BaseModel):
@@ -79,7 +81,7 @@ class AlertsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _defaults_name_channels(self) -> AlertsConfig:
-        for field in ("job_end_channels", "streak_channels"):
+        for field in ("job_end_channels", "streak_channels", "node_channels"):
             unknown = sorted(set(getattr(self.defaults, field)) - set(self.channels))
             if unknown:
                 raise ValueError(f"defaults.{field}: no channel named {', '.join(unknown)}")

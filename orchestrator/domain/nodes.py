@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -121,3 +123,24 @@ class NodeRegistration(BaseModel):
     @classmethod
     def _plain_base_url(cls, url: HttpUrl) -> HttpUrl:
         return plain_base_url(url)
+
+
+RETENTION_RISK = 0.5  # a poll lag past this share of the node's retention is a risk
+
+
+def at_risk(lag_seconds: float, retention_seconds: int) -> bool:
+    """Whether a node's poll lag has come near the time it keeps transfer records."""
+    return lag_seconds >= RETENTION_RISK * retention_seconds
+
+
+@dataclass(frozen=True)
+class NodePoll:
+    """How fresh the orchestrator's view of one source node is."""
+
+    node_id: int
+    name: str
+    activity_retention_seconds: int  # how long the node keeps transfer records
+    open_transfers: int  # our transfers on it that its change feed must still report on
+    last_success_at: datetime | None
+    failing: bool  # the last poll ended in an error
+    lag_seconds: float  # 0 with nothing to follow; else since the feed was last read for them

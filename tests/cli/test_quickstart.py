@@ -7,7 +7,9 @@ Every test here shares one stack (module fixture); the last one stops it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -282,6 +284,32 @@ def test_flower_asks_for_the_printed_credentials(stack: UpStack) -> None:
     assert httpx.get(url, timeout=10).status_code == 401
     assert httpx.get(url, auth=(user, "wrong"), timeout=10).status_code == 401
     assert httpx.get(url, auth=(user, password), timeout=10).status_code == 200
+
+
+def test_a_worker_that_dies_is_restarted_and_jobs_go_on(stack: UpStack) -> None:
+    os.killpg(stack.child_pids["worker"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while not re.search(r"^\[up\]\s+restarted worker \(restart 1 in a row\)$", stack.log(), re.M):
+        assert stack.process.poll() is None, stack.tail()
+        assert time.monotonic() < deadline, stack.tail()
+        time.sleep(0.2)
+    assert re.search(
+        r"^\[up\]\s+worker exited on its own \(on SIGKILL\); restarting it in 1 s$",
+        stack.log(),
+        re.M,
+    )
+    stack.child_pids["worker"] = int(re.findall(r"started worker \(pid (\d+)\)", stack.log())[-1])
+    (stack.docroots["node-a"] / "after-restart").mkdir()
+    (stack.docroots["node-a"] / "after-restart" / "f.txt").write_bytes(b"still moving")
+
+    submitted = cli(
+        "jobs", "submit", "--from", "node-a:after-restart", "--to", "node-b:after-restart",
+        "--watch", env=stack.client_env(),
+    )  # fmt: skip
+
+    assert submitted.code == 0, submitted.output
+    moved = stack.docroots["node-b"] / "after-restart" / "after-restart" / "f.txt"
+    assert moved.read_bytes() == b"still moving"
 
 
 def test_ctrl_c_stops_every_child_and_exits_0(stack: UpStack) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from orchestrator.cli.supervisor import Supervisor
+from orchestrator.cli.supervisor import MAX_RESTARTS, Supervisor
 from tests.cli.conftest import clean_env, cli, free_port, marked_processes
 
 STUBBORN = """
@@ -73,6 +73,30 @@ def test_a_child_that_exits_on_its_own_is_noticed_and_not_signalled_again() -> N
     assert time.monotonic() - started < 5  # SIGTERM ended the sleeper at once
     assert "[beat]   bye" in screen.getvalue()
     assert "api stopped (on SIGTERM)" in screen.getvalue()
+
+
+def test_an_exited_child_restarts_in_its_place_with_a_growing_back_off() -> None:
+    screen = io.StringIO()
+    supervisor = Supervisor(Console(file=screen, width=200), grace=5)
+    first = supervisor.start("beat", [sys.executable, "-c", "print('bye')"], os.environ)
+    steady = supervisor.start(
+        "api", [sys.executable, "-c", "import time; time.sleep(60)"], os.environ
+    )
+    delays = []
+    child = first
+    for _ in range(MAX_RESTARTS):
+        _wait(lambda child=child: supervisor.exited() is child)
+        delays.append(supervisor.restart_delay(child))
+        child = supervisor.restart(child)
+    _wait(lambda: supervisor.exited() is child)
+
+    assert delays[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert supervisor.restart_delay(child) is None  # it keeps failing: give up on it
+    assert [c.name for c in supervisor.children] == ["beat", "api"]  # the stop order holds
+    assert supervisor.children[0] is child and child.restarts == MAX_RESTARTS
+    assert screen.getvalue().count("[beat]   bye") == MAX_RESTARTS + 1
+    supervisor.stop()
+    assert not steady.running
 
 
 def test_up_refuses_a_port_in_use_before_starting_anything() -> None:

@@ -32,10 +32,13 @@ from orchestrator.services.alerts.delivery import DeliverySummary, deliver_due
 from orchestrator.services.context import ServiceContext, utcnow
 from orchestrator.services.conveyor.control import cancel_job
 from orchestrator.services.conveyor.jobs import create_job
+from orchestrator.services.conveyor.polling import poll_node
 from orchestrator.services.conveyor.reconcile import sweep
 from orchestrator.services.events import events_of
 from orchestrator.services.nodes.clients import NodeClients
+from orchestrator.services.nodes.registry import update_node
 from orchestrator.services.schedules.store import create_schedule
+from orchestrator.services.views.overview import overview
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
 from tests.support.alerts import (
@@ -47,7 +50,7 @@ from tests.support.alerts import (
 )
 from tests.support.processes import free_port, orchestrator_env, wait_for
 from tests.support.sim import write_tree
-from tests.support.stack import RecordingEnqueue, settle
+from tests.support.stack import RecordingEnqueue, run_tasks, settle
 
 # Canaries: neither may ever show up in a log line, an event, the outbox or a request body.
 WEBHOOK_KEY = "whkey-canary-5d1e8a0c"
@@ -434,3 +437,34 @@ def test_no_secret_reaches_logs_events_the_outbox_or_a_request_body(
         assert canary not in caplog.text
         for text in (*written, *stored, *sent, *mails):
             assert canary not in text
+
+
+def test_a_node_whose_poll_lag_nears_its_retention_is_alerted_once_and_shown(
+    stack: Stack, receiver: WebhookReceiver, alerts_file: Path
+) -> None:
+    write_rules(alerts_file, receiver, node_channels=["ops"])
+    update_node(stack.ctx, "node-a", {"activity_retention_seconds": 120})
+    write_tree(stack.root_a, {"lag/f.bin": os.urandom(400_000)})
+    job_id = stack.new_job("lag", options={"target_rate_kbps": 100})
+    run_tasks(stack.ctx, stack.tasks)
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert not sweep(stack.ctx).at_risk
+    later = utcnow() + timedelta(seconds=61)  # no good poll for over half the retention
+    stack.ctx.clock = lambda: later
+
+    first, again = sweep(stack.ctx), sweep(stack.ctx)
+
+    assert first.at_risk == again.at_risk == ["node-a"]
+    (alert,) = [row for row in outbox(stack) if row.kind == "node_lagging"]  # once per lapse
+    assert alert.payload["node"]["name"] == "node-a"
+    assert alert.payload["node"]["activity_retention_seconds"] == 120
+    assert deliver_due(stack.ctx).sent == 1
+    (delivery,) = receiver.accepted()
+    assert delivery.payload["event"] == "node.lagging"
+    with stack.ctx.sessions() as session:
+        board = overview(session, later, poll_interval=stack.ctx.settings.poll_interval)
+    (node_a,) = [n for n in board.nodes if n.name == "node-a"]
+    assert node_a.health == "records at risk"
+    level, reasons = board.verdict()
+    assert level == "bad" and any("may expire unread" in r for r in reasons)
+    cancel_job(stack.ctx, job_id)

@@ -15,6 +15,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import UploadRequest
 from orchestrator.errors import TransferSetupError
 from orchestrator.services.conveyor import submission
+from orchestrator.services.conveyor.control import change_rate
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.jobs import JobRejected, create_job, get_job
 from orchestrator.services.conveyor.polling import _take_lease, poll_node
@@ -23,7 +24,7 @@ from orchestrator.services.events import events_of
 from orchestrator.services.views.jobs import attempts_of
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
-from tests.support.sim import read_tree, write_tree
+from tests.support.sim import client_for, read_tree, write_tree
 from tests.support.stack import assert_story_of_a_clean_run, run_tasks, settle
 
 
@@ -336,8 +337,10 @@ def test_a_post_that_cannot_be_recorded_is_canceled_then_retried(
 ) -> None:
     # A database that stays down after a successful POST cannot be made on demand, so the
     # recording step is made to fail the way an unreachable database fails.
-    write_tree(stack.root_a, {"rec/f.bin": os.urandom(5_000)})
-    job_id = new_job(stack, "rec")
+    # 20 KB at 40 kbps: the transfer is still running when the CANCEL reaches the node, however
+    # busy the machine (a transfer that ends first would be adopted by its tag instead).
+    write_tree(stack.root_a, {"rec/f.bin": os.urandom(20_000)})
+    job_id = new_job(stack, "rec", options={"target_rate_kbps": 40})
     monkeypatch.setattr(submission.time, "sleep", lambda _s: None)
 
     def database_gone(*_args: object, **_kwargs: object) -> str:
@@ -353,6 +356,9 @@ def test_a_post_that_cannot_be_recorded_is_canceled_then_retried(
     ]
     assert stack.admin_a.counters()["requests"]["CANCEL /ops/transfers/{id}"] == 1
     monkeypatch.undo()
+    with client_for(stack.a) as client:  # the next attempt runs at full speed
+        assert client.get_transfer(transfer["id"]).status.value == "canceled"
+    change_rate(stack.ctx, job_id, target_rate_kbps=100_000)
 
     states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=40)
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from orchestrator.db.engine import upsert
 from orchestrator.db.tables import AlertRow, JobRow, NodeRow, ScheduleRow
 from orchestrator.domain.alerts import JOB_ENDS, AlertsConfig, job_end_channels, streak_channels
+from orchestrator.domain.nodes import NodePoll
 from orchestrator.domain.schedules import ScheduleAlerts
 from orchestrator.domain.states import FAILED_ENDS, JobState
 from orchestrator.services.alerts.rules import alert_rules
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 JOB_END = "job_end"
 FAILING = "schedule_failing"
 RECOVERED = "schedule_recovered"
+NODE_LAGGING = "node_lagging"
 
 
 # -- deciding ------------------------------------------------------------------------------
@@ -66,6 +68,45 @@ def on_job_end(work: UnitOfWork, job_id: str, target: JobState, at: datetime) ->
         _insert(session, alert_id, kind, job_id, schedule_id, channel, payload, key, at)
     enqueue = work.ctx.enqueue
     work.after_commit(TaskName.DELIVER_ALERTS, lambda: enqueue(TaskName.DELIVER_ALERTS))
+
+
+def on_node_lagging(work: UnitOfWork, poll: NodePoll, at: datetime) -> int:
+    """Alert once per episode (a last good poll) that a node's records may expire unread.
+
+    Returns how many alerts were queued (0 when no channel is set or this episode was told).
+    """
+    config = alert_rules(work.ctx.settings).config()
+    channels = config.defaults.node_channels
+    if not channels:
+        return 0
+    episode = poll.last_success_at.isoformat() if poll.last_success_at else "never"
+    lag, retention = round(poll.lag_seconds), poll.activity_retention_seconds
+    summary = (
+        f"node {poll.name}: no good poll for {lag} s while {poll.open_transfers} transfer(s) "
+        f"are open; it keeps records for {retention} s, so their end states may expire unread"
+    )
+    for channel in channels:
+        alert_id = str(uuid.uuid4())
+        payload = {
+            "event": "node.lagging",
+            "delivery": alert_id,
+            "occurred_at": at.isoformat(),
+            "summary": summary,
+            "node": {
+                "name": poll.name,
+                "poll_lag_seconds": lag,
+                "activity_retention_seconds": retention,
+                "open_transfers": poll.open_transfers,
+                "last_success_at": poll.last_success_at.isoformat()
+                if poll.last_success_at
+                else None,
+            },
+        }
+        key = f"{NODE_LAGGING}:{poll.node_id}:{episode}:{channel}"
+        _insert(work.session, alert_id, NODE_LAGGING, None, None, channel, payload, key, at)
+    enqueue = work.ctx.enqueue
+    work.after_commit(TaskName.DELIVER_ALERTS, lambda: enqueue(TaskName.DELIVER_ALERTS))
+    return len(channels)
 
 
 def _schedule_alerts(session: Session, schedule_id: str | None) -> ScheduleAlerts | None:
@@ -224,7 +265,7 @@ def _insert(
     session: Session,
     alert_id: str,
     kind: str,
-    job_id: str,
+    job_id: str | None,
     schedule_id: str | None,
     channel: str,
     payload: dict[str, Any],

@@ -3,22 +3,29 @@
 The broker only carries wake-ups (DESIGN.md rule 1). Every few seconds this looks at the
 database and sends again whatever waits too long: QUEUED jobs wake the dispatcher, ADMITTED
 and SUBMITTING jobs past their lease get a submit, RETRY_WAIT jobs whose back-off ended go
-back to the queue, and alerts due for (another) delivery wake the alert sender.
+back to the queue, and alerts due for (another) delivery wake the alert sender. It also
+watches every source node's poll lag against the time the node keeps transfer records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from orchestrator.db.tables import JobRow
+from orchestrator.domain.nodes import at_risk
 from orchestrator.domain.states import JobState
 from orchestrator.services.alerts.delivery import alerts_due
+from orchestrator.services.alerts.outbox import on_node_lagging
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.transitions import move
+from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.taskqueue import TaskName
+
+log = logging.getLogger(__name__)
 
 BATCH = 500
 
@@ -31,6 +38,7 @@ class SweepSummary:
     resubmitted: int = 0
     dispatch_sent: bool = False
     alerts_sent: bool = False
+    at_risk: list[str] = field(default_factory=list)  # nodes whose records may expire unread
 
     def __str__(self) -> str:
         return (
@@ -38,6 +46,7 @@ class SweepSummary:
             f"{self.resubmitted} submit(s) re-sent, dispatch "
             + ("sent" if self.dispatch_sent else "not needed")
             + (", alert sender woken" if self.alerts_sent else "")
+            + (f"; records at risk on {', '.join(self.at_risk)}" if self.at_risk else "")
         )
 
 
@@ -87,7 +96,28 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
     for job_id in stuck:
         ctx.enqueue(TaskName.SUBMIT, job_id)
         summary.resubmitted += 1
+    summary.at_risk = _watch_retention(ctx)
     if alerts_due(ctx):
         ctx.enqueue(TaskName.DELIVER_ALERTS)
         summary.alerts_sent = True
     return summary
+
+
+def _watch_retention(ctx: ServiceContext) -> list[str]:
+    """Nodes whose poll lag nears their record retention: logged, and alerted once per lapse."""
+    now = ctx.now()
+    risky = []
+    with ctx.unit_of_work() as work:
+        for poll in poll_status(work.session, now):
+            if poll.open_transfers and at_risk(poll.lag_seconds, poll.activity_retention_seconds):
+                risky.append(poll.name)
+                log.warning(
+                    "node %s: no good poll for %.0f s; it keeps records for %d s",
+                    poll.name,
+                    poll.lag_seconds,
+                    poll.activity_retention_seconds,
+                    extra={"node": poll.name},
+                )
+                on_node_lagging(work, poll, now)
+        work.commit()
+    return risky

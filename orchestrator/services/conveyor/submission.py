@@ -104,7 +104,9 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
     """
     report = SubmitReport()
     ready: list[_Work] = []
+    lease = _BatchLease(ctx)
     for job_id in job_ids:
+        lease.keep()
         with log_context(job_id=job_id):
             claimed = _claim(ctx, job_id)
             if isinstance(claimed, JobOutcome):
@@ -120,12 +122,45 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
                 report.outcomes.append(early)
             else:
                 ready.append(work)
+                lease.pending.add(job_id)
     by_destination: dict[int, list[_Work]] = {}
     for work in ready:
         by_destination.setdefault(work.destination.id, []).append(work)
     for group in by_destination.values():
-        report.outcomes.extend(_grant_and_post(ctx, group))
+        report.outcomes.extend(_grant_and_post(ctx, group, lease))
     return report
+
+
+class _BatchLease:
+    """Keeps the leases of a batch's claimed jobs alive while the batch works through them.
+
+    A lease only has to outlast one node call: it is renewed (one UPDATE for every job still
+    waiting its turn) whenever a third of it has passed, before the next call. A worker that
+    dies therefore leaves its batch to the sweeper after about one lease, not after the time
+    the whole batch would have taken.
+    """
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._renewed = time.monotonic()
+        self.pending: set[str] = set()  # claimed, waiting for their token and POST
+
+    def keep(self) -> None:
+        """Renew the pending jobs' leases if a third of the lease has passed."""
+        seconds = self._ctx.settings.submit_lease_seconds
+        if not self.pending or time.monotonic() - self._renewed < seconds / 3:
+            return
+        job_ids = sorted(self.pending)
+        now = self._ctx.now()
+        with self._ctx.sessions() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(job_ids), JobRow.state == JobState.SUBMITTING)
+                .values(next_attempt_at=now + timedelta(seconds=seconds))
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+        self._renewed = time.monotonic()
 
 
 def _skipped(job_id: str, why: str) -> JobOutcome:
@@ -241,7 +276,9 @@ def _resume(ctx: ServiceContext, work: _Work) -> JobOutcome | None:
     return None
 
 
-def _grant_and_post(ctx: ServiceContext, group: list[_Work]) -> list[JobOutcome]:
+def _grant_and_post(
+    ctx: ServiceContext, group: list[_Work], lease: _BatchLease
+) -> list[JobOutcome]:
     """One upload_setup on the destination for the group, then one POST per job."""
     destination = group[0].destination
     requests = [
@@ -252,12 +289,16 @@ def _grant_and_post(ctx: ServiceContext, group: list[_Work]) -> list[JobOutcome]
         )
         for w in group
     ]
+    lease.keep()
     try:
         grants = ctx.clients.get(destination.id).upload_setup(requests)
     except NodeError as exc:
+        lease.pending.difference_update(w.job.id for w in group)
         return [_not_posted(ctx, w.job, w.attempt, exc) for w in group]
     outcomes = []
     for work, grant in zip(group, grants, strict=True):
+        lease.pending.discard(work.job.id)  # its own POST claim renews its lease
+        lease.keep()
         with log_context(job_id=work.job.id, node=work.source.name, attempt=work.attempt.number):
             if isinstance(grant, NodeError):
                 outcomes.append(_not_posted(ctx, work.job, work.attempt, grant))

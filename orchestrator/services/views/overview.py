@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ThroughputMinuteRow
+from orchestrator.domain.nodes import at_risk
 from orchestrator.domain.states import FAILED_ENDS, MAY_HOLD_TRANSFER, UNDER_WAY, JobState
 from orchestrator.domain.transfers import bytes_per_second
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.services.views import throughput
 from orchestrator.services.views.jobs import JobView, project
-from orchestrator.services.views.metrics.queries import poll_status
 from orchestrator.services.views.schedules import ScheduleView, list_schedule_views
 
 S = JobState
@@ -32,11 +33,12 @@ class NodeLine:
 
     name: str
     enabled: bool
-    health: str  # polling | idle | lagging | error | never polled | disabled
+    health: str  # polling | idle | lagging | records at risk | error | never polled | disabled
     reachable: bool | None  # from the last poll; None: never polled
     last_poll_at: datetime | None
     last_success_at: datetime | None
     poll_lag_seconds: float | None  # since the last good poll, while it has transfers to follow
+    activity_retention_seconds: int  # how long the node keeps transfer records
     last_error: str | None
     outbound: int
     inbound: int
@@ -80,6 +82,12 @@ class Overview:
     def verdict(self) -> tuple[str, list[str]]:
         """Is everything moving, and if not why: a level (ok, warn, bad) and short reasons."""
         bad = [f"{n.name}: last poll failed" for n in self.nodes if n.health == "error"]
+        bad += [
+            f"{n.name}: no good poll for {n.poll_lag_seconds or 0:.0f} s, near the "
+            f"{n.activity_retention_seconds} s it keeps records: end states may expire unread"
+            for n in self.nodes
+            if n.health == "records at risk"
+        ]
         if self.failed_last_day:
             bad.append(f"{self.failed_last_day} job(s) failed in the last 24 h")
         bad += [f"schedule {s.id} is failing" for s in self.schedules if s.health == "failing"]
@@ -203,6 +211,8 @@ def _nodes(
         lag = lags.get(node.id) if following else None
         if not node.enabled:
             health = "disabled"
+        elif following and at_risk(lag or 0.0, node.activity_retention_seconds):
+            health = "records at risk"
         elif error:
             health = "error"
         elif following and (last_ok is None or (lag or 0.0) > late):
@@ -222,6 +232,7 @@ def _nodes(
                 last_poll_at=cursor.last_poll_at if cursor else None,
                 last_success_at=last_ok,
                 poll_lag_seconds=lag,
+                activity_retention_seconds=node.activity_retention_seconds,
                 last_error=error,
                 outbound=outbound[node.id],
                 inbound=inbound[node.id],

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.domain.ascp import ErrorClass
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.calls import read_totals, redis_connector
+from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.services.views import throughput
 from orchestrator.services.views.metrics import broker, queries
 
@@ -158,14 +159,21 @@ def _poll_families(
     failing = GaugeMetricFamily(
         f"{P}_node_poll_failing", "1 when the node's last poll ended in an error.", labels=node
     )
-    for poll in queries.poll_status(session, now):
+    retention = GaugeMetricFamily(
+        f"{P}_node_activity_retention_seconds",
+        "How long the node keeps transfer records (its activity_retention, as registered): a "
+        "poll lag nearing it means end states may expire unread.",
+        labels=node,
+    )
+    for poll in poll_status(session, now):
         label = [name(poll.node_id)]
         lag.add_metric(label, poll.lag_seconds)
         open_transfers.add_metric(label, poll.open_transfers)
         failing.add_metric(label, int(poll.failing))
+        retention.add_metric(label, poll.activity_retention_seconds)
         if poll.last_success_at is not None:
             last_ok.add_metric(label, poll.last_success_at.timestamp())
-    return [lag, open_transfers, last_ok, failing]
+    return [lag, open_transfers, last_ok, failing, retention]
 
 
 def _retries(session: Session) -> CounterMetricFamily:

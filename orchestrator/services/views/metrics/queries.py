@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Subquery, case, extract, func, select
 from sqlalchemy.orm import Session, aliased
 
-from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
+from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
 from orchestrator.domain.ascp import classify
 from orchestrator.domain.states import TERMINAL_STATES, JobState
 
@@ -125,44 +125,6 @@ def transfer_durations(session: Session) -> dict[tuple[int, int, str], Histogram
     )
     groups = _histograms(session, inner, ["source", "destination", "status"])
     return {(int(s), int(d), str(st)): h for (s, d, st), h in groups.items()}
-
-
-@dataclass(frozen=True)
-class NodePoll:
-    """How fresh the orchestrator's view of one source node is."""
-
-    node_id: int
-    open_transfers: int  # our transfers on it that its change feed must still report on
-    last_success_at: datetime | None
-    failing: bool  # the last poll ended in an error
-    lag_seconds: float  # 0 with nothing to follow; else since the feed was last read for them
-
-
-def poll_status(session: Session, now: datetime) -> list[NodePoll]:
-    """Per node: open transfers, the last good poll, and the poll lag at ``now``."""
-    open_rows = session.execute(
-        select(AttemptRow.source_node_id, func.count(), func.min(AttemptRow.created_at))
-        .join(JobRow, JobRow.id == AttemptRow.job_id)
-        .where(AttemptRow.ended_at.is_(None), JobRow.state.in_(ON_NODE))
-        .group_by(AttemptRow.source_node_id)
-    ).all()
-    following = {int(node): (int(n), oldest) for node, n, oldest in open_rows}
-    result = []
-    for node_id, cursor in session.execute(
-        select(NodeRow.id, NodeCursorRow).outerjoin(
-            NodeCursorRow, NodeCursorRow.node_id == NodeRow.id
-        )
-    ):
-        last_ok = cursor.last_success_at if cursor else None
-        n, oldest = following.get(node_id, (0, None))
-        lag = 0.0
-        if n and oldest is not None:
-            # Our view is as old as the last read of the feed, or as the oldest open
-            # transfer if the feed was last read before it existed.
-            seen = max(last_ok, _utc(oldest)) if last_ok else _utc(oldest)
-            lag = max(0.0, (now - seen).total_seconds())
-        result.append(NodePoll(node_id, n, last_ok, bool(cursor and cursor.last_error), lag))
-    return result
 
 
 def _utc(value: datetime) -> datetime:
