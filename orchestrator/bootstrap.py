@@ -32,17 +32,23 @@ def with_local_defaults(settings: Settings) -> Settings:
 
 
 def build_context(
-    settings: Settings, *, enqueue: Enqueue | None = None, check_alerts: bool = True
+    settings: Settings,
+    *,
+    enqueue: Enqueue | None = None,
+    check_alerts: bool = True,
+    pre_ping: bool = True,
 ) -> ServiceContext:
     """A ServiceContext over the configured database (secrets box from the settings).
 
     ``enqueue=None`` publishes to the configured broker; pass ``no_enqueue`` for a process
     that creates no work (the CLI registering nodes, issuing tokens). A missing or broken
     alerts file stops a process that moves jobs here, before it takes any work.
+    ``pre_ping=False`` (workers) saves a round trip per checkout: a connection that died with
+    a database restart fails its statement, and the task's retry takes a fresh one.
     """
     if check_alerts:
         load_alerts(settings.alerts_file)
-    engine = make_engine(settings.effective_database_url())
+    engine = make_engine(settings.effective_database_url(), pre_ping=pre_ping)
     sessions = make_session_factory(engine)
     box = secret_box(settings.secret_keys, settings.data_dir)
     return ServiceContext(

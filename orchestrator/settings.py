@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     token_life_seconds: int = Field(
         default=6 * 3600, gt=0, description="lifetime asked for upload tokens"
     )
+    progress_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="a running transfer's byte and file counts are written at most this often "
+        "(state changes at once)",
+    )
     unseen_check_seconds: float = Field(
         default=300.0, gt=0, description="GET a transfer the change feed has not mentioned"
     )

@@ -29,7 +29,7 @@ def context() -> ServiceContext:
     global _context
     with _lock:
         if _context is None:
-            _context = build_context(load_settings(), enqueue=Enqueuer(app))
+            _context = build_context(load_settings(), enqueue=Enqueuer(app), pre_ping=False)
         return _context
 
 

@@ -38,6 +38,7 @@ FAST = {
     "submit_lease_seconds": 4.0,
     "post_settle_seconds": 3.5,
     "unseen_check_seconds": 30.0,
+    "progress_seconds": 0.2,
     "lost_after_seconds": 1.0,
     "poll_lease_seconds": 5.0,
     "queued_sweep_seconds": 0.5,

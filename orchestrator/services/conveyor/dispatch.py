@@ -19,7 +19,7 @@ from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
 from orchestrator.domain.states import HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor.transitions import move
+from orchestrator.services.conveyor.transitions import move_many
 from orchestrator.taskqueue import TaskName
 
 BATCH = 500
@@ -81,12 +81,16 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             out_count[source_id] += count
             in_count[destination_id] += count
             link_count[(source_id, destination_id)] += count
-        queued = session.scalars(
-            select(JobRow)
+        queued = session.execute(
+            select(
+                JobRow.id, JobRow.source_node_id, JobRow.destination_node_id, JobRow.waiting_reason
+            )
             .where(JobRow.state == JobState.QUEUED)
             .order_by(JobRow.priority.desc(), JobRow.created_at)
             .limit(BATCH)
         ).all()
+        admit: dict[str, str] = {}  # job id -> its event message
+        reasons: dict[str, list[str]] = {}  # a new waiting reason -> the jobs it is now true for
         for job in queued:
             src, dst = nodes[job.source_node_id], nodes[job.destination_node_id]
             link = (src.id, dst.id)
@@ -104,23 +108,32 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             if reason is not None:
                 summary.waiting += 1
                 if job.waiting_reason != reason:
-                    job.waiting_reason = reason
+                    reasons.setdefault(reason, []).append(job.id)
                 continue
-            moved = move(
-                work,
-                job.id,
-                JobState.QUEUED,
-                JobState.ADMITTED,
-                f"admitted ({out_count[src.id] + 1}/{src.max_outbound} out of {src.name})",
-                at=now,
-                values={"waiting_reason": None, "next_attempt_at": now},
+            admit[job.id] = (
+                f"admitted ({out_count[src.id] + 1}/{src.max_outbound} out of {src.name})"
             )
-            if moved is not None:
-                out_count[src.id] += 1
-                in_count[dst.id] += 1
-                link_count[link] += 1
-                summary.admitted.append(job.id)
-                summary.admitted_to.append((job.id, dst.id))
+            out_count[src.id] += 1
+            in_count[dst.id] += 1
+            link_count[link] += 1
+            summary.admitted_to.append((job.id, dst.id))
+        for reason, job_ids in reasons.items():
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(job_ids), JobRow.state == JobState.QUEUED)
+                .values(waiting_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+        summary.admitted = move_many(
+            work,
+            admit,
+            JobState.QUEUED,
+            JobState.ADMITTED,
+            at=now,
+            values={"waiting_reason": None, "next_attempt_at": now},
+        )
+        admitted = set(summary.admitted)  # a job canceled meanwhile did not move
+        summary.admitted_to = [(j, d) for j, d in summary.admitted_to if j in admitted]
         work.commit()
     by_destination: dict[int, list[str]] = {}
     for job_id, destination_id in summary.admitted_to:

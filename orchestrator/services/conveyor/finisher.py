@@ -47,6 +47,8 @@ def apply_snapshot(
     """
     if snapshot.status is TransferStatus.UNKNOWN:
         return None  # an answer that settles nothing is not a sighting (node-api.md §4.2)
+    if _progress_only(attempt, snapshot, now, settings):
+        return None  # written at most every ORCH_PROGRESS_SECONDS: no UPDATE for a byte count
     attempt.last_seen_at = now
     attempt.missing_since = None
     attempt.check_after = None
@@ -104,6 +106,21 @@ def apply_snapshot(
         work.session.expire(job)
         return target
     return None
+
+
+def _progress_only(
+    attempt: AttemptRow, snapshot: TransferSnapshot, now: datetime, settings: Settings
+) -> bool:
+    """Whether the snapshot only moves a running transfer's counters, written not long ago."""
+    return (
+        attempt.status == snapshot.status.value
+        and not snapshot.status.is_terminal
+        and snapshot.error is None
+        and attempt.check_after is None
+        and attempt.missing_since is None
+        and attempt.last_seen_at is not None
+        and (now - attempt.last_seen_at).total_seconds() < settings.progress_seconds
+    )
 
 
 def _moved(snapshot: TransferSnapshot) -> str:

@@ -20,6 +20,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
@@ -47,7 +48,7 @@ from orchestrator.logsetup import log_context
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
-from orchestrator.services.conveyor.transitions import move
+from orchestrator.services.conveyor.transitions import move, move_many
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,12 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
     report = SubmitReport()
     ready: list[_Work] = []
     lease = _BatchLease(ctx)
-    for job_id in job_ids:
+    fresh, outcomes = _claim_admitted(ctx, job_ids)
+    report.outcomes.extend(outcomes)
+    ready.extend(fresh)
+    lease.pending.update(w.job.id for w in fresh)
+    done = {w.job.id for w in fresh} | {o.job_id for o in outcomes}
+    for job_id in (j for j in job_ids if j not in done):
         lease.keep()
         with log_context(job_id=job_id):
             claimed = _claim(ctx, job_id)
@@ -175,6 +181,72 @@ class _Work:
     attempt: AttemptRow
     source: NodeRow
     destination: NodeRow
+
+
+def _claim_admitted(
+    ctx: ServiceContext, job_ids: tuple[str, ...]
+) -> tuple[list[_Work], list[JobOutcome]]:
+    """Claim the batch's ADMITTED jobs in one transaction: one UPDATE moves them all to
+    SUBMITTING, then one INSERT adds their attempts and one their events; their nodes are read
+    once. Jobs in any other state are left to ``_claim``, one by one."""
+    now = ctx.now()
+    with ctx.unit_of_work() as work:
+        session = work.session
+        jobs = {
+            job.id: job
+            for job in session.scalars(
+                select(JobRow).where(
+                    JobRow.id.in_(job_ids),
+                    JobRow.state == JobState.ADMITTED,
+                    JobRow.cancel_requested.is_(False),
+                )
+            )
+        }
+        if not jobs:
+            return [], []
+        messages = {
+            job_id: f"submitting attempt {jobs[job_id].attempt_count + 1}"
+            for job_id in job_ids
+            if job_id in jobs
+        }
+        lease = now + timedelta(seconds=ctx.settings.submit_lease_seconds)
+        moved = move_many(
+            work,
+            messages,
+            JobState.ADMITTED,
+            JobState.SUBMITTING,
+            at=now,
+            values={"attempt_count": JobRow.attempt_count + 1, "next_attempt_at": lease},
+        )
+        attempts = {
+            job_id: AttemptRow(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                number=jobs[job_id].attempt_count + 1,
+                source_node_id=jobs[job_id].source_node_id,
+                status=AttemptState.CREATED,
+                created_at=now,
+            )
+            for job_id in moved
+        }
+        session.add_all(attempts.values())
+        node_ids = {j.source_node_id for j in jobs.values()} | {
+            j.destination_node_id for j in jobs.values()
+        }
+        nodes = {n.id: n for n in session.scalars(select(NodeRow).where(NodeRow.id.in_(node_ids)))}
+        work.commit()
+    claimed = []
+    for job_id in moved:
+        job = jobs[job_id]
+        set_committed_value(job, "attempt_count", job.attempt_count + 1)
+        set_committed_value(job, "state", JobState.SUBMITTING)
+        claimed.append(
+            _Work(job, attempts[job_id], nodes[job.source_node_id], nodes[job.destination_node_id])
+        )
+    raced = [
+        _skipped(job_id, "was taken by another worker") for job_id in jobs if job_id not in moved
+    ]
+    return claimed, raced
 
 
 def _claim(ctx: ServiceContext, job_id: str) -> JobOutcome | AttemptRow:

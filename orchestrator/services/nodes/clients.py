@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +15,8 @@ from orchestrator.logsetup import register_secret
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.nodeapi.observe import CallObserver
 from orchestrator.settings import Settings
+
+REGISTRY_TTL = 5.0  # seconds a node's client is used before its registry row is read again
 
 
 class NodeNotRegistered(ConfigError):
@@ -68,9 +71,15 @@ class NodeClients:
         self._observer = observer
         self._lock = threading.Lock()
         self._clients: dict[int, tuple[object, NodeClient]] = {}
+        self._checked: dict[int, float] = {}  # when each node's row was last compared
 
     def get(self, node_id: int) -> NodeClient:
-        """The client for a node id."""
+        """The client for a node id; its registry row is read again at most every few seconds
+        (REGISTRY_TTL), so a changed URL or secret takes effect within that time."""
+        with self._lock:
+            cached = self._clients.get(node_id)
+            if cached is not None and time.monotonic() - self._checked[node_id] < REGISTRY_TTL:
+                return cached[1]
         with self._sessions() as session:
             row = session.get(NodeRow, node_id)
             if row is None:
@@ -78,6 +87,7 @@ class NodeClients:
             version = (row.updated_at, row.base_url, row.secret_encrypted)
             with self._lock:
                 cached = self._clients.get(node_id)
+                self._checked[node_id] = time.monotonic()
                 if cached is not None and cached[0] == version:
                     return cached[1]
                 conn = connection_for(row, self.box, self._settings)
@@ -93,6 +103,7 @@ class NodeClients:
             for _, client in self._clients.values():
                 client.close()
             self._clients.clear()
+            self._checked.clear()
         flush = getattr(self._observer, "flush", None)
         if callable(flush):
             flush()

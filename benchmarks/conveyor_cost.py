@@ -1,0 +1,326 @@
+"""Our own work per job: SQL statements, transactions and CPU from create to COMPLETED.
+
+The services run in this process (no Celery: what it costs is measured elsewhere) against
+hstssim nodes in a process of their own and a database (PostgreSQL with --database-url, else
+SQLite). N jobs of one tiny file each are created, then dispatched, submitted and polled to
+completion as fast as the services allow. Counted: statements and commits (SQLAlchemy engine
+events), this process's CPU, the database server's CPU (every postgres process, from /proc),
+the simulator's CPU. ``--compare-with REV`` runs the same measurement on another revision of
+the project (a temporary git worktree) in the same run and prints both side by side with
+their ratio: the machines are noisy, ratios are the figures to trust.
+
+    python benchmarks/conveyor_cost.py --jobs 1000 --database-url postgresql+psycopg://...
+    python benchmarks/conveyor_cost.py --jobs 1000 --compare-with d427d6d
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = (
+    ("jobs", "jobs completed", "{:.0f}"),
+    ("jobs_per_second", "jobs per second (in-process, no Celery)", "{:.1f}"),
+    ("statements_per_job", "SQL statements per job", "{:.1f}"),
+    ("commits_per_job", "transactions per job", "{:.1f}"),
+    ("our_cpu_ms_per_job", "CPU ms per job, orchestrator", "{:.2f}"),
+    ("db_cpu_ms_per_job", "CPU ms per job, database server", "{:.2f}"),
+    ("sim_cpu_ms_per_job", "CPU ms per job, hstssim", "{:.2f}"),
+    ("requests_per_job", "node API requests per job", "{:.2f}"),
+)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes (and their reaped children), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
+def postgres_pids() -> list[int]:
+    """Every process of the local PostgreSQL server (its backends do the work)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip().startswith("postgres"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@contextmanager
+def simulator(
+    work: Path, nodes: int
+) -> Iterator[tuple[subprocess.Popen[bytes], list[dict[str, Any]]]]:
+    """hstssim with ``nodes`` nodes in its own process; their JSON descriptions."""
+    log = work / "hstssim.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hstssim",
+                "--nodes",
+                str(nodes),
+                "--json",
+                "--root",
+                str(work / "nodes"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            found = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+            if len(found) == nodes:
+                break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"hstssim did not start; see {log}")
+            time.sleep(0.1)
+        yield proc, found
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    """Run N jobs to completion in this process; the figures of the run."""
+    sys.path.insert(0, str(ROOT))
+    import httpx
+    from pydantic import SecretStr
+    from sqlalchemy import delete, event, func, select
+
+    from orchestrator.db.base import Base
+    from orchestrator.db.engine import make_engine, make_session_factory
+    from orchestrator.db.migrate import upgrade
+    from orchestrator.db.tables import JobRow
+    from orchestrator.domain.jobs import JobSpec
+    from orchestrator.domain.nodes import NodeRegistration
+    from orchestrator.domain.states import JobState
+    from orchestrator.services.context import ServiceContext
+    from orchestrator.services.conveyor.dispatch import dispatch
+    from orchestrator.services.conveyor.jobs import create_job
+    from orchestrator.services.conveyor.polling import poll_node
+    from orchestrator.services.conveyor.submission import submit
+    from orchestrator.services.nodes.clients import NodeClients
+    from orchestrator.services.nodes.registry import register_node
+    from orchestrator.settings import Settings
+    from orchestrator.taskqueue import TaskName
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        url = args.database_url or f"sqlite:///{work / 'bench.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name != "service_locks":
+                    conn.execute(delete(table))
+        sessions = make_session_factory(engine)
+        settings = Settings(
+            data_dir=work / "data",
+            database_url=url,
+            max_per_link=args.concurrency,
+            node_api_metrics=False,
+        )
+        sent: list[tuple[str, tuple[Any, ...]]] = []
+
+        def enqueue(task: str, *task_args: Any, **_: Any) -> None:
+            sent.append((task, task_args))
+
+        from orchestrator.crypto import secret_box
+
+        box = secret_box(None, work / "data")
+        ctx = ServiceContext(sessions, NodeClients(sessions, box, settings), settings, enqueue)
+        with simulator(work, 2 * args.pairs) as (sim, nodes):
+            node_ids = []
+            for node in nodes:
+                registration = NodeRegistration(
+                    name=node["name"],
+                    base_url=node["api_url"],
+                    username=node["node_user"],
+                    secret=SecretStr(node["node_password"]),
+                    transfer_host=node["host"],
+                    max_outbound=args.concurrency,
+                    max_inbound=args.concurrency,
+                )
+                node_ids.append(register_node(ctx, registration))
+                httpx.put(
+                    node["api_url"] + "/admin/settings",
+                    json={"max_concurrent_sessions": args.concurrency},
+                    headers={"X-Admin-Token": node["admin_token"]},
+                ).raise_for_status()
+            sources = node_ids[0::2]
+            for index in range(args.jobs):
+                pair = index % args.pairs
+                path = Path(nodes[2 * pair]["docroot"]) / "bench" / f"f{index:05d}.bin"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"x" * args.file_size)
+            statements = [0]
+            commits = [0]
+            event.listen(
+                engine,
+                "before_cursor_execute",
+                lambda *_: statements.__setitem__(0, statements[0] + 1),
+            )
+            event.listen(engine, "commit", lambda *_: commits.__setitem__(0, commits[0] + 1))
+            pg = postgres_pids() if url.startswith("postgresql") else []
+            ours0, db0, sim0 = time.process_time(), cpu_seconds(pg), cpu_seconds([sim.pid])
+            started = time.monotonic()
+            for index in range(args.jobs):
+                pair = index % args.pairs
+                spec = JobSpec(
+                    source_node=nodes[2 * pair]["name"],
+                    source_paths=[f"bench/f{index:05d}.bin"],
+                    destination_node=nodes[2 * pair + 1]["name"],
+                    destination_path="in",
+                )
+                create_job(ctx, spec)
+            done = 0
+            deadline = time.monotonic() + args.timeout
+            polled = 0.0
+            while done < args.jobs and time.monotonic() < deadline:
+                batch, sent[:] = list(sent), []
+                dispatched = False
+                for task, task_args in batch:
+                    if task == TaskName.DISPATCH and not dispatched:
+                        dispatched = True  # the wake-ups of one moment coalesce
+                        dispatch(ctx)
+                    elif task == TaskName.SUBMIT:
+                        submit(ctx, *task_args)
+                if time.monotonic() - polled >= args.poll_interval:
+                    polled = time.monotonic()
+                    for node_id in sources:
+                        poll_node(ctx, node_id, owner="bench")
+                    dispatch(ctx)  # as the sweeper would, for what polls freed
+                    with sessions() as session:
+                        done = int(
+                            session.scalar(
+                                select(func.count())
+                                .select_from(JobRow)
+                                .where(JobRow.state == JobState.COMPLETED)
+                            )
+                            or 0
+                        )
+                elif not batch:
+                    time.sleep(0.005)
+            seconds = time.monotonic() - started
+            ours, db, simcpu = (
+                time.process_time() - ours0,
+                cpu_seconds(pg) - db0,
+                cpu_seconds([sim.pid]) - sim0,
+            )
+            requests = 0
+            for node in nodes:
+                counters = httpx.get(
+                    node["api_url"] + "/admin/counters",
+                    headers={"X-Admin-Token": node["admin_token"]},
+                ).json()
+                requests += sum(counters["requests"].values())
+        ctx.clients.close()
+        engine.dispose()
+    jobs = max(done, 1)
+    return {
+        "jobs": done,
+        "jobs_per_second": done / seconds,
+        "statements_per_job": statements[0] / jobs,
+        "commits_per_job": commits[0] / jobs,
+        "our_cpu_ms_per_job": 1000 * ours / jobs,
+        "db_cpu_ms_per_job": 1000 * db / jobs,
+        "sim_cpu_ms_per_job": 1000 * simcpu / jobs,
+        "requests_per_job": requests / jobs,
+    }
+
+
+def run_at(revision: str, argv: list[str]) -> dict[str, float]:
+    """This benchmark, run on another revision of the project (a temporary worktree)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            here = Path(__file__).resolve()
+            answer = subprocess.run(
+                [sys.executable, str(here), "--json", "--root", str(tree), *argv],
+                check=True,
+                capture_output=True,
+                env=env,
+                text=True,
+            )
+            return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
+
+
+def main() -> None:
+    """Parse the options, measure (and the other revision), print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=100, help="transfers per node")
+    parser.add_argument("--file-size", type=int, default=1024)
+    parser.add_argument("--poll-interval", type=float, default=0.5)
+    parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args()
+    global ROOT
+    if args.root:
+        ROOT = Path(args.root)
+    shared = [a for a in sys.argv[1:] if not a.startswith("--compare-with")]
+    if args.compare_with:
+        value_at = shared.index(args.compare_with) if args.compare_with in shared else None
+        if value_at is not None:
+            shared.pop(value_at)
+    other = run_at(args.compare_with, shared) if args.compare_with else None
+    ours = measure(args)
+    if args.json:
+        print(json.dumps(ours))
+        return
+    width = max(len(label) for _, label, _ in FIGURES)
+    head = f"{'':{width}}  {'this tree':>12}"
+    if other is not None:
+        head += f"  {args.compare_with:>12}  {'ratio':>7}"
+    print(head)
+    for key, label, form in FIGURES:
+        line = f"{label:{width}}  {form.format(ours[key]):>12}"
+        if other is not None:
+            ratio = ours[key] / other[key] if other[key] else float("nan")
+            line += f"  {form.format(other[key]):>12}  {ratio:>7.2f}"
+        print(line)
+    where = "PostgreSQL" if (args.database_url or "").startswith("postgresql") else "SQLite"
+    print(f"\n{args.jobs} jobs of {args.file_size} bytes, {args.pairs} node pairs, {where}")
+
+
+if __name__ == "__main__":
+    main()
