@@ -74,6 +74,23 @@ class Settings(BaseSettings):
     token_life_seconds: int = Field(
         default=6 * 3600, gt=0, description="lifetime asked for upload tokens"
     )
+    history_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="ended jobs (and throughput rows) older than this many days are archived "
+        "and deleted; 0 keeps everything",
+    )
+    archive_dir: Path | None = Field(
+        default=None,
+        description="where pruned jobs are written first, one JSON line each (none: deleted)",
+    )
+    beat_leader_seconds: float = Field(
+        default=6.0,
+        ge=1.0,
+        le=300.0,
+        description="the beat leader's lock lasts this long unless renewed: a standby beat "
+        "takes over this long after the leader dies",
+    )
     progress_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -132,7 +149,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=300, description="how often a worker adds its counts to Redis"
     )
 
-    @field_validator("replications_file", "alerts_file", "alerts_webhook_secret", mode="before")
+    @field_validator(
+        "replications_file", "alerts_file", "alerts_webhook_secret", "archive_dir", mode="before"
+    )
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -27,6 +27,7 @@ class TaskName(StrEnum):
     SWEEP = "orchestrator.sweep"
     DELIVER_ALERTS = "orchestrator.deliver_alerts"
     REPLICATION_TICK = "orchestrator.replication_tick"
+    PRUNE_HISTORY = "orchestrator.prune_history"
 
 
 QUEUE_OF: dict[TaskName, str] = {
@@ -38,10 +39,12 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.SWEEP: "default",
     TaskName.DELIVER_ALERTS: "default",
     TaskName.REPLICATION_TICK: "default",
+    TaskName.PRUNE_HISTORY: "default",
 }
 
 # Keep every countdown and expiry far below the Redis visibility timeout (reliability.md F5).
 VISIBILITY_TIMEOUT = 3600
+PRUNE_EVERY = 3600.0  # seconds between runs of the history retention
 
 
 def broker_url(settings: Settings) -> str:
@@ -81,6 +84,9 @@ def configure_celery(app: Celery, settings: Settings) -> None:
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(settings),
+        # Two beats may run: the one holding the leader lock in Redis sends (workers/leader.py).
+        beat_scheduler="workers.leader:LeaderScheduler",
+        beat_max_loop_interval=1.0,
     )
 
 
@@ -102,6 +108,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": TaskName.REPLICATION_TICK.value,
             "schedule": settings.replication_tick_seconds,
             "options": {"queue": "default", "expires": settings.replication_tick_seconds},
+        },
+        "prune-history": {
+            "task": TaskName.PRUNE_HISTORY.value,
+            "schedule": PRUNE_EVERY,
+            "options": {"queue": "default", "expires": PRUNE_EVERY},
         },
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import JobEventRow
@@ -23,9 +23,12 @@ def record(
     to_state: JobState | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Append one event to a job's log (it commits with the caller's unit of work)."""
-    session.add(
-        JobEventRow(
+    """Append one event to a job's log (it commits with the caller's unit of work).
+
+    A plain INSERT, not an ORM object: events are written often and never read back here.
+    """
+    session.execute(
+        insert(JobEventRow).values(
             job_id=job_id,
             at=at,
             kind=kind,

@@ -377,13 +377,13 @@ class Processes:
         process.start(wait=wait)
         return process
 
-    def beat(self, *, wait: bool = True) -> CeleryProcess:
-        """Start beat (exactly one), its schedule file in the work dir."""
+    def beat(self, name: str = "beat", *, wait: bool = True) -> CeleryProcess:
+        """Start a beat, its schedule file and log in the work dir (one per name)."""
         process = CeleryProcess(
             "beat",
-            "beat",
-            ["-s", str(self.workdir / "beat-schedule"), "--loglevel=INFO"],
-            self.workdir / "beat.log",
+            name,
+            ["-s", str(self.workdir / f"{name}-schedule"), "--loglevel=INFO"],
+            self.workdir / f"{name}.log",
             self.env,
         )
         self.add(process)

@@ -7,6 +7,7 @@ from typing import Any
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.reconcile import sweep
+from orchestrator.services.conveyor.retention import prune_history
 from orchestrator.services.conveyor.submission import submit
 from orchestrator.taskqueue import TaskName
 from workers import runtime
@@ -36,3 +37,9 @@ def submit_jobs(*job_ids: str) -> str:
 def sweep_jobs() -> str:
     """Re-send work whose message was lost; requeue jobs whose back-off ended."""
     return str(sweep(runtime.context()))
+
+
+@app.task(name=TaskName.PRUNE_HISTORY.value, base=OrchestratorTask)
+def prune_old_jobs() -> str:
+    """Archive and delete jobs that ended before ORCH_HISTORY_DAYS."""
+    return str(prune_history(runtime.context()))

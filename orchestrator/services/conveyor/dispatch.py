@@ -124,13 +124,15 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 .values(waiting_reason=reason)
                 .execution_options(synchronize_session=False)
             )
-        summary.admitted = move_many(
-            work,
-            admit,
-            JobState.QUEUED,
-            JobState.ADMITTED,
-            at=now,
-            values={"waiting_reason": None, "next_attempt_at": now},
+        summary.admitted = list(
+            move_many(
+                work,
+                admit,
+                JobState.QUEUED,
+                JobState.ADMITTED,
+                at=now,
+                values={"waiting_reason": None, "next_attempt_at": now},
+            )
         )
         admitted = set(summary.admitted)  # a job canceled meanwhile did not move
         summary.admitted_to = [(j, d) for j, d in summary.admitted_to if j in admitted]

@@ -18,8 +18,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.events import record
-from orchestrator.services.nodes.clients import NodeNotRegistered
-from orchestrator.services.nodes.registry import node_named
+from orchestrator.services.nodes.registry import not_registered
 from orchestrator.taskqueue import TaskName
 
 
@@ -66,8 +65,10 @@ def create_job(
             existing = job_by_key(session, idempotency_key)
             if existing is not None:
                 return Created(existing, created=False)
-        source = _node(session, "source_node", spec.source_node)
-        destination = _node(session, "destination_node", spec.destination_node)
+        named = {spec.source_node, spec.destination_node}
+        nodes = {n.name: n for n in session.scalars(select(NodeRow).where(NodeRow.name.in_(named)))}
+        source = _node(nodes, "source_node", spec.source_node)
+        destination = _node(nodes, "destination_node", spec.destination_node)
         if source.id == destination.id:
             raise JobRejected("destination_node", "source and destination must be two nodes")
         try:
@@ -148,11 +149,11 @@ def job_by_key(session: Session, key: str) -> JobRow | None:
     return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
 
 
-def _node(session: Session, field: str, name: str) -> NodeRow:
-    try:
-        return node_named(session, name)
-    except NodeNotRegistered as exc:
-        raise JobRejected(field, str(exc)) from None
+def _node(nodes: dict[str, NodeRow], field: str, name: str) -> NodeRow:
+    """The named node of the ones read, or the field's refusal."""
+    if name not in nodes:
+        raise JobRejected(field, str(not_registered(name)))
+    return nodes[name]
 
 
 def get_job(session: Session, job_id: str) -> JobRow:

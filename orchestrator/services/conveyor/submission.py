@@ -650,20 +650,25 @@ def _store_remote_id(
             .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
             .values(remote_id=remote_id, status=AttemptState.WAITING, submitted_at=now)
         )
-        moved = move(
+        message = f"transfer {remote_id} started on the source node (attempt {attempt.number})"
+        moved = move_many(
             work,
-            job.id,
+            {job.id: message},
             JobState.SUBMITTING,
             JobState.SUBMITTED,
-            f"transfer {remote_id} started on the source node (attempt {attempt.number})",
             at=now,
             values={"next_attempt_at": None, "reason": None, "waiting_reason": None},
-        )
+            returning=(JobRow.cancel_requested,),
+        ).get(job.id)
         if snapshot is not None:
             row = session.get(AttemptRow, attempt.id)
             if row is not None:
                 apply_snapshot(work, row, snapshot, now=now, settings=ctx.settings)
-        cancel = session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job.id))
+        cancel = (
+            moved.cancel_requested
+            if moved is not None
+            else session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job.id))
+        )
         work.commit()
     if cancel:
         try:

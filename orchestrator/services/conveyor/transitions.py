@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Row, insert, update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import JobEventRow, JobRow
@@ -77,16 +78,18 @@ def move_many(
     *,
     at: datetime,
     values: dict[str, Any] | None = None,
-) -> list[str]:
+    returning: tuple[InstrumentedAttribute[Any], ...] = (),
+) -> dict[str, Row[Any]]:
     """``move`` for many jobs at once: one UPDATE, one INSERT of their events.
 
-    ``messages`` holds each job's event message by id. Returns the ids that moved (a job
-    another process moved first is left out), in the order given.
+    ``messages`` holds each job's event message by id. Returns the jobs that moved (one
+    another process moved first is left out), in the order given, each with its ``returning``
+    columns as they are after the move.
     """
     if not can_move(expected, target):
         raise InvalidTransition(f"a {expected} job cannot become {target}")
     if not messages:
-        return []
+        return {}
     changes: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
     if target.is_terminal:
         changes["finished_at"] = at
@@ -95,10 +98,10 @@ def move_many(
         update(JobRow)
         .where(JobRow.id.in_(list(messages)), JobRow.state == expected)
         .values(**changes)
-        .returning(JobRow.id)
+        .returning(JobRow.id, *returning)
         .execution_options(synchronize_session=False)
     ).all()
-    moved = {row[0] for row in rows}
+    moved = {row[0]: row for row in rows}
     ordered = [job_id for job_id in messages if job_id in moved]
     if ordered:
         work.session.execute(
@@ -118,4 +121,4 @@ def move_many(
         )
         for job_id in ordered:
             on_job_end(work, job_id, target, at)
-    return ordered
+    return {job_id: moved[job_id] for job_id in ordered}

@@ -146,8 +146,13 @@ def node_named(session: Session, name: str) -> NodeRow:
     """The node with this name, enabled or not (a disabled node's jobs wait in the queue)."""
     row = session.scalar(select(NodeRow).where(NodeRow.name == name))
     if row is None:
-        raise NodeNotRegistered(f"no node named {name!r} is registered (see: nodes list)")
+        raise not_registered(name)
     return row
+
+
+def not_registered(name: str) -> NodeNotRegistered:
+    """The error for a node name the registry does not hold."""
+    return NodeNotRegistered(f"no node named {name!r} is registered (see: nodes list)")
 
 
 def node_names(session: Session) -> dict[int, str]:
