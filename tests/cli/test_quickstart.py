@@ -77,7 +77,7 @@ def test_a_node_disabled_for_maintenance_holds_jobs_and_a_paused_job_resumes(
     env = stack.client_env()
     assert cli("nodes", "disable", "node-a", env=env).code == 0
     submitted = cli(
-        "jobs", "submit", "--from", "node-a:outgoing", "--to", "node-b:maint", "--rate", "6000",
+        "jobs", "submit", "--from", "node-a:outgoing", "--to", "node-b:maint", "--rate", "1000",
         "-q", env=env,
     )  # fmt: skip
     job_id = submitted.stdout.strip()
@@ -101,6 +101,13 @@ def test_a_node_disabled_for_maintenance_holds_jobs_and_a_paused_job_resumes(
         time.sleep(0.3)
     resumed = cli("jobs", "resume", job_id, env=env)
     assert resumed.code == 0, resumed.output
+    faster = httpx.post(  # 4 MB at 1 Mbps: slow enough to pause on a busy machine; now finish
+        f"{stack.api_url}/api/v1/jobs/{job_id}/rate",
+        json={"target_rate_kbps": 100_000},
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=10,
+    )
+    assert faster.status_code == 200, faster.text
     watched = cli("jobs", "watch", job_id, "--interval", "0.3", env=env)
     assert watched.code == 0, watched.output
 

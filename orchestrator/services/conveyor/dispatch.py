@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
@@ -52,6 +53,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
     """Admit what the limits allow; enqueue a submit for each admitted job after commit."""
     summary = DispatchSummary()
     now = ctx.now()
+    # The submit message is on its way; the sweeper sends it again only if it was lost.
+    resend_at = now + timedelta(seconds=ctx.settings.queued_sweep_seconds)
     with ctx.unit_of_work() as work:
         session = work.session
         locked = session.execute(
@@ -131,7 +134,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 JobState.QUEUED,
                 JobState.ADMITTED,
                 at=now,
-                values={"waiting_reason": None, "next_attempt_at": now},
+                values={"waiting_reason": None, "next_attempt_at": resend_at},
             )
         )
         admitted = set(summary.admitted)  # a job canceled meanwhile did not move
