@@ -28,6 +28,9 @@ class TaskName(StrEnum):
     DELIVER_ALERTS = "orchestrator.deliver_alerts"
     REPLICATION_TICK = "orchestrator.replication_tick"
     PRUNE_HISTORY = "orchestrator.prune_history"
+    # One per job that ends failed or needing attention: it fails on purpose, with the node's
+    # code and text, so Flower's failed tasks are the failed jobs.
+    JOB_FAILED = "orchestrator.job_failed"
 
 
 QUEUE_OF: dict[TaskName, str] = {
@@ -40,6 +43,7 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.DELIVER_ALERTS: "default",
     TaskName.REPLICATION_TICK: "default",
     TaskName.PRUNE_HISTORY: "default",
+    TaskName.JOB_FAILED: "default",
 }
 
 # Keep every countdown and expiry far below the Redis visibility timeout (reliability.md F5).
@@ -73,7 +77,7 @@ def configure_celery(app: Celery, settings: Settings) -> None:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_soft_time_limit=120,
         task_time_limit=180,
-        task_send_sent_event=True,
+        task_send_sent_event=False,  # beat's housekeeping would fill Flower with "sent" rows
         worker_send_task_events=True,
         task_queues=[Queue(name) for name in ("default", "submit", "poll")],  # type: ignore[no-untyped-call]
         task_default_queue="default",

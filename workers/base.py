@@ -41,6 +41,13 @@ class OrchestratorTask(Task):
         return redact(result) if isinstance(result, str) else result
 
 
+class HousekeepingTask(OrchestratorTask):
+    """Beat's routine work (poll fan-out, sweep, ticks): no task events, so Flower lists jobs."""
+
+    abstract = True
+    send_events = False
+
+
 # Signals rather than __call__, so that celery's own lines about the task (its result, its
 # failure) carry the task's id and name too.
 @task_prerun.connect

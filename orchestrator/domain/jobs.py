@@ -101,3 +101,10 @@ class JobSpec(BaseModel):
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
     labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+def job_label(
+    job_id: str, source: str, source_path: str, destination: str, destination_path: str
+) -> str:
+    """A job as an operator reads it in one line: ``job 1a2b3c4d node-a:/out → node-b:/in``."""
+    return f"job {job_id[:8]} {source}:{source_path} → {destination}:{destination_path}"

@@ -85,13 +85,14 @@ def test_up_flower_shows_a_jobs_tasks_behind_the_printed_credential(up_stack: Up
         for t in tasks.values()
         if t["name"] == "orchestrator.submit" and "submitted as" in (t.get("result") or "")
     ]
-    assert submit["args"] == repr([job_id]), "the arguments are ids only"
+    # Arguments as an operator reads them (the ids travel in the message, not shown here).
+    assert submit["args"] == f"job {job_id[:8]} node-a:outgoing → node-b:/flower-view"
     assert f"job {job_id}: submitted as node transfer " in submit["result"]
     assert "on node-a (attempt 1)" in submit["result"]
     assert f"admitted 1 job(s): {job_id};" in by_name["orchestrator.dispatch"]["result"]
     assert by_name["orchestrator.dispatch"]["args"] in ("[]", "()")
     poll = by_name["orchestrator.poll"]
-    assert re.fullmatch(r"\[\d+\]", poll["args"]), "a node id"
+    assert poll["args"] == "poll node-a"
     assert re.search(
         r"node node-a: \d+ transfer\(s\) seen, \d+ changed, \d+ completed, 0 failed", poll["result"]
     ), poll["result"]
@@ -123,3 +124,43 @@ def _wait(check: Any, what: str, timeout: float = 60.0) -> Any:
             return result
         assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
         time.sleep(0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_flower_shows_a_failed_job_as_a_failed_task_and_no_housekeeping(up_stack: UpStack) -> None:
+    stack = up_stack
+    found = re.search(r"Flower\s+(\S+)\s+user (\S+)\s+password (\S+)", stack.log())
+    assert found, stack.tail()
+    url, user, password = found.groups()
+    auth = (user, password)
+    env = stack.client_env()
+    submitted = cli(
+        "jobs", "submit", "--from", "node-a:no-such-folder", "--to", "node-b:nowhere", "-q",
+        env=env,
+    )  # fmt: skip
+    job_id = submitted.stdout.strip()
+    assert cli("jobs", "watch", job_id, "--interval", "0.3", env=env).code != 0
+
+    def failed() -> list[dict[str, Any]] | None:
+        answer = httpx.get(f"{url}/api/tasks", params={"state": "FAILURE"}, auth=auth, timeout=10)
+        answer.raise_for_status()
+        tasks = [t for t in answer.json().values() if job_id[:8] in (t.get("args") or "")]
+        return tasks or None
+
+    (task,) = _wait(failed, "Flower shows the failed job as a failed task")
+    assert task["name"] == "orchestrator.job_failed"
+    assert task["args"] == f"job {job_id[:8]} node-a:no-such-folder → node-b:/nowhere"
+    assert "failed: ascp error 4" in task["exception"], task["exception"]
+    every = httpx.get(f"{url}/api/tasks", params={"limit": 10000}, auth=auth, timeout=10).json()
+    names = {t["name"] for t in every.values()}
+    assert names & {"orchestrator.poll_all", "orchestrator.sweep"} == set(), names
+    assert "orchestrator.poll" in names  # per-node polls stay visible
+    failures = [t for t in every.values() if t["state"] == "FAILURE"]
+    jobs = httpx.get(
+        f"{stack.api_url}/api/v1/jobs",
+        params={"state": ["failed", "needs_attention"]},
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=10,
+    ).json()["items"]
+    assert len(failures) == len(jobs) == 1  # Flower's failed count is the failed jobs'

@@ -4,6 +4,7 @@ that need attention, and recent ones, stay (real nodes, SQLite and PostgreSQL)."
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,16 @@ def count(stack: Stack, table: Any) -> int:
 def test_old_ended_jobs_are_archived_with_their_story_then_deleted(
     stack: Stack, tmp_path: Path
 ) -> None:
-    write_tree(stack.root_a, {"old/f.bin": b"old", "new/f.bin": b"new"})
-    old = stack.new_job("old")
+    run = uuid.uuid4().hex[:8]  # the nodes outlive one database's run: fresh folders
+    write_tree(stack.root_a, {f"old{run}/f.bin": b"old", f"new{run}/f.bin": b"new"})
+    old = stack.new_job(f"old{run}")
     settle(stack.ctx, stack.tasks, [stack.a_id])
     stack.ctx.clock = lambda: utcnow() + timedelta(days=31)
-    flagged = stack.new_job("flag")
+    flagged = stack.new_job(f"flag{run}")
     with stack.ctx.sessions() as session:  # a job a person must look at
         session.get(JobRow, flagged).state = JobState.NEEDS_ATTENTION  # type: ignore[union-attr]
         session.commit()
-    recent = stack.new_job("new")
+    recent = stack.new_job(f"new{run}")
     cancel_job(stack.ctx, recent)  # ended, but just now
     assert count(stack, ThroughputMinuteRow) > 0
 

@@ -55,6 +55,7 @@ TIMINGS: dict[str, object] = {
     "retry_backoff_max_seconds": 1.0,
     "queued_sweep_seconds": 0.5,
     "unseen_check_seconds": 30.0,
+    "progress_seconds": 0.5,
 }
 CONVERGE_SECONDS = 60.0
 # Errors a reader of the database may see while a test holds the database down.

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.logsetup import redact
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.reconcile import sweep
 from orchestrator.services.conveyor.retention import prune_history
 from orchestrator.services.conveyor.submission import submit
+from orchestrator.services.views.jobs import failure_summary
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app
-from workers.base import OrchestratorTask
+from workers.base import HousekeepingTask, OrchestratorTask
 
 
 @app.task(name=TaskName.CREATE_JOB.value, base=OrchestratorTask)
@@ -33,13 +35,23 @@ def submit_jobs(*job_ids: str) -> str:
     return str(submit(runtime.context(), *job_ids))
 
 
-@app.task(name=TaskName.SWEEP.value, base=OrchestratorTask)
+@app.task(name=TaskName.SWEEP.value, base=HousekeepingTask)
 def sweep_jobs() -> str:
     """Re-send work whose message was lost; requeue jobs whose back-off ended."""
     return str(sweep(runtime.context()))
 
 
-@app.task(name=TaskName.PRUNE_HISTORY.value, base=OrchestratorTask)
+@app.task(name=TaskName.PRUNE_HISTORY.value, base=HousekeepingTask)
 def prune_old_jobs() -> str:
     """Archive and delete jobs that ended before ORCH_HISTORY_DAYS."""
     return str(prune_history(runtime.context()))
+
+
+class JobFailedOnNode(Exception):
+    """Raised on purpose: a job ended failed or needing attention (Flower lists it failed)."""
+
+
+@app.task(name=TaskName.JOB_FAILED.value, base=OrchestratorTask, throws=(JobFailedOnNode,))
+def job_failed(job_id: str) -> str:
+    """Fail with the job's reason, the node's code and text: one failed task per failed job."""
+    raise JobFailedOnNode(redact(failure_summary(runtime.context(), job_id)))

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from orchestrator.services.conveyor.polling import poll_node, source_nodes_to_poll
+from orchestrator.services.conveyor.polling import poll_node, send_polls
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app
-from workers.base import OrchestratorTask
+from workers.base import HousekeepingTask, OrchestratorTask
 
 
-@app.task(name=TaskName.POLL_ALL.value, base=OrchestratorTask)
+@app.task(name=TaskName.POLL_ALL.value, base=HousekeepingTask)
 def poll_all_nodes() -> str:
     """Send one poll task per source node that has transfers to follow."""
-    ctx = runtime.context()
-    node_ids = source_nodes_to_poll(ctx)
-    interval = ctx.settings.poll_interval
-    for node_id in node_ids:
-        ctx.enqueue(TaskName.POLL, node_id, expires=interval * 2)
-    return f"{len(node_ids)} node poll(s) sent"
+    return send_polls(runtime.context())
 
 
 @app.task(name=TaskName.POLL.value, base=OrchestratorTask)

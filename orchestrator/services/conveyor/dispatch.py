@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 
 from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
+from orchestrator.domain.jobs import job_label
 from orchestrator.domain.states import HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.transitions import move_many
@@ -25,6 +26,7 @@ from orchestrator.taskqueue import TaskName
 
 BATCH = 500
 LOCK = "dispatch"
+LISTED_LABELS = 3  # jobs spelled out in a submit's arguments (Flower)
 LISTED = 10  # job ids named in the result (Flower's search finds a job's dispatch by its id)
 
 
@@ -47,6 +49,13 @@ class DispatchSummary:
         if len(self.admitted) > LISTED:
             named += f" and {len(self.admitted) - LISTED} more"
         return f"admitted {len(self.admitted)} job(s): {named}; {self.waiting} still waiting"
+
+
+def _listed(labels: list[str]) -> str:
+    """A submit's jobs for Flower: the first few in full, then how many more."""
+    shown = "; ".join(labels[:LISTED_LABELS])
+    more = len(labels) - LISTED_LABELS
+    return shown + (f"; and {more} more" if more > 0 else "")
 
 
 def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSummary:
@@ -86,13 +95,19 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             link_count[(source_id, destination_id)] += count
         queued = session.execute(
             select(
-                JobRow.id, JobRow.source_node_id, JobRow.destination_node_id, JobRow.waiting_reason
+                JobRow.id,
+                JobRow.source_node_id,
+                JobRow.destination_node_id,
+                JobRow.waiting_reason,
+                JobRow.source_paths,
+                JobRow.destination_path,
             )
             .where(JobRow.state == JobState.QUEUED)
             .order_by(JobRow.priority.desc(), JobRow.created_at)
             .limit(BATCH)
         ).all()
         admit: dict[str, str] = {}  # job id -> its event message
+        labels: dict[str, str] = {}  # job id -> the job in one line, for Flower
         reasons: dict[str, list[str]] = {}  # a new waiting reason -> the jobs it is now true for
         for job in queued:
             src, dst = nodes[job.source_node_id], nodes[job.destination_node_id]
@@ -116,6 +131,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             admit[job.id] = (
                 f"admitted ({out_count[src.id] + 1}/{src.max_outbound} out of {src.name})"
             )
+            first = job.source_paths[0]["source"] if job.source_paths else ""
+            labels[job.id] = job_label(job.id, src.name, first, dst.name, job.destination_path)
             out_count[src.id] += 1
             in_count[dst.id] += 1
             link_count[link] += 1
@@ -146,5 +163,6 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
     size = ctx.settings.submit_batch_size
     for job_ids in by_destination.values():
         for start in range(0, len(job_ids), size):
-            ctx.enqueue(TaskName.SUBMIT, *job_ids[start : start + size])
+            batch = job_ids[start : start + size]
+            ctx.enqueue(TaskName.SUBMIT, *batch, argsrepr=_listed([labels[j] for j in batch]))
     return summary

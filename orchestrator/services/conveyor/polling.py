@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount
-from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow
+from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.states import MAY_HOLD_TRANSFER, JobState
 from orchestrator.domain.transfers import TAG_KEY, TransferSnapshot
 from orchestrator.errors import (
@@ -324,13 +324,27 @@ def _release_lease(ctx: ServiceContext, node_id: int, owner: str, error: str | N
         session.commit()
 
 
-def source_nodes_to_poll(ctx: ServiceContext) -> list[int]:
-    """Source nodes that hold transfers still to follow (or posts still to confirm)."""
+def source_nodes_to_poll(ctx: ServiceContext) -> list[tuple[int, str]]:
+    """Source nodes (id, name) that hold transfers still to follow (or posts to confirm)."""
     with ctx.sessions() as session:
-        rows = session.scalars(
-            select(AttemptRow.source_node_id)
-            .join(JobRow, JobRow.id == AttemptRow.job_id)
-            .where(AttemptRow.ended_at.is_(None), JobRow.state.in_(MAY_HOLD_TRANSFER))
-            .distinct()
+        rows = session.execute(
+            select(NodeRow.id, NodeRow.name)
+            .where(
+                NodeRow.id.in_(
+                    select(AttemptRow.source_node_id)
+                    .join(JobRow, JobRow.id == AttemptRow.job_id)
+                    .where(AttemptRow.ended_at.is_(None), JobRow.state.in_(MAY_HOLD_TRANSFER))
+                )
+            )
+            .order_by(NodeRow.id)
         ).all()
-    return sorted(rows)
+    return [(int(row[0]), str(row[1])) for row in rows]
+
+
+def send_polls(ctx: ServiceContext) -> str:
+    """One poll task per source node with transfers to follow, each named for Flower."""
+    nodes = source_nodes_to_poll(ctx)
+    interval = ctx.settings.poll_interval
+    for node_id, name in nodes:
+        ctx.enqueue(TaskName.POLL, node_id, expires=interval * 2, argsrepr=f"poll {name}")
+    return f"{len(nodes)} node poll(s) sent"

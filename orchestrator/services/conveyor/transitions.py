@@ -6,16 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, update
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from orchestrator.db.engine import rowcount
-from orchestrator.db.tables import JobEventRow, JobRow
-from orchestrator.domain.states import JobState, can_move
+from orchestrator.db.tables import JobEventRow, JobRow, NodeRow
+from orchestrator.domain.jobs import job_label
+from orchestrator.domain.states import FAILED_ENDS, JobState, can_move
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.alerts.outbox import on_job_end
 from orchestrator.services.context import UnitOfWork
 from orchestrator.services.events import record
+from orchestrator.taskqueue import TaskName
+
+_SOURCE, _DESTINATION = aliased(NodeRow), aliased(NodeRow)
 
 
 class InvalidTransition(OrchestratorError):
@@ -66,6 +70,7 @@ def move(
             )
             if state != target:
                 on_job_end(work, job_id, target, at)
+                report_failure(work, job_id, target)
             return state
     return None
 
@@ -121,4 +126,25 @@ def move_many(
         )
         for job_id in ordered:
             on_job_end(work, job_id, target, at)
+            report_failure(work, job_id, target)
     return {job_id: moved[job_id] for job_id in ordered}
+
+
+def report_failure(work: UnitOfWork, job_id: str, target: JobState) -> None:
+    """A job that ends badly sends one JOB_FAILED task after the commit (Flower's view)."""
+    if target not in FAILED_ENDS:
+        return
+    row = work.session.execute(
+        select(JobRow.source_paths, JobRow.destination_path, _SOURCE.name, _DESTINATION.name)
+        .join(_SOURCE, _SOURCE.id == JobRow.source_node_id)
+        .join(_DESTINATION, _DESTINATION.id == JobRow.destination_node_id)
+        .where(JobRow.id == job_id)
+    ).one()
+    paths, destination_path, source_name, destination_name = row
+    first = paths[0]["source"] if paths else ""
+    label = job_label(job_id, source_name, first, destination_name, destination_path)
+    enqueue = work.ctx.enqueue
+    work.after_commit(
+        f"{TaskName.JOB_FAILED}:{job_id}",
+        lambda: enqueue(TaskName.JOB_FAILED, job_id, argsrepr=label),
+    )

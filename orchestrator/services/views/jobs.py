@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow, NodeRow
+from orchestrator.domain.jobs import job_label
 from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import bytes_per_second, eta_seconds
 from orchestrator.services.context import ServiceContext
@@ -211,3 +212,18 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(created), job_id
     except (ValueError, UnicodeDecodeError):
         raise BadCursor("cursor", "not a cursor this API returned") from None
+
+
+def failure_summary(ctx: ServiceContext, job_id: str) -> str:
+    """One line on why a job ended badly: its state, the node's code and text, or the reason."""
+    view = show_job(ctx, job_id)
+    why = view.reason or "no reason recorded"
+    if view.error_code is not None or view.error_text:
+        why = f"ascp error {view.error_code}: {view.error_text or 'no text'}"
+        if view.reason and view.reason != view.error_text:
+            why += f" ({view.reason})"
+    first = view.source_paths[0] if view.source_paths else ""
+    label = job_label(
+        view.id, view.source_node, first, view.destination_node, view.destination_path
+    )
+    return f"{label} {view.state.replace('_', ' ')}: {why}"
