@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
+from orchestrator.api.gate import RequestGate
 from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules
 from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeError
@@ -43,6 +44,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.add_middleware(RequestGate, ctx=ctx)
     app.include_router(jobs.router)
     app.include_router(nodes.router)
     app.include_router(schedules.router)

@@ -228,6 +228,7 @@ COMMON_ERRORS = {
     400: "the body is not JSON",
     401: "no valid token",
     403: "the token lacks the scope",
+    413: "the body is larger than the route accepts (1 MiB)",
     422: "invalid input; says which field",
 }
 

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from orchestrator.api import render
 from orchestrator.api.deps import ContextDep
+from orchestrator.api.gate import FORM_MAX_BODY
 from orchestrator.domain.states import UNDER_WAY, JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.tokens import Caller, Scope, authenticate
@@ -24,7 +25,6 @@ router = APIRouter(include_in_schema=False)
 
 COOKIE = "hso_dashboard"
 REFRESH_MS = 2000
-MAX_FORM_BYTES = 4096
 STATIC = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
@@ -114,8 +114,8 @@ def same_origin(request: Request) -> None:
 
 async def form_token(request: Request) -> str:
     """The ``token`` field of a urlencoded form ('' when missing)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    body = await request.body()  # the gate refuses (413) a form past FORM_MAX_BODY
+    if len(body) > FORM_MAX_BODY:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "token: the form is too large")
     try:
         fields = parse_qs(body.decode(), max_num_fields=10)
