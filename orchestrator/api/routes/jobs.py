@@ -19,7 +19,7 @@ from orchestrator.api.schemas import (
     RateChange,
     error_responses,
 )
-from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.jobs import LABEL_KEY_LENGTH, LABEL_VALUE_LENGTH, JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor import control
 from orchestrator.services.conveyor.jobs import check_caller_key, create_job
@@ -79,9 +79,20 @@ def list_all(
     ctx: ContextDep,
     _: ReadDep,
     state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
-    node: Annotated[str | None, Query(description="source or destination node")] = None,
-    schedule: Annotated[str | None, Query(description="jobs of this schedule")] = None,
-    label: Annotated[str | None, Query(pattern=r"^[^=]+=.*$", description="key=value")] = None,
+    node: Annotated[
+        str | None, Query(max_length=64, description="source or destination node")
+    ] = None,
+    schedule: Annotated[
+        str | None, Query(max_length=64, description="jobs of this schedule")
+    ] = None,
+    label: Annotated[
+        str | None,
+        Query(
+            max_length=LABEL_KEY_LENGTH + 1 + LABEL_VALUE_LENGTH,
+            pattern=r"^[^=]+=.*$",
+            description="key=value",
+        ),
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
