@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.domain.paths import UnsafePath, clean_relative
+from orchestrator.domain.paths import UnsafePath, clean_relative, confine
 from orchestrator.domain.text import unreadable_character
 
 Cipher = Literal["none", "aes-128", "aes-192", "aes-256", "aes-128-cfb", "aes-192-cfb",
@@ -40,8 +40,16 @@ class TransferOptions(BaseModel):
         except UnsafePath as exc:
             raise ValueError(str(exc)) from None
 
-    def to_spec_fields(self) -> dict[str, Any]:
-        """The transfer spec fields these options set (Node API names)."""
+    def move_target(self, source_root: str) -> str | None:
+        """Where the source node moves files after the transfer: under the source's root, like
+        the source paths (a tenant never moves files into another tenant's tree)."""
+        if self.move_after_transfer is None:
+            return None
+        return confine(source_root, self.move_after_transfer)
+
+    def to_spec_fields(self, *, source_root: str) -> dict[str, Any]:
+        """The transfer spec fields these options set (Node API names); paths are confined
+        under ``source_root``, the source node's root."""
         fields: dict[str, Any] = {
             "target_rate_kbps": self.target_rate_kbps,
             "min_rate_kbps": self.min_rate_kbps,
@@ -51,7 +59,7 @@ class TransferOptions(BaseModel):
             "resume_policy": self.resume_policy,
             "symlink_policy": self.symlink_policy,
             "precalculate_job_size": self.precalculate_job_size,
-            "move_after_transfer": self.move_after_transfer,
+            "move_after_transfer": self.move_target(source_root),
         }
         if self.preserve_timestamps:
             fields["preserve_times"] = True

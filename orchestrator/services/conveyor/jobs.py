@@ -76,6 +76,10 @@ def create_job(
             destination_path = confine(destination.root_path, spec.destination_path)
         except UnsafePath as exc:
             raise JobRejected("source_paths", str(exc)) from None
+        try:
+            spec.options.move_target(source.root_path)
+        except UnsafePath as exc:
+            raise JobRejected("options.move_after_transfer", str(exc)) from None
         job = JobRow(
             id=str(uuid.uuid4()),
             source_node_id=source.id,

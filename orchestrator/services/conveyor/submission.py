@@ -317,7 +317,7 @@ def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome:
         source_root=confine(job.source_root, ""),
         tags=attempt_tags(attempt.id, job.id),
         remote_host=work.destination.transfer_host,
-        options=options.to_spec_fields(),
+        options=options.to_spec_fields(source_root=job.source_root),
     )
     if not _mark_posting(ctx, job.id, attempt.id):
         return JobOutcome(
