@@ -15,7 +15,7 @@ from orchestrator import __version__
 from orchestrator.api.gate import RequestGate
 from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules
 from orchestrator.api.routes.metrics import router as metrics_router
-from orchestrator.errors import ConfigError, NodeError
+from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected
 from orchestrator.services.conveyor.transitions import InvalidTransition
@@ -65,6 +65,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (NodeInUse, status.HTTP_409_CONFLICT),
     (ConfigError, status.HTTP_409_CONFLICT),
+    (NodeConfigurationError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (NodeError, status.HTTP_502_BAD_GATEWAY),
     (ValueError, status.HTTP_422_UNPROCESSABLE_CONTENT),
 )

@@ -37,6 +37,7 @@ from orchestrator.domain.transfers import (
 )
 from orchestrator.errors import (
     NodeAuthError,
+    NodeConfigurationError,
     NodeError,
     NodeRequestRejected,
     NodeServerError,
@@ -117,7 +118,10 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
                 report.outcomes.append(work)
                 continue
             with log_context(node=work.source.name, attempt=claimed.number):
-                early = _resume(ctx, work)
+                try:
+                    early = _resume(ctx, work)
+                except NodeConfigurationError as exc:  # the source's entry is unusable
+                    early = _not_posted(ctx, work.job, work.attempt, exc)
             if early is not None:
                 report.outcomes.append(early)
             else:
@@ -504,7 +508,19 @@ def _not_posted(
                 Outcome.SKIPPED,
                 f"job {job.id}: its transfer was recorded by another worker",
             )
-        if permanent or failures >= ctx.settings.max_submit_failures:
+        if isinstance(exc, NodeConfigurationError):
+            # The node's registry entry (its CA bundle) is wrong: a person must change it.
+            move(
+                work,
+                job.id,
+                JobState.SUBMITTING,
+                JobState.NEEDS_ATTENTION,
+                f"submission stopped: {exc}",
+                at=now,
+                values={"reason": str(exc), "next_attempt_at": None, "submit_failures": failures},
+            )
+            outcome = JobOutcome(job.id, Outcome.NEEDS_ATTENTION, f"job {job.id}: {exc}")
+        elif permanent or failures >= ctx.settings.max_submit_failures:
             move(
                 work,
                 job.id,

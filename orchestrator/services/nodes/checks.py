@@ -24,11 +24,12 @@ class NodeCheck:
 
 
 def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
-    """Ping the node and read /info; errors are reported, not raised."""
+    """Ping the node and read /info; the node's errors are reported, not raised (a registry
+    entry that cannot be used at all raises NodeConfigurationError)."""
     with ctx.sessions() as session:
         node_id = node_named(session, name).id
+    client = ctx.clients.get(node_id)  # NodeConfigurationError: the entry is unusable (422)
     try:
-        client = ctx.clients.get(node_id)
         client.ping()
         info = client.info()
     except NodeError as exc:
