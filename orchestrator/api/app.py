@@ -16,6 +16,7 @@ from orchestrator.api.gate import RequestGate
 from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules
 from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
+from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected
 from orchestrator.services.conveyor.transitions import InvalidTransition
@@ -72,7 +73,8 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
 
 
 def _answer(code: int, message: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, object] = {"error": message}
+    # Error texts may quote a node (NodeError): masked like every log line and stored reason.
+    body: dict[str, object] = {"error": redact(message)}
     if field is not None:
         body["field"] = field
     return JSONResponse(body, status_code=code)
@@ -82,7 +84,7 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+            {"error": redact(str(exc.detail))}, status_code=exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)

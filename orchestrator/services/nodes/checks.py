@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.errors import NodeError
+from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.registry import node_named
 
@@ -33,7 +34,8 @@ def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
         client.ping()
         info = client.info()
     except NodeError as exc:
-        return NodeCheck(name=name, reachable=False, error=str(exc))
+        # The node's own words: a node that echoes the request may quote a credential.
+        return NodeCheck(name=name, reachable=False, error=redact(str(exc)))
     return NodeCheck(
         name=name,
         reachable=True,
