@@ -18,7 +18,7 @@ from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
 from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected
+from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected, KeyReused
 from orchestrator.services.conveyor.transitions import InvalidTransition
 from orchestrator.services.nodes.clients import NodeNotRegistered
 from orchestrator.services.nodes.registry import NodeInUse
@@ -58,6 +58,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 # The first matching class decides; subclasses come before their bases.
 STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (KeyReused, status.HTTP_409_CONFLICT),
     (JobRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (ScheduleRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (ScheduleNotFound, status.HTTP_404_NOT_FOUND),

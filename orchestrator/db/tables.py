@@ -1,4 +1,5 @@
-"""The tables: nodes, jobs, attempts, cursors, job events, schedules, throughput, tokens, alerts."""
+"""The tables: nodes, jobs and their labels, attempts, cursors, job events, schedules, throughput,
+tokens and dashboard sessions, alerts."""
 
 from __future__ import annotations
 
@@ -96,6 +97,21 @@ class JobRow(Base):
     waiting_reason: Mapped[str | None] = mapped_column(MaskedText())
     source_root: Mapped[str] = mapped_column(String(1024), default="/")
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What the idempotency key stands for: the SHA-256 of the request, and the API token that
+    # sent it (None: the queue or a schedule). A key reused otherwise is refused.
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+    created_by_token: Mapped[int | None] = mapped_column(Integer)
+
+
+class JobLabelRow(Base):
+    """One label of a job, so that a label filter is an index lookup, not a scan of jobs."""
+
+    __tablename__ = "job_labels"
+    __table_args__ = (Index("ix_job_labels_key_value", "key", "value"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
 
 
 class AttemptRow(Base):
@@ -193,6 +209,21 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # None: never
+
+
+class DashboardSessionRow(Base):
+    """A dashboard sign-in: the cookie holds a secret of its own (only its SHA-256 is kept),
+    never the API token; signing out deletes the row, and it ends with its lifetime or its
+    token (revoked, expired)."""
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (Index("ix_dashboard_sessions_expires_at", "expires_at"),)
+
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ScheduleRow(Base):

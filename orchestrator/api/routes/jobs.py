@@ -22,12 +22,17 @@ from orchestrator.api.schemas import (
 from orchestrator.domain.jobs import LABEL_KEY_LENGTH, LABEL_VALUE_LENGTH, JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor import control
-from orchestrator.services.conveyor.jobs import check_caller_key, create_job
+from orchestrator.services.conveyor.jobs import KeyOwner, check_caller_key, create_job
 from orchestrator.services.views.jobs import JobFilter, find_jobs, show_job
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
-ERRORS = error_responses({404: "no such job", 409: "not possible in the job's state"})
+ERRORS = error_responses(
+    {
+        404: "no such job",
+        409: "not possible in the job's state, or an Idempotency-Key used with another body",
+    }
+)
 
 
 def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
@@ -55,19 +60,24 @@ def submit_job(
     body: JobCreate,
     ctx: ContextDep,
     response: Response,
-    _: SubmitDep,
+    caller: SubmitDep,
     idempotency_key: Annotated[
         str | None,
         Header(
             max_length=255,
-            description="the same key returns the job it created first, never a second job",
+            description="the same key with the same body, from the same token, returns the "
+            "job it created first (200), never a second job; the key with another body or "
+            "from another token is refused (409)",
         ),
     ] = None,
 ) -> JobDetail:
     """Queue a job; it is committed before anything is sent to a worker."""
     check_caller_key(idempotency_key)
     created = create_job(
-        ctx, JobSpec.model_validate(body.model_dump()), idempotency_key=idempotency_key
+        ctx,
+        JobSpec.model_validate(body.model_dump()),
+        idempotency_key=idempotency_key,
+        key_owner=KeyOwner(caller.id),
     )
     if not created.created:
         response.status_code = status.HTTP_200_OK
