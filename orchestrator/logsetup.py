@@ -101,6 +101,10 @@ _RULES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
         ("hso_",),
         re.compile(r"(\bhso_[0-9a-f]{8}_)[A-Za-z0-9_-]{8,}"),
     ),
+    (  # Our dashboard sessions (hsd_<secret>), as a cookie holds them.
+        ("hsd_",),
+        re.compile(r"(\bhsd_)[A-Za-z0-9_-]{8,}"),
+    ),
     (  # Aspera transfer tokens: "AT", up to 8 characters ("V7", "M2"), "_", the token (which
         # usually ends "TA"; a cut-off one still counts).
         ("AT",),

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
 from orchestrator.api.gate import RequestGate
-from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules
+from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules, tokens
 from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
 from orchestrator.logsetup import redact
@@ -23,6 +23,7 @@ from orchestrator.services.conveyor.transitions import InvalidTransition
 from orchestrator.services.nodes.clients import NodeNotRegistered
 from orchestrator.services.nodes.registry import NodeInUse
 from orchestrator.services.schedules.store import ScheduleNotFound, ScheduleRejected
+from orchestrator.services.tokens import TokenNotFound
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(nodes.router)
     app.include_router(schedules.router)
+    app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(dashboard.router)
@@ -64,6 +66,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (ScheduleNotFound, status.HTTP_404_NOT_FOUND),
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NodeNotRegistered, status.HTTP_404_NOT_FOUND),
+    (TokenNotFound, status.HTTP_404_NOT_FOUND),
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (NodeInUse, status.HTTP_409_CONFLICT),
     (ConfigError, status.HTTP_409_CONFLICT),
