@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         default="auto", description="log lines: json, plain, or auto (plain on a terminal)"
     )
 
+    api_docs: bool = Field(
+        default=False,
+        description="serve Swagger UI at /api/v1/docs (its scripts come from a CDN, on a page "
+        "where people paste tokens: leave off unless you trust that CDN)",
+    )
     dashboard_session_seconds: int = Field(
         default=8 * 3600,
         ge=60,

@@ -42,7 +42,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Swagger UI loads its scripts from a CDN: only when the operator asks (ORCH_API_DOCS).
+        docs_url="/api/v1/docs" if ctx.settings.api_docs else None,
         redoc_url=None,
     )
     app.state.ctx = ctx
