@@ -134,10 +134,15 @@ def create(
     from sqlalchemy.exc import SQLAlchemyError
 
     from orchestrator.bootstrap import opened
+    from orchestrator.domain.text import unreadable_character
     from orchestrator.services.tokens import Scope, issue_token
 
     if not name.strip():
         fail("--name must not be empty", EXIT_USAGE)
+    if len(name.strip()) > 128:
+        usage("--name: 128 characters at most")
+    if (found := unreadable_character(name)) is not None:
+        usage(f"--name: control, invisible or bidirectional characters are not allowed ({found})")
     lifetime = None
     if expires_in is not None:
         seconds = seconds_of(expires_in, "--expires-in")

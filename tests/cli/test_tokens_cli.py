@@ -50,9 +50,18 @@ def test_tokens_are_listed_without_secrets_and_revoked_by_id(
     assert "no token with id 999" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("value", ["0", "soon", "-1d"])
-def test_a_bad_expiry_is_a_usage_error(
-    data_dir: Path, value: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--expires-in", "0"], "--expires-in"),
+        (["--expires-in", "soon"], "--expires-in"),
+        (["--expires-in", "-1d"], "--expires-in"),
+        (["--name", "ops\u202egnp.exe"], "U+202E"),
+        (["--name", "n" * 129], "128 characters"),
+    ],
+)
+def test_a_bad_expiry_or_name_is_a_usage_error(
+    data_dir: Path, args: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["token", "create", "--name", "x", "--expires-in", value]) == 2
-    assert "--expires-in" in capsys.readouterr().err
+    assert main(["token", "create", "--name", "x", *args]) == 2
+    assert says in capsys.readouterr().err
