@@ -43,7 +43,8 @@ then, for a node printed with api http://127.0.0.1:PORT and user node_admin / PA
 fault kinds: fail_transfers, failed_code_zero, error_code_string, drop_connection,
 reject_tokens, spec_echo, invalid_iteration_token, short_page, repeat_change, and per endpoint
 ("METHOD /route/template" or "*"): http_error, hang, empty_200, empty_error, close_connection,
-restart, content_type (see hstssim/README.md). count 0 makes a fault fire for ever.
+restart, content_type (see hstssim/README.md; http_error with "echo_request":true repeats
+the request in its error text). count 0 makes a fault fire for ever.
 Stop with Ctrl-C or SIGTERM.
 """
 

@@ -89,10 +89,13 @@ class _EndpointFault(_RoutedFault):
 
 
 class HttpError(_EndpointFault):
-    """Answer the endpoint with status and the generic error body."""
+    """Answer the endpoint with status and the generic error body; with echo_request its
+    user_message repeats the request (its Authorization header and body), as some nodes and
+    proxies in front of them do."""
 
     kind: Literal["http_error"]
     status: int = Field(default=503, ge=400, le=599)
+    echo_request: bool = False
 
 
 class Hang(_EndpointFault):

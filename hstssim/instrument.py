@@ -54,6 +54,33 @@ def endpoint_keys(app: FastAPI) -> set[str]:
     return keys
 
 
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if not message.get("more_body", False):
+            return body
+
+
+def _replay(body: bytes) -> Receive:
+    """A receive that hands over ``body`` again."""
+
+    async def replayed() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+def _echo(fault: HttpError, scope: Scope, body: bytes) -> Response:
+    """The error of a node that repeats what it was sent: header and body, secrets included."""
+    headers = dict(scope.get("headers", []))
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    request = f"{scope['method']} {scope['path']} Authorization: {authorization} {body.decode()}"
+    return error_response(fault.status, f"Simulated fault: invalid request: {request}")
+
+
 def fault_response(fault: HttpError | EmptyError | Empty200) -> Response:
     """Return what an endpoint fault that answers in place of the node answers."""
     if isinstance(fault, HttpError):
@@ -91,6 +118,11 @@ class NodeApiGate:
             if fault.after_effect:
                 await self._silently(scope, receive)
             await close_unanswered(scope, receive)
+        elif isinstance(fault, HttpError) and fault.echo_request:
+            body = await _read_body(receive)
+            if fault.after_effect:
+                await self._silently(scope, _replay(body))
+            await _echo(fault, scope, body)(scope, _replay(b""), send)
         else:
             if fault.after_effect:
                 await self._silently(scope, receive)

@@ -5,8 +5,10 @@ secrets box, the broker connection, the node clients and the ServiceContext for 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -82,11 +84,45 @@ def dispose(ctx: ServiceContext) -> None:
         bind.dispose()
 
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data dir, or narrow it, to its owner alone (0700): it holds the SQLite file,
+    the key file and the embedded broker's password."""
+    path = settings.data_dir
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    _narrow(path, PRIVATE_DIR)
+
+
+def _narrow(path: Path, mode: int) -> None:
+    """Give ``path`` this mode if this process owns it (someone else's file is left alone)."""
+    found = path.stat()
+    if found.st_mode & 0o777 != mode and found.st_uid == os.getuid():
+        path.chmod(mode)
+
+
+def _private_sqlite_file(url: str) -> None:
+    """A SQLite database file readable by its owner alone (0600), made so before SQLite first
+    opens it: its WAL and shared-memory files take the database file's mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    with suppress(FileExistsError, FileNotFoundError):  # no folder: SQLite will say so
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    for found in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        if found.exists():
+            _narrow(found, PRIVATE_FILE)
+
+
 def migrate(settings: Settings) -> None:
-    """Bring the configured database to the newest schema."""
+    """Bring the configured database to the newest schema (a SQLite file is made private)."""
     url = settings.effective_database_url()
     if make_url(url).get_backend_name() == "sqlite":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings)
+        _private_sqlite_file(url)
     engine = make_engine(url)
     try:
         upgrade(engine)
@@ -97,6 +133,7 @@ def migrate(settings: Settings) -> None:
 def ensure_secret_key(settings: Settings) -> None:
     """Create the embedded key file (when ORCH_SECRET_KEYS is unset) before any child process
     can race to create its own."""
+    prepare_data_dir(settings)
     secret_box(settings.secret_keys, settings.data_dir)
 
 

@@ -54,7 +54,7 @@ def _local_key(data_dir: Path) -> bytes:
     """The embedded stack's own key, created once (atomically) and readable by its owner only."""
     path = data_dir / "secret.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=data_dir, prefix=".secret.key.")
         try:
             os.write(fd, Fernet.generate_key())

@@ -12,7 +12,8 @@ OrchestratorError
     ├── NodeRequestRejected      other 4xx: the request itself is wrong
     │   └── TransferSetupError   a per-item error inside a 200 from *_setup
     ├── NodeServerError          5xx: the node failed; worth retrying later
-    └── NodeProtocolError        the answer does not parse as the Node API
+    ├── NodeProtocolError        the answer does not parse as the Node API
+    └── NodeConfigurationError   the node's registry entry cannot be used (its CA bundle)
 """
 
 from __future__ import annotations
@@ -102,3 +103,15 @@ class NodeProtocolError(NodeError):
     """The node's answer is not what the Node API describes."""
 
     retryable_default = True
+
+
+class NodeConfigurationError(NodeError):
+    """The node's registry entry cannot be used as it is (a CA bundle that is missing or not a
+    PEM bundle): no request was sent, and none will work until a person changes the entry.
+
+    ``field`` names the registry field at fault.
+    """
+
+    def __init__(self, message: str, *, node: str, field: str, operation: str = "connect") -> None:
+        self.field = field
+        super().__init__(message, node=node, operation=operation, retryable=False)

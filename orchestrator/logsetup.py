@@ -101,9 +101,14 @@ _RULES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
         ("hso_",),
         re.compile(r"(\bhso_[0-9a-f]{8}_)[A-Za-z0-9_-]{8,}"),
     ),
-    (  # Aspera transfer tokens: "AT", up to 8 characters, "_", the token, "TA".
-        ("TA",),
-        re.compile(r"()\bAT[0-9A-Za-z]{0,8}_[A-Za-z0-9_-]{16,}TA\b"),
+    (  # Our dashboard sessions (hsd_<secret>), as a cookie holds them.
+        ("hsd_",),
+        re.compile(r"(\bhsd_)[A-Za-z0-9_-]{8,}"),
+    ),
+    (  # Aspera transfer tokens: "AT", up to 8 characters ("V7", "M2"), "_", the token (which
+        # usually ends "TA"; a cut-off one still counts).
+        ("AT",),
+        re.compile(r"()\bAT[0-9A-Za-z]{0,8}_[A-Za-z0-9_-]{16,}"),
     ),
     (  # Fernet keys: 43 URL-safe base64 characters and "=".
         ("=",),

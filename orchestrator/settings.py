@@ -47,6 +47,18 @@ class Settings(BaseSettings):
         default="auto", description="log lines: json, plain, or auto (plain on a terminal)"
     )
 
+    api_docs: bool = Field(
+        default=False,
+        description="serve Swagger UI at /api/v1/docs (its scripts come from a CDN, on a page "
+        "where people paste tokens: leave off unless you trust that CDN)",
+    )
+    dashboard_session_seconds: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=30 * 86400,
+        description="a dashboard sign-in lasts this long at most (signing out ends it sooner)",
+    )
+
     # -- orchestration ---------------------------------------------------------------------
     max_per_link: int = Field(default=20, ge=1, description="active jobs per (source, dest) pair")
     retry_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry wait")

@@ -71,10 +71,39 @@ def test_services_wait_for_the_migration(compose: dict[str, Any]) -> None:
         assert depends["migrate"]["condition"] == "service_completed_successfully"
 
 
-def test_secrets_come_from_the_environment(compose: dict[str, Any]) -> None:
+def test_secrets_come_from_the_environment_with_no_defaults(compose: dict[str, Any]) -> None:
     raw = (ROOT / "docker-compose.yml").read_text()
-    assert "${ORCH_SECRET_KEYS:?" in raw
-    assert "${FLOWER_PASSWORD:?" in raw
+    for name in ("ORCH_SECRET_KEYS", "FLOWER_PASSWORD", "REDIS_PASSWORD", "POSTGRES_PASSWORD"):
+        assert "${" + name + ":?" in raw, name
+    assert "NODE_PASSWORD:-" not in raw and "${NODE_PASSWORD:?" in raw
+    postgres = compose["services"]["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD"] == "value-of-POSTGRES_PASSWORD"
+    env = compose["services"]["api"]["environment"]
+    assert ":value-of-POSTGRES_PASSWORD@postgres:" in env["ORCH_DATABASE_URL"]
+
+
+def test_redis_requires_its_password_and_the_nodes_cannot_reach_it(
+    compose: dict[str, Any],
+) -> None:
+    """Any container on the network (the simulated nodes included) could send_task a job or
+    Celery's remote-control commands to a Redis without a password."""
+    services = compose["services"]
+    redis = services["redis"]
+    assert "--requirepass" in " ".join(redis["command"])
+    assert redis["environment"]["REDIS_PASSWORD"] == "value-of-REDIS_PASSWORD"
+    for name in ("api", "worker", "beat", "flower", "migrate"):
+        url = services[name]["environment"]["ORCH_REDIS_URL"]
+        assert url == "redis://:value-of-REDIS_PASSWORD@redis:6379/0", name
+    backend = set(redis["networks"]) | set(services["postgres"]["networks"])
+    for name in ("node-a", "node-b"):
+        assert not backend & set(services[name]["networks"]), f"{name} reaches the backend"
+    assert set(services["worker"]["networks"]) >= {"backend", "nodes"}
+
+
+def test_the_api_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
 
 
 def test_dockerfile_installs_what_the_services_run() -> None:

@@ -1,7 +1,8 @@
 """The Celery app of the workers and beat: configured lazily from the environment.
 
-It imports nothing else of ``workers``: the task modules and the process hooks are listed in
-``include`` and imported by the worker and beat when they start (no import loop).
+It imports nothing else of ``workers`` but logging and Flower's login: the task modules and the
+process hooks are listed in ``include`` and imported by the worker and beat when they start (no
+import loop).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from celery import Celery
 
 from orchestrator.settings import load_settings
 from orchestrator.taskqueue import configure_celery
-from workers import logs
+from workers import flower, logs
 
 TASK_MODULES = (
     "workers.hooks",
@@ -23,6 +24,9 @@ TASK_MODULES = (
 )
 
 app = Celery("orchestrator", set_as_current=True, include=list(TASK_MODULES))
+
+if logs.celery_role() == "flower":
+    flower.require_login()  # its /metrics and /healthcheck too, not only its pages
 
 
 @app.on_configure.connect

@@ -12,15 +12,18 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
-from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules
+from orchestrator.api.gate import RequestGate
+from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules, tokens
 from orchestrator.api.routes.metrics import router as metrics_router
-from orchestrator.errors import ConfigError, NodeError
+from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
+from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected
+from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected, KeyReused
 from orchestrator.services.conveyor.transitions import InvalidTransition
 from orchestrator.services.nodes.clients import NodeNotRegistered
 from orchestrator.services.nodes.registry import NodeInUse
 from orchestrator.services.schedules.store import ScheduleNotFound, ScheduleRejected
+from orchestrator.services.tokens import TokenNotFound
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Swagger UI loads its scripts from a CDN: only when the operator asks (ORCH_API_DOCS).
+        docs_url="/api/v1/docs" if ctx.settings.api_docs else None,
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.add_middleware(RequestGate, ctx=ctx)
     app.include_router(jobs.router)
     app.include_router(nodes.router)
     app.include_router(schedules.router)
+    app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(dashboard.router)
@@ -55,21 +61,25 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 # The first matching class decides; subclasses come before their bases.
 STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (KeyReused, status.HTTP_409_CONFLICT),
     (JobRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (ScheduleRejected, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (ScheduleNotFound, status.HTTP_404_NOT_FOUND),
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NodeNotRegistered, status.HTTP_404_NOT_FOUND),
+    (TokenNotFound, status.HTTP_404_NOT_FOUND),
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (NodeInUse, status.HTTP_409_CONFLICT),
     (ConfigError, status.HTTP_409_CONFLICT),
+    (NodeConfigurationError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (NodeError, status.HTTP_502_BAD_GATEWAY),
     (ValueError, status.HTTP_422_UNPROCESSABLE_CONTENT),
 )
 
 
 def _answer(code: int, message: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, object] = {"error": message}
+    # Error texts may quote a node (NodeError): masked like every log line and stored reason.
+    body: dict[str, object] = {"error": redact(message)}
     if field is not None:
         body["field"] = field
     return JSONResponse(body, status_code=code)
@@ -79,7 +89,7 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+            {"error": redact(str(exc.detail))}, status_code=exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)

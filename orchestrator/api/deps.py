@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from orchestrator.api.gate import CALLER
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.tokens import Caller, Scope, authenticate
 
@@ -27,10 +28,14 @@ def require(scope: Scope) -> Callable[..., Caller]:
     """A dependency that admits only tokens holding ``scope`` (401 without, 403 short)."""
 
     def check(
+        request: Request,
         ctx: ContextDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
-        caller = authenticate(ctx, credentials.credentials) if credentials else None
+        # The gate checked the token of a write before its body was read: not twice.
+        caller: Caller | None = getattr(request.state, CALLER, None)
+        if caller is None and credentials:
+            caller = authenticate(ctx, credentials.credentials)
         if caller is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,

@@ -7,8 +7,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.domain.jobs import TransferOptions
-from orchestrator.domain.schedules import ScheduleAlerts, ScheduleSpec
+from orchestrator.domain.jobs import (
+    NODE_NAME_PATTERN,
+    DestinationPath,
+    Labels,
+    SourcePaths,
+    TransferOptions,
+)
+from orchestrator.domain.schedules import (
+    MAX_INTERVAL,
+    MAX_SOURCE_PATHS,
+    SCHEDULE_LABELS,
+    ScheduleAlerts,
+    ScheduleSpec,
+)
 
 
 class ScheduleCreate(ScheduleSpec):
@@ -40,21 +52,29 @@ class ScheduleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The same bounds as ScheduleSpec: a change is refused (422, the field named) before the
+    # merged schedule is validated again as a whole.
     description: str | None = Field(default=None, max_length=500)
-    cron: str | None = None
-    interval_seconds: int | None = None
-    timezone: str | None = None
-    source_node: str | None = None
-    source_paths: list[str] | None = None
-    destination_node: str | None = None
-    destination_path: str | None = None
+    cron: str | None = Field(default=None, min_length=1, max_length=128)
+    interval_seconds: int | None = Field(default=None, ge=1, le=MAX_INTERVAL)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    source_node: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=NODE_NAME_PATTERN
+    )
+    source_paths: SourcePaths | None = Field(
+        default=None, min_length=1, max_length=MAX_SOURCE_PATHS
+    )
+    destination_node: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=NODE_NAME_PATTERN
+    )
+    destination_path: DestinationPath | None = Field(default=None, min_length=1, max_length=1024)
     options: TransferOptions | None = None
-    priority: int | None = None
-    max_attempts: int | None = None
+    priority: int | None = Field(default=None, ge=-100, le=100)
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
     overlap: Literal["skip", "queue"] | None = None
     enabled: bool | None = None
     alerts: ScheduleAlerts | None = None
-    labels: dict[str, str] | None = None
+    labels: Labels | None = Field(default=None, max_length=SCHEDULE_LABELS)
 
 
 class RunOut(BaseModel):

@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from orchestrator.domain.jobs import JobSpec
-from orchestrator.domain.nodes import plain_base_url
+from orchestrator.domain.nodes import (
+    CaBundle,
+    NodeChanges,
+    NodeSecret,
+    NodeUsername,
+    RootPath,
+    TransferHost,
+    plain_base_url,
+)
 
 
 class JobCreate(JobSpec):
@@ -134,19 +142,14 @@ class NodeCreate(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     base_url: HttpUrl = Field(description="the Node API URL, e.g. https://hsts.example.com:9092")
     auth_kind: Literal["node_user", "access_key", "bearer"] = "node_user"
-    username: str = Field(
-        min_length=1,
-        max_length=256,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="node user or access key id",
-    )
-    secret: SecretStr = Field(description="password, access key secret, or bearer token")
-    ca_bundle: str | None = Field(default=None, description="path of a PEM CA bundle to trust")
+    username: NodeUsername = Field(description="node user or access key id")
+    secret: NodeSecret = Field(description="password, access key secret, or bearer token")
+    ca_bundle: CaBundle = Field(default=None, description="path of a PEM CA bundle to trust")
     insecure: bool = Field(default=False, description="skip TLS verification (test nodes only)")
-    transfer_host: str | None = Field(
-        default=None, max_length=255, description="address other nodes use to reach this one"
+    transfer_host: TransferHost = Field(
+        default=None, description="address other nodes use to reach this one"
     )
-    root_path: str = Field(default="/", description="jobs may only touch this subtree")
+    root_path: RootPath = Field(default="/", description="jobs may only touch this subtree")
     max_outbound: int = Field(default=10, ge=1, le=1000)
     max_inbound: int = Field(default=10, ge=1, le=1000)
     activity_retention_seconds: int = Field(
@@ -162,24 +165,10 @@ class NodeCreate(BaseModel):
         return plain_base_url(url)
 
 
-class NodeUpdate(BaseModel):
-    """Fields of a node to change."""
+class NodeUpdate(NodeChanges):
+    """Fields of a node to change: each is checked as on registration."""
 
     model_config = ConfigDict(extra="forbid")
-
-    base_url: HttpUrl | None = None
-    username: str | None = Field(
-        default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$"
-    )
-    secret: SecretStr | None = None
-    ca_bundle: str | None = None
-    insecure: bool | None = None
-    transfer_host: str | None = Field(default=None, max_length=255)
-    root_path: str | None = None
-    max_outbound: int | None = Field(default=None, ge=1, le=1000)
-    max_inbound: int | None = Field(default=None, ge=1, le=1000)
-    activity_retention_seconds: int | None = Field(default=None, ge=60, le=366 * 86400)
-    enabled: bool | None = None
 
 
 class NodeOut(BaseModel):
@@ -228,6 +217,7 @@ COMMON_ERRORS = {
     400: "the body is not JSON",
     401: "no valid token",
     403: "the token lacks the scope",
+    413: "the body is larger than the route accepts (1 MiB)",
     422: "invalid input; says which field",
 }
 

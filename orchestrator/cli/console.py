@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import NoReturn
 
@@ -32,6 +33,18 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 def usage(message: str) -> NoReturn:
     """Stop the command for bad input (exit 2)."""
     raise CliError(message, EXIT_USAGE)
+
+
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds_of(text: str, option: str) -> int:
+    """'15m' -> 900, '2h' -> 7200, '30d' -> 2592000, '90' -> 90; bad input stops (exit 2)."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        usage(f"{option} {text!r}: expected a number with s, m, h or d, e.g. 15m or 1h")
+    return int(match.group(1)) * _UNIT[match.group(2)]
 
 
 TABLE_WIDTH_NOT_A_TERMINAL = 240  # piped output: one line per row, not folded to 80 columns

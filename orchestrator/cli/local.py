@@ -1,4 +1,5 @@
-"""Commands that work on the database directly (no API needed): ``db upgrade``, ``token create``.
+"""Commands that work on the database directly (no API needed): ``db upgrade``, ``db
+rotate-secrets`` and ``token create|list|revoke``.
 
 They read the same ORCH_* settings as the services (ORCH_DATABASE_URL, or the SQLite file in
 ORCH_DATA_DIR). The services are imported when a command runs (the API commands start fast).
@@ -11,7 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.cli.console import EXIT_USAGE, err, fail, out
+from orchestrator.cli.console import (
+    EXIT_USAGE,
+    err,
+    fail,
+    out,
+    print_table,
+    seconds_of,
+    usage,
+    when,
+)
 
 if TYPE_CHECKING:
     from orchestrator.settings import Settings
@@ -105,6 +115,13 @@ def create(
     scope: Annotated[
         TokenScope, typer.Option(help="read < submit < admin; each includes the ones before.")
     ] = TokenScope.read,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            help="Let the token expire after this long: 12h, 30d, ... (default: never).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create an API token and print it once (only its hash is stored).
 
@@ -112,22 +129,108 @@ def create(
 
     Example: export ORCH_API_TOKEN=$(hsts-orchestrator token create --name me --scope submit)
     """
+    from datetime import timedelta
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from orchestrator.bootstrap import opened
+    from orchestrator.domain.text import unreadable_character
     from orchestrator.services.tokens import Scope, issue_token
 
     if not name.strip():
         fail("--name must not be empty", EXIT_USAGE)
+    if len(name.strip()) > 128:
+        usage("--name: 128 characters at most")
+    if (found := unreadable_character(name)) is not None:
+        usage(f"--name: control, invisible or bidirectional characters are not allowed ({found})")
+    lifetime = None
+    if expires_in is not None:
+        seconds = seconds_of(expires_in, "--expires-in")
+        if seconds <= 0:
+            usage("--expires-in must be longer than 0")
+        lifetime = timedelta(seconds=seconds)
     settings = local_settings()
     try:
         with opened(settings) as ctx:
-            issued = issue_token(ctx, name.strip(), [Scope(scope.value)])
+            issued = issue_token(ctx, name.strip(), [Scope(scope.value)], lifetime=lifetime)
     except SQLAlchemyError as exc:
         fail(database_failure(exc, settings))
+    until = f", expires {issued.expires_at:%Y-%m-%d %H:%M} UTC" if issued.expires_at else ""
     err.print(
-        f"token {issued.name!r} ({', '.join(issued.scopes)}) created; it is shown once, "
-        "store it now:",
+        f"token {issued.name!r} ({', '.join(issued.scopes)}{until}) created; it is shown "
+        "once, store it now:",
         markup=False,
     )
     out.print(issued.secret, markup=False)
+
+
+@token_app.command("list")
+def list_tokens(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the API tokens: id, name, scopes, when each was last used, expiry, state.
+
+    Secrets are never shown (only their hash is stored); the prefix is what logs show.
+
+    Example: hsts-orchestrator token list
+    """
+    import json
+    from dataclasses import asdict
+
+    from rich.table import Table
+    from rich.text import Text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.bootstrap import opened
+    from orchestrator.services import tokens
+
+    settings = local_settings()
+    try:
+        with opened(settings) as ctx:
+            found = tokens.list_tokens(ctx)
+    except SQLAlchemyError as exc:
+        fail(database_failure(exc, settings))
+    if as_json:
+        out.print_json(json.dumps([asdict(t) for t in found], default=str))
+        return
+    if not found:
+        out.print("no tokens (make one: hsts-orchestrator token create --help)")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "EXPIRES", "STATE"):
+        table.add_column(column, overflow="fold")
+    for token in found:
+        cells = (
+            token.id,
+            token.name,
+            f"hso_{token.prefix}",
+            ",".join(token.scopes),
+            when(token.created_at.isoformat()),
+            when(token.last_used_at.isoformat() if token.last_used_at else None),
+            when(token.expires_at.isoformat()) if token.expires_at else "never",
+            token.state,
+        )
+        table.add_row(*(Text(str(cell)) for cell in cells))
+    print_table(table)
+
+
+@token_app.command()
+def revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see: token list).")],
+) -> None:
+    """Revoke a token at once (API calls and dashboard sessions made with it stop working).
+
+    Example: hsts-orchestrator token revoke 7
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.bootstrap import opened
+    from orchestrator.services.tokens import revoke_token
+
+    settings = local_settings()
+    try:
+        with opened(settings) as ctx:
+            info = revoke_token(ctx, token_id)
+    except SQLAlchemyError as exc:
+        fail(database_failure(exc, settings))
+    out.print(f"token {info.id} {info.name!r} (hso_{info.prefix}) revoked", markup=False)

@@ -206,8 +206,10 @@ def beat(
 
     Example: hsts-orchestrator beat
     """
+    from orchestrator.bootstrap import prepare_data_dir
+
     settings = role_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     state = schedule or settings.data_dir / "celerybeat-schedule"
     _exec(beat_argv(schedule=state, log_level=settings.log_level, extra=tuple(ctx.args)))
 

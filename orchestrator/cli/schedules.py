@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
-from orchestrator.cli.console import fail, human_bytes, out, print_table, usage, when
+from orchestrator.cli.console import (
+    fail,
+    human_bytes,
+    out,
+    print_table,
+    seconds_of,
+    usage,
+    when,
+)
 from orchestrator.cli.jobs import Overwrite, parse_destination, parse_labels, parse_source
 from orchestrator.cli.watch import watch_job
 
@@ -34,8 +41,6 @@ class Overlap(StrEnum):
 
 Id = Annotated[str, typer.Argument(help="The schedule's id.", show_default=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
-_EVERY = re.compile(r"^(\d+)([smhd]?)$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _HEALTH_STYLE = {
     "ok": "green",
     "failing": "bold red",
@@ -47,10 +52,7 @@ _HEALTH_STYLE = {
 
 def parse_every(text: str) -> int:
     """'15m' -> 900, '2h' -> 7200, '90' -> 90 (seconds)."""
-    match = _EVERY.match(text.strip())
-    if not match:
-        usage(f"--every {text!r}: expected a number with s, m, h or d, e.g. 15m or 1h")
-    return int(match.group(1)) * _UNIT[match.group(2)]
+    return seconds_of(text, "--every")
 
 
 @app.command()

@@ -27,7 +27,13 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.bootstrap import describe_database, ensure_secret_key, migrate, opened
+from orchestrator.bootstrap import (
+    describe_database,
+    ensure_secret_key,
+    migrate,
+    opened,
+    prepare_data_dir,
+)
 from orchestrator.cli import roles
 from orchestrator.cli.console import CliError, fail, out, usage
 from orchestrator.cli.local import database_failure
@@ -40,7 +46,12 @@ from orchestrator.cli.redis_server import (
 from orchestrator.cli.supervisor import Child, Supervisor, describe_exit
 from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.errors import ConfigError
-from orchestrator.logsetup import configure_logging, register_secret, stream_is_terminal
+from orchestrator.logsetup import (
+    configure_logging,
+    register_secret,
+    register_url_password,
+    stream_is_terminal,
+)
 from orchestrator.services.nodes.registry import ensure_node
 from orchestrator.services.schedules.config_file import load_file
 from orchestrator.services.tokens import Scope, issue_token
@@ -177,7 +188,7 @@ def run_stack(
             usage(f"{name} {value}: something already listens on {address}:{value}")
     if port == flower_port:
         usage("--port and --flower-port must differ")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)  # 0700: the database, key file and broker password live there
     lock = lock_data_dir(settings.data_dir)
     supervisor = Supervisor(out, grace=grace)
     env = dict(os.environ)  # children inherit ORCH_* plus what the stack decides below
@@ -318,6 +329,7 @@ def _start_redis(stack: Stack) -> EmbeddedRedis:
             redis = embedded_redis(stack.settings, free_port())
         except ConfigError as exc:
             fail(str(exc))
+        register_url_password(redis.url)  # masked in every line of up (banner: describe_broker)
         child = stack.supervisor.start(
             "redis", redis.argv(), stack.env, stop_last=True, cwd=redis.workdir
         )
@@ -412,11 +424,16 @@ def _ready(api_url: str) -> bool:
 def _banner(stack: Stack) -> None:
     url = stack.api_url
     broker = describe_broker(stack.settings.redis_url or "")
+    docs = (
+        f"docs: {url}/api/v1/docs"
+        if stack.settings.api_docs
+        else f"OpenAPI: {url}/api/v1/openapi.json"
+    )
     lines: list[str] = [
         "",
         "hsts-orchestrator is up (Ctrl-C stops everything)",
         f"  dashboard {url}/   (sign in with an API token)",
-        f"  API       {url}/api/v1   docs: {url}/api/v1/docs   metrics: {url}/metrics",
+        f"  API       {url}/api/v1   {docs}   metrics: {url}/metrics",
         f"  Flower    {stack.flower_url}   user {roles.FLOWER_USER}   "
         f"password {stack.flower_password}",
         f"  database  {describe_database(stack.settings)}",

@@ -1,4 +1,5 @@
-"""The tables: nodes, jobs, attempts, cursors, job events, schedules, throughput, tokens, alerts."""
+"""The tables: nodes, jobs and their labels, attempts, cursors, job events, schedules, throughput,
+tokens and dashboard sessions, alerts."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from orchestrator.db.base import Base, UtcDateTime
+from orchestrator.db.base import Base, MaskedText, UtcDateTime
 
 
 def utcnow() -> datetime:
@@ -77,7 +78,7 @@ class JobRow(Base):
     slot_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(24))
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(MaskedText())
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -88,14 +89,29 @@ class JobRow(Base):
     files_expected: Mapped[int | None] = mapped_column(Integer)
     rate_kbps: Mapped[float | None] = mapped_column(Float)
     error_code: Mapped[int | None] = mapped_column(Integer)
-    error_text: Mapped[str | None] = mapped_column(Text)
+    error_text: Mapped[str | None] = mapped_column(MaskedText())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
     state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     submit_failures: Mapped[int] = mapped_column(Integer, default=0)
-    waiting_reason: Mapped[str | None] = mapped_column(Text)
+    waiting_reason: Mapped[str | None] = mapped_column(MaskedText())
     source_root: Mapped[str] = mapped_column(String(1024), default="/")
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What the idempotency key stands for: the SHA-256 of the request, and the API token that
+    # sent it (None: the queue or a schedule). A key reused otherwise is refused.
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+    created_by_token: Mapped[int | None] = mapped_column(Integer)
+
+
+class JobLabelRow(Base):
+    """One label of a job, so that a label filter is an index lookup, not a scan of jobs."""
+
+    __tablename__ = "job_labels"
+    __table_args__ = (Index("ix_job_labels_key_value", "key", "value"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
 
 
 class AttemptRow(Base):
@@ -123,7 +139,7 @@ class AttemptRow(Base):
     files_expected: Mapped[int | None] = mapped_column(Integer)
     rate_kbps: Mapped[float | None] = mapped_column(Float)
     error_code: Mapped[int | None] = mapped_column(Integer)
-    error_text: Mapped[str | None] = mapped_column(Text)
+    error_text: Mapped[str | None] = mapped_column(MaskedText())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     post_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -151,7 +167,7 @@ class NodeCursorRow(Base):
     last_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lag_seconds: Mapped[float | None] = mapped_column(Float)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(MaskedText())
 
 
 class JobEventRow(Base):
@@ -166,7 +182,7 @@ class JobEventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))  # state, attempt, node_error, operator, ...
     from_state: Mapped[str | None] = mapped_column(String(24))
     to_state: Mapped[str | None] = mapped_column(String(24))
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(MaskedText(), default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
@@ -193,6 +209,21 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # None: never
+
+
+class DashboardSessionRow(Base):
+    """A dashboard sign-in: the cookie holds a secret of its own (only its SHA-256 is kept),
+    never the API token; signing out deletes the row, and it ends with its lifetime or its
+    token (revoked, expired)."""
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (Index("ix_dashboard_sessions_expires_at", "expires_at"),)
+
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ScheduleRow(Base):
@@ -220,7 +251,7 @@ class ScheduleRow(Base):
     done_until: Mapped[datetime] = mapped_column(UtcDateTime())
     skipped_slots: Mapped[int] = mapped_column(Integer, default=0)
     last_skipped_slot: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    last_error: Mapped[str | None] = mapped_column(Text)  # why the last due slot made no job
+    last_error: Mapped[str | None] = mapped_column(MaskedText())  # why the last slot made no job
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -264,6 +295,6 @@ class AlertRow(Base):
     state: Mapped[str] = mapped_column(String(8), default="pending")  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(MaskedText())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.domain.paths import UnsafePath, clean_relative
+from orchestrator.domain.paths import UnsafePath, clean_relative, confine
+from orchestrator.domain.text import unreadable_character
 
 Cipher = Literal["none", "aes-128", "aes-192", "aes-256", "aes-128-cfb", "aes-192-cfb",
                  "aes-256-cfb", "aes-128-gcm", "aes-192-gcm", "aes-256-gcm"]  # fmt: skip
@@ -39,8 +40,16 @@ class TransferOptions(BaseModel):
         except UnsafePath as exc:
             raise ValueError(str(exc)) from None
 
-    def to_spec_fields(self) -> dict[str, Any]:
-        """The transfer spec fields these options set (Node API names)."""
+    def move_target(self, source_root: str) -> str | None:
+        """Where the source node moves files after the transfer: under the source's root, like
+        the source paths (a tenant never moves files into another tenant's tree)."""
+        if self.move_after_transfer is None:
+            return None
+        return confine(source_root, self.move_after_transfer)
+
+    def to_spec_fields(self, *, source_root: str) -> dict[str, Any]:
+        """The transfer spec fields these options set (Node API names); paths are confined
+        under ``source_root``, the source node's root."""
         fields: dict[str, Any] = {
             "target_rate_kbps": self.target_rate_kbps,
             "min_rate_kbps": self.min_rate_kbps,
@@ -50,7 +59,7 @@ class TransferOptions(BaseModel):
             "resume_policy": self.resume_policy,
             "symlink_policy": self.symlink_policy,
             "precalculate_job_size": self.precalculate_job_size,
-            "move_after_transfer": self.move_after_transfer,
+            "move_after_transfer": self.move_target(source_root),
         }
         if self.preserve_timestamps:
             fields["preserve_times"] = True
@@ -81,11 +90,44 @@ def checked_destination(path: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+MAX_LABELS = 20
+LABEL_KEY_LENGTH = 64
+LABEL_VALUE_LENGTH = 256
+
+
+def checked_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Labels whose keys and values are short, readable text; a ValueError names the bad one.
+
+    Keys hold no '=' (a list filter is ``key=value``). Values may be empty.
+    """
+    for key, value in labels.items():
+        shown = repr(key[:LABEL_KEY_LENGTH])
+        if not 1 <= len(key) <= LABEL_KEY_LENGTH:
+            raise ValueError(f"label key {shown}: 1 to {LABEL_KEY_LENGTH} characters")
+        if "=" in key:
+            raise ValueError(f"label key {shown}: '=' is not allowed in a key")
+        if len(value) > LABEL_VALUE_LENGTH:
+            raise ValueError(
+                f"label {shown}: the value has {LABEL_VALUE_LENGTH} characters at most"
+            )
+        for text, what in ((key, "key"), (value, "value")):
+            found = unreadable_character(text)
+            if found is not None:
+                raise ValueError(
+                    f"label {shown}: control, invisible or bidirectional characters are not "
+                    f"allowed in a {what} ({found})"
+                )
+    return labels
+
+
 # Paths as a job or a schedule takes them: made relative, and refused if they could escape.
 SourcePaths = Annotated[list[str], AfterValidator(checked_sources)]
 DestinationPath = Annotated[str, AfterValidator(checked_destination)]
+# Labels as a job or a schedule takes them (the count is bounded where they are used).
+Labels = Annotated[dict[str, str], AfterValidator(checked_labels)]
 
-NodeName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NodeName = Field(min_length=1, max_length=64, pattern=NODE_NAME_PATTERN)
 
 
 class JobSpec(BaseModel):
@@ -100,7 +142,7 @@ class JobSpec(BaseModel):
     options: TransferOptions = TransferOptions()
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+    labels: Labels = Field(default_factory=dict, max_length=MAX_LABELS)
 
 
 def job_label(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -17,6 +18,9 @@ from pydantic import (
     Tag,
     field_validator,
 )
+
+from orchestrator.domain.paths import MAX_PATH_LENGTH, UnsafePath, clean_relative
+from orchestrator.domain.text import check_readable
 
 
 class BasicAuth(BaseModel):
@@ -96,6 +100,34 @@ def plain_base_url(url: HttpUrl) -> HttpUrl:
     return url
 
 
+def checked_root(root: str) -> str:
+    """A node's root path: a path within the docroot that cannot climb out of it."""
+    try:
+        clean_relative(root)
+    except UnsafePath as exc:
+        raise ValueError(str(exc)) from None
+    return root
+
+
+def readable_or_none(value: str | None) -> str | None:
+    """Free text a registry entry holds (CA bundle path, transfer host): readable characters."""
+    return None if value is None else check_readable(value)
+
+
+MAX_SECRET_LENGTH = 4096
+MAX_CA_BUNDLE_LENGTH = 4096
+
+
+# The fields a registry entry holds, checked the same way on create and on every change.
+RootPath = Annotated[str, Field(max_length=MAX_PATH_LENGTH), AfterValidator(checked_root)]
+CaBundle = Annotated[
+    str | None, Field(max_length=MAX_CA_BUNDLE_LENGTH), AfterValidator(readable_or_none)
+]
+TransferHost = Annotated[str | None, Field(max_length=255), AfterValidator(readable_or_none)]
+NodeSecret = Annotated[SecretStr, Field(min_length=1, max_length=MAX_SECRET_LENGTH)]
+NodeUsername = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class NodeRegistration(BaseModel):
     """A node as an operator registers it; the secret is encrypted before it is stored."""
 
@@ -104,12 +136,12 @@ class NodeRegistration(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     base_url: HttpUrl
     auth_kind: Literal["node_user", "access_key", "bearer"] = "node_user"
-    username: str = Field(min_length=1, max_length=256, description="node user or access key id")
-    secret: SecretStr = Field(description="password, access key secret, or bearer token")
-    ca_bundle: str | None = Field(default=None, description="path of a PEM CA bundle")
+    username: NodeUsername = Field(description="node user or access key id")
+    secret: NodeSecret = Field(description="password, access key secret, or bearer token")
+    ca_bundle: CaBundle = Field(default=None, description="path of a PEM CA bundle")
     insecure: bool = False
-    transfer_host: str | None = Field(default=None, max_length=255)
-    root_path: str = "/"
+    transfer_host: TransferHost = None
+    root_path: RootPath = "/"
     max_outbound: int = Field(default=10, ge=1, le=1000)
     max_inbound: int = Field(default=10, ge=1, le=1000)
     activity_retention_seconds: int = Field(
@@ -123,6 +155,30 @@ class NodeRegistration(BaseModel):
     @classmethod
     def _plain_base_url(cls, url: HttpUrl) -> HttpUrl:
         return plain_base_url(url)
+
+
+class NodeChanges(BaseModel):
+    """Fields of a registered node to change, each checked as on registration (a URL with a
+    password is refused here too, never stored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: HttpUrl | None = None
+    username: NodeUsername | None = None
+    secret: NodeSecret | None = None
+    ca_bundle: CaBundle = None
+    insecure: bool | None = None
+    transfer_host: TransferHost = None
+    root_path: RootPath | None = None
+    max_outbound: int | None = Field(default=None, ge=1, le=1000)
+    max_inbound: int | None = Field(default=None, ge=1, le=1000)
+    activity_retention_seconds: int | None = Field(default=None, ge=60, le=366 * 86400)
+    enabled: bool | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_base_url(cls, url: HttpUrl | None) -> HttpUrl | None:
+        return None if url is None else plain_base_url(url)
 
 
 RETENTION_RISK = 0.5  # a poll lag past this share of the node's retention is a risk

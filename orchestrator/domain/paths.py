@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import posixpath
-import re
 
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+from orchestrator.domain.text import unreadable_character
+
+MAX_PATH_LENGTH = 1024
 
 
 class UnsafePath(ValueError):
@@ -13,9 +14,17 @@ class UnsafePath(ValueError):
 
 
 def clean_relative(path: str) -> str:
-    """A relative path with no '..', NUL, control characters or backslashes; '' for the root."""
-    if _FORBIDDEN.search(path):
-        raise UnsafePath("control characters and backslashes are not allowed in paths")
+    """A relative path with no '..', backslash, control, invisible-format or bidi character
+    (a right-to-left override or a line separator shows a path other than the one stored),
+    at most MAX_PATH_LENGTH characters long; '' for the root."""
+    if len(path) > MAX_PATH_LENGTH:
+        raise UnsafePath(f"a path has {MAX_PATH_LENGTH} characters at most")
+    found = "U+005C" if "\\" in path else unreadable_character(path)
+    if found is not None:
+        raise UnsafePath(
+            f"control, bidirectional and invisible characters and backslashes are not allowed "
+            f"in paths ({found})"
+        )
     parts = [p for p in path.strip().split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise UnsafePath("'..' is not allowed in paths")

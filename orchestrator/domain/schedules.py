@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.domain.jobs import (
+    MAX_LABELS,
     DestinationPath,
     JobSpec,
+    Labels,
     NodeName,
     SourcePaths,
     TransferOptions,
@@ -22,6 +24,9 @@ ScheduleId = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$
 # Incremental by default: only new and changed files move; a partial file resumes.
 INCREMENTAL = TransferOptions(overwrite="diff", resume_policy="sparse_csum")
 MAX_INTERVAL = 366 * 24 * 3600
+MAX_SOURCE_PATHS = 100
+SCHEDULE_LABELS = MAX_LABELS - 2  # each run adds "schedule" and "trigger"
+ChannelName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 @lru_cache(maxsize=1024)
@@ -44,7 +49,7 @@ class ScheduleAlerts(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    channels: list[str] = Field(default_factory=list, max_length=10)
+    channels: list[ChannelName] = Field(default_factory=list, max_length=10)
     failure_streak: int = Field(default=3, ge=1, le=1000)
     on_run_end: Literal["never", "failure", "always"] = "never"
 
@@ -96,7 +101,7 @@ class ScheduleSpec(ScheduleTiming):
     id: str = ScheduleId
     description: str = Field(default="", max_length=500)
     source_node: str = NodeName
-    source_paths: SourcePaths = Field(min_length=1, max_length=100)
+    source_paths: SourcePaths = Field(min_length=1, max_length=MAX_SOURCE_PATHS)
     destination_node: str = NodeName
     destination_path: DestinationPath = Field(min_length=1, max_length=1024)
     options: TransferOptions = INCREMENTAL
@@ -106,7 +111,7 @@ class ScheduleSpec(ScheduleTiming):
     enabled: bool = True
     alerts: ScheduleAlerts = ScheduleAlerts()
     # Each run adds the labels "schedule" and "trigger"; a job holds 20 at most.
-    labels: dict[str, str] = Field(default_factory=dict, max_length=18)
+    labels: Labels = Field(default_factory=dict, max_length=SCHEDULE_LABELS)
 
     @field_validator("options")
     @classmethod

@@ -25,6 +25,7 @@ from orchestrator.domain.transfers import (
     UploadRequest,
 )
 from orchestrator.errors import (
+    NodeConfigurationError,
     NodeError,
     NodeNotFound,
     NodeOutcomeUnknown,
@@ -86,11 +87,29 @@ def build_http_client(conn: NodeConnection, *, max_connections: int = 20) -> htt
 
 
 def tls_verification(conn: NodeConnection) -> ssl.SSLContext | bool:
-    """Verification on by default; the node's own CA bundle if given; off only when asked."""
+    """Verification on by default; the node's own CA bundle if given; off only when asked.
+
+    A CA bundle that cannot be read or holds no certificate is the registry entry's fault:
+    NodeConfigurationError (not retryable), never an OSError or ssl.SSLError.
+    """
     if conn.insecure:
         return False
     if conn.ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(conn.ca_bundle))
+        try:
+            return ssl.create_default_context(cafile=str(conn.ca_bundle))
+        except FileNotFoundError:
+            why = "no such file on this host"
+        except PermissionError:
+            why = "this process may not read it"
+        except (OSError, ssl.SSLError) as exc:
+            detail = getattr(exc, "reason", None) or getattr(exc, "strerror", None)
+            why = f"not a PEM CA bundle ({detail or type(exc).__name__})"
+        raise NodeConfigurationError(
+            f"the node's ca_bundle {str(conn.ca_bundle)!r} cannot be used: {why}; "
+            "change the node's ca_bundle",
+            node=conn.name,
+            field="ca_bundle",
+        )
     return True
 
 

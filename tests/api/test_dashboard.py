@@ -101,7 +101,7 @@ def test_a_bad_token_is_refused_without_being_echoed(api: Api) -> None:
 
     huge = api.client.post("/dashboard/sign-in", data={"token": "x" * 10_000})
     assert huge.status_code == 413
-    assert huge.json()["error"].startswith("token:")
+    assert "4 KiB" in huge.json()["error"]
 
 
 def test_a_revoked_token_ends_the_session(api: Api) -> None:
@@ -177,7 +177,7 @@ def test_a_hostile_label_and_node_error_text_render_inert(api: Api) -> None:
     write_tree(api.stack.root_a, {f"{folder}/f.bin": b"x"})
     api.stack.admin_a.settings(max_retries=0)
     api.stack.admin_a.fault(kind="fail_transfers", error_code=19, error_desc=HOSTILE)
-    labels = {"team": HOSTILE, 'x"onmouseover="alert(2)': "y"}
+    labels = {"team": HOSTILE, 'x" onmouseover"alert(2)': "y"}  # keys hold no '='
     answer = api.client.post(
         "/api/v1/jobs", json=spec_for(folder, labels=labels), headers=api.headers("submit")
     )
@@ -194,8 +194,8 @@ def test_a_hostile_label_and_node_error_text_render_inert(api: Api) -> None:
     escaped = "&lt;script&gt;window.pwned=1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
     assert escaped in problems, "the node's own text, escaped"
     assert f"team={escaped}" in problems, "the label, escaped"
-    assert "x&#34;onmouseover=&#34;alert(2)=y" in problems
-    for raw in ("<script>window", "<img src=x", '"onmouseover="'):
+    assert "x&#34; onmouseover&#34;alert(2)=y" in problems
+    for raw in ("<script>window", "<img src=x", '" onmouseover"'):
         assert raw not in html
         assert raw not in api.client.get("/").text
 

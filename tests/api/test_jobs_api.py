@@ -55,6 +55,66 @@ def test_idempotency_key_returns_the_first_job(api: Api) -> None:
     assert again.json()["id"] == first.json()["id"]
 
 
+def test_an_idempotency_key_stands_for_one_request_from_one_token(api: Api) -> None:
+    """Reusing a key with another body (or from another token) no longer silently returns the
+    first job: 409 says the key was used with different parameters, as payment APIs do."""
+    headers = {**api.headers("submit"), "Idempotency-Key": "order-43"}
+    first = api.client.post("/api/v1/jobs", json=body("k"), headers=headers)
+    assert first.status_code == 202
+    # The same request, spelt differently (a leading slash, default options): the same job.
+    same = {**body("k"), "source_paths": ["/k/"], "options": {"resume_policy": "sparse_csum"}}
+    assert api.client.post("/api/v1/jobs", json=same, headers=headers).status_code == 200
+
+    other_body = api.client.post("/api/v1/jobs", json=body("k", priority=9), headers=headers)
+    assert other_body.status_code == 409, other_body.text
+    assert other_body.json()["field"] == "Idempotency-Key"
+    assert "different parameters" in other_body.json()["error"]
+    other_token = {**api.headers("admin"), "Idempotency-Key": "order-43"}
+    stolen = api.client.post("/api/v1/jobs", json=body("k"), headers=other_token)
+    assert stolen.status_code == 409, stolen.text
+    assert "another sender" in stolen.json()["error"]
+    assert first.json()["id"] not in stolen.text
+    jobs = api.client.get("/api/v1/jobs", headers=api.headers("read")).json()["items"]
+    assert [j["id"] for j in jobs] == [first.json()["id"]], "no second job"
+
+
+def test_a_label_filter_is_an_index_lookup_not_a_scan(api: Api) -> None:
+    from sqlalchemy import event
+
+    from orchestrator.db.tables import JobRow
+    from orchestrator.domain.jobs import JobSpec
+    from orchestrator.services.conveyor.jobs import create_job
+
+    for i in range(60):
+        spec = JobSpec.model_validate(body(f"s{i}", labels={"batch": f"b{i % 3}"}))
+        create_job(api.stack.ctx, spec)
+    loaded: list[str] = []
+
+    def count(target: JobRow, _: object) -> None:
+        loaded.append(target.id)
+
+    event.listen(JobRow, "load", count)
+    try:
+        nothing = api.client.get(
+            "/api/v1/jobs", params={"label": "batch=none", "limit": 5}, headers=api.headers()
+        )
+        assert nothing.json() == {"items": [], "next_cursor": None}
+        assert loaded == [], f"{len(loaded)} job rows were read for a label nobody has"
+        found: list[str] = []
+        cursor = None
+        while True:
+            params = {"label": "batch=b1", "limit": 7, **({"cursor": cursor} if cursor else {})}
+            page = api.client.get("/api/v1/jobs", params=params, headers=api.headers()).json()
+            found += [j["id"] for j in page["items"]]
+            assert all(j["labels"] == {"batch": "b1"} for j in page["items"])
+            if not (cursor := page["next_cursor"]):
+                break
+        assert len(found) == len(set(found)) == 20
+        assert len(loaded) <= 20 + 3, "each page reads its own rows (and one more)"
+    finally:
+        event.remove(JobRow, "load", count)
+
+
 def test_list_filters_and_pages(api: Api) -> None:
     ids = []
     for i in range(5):

@@ -102,3 +102,35 @@ def test_bad_node_input_names_the_field(api: Api) -> None:
     assert api.client.post("/api/v1/nodes", json=taken, headers=api.headers()).status_code == 409
     null = api.client.patch("/api/v1/nodes/node-a", json={"insecure": None}, headers=api.headers())
     assert null.status_code == 200
+
+
+def test_a_url_with_a_password_is_refused_on_update_as_on_create(api: Api) -> None:
+    """PATCH used to skip the base-URL check: the password was stored in clear and shown."""
+    url = f"https://operator:{CANARY}@tmp.example:9092"
+    node = {"name": "tmp", "base_url": url, "username": "u", "secret": "s3cret-value"}
+    created = api.client.post("/api/v1/nodes", json=node, headers=api.headers())
+    assert created.status_code == 422 and created.json()["field"] == "base_url"
+    node["base_url"] = "https://tmp.example:9092"
+    assert api.client.post("/api/v1/nodes", json=node, headers=api.headers()).status_code == 201
+    for bad in (url, "https://tmp.example:9092/?key=v", "https://tmp.example:9092/#x"):
+        changed = api.client.patch(
+            "/api/v1/nodes/tmp", json={"base_url": bad}, headers=api.headers()
+        )
+        assert changed.status_code == 422, changed.text
+        assert changed.json()["field"] == "base_url"
+        assert CANARY not in changed.text
+    shown = api.client.get("/api/v1/nodes/tmp", headers=api.headers("read"))
+    assert shown.json()["base_url"] == "https://tmp.example:9092"
+    assert CANARY not in shown.text
+
+
+def test_the_registry_service_checks_changes_whoever_calls_it(api: Api) -> None:
+    import pydantic
+    import pytest
+
+    from orchestrator.services.nodes.registry import update_node
+
+    with pytest.raises(pydantic.ValidationError, match="base_url"):
+        update_node(api.stack.ctx, "node-a", {"base_url": f"https://u:{CANARY}@h.example"})
+    with pytest.raises(pydantic.ValidationError, match="root_path"):
+        update_node(api.stack.ctx, "node-a", {"root_path": "../elsewhere"})

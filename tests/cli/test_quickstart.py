@@ -11,11 +11,15 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
 
 from tests.cli.conftest import UpStack, cli, free_port, marked_processes
 from tests.support.sim import read_tree
@@ -26,7 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: UpStack) -> None:
     # The banner printed everything a newcomer needs.
     log = stack.log()
-    assert f"http://127.0.0.1:{stack.api_port}/api/v1/docs" in log
+    assert f"http://127.0.0.1:{stack.api_port}/api/v1/openapi.json" in log
+    assert "/api/v1/docs" not in log, "no CDN-loaded docs page unless ORCH_API_DOCS"
     assert re.search(
         rf"Flower\s+http://127.0.0.1:{stack.flower_port}\s+user admin\s+password \S+", log
     )
@@ -53,6 +58,38 @@ def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: U
     assert shown.code == 0, shown.output
     assert "completed" in shown.stdout
     assert "attempts" in shown.stdout and "events" in shown.stdout
+
+
+def test_the_embedded_broker_needs_its_password_and_the_data_dir_is_private(
+    stack: UpStack,
+) -> None:
+    """Any local process could send_task("orchestrator.create_job") to the embedded Redis and
+    have a job run without an API token: the broker now needs a password nobody else can
+    read, masked in the banner; the data dir is 0700, its secrets and database 0600."""
+    log = stack.log()
+    found = re.search(r"broker\s+redis://:\*\*\*@127\.0\.0\.1:(\d+)/0 \(embedded", log)
+    assert found, stack.tail()
+    port = int(found.group(1))
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port, socket_timeout=5).ping()
+    intruder = Celery(broker=f"redis://127.0.0.1:{port}/0", set_as_current=False)
+    intruder.conf.broker_connection_max_retries = 0
+    intruder.conf.broker_transport_options = {"max_retries": 0}
+    body = {"source_node": "node-a", "source_paths": ["outgoing"],
+            "destination_node": "node-b", "destination_path": "intruder"}  # fmt: skip
+    with pytest.raises(OperationalError, match="Authentication required"):
+        intruder.send_task("orchestrator.create_job", args=[body], queue="default", retry=False)
+
+    password_file = stack.data_dir / "redis.password"
+    password = password_file.read_text().strip()
+    assert len(password) >= 32
+    assert redis.Redis(port=port, password=password, socket_timeout=5).ping()
+    assert password not in log, "masked in every line and banner of up"
+    assert stat.S_IMODE(stack.data_dir.stat().st_mode) == 0o700
+    private = [password_file, stack.data_dir / "secret.key", stack.data_dir / "redis/redis.conf"]
+    private += list(stack.data_dir.glob("orchestrator.db*"))  # the database, its WAL and shm
+    for path in private:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_watch_exits_non_zero_with_the_reason_for_a_failed_job(stack: UpStack) -> None:

@@ -40,3 +40,43 @@ def test_the_dispatch_lock_row_is_there_before_the_first_dispatch(database_url: 
         assert names == ["dispatch"]
     finally:
         engine.dispose()
+
+
+def test_0007_indexes_the_labels_of_existing_jobs(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        downgrade(engine, "base")
+        upgrade(engine, "0006")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO nodes (id, name, base_url, auth_kind, username, "
+                    "secret_encrypted, insecure, root_path, max_outbound, max_inbound, enabled, "
+                    "created_at, updated_at) VALUES (1, 'n', 'https://n', 'node_user', 'u', "
+                    ":blob, false, '/', 1, 1, true, :at, :at)"
+                ),
+                {"blob": b"x", "at": "2026-01-01 00:00:00+00:00"},
+            )
+            for job_id, labels in (("j1", '{"team": "media", "k": "v"}'), ("j2", "{}")):
+                conn.execute(
+                    text(
+                        "INSERT INTO jobs (id, source_node_id, source_paths, "
+                        "destination_node_id, destination_path, options, priority, labels, "
+                        "state, attempt_count, max_attempts, cancel_requested, "
+                        "bytes_transferred, files_completed, created_at, updated_at, "
+                        "state_changed_at, submit_failures, source_root) VALUES (:id, 1, '[]', "
+                        "1, '/x', '{}', 0, :labels, 'queued', 0, 3, false, 0, 0, :at, :at, "
+                        ":at, 0, '/')"
+                    ),
+                    {"id": job_id, "labels": labels, "at": "2026-01-01 00:00:00+00:00"},
+                )
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT job_id, key, value FROM job_labels")).all()
+        assert sorted(tuple(r) for r in rows) == [("j1", "k", "v"), ("j1", "team", "media")]
+    finally:
+        with engine.begin() as conn:
+            for table in ("job_labels", "jobs", "nodes"):
+                conn.execute(text(f"DELETE FROM {table}"))
+        downgrade(engine, "base")
+        engine.dispose()

@@ -26,6 +26,8 @@ def test_a_valid_message_creates_one_job_per_key(stack: Stack) -> None:
     with stack.ctx.sessions() as session:
         assert get_job(session, job_id).destination_path == "/incoming"
     assert [t for t, _ in stack.tasks.take()] == [TaskName.DISPATCH]
+    other = submit_message(stack.ctx, {**BODY, "priority": 5}, "msg-1")
+    assert other == "rejected: Idempotency-Key: this key was already used with different parameters"
 
 
 def test_bad_messages_are_rejected_with_the_field(stack: Stack) -> None:

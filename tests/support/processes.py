@@ -13,6 +13,7 @@ import contextlib
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -245,14 +246,20 @@ def _kill_leftovers() -> None:  # last resort if a fixture finalizer never ran
 
 
 class RedisServer(ManagedProcess):
-    """A redis-server of its own on a loopback port, without persistence (SIGKILL loses all)."""
+    """A redis-server of its own on a loopback port, without persistence (SIGKILL loses all),
+    with a password as the embedded one has (read from a config file, off its command line)."""
 
     def __init__(self, workdir: Path, binary: str, port: int | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        self.password = f"broker-{secrets.token_hex(12)}"
         workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "redis.conf"
+        config.write_text(f"requirepass {self.password}\n")
+        config.chmod(0o600)
         argv = [
             binary,
+            str(config),
             "--port",
             str(self.port),
             "--bind",
@@ -272,12 +279,17 @@ class RedisServer(ManagedProcess):
 
     @property
     def url(self) -> str:
-        """The broker URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The broker URL of this server, with its password."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def ping(self) -> bool:
         """Whether the server answers PING."""
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = redis.Redis(
+            port=self.port,
+            password=self.password,
+            socket_connect_timeout=0.5,
+            socket_timeout=0.5,
+        )
         try:
             return bool(client.ping())
         except redis.RedisError:

@@ -1,11 +1,12 @@
 """Secrets never leave: not in logs, task messages, Flower, the API.
 
 The canaries are the nodes' real passwords (the stack must use them to work), every upload
-token the destination issues (found by their AT…TA shape), an admin API token and Flower's
-password. Every process logs at DEBUG (httpx and httpcore included): the real worker, beat,
-API and Flower processes, and this process's own loggers (the node clients, the simulated
-nodes). The logs must hold none of the canaries while the jobs complete, and a node that
-echoes its password in an error text must be masked by the worker's own filter.
+token the destination issues (found by their AT…TA shape), an admin API token, Flower's
+password and the broker's password. Every process logs at DEBUG (httpx and httpcore
+included): the real worker, beat, API and Flower processes, and this process's own loggers
+(the node clients, the simulated nodes). The logs must hold none of the canaries while the
+jobs complete, and a node that echoes its password in an error text must be masked by the
+worker's own filter.
 """
 
 from __future__ import annotations
@@ -92,11 +93,13 @@ def start(rig: Rig, name: str, argv: list[str], env: dict[str, str] | None = Non
 
     def answers() -> bool:
         try:
-            return httpx.get(
-                f"{url}/healthcheck" if name == "flower" else f"{url}/healthz"
-            ).is_success
+            if name == "flower":  # its health check is behind its login too
+                reply = httpx.get(f"{url}/healthcheck", auth=("admin", FLOWER_PASSWORD))
+            else:
+                reply = httpx.get(f"{url}/healthz")
         except httpx.HTTPError:
             return False
+        return reply.is_success
 
     wait_for(answers, timeout=60, what=f"{name} answers", watch=[process])
     return url
@@ -158,6 +161,9 @@ def test_node_secrets_and_upload_tokens_stay_secret(rig: Rig) -> None:
         assert submits, "Flower shows the submit tasks"
         assert any(ids[0] in (t.get("args") or "") for t in submits), "args are job ids"
         pages = [httpx.get(f"{flower_url}/api/tasks", auth=auth, timeout=10).content]
+        broker_page = httpx.get(f"{flower_url}/broker", auth=auth, timeout=10)
+        assert "127.0.0.1" in broker_page.text, "Flower shows the broker (its password masked)"
+        pages.append(broker_page.content)
         for task_id in list(tasks)[:20]:
             pages.append(httpx.get(f"{flower_url}/task/{task_id}", auth=auth, timeout=10).content)
 
@@ -177,7 +183,7 @@ def test_node_secrets_and_upload_tokens_stay_secret(rig: Rig) -> None:
         "flower": b"\n".join(pages),
         "api": b"\n".join(answers),
     }
-    canaries = [*node_passwords, admin.split("_", 2)[2], FLOWER_PASSWORD]
+    canaries = [*node_passwords, admin.split("_", 2)[2], FLOWER_PASSWORD, rig.redis.password]
     for where, text in places.items():
         for canary in canaries:
             assert canary.encode() not in text, f"a secret leaked into {where}"

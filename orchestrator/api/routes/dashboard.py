@@ -1,11 +1,15 @@
 """The operator's dashboard at ``/``: server-rendered panels, refreshed by a few lines of JS.
 
-Sign-in takes an API token in a form and keeps it in an HttpOnly, SameSite=Strict cookie, so
-neither the page's script nor a URL ever holds it; a Bearer header works as well.
+Sign-in takes an API token in a form, checks it and opens a dashboard session of its own: the
+HttpOnly, SameSite=Strict cookie holds the session's secret, never the token, so neither the
+page's script, a URL nor the browser's cookie store ever holds the token. Signing out ends the
+session on the server; it also ends after ORCH_DASHBOARD_SESSION_SECONDS, or with its token. A
+Bearer header works as well.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import resources
 from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
@@ -15,16 +19,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from orchestrator.api import render
 from orchestrator.api.deps import ContextDep
+from orchestrator.api.gate import FORM_MAX_BODY
 from orchestrator.domain.states import UNDER_WAY, JobState
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.tokens import Caller, Scope, authenticate
+from orchestrator.services.tokens import (
+    Caller,
+    Scope,
+    authenticate,
+    close_session,
+    open_session,
+    session_caller,
+)
 from orchestrator.services.views.overview import dashboard
 
 router = APIRouter(include_in_schema=False)
 
 COOKIE = "hso_dashboard"
 REFRESH_MS = 2000
-MAX_FORM_BYTES = 4096
 STATIC = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
@@ -42,17 +53,24 @@ HEADERS = {
 }
 
 
-def _presented(request: Request) -> str | None:
-    """The token of the Authorization header, else of the session cookie."""
+def _bearer(request: Request) -> str | None:
+    """The token of the Authorization header."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(COOKIE) or None
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _presented(request: Request) -> str | None:
+    """What the caller presents: a token in the Authorization header, else a session cookie."""
+    return _bearer(request) or request.cookies.get(COOKIE) or None
 
 
 def _caller(request: Request, ctx: ServiceContext) -> Caller | None:
-    presented = _presented(request)
-    caller = authenticate(ctx, presented) if presented else None
+    token = _bearer(request)
+    if token is not None:
+        caller = authenticate(ctx, token)
+    else:
+        cookie = request.cookies.get(COOKIE)
+        caller = session_caller(ctx, cookie) if cookie else None
     return caller if caller is not None and caller.allows(Scope.READ) else None
 
 
@@ -82,7 +100,8 @@ def home(request: Request, ctx: ContextDep) -> HTMLResponse:
     if caller is None:
         if _presented(request):
             return _sign_in(
-                "That token is not valid any more (revoked, or mistyped); sign in again.",
+                "That session or token is not valid any more (signed out, expired, or its "
+                "token revoked); sign in again.",
                 status.HTTP_401_UNAUTHORIZED,
             )
         return _sign_in(None, status.HTTP_200_OK)
@@ -114,8 +133,8 @@ def same_origin(request: Request) -> None:
 
 async def form_token(request: Request) -> str:
     """The ``token`` field of a urlencoded form ('' when missing)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    body = await request.body()  # the gate refuses (413) a form past FORM_MAX_BODY
+    if len(body) > FORM_MAX_BODY:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "token: the form is too large")
     try:
         fields = parse_qs(body.decode(), max_num_fields=10)
@@ -128,7 +147,8 @@ async def form_token(request: Request) -> str:
 def sign_in(
     request: Request, ctx: ContextDep, token: Annotated[str, Depends(form_token)]
 ) -> Response:
-    """Check the token and keep it in the session cookie; never show it back."""
+    """Check the token and open a dashboard session (its own secret in the cookie); the token
+    is never shown back nor kept in the browser."""
     if not token:
         return _sign_in("token: paste an API token.", status.HTTP_422_UNPROCESSABLE_CONTENT)
     caller = authenticate(ctx, token)
@@ -138,10 +158,13 @@ def sign_in(
         )
     if not caller.allows(Scope.READ):
         return _sign_in("token: this token lacks the read scope.", status.HTTP_403_FORBIDDEN)
+    lifetime = ctx.settings.dashboard_session_seconds
+    opened = open_session(ctx, caller, timedelta(seconds=lifetime))
     answer = RedirectResponse("/", status.HTTP_303_SEE_OTHER, headers={"Cache-Control": "no-store"})
     answer.set_cookie(
         COOKIE,
-        token,
+        opened.secret,
+        max_age=max(1, int((opened.expires_at - ctx.now()).total_seconds())),
         path="/",
         httponly=True,
         samesite="strict",
@@ -151,8 +174,11 @@ def sign_in(
 
 
 @router.post("/dashboard/sign-out", dependencies=[Depends(same_origin)])
-def sign_out() -> Response:
-    """Forget the session cookie."""
+def sign_out(request: Request, ctx: ContextDep) -> Response:
+    """End the session on the server, then forget its cookie."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        close_session(ctx, cookie)
     answer = RedirectResponse("/", status.HTTP_303_SEE_OTHER, headers={"Cache-Control": "no-store"})
     answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return answer

@@ -19,15 +19,20 @@ from orchestrator.api.schemas import (
     RateChange,
     error_responses,
 )
-from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.jobs import LABEL_KEY_LENGTH, LABEL_VALUE_LENGTH, JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor import control
-from orchestrator.services.conveyor.jobs import check_caller_key, create_job
+from orchestrator.services.conveyor.jobs import KeyOwner, check_caller_key, create_job
 from orchestrator.services.views.jobs import JobFilter, find_jobs, show_job
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
-ERRORS = error_responses({404: "no such job", 409: "not possible in the job's state"})
+ERRORS = error_responses(
+    {
+        404: "no such job",
+        409: "not possible in the job's state, or an Idempotency-Key used with another body",
+    }
+)
 
 
 def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
@@ -55,19 +60,24 @@ def submit_job(
     body: JobCreate,
     ctx: ContextDep,
     response: Response,
-    _: SubmitDep,
+    caller: SubmitDep,
     idempotency_key: Annotated[
         str | None,
         Header(
             max_length=255,
-            description="the same key returns the job it created first, never a second job",
+            description="the same key with the same body, from the same token, returns the "
+            "job it created first (200), never a second job; the key with another body or "
+            "from another token is refused (409)",
         ),
     ] = None,
 ) -> JobDetail:
     """Queue a job; it is committed before anything is sent to a worker."""
     check_caller_key(idempotency_key)
     created = create_job(
-        ctx, JobSpec.model_validate(body.model_dump()), idempotency_key=idempotency_key
+        ctx,
+        JobSpec.model_validate(body.model_dump()),
+        idempotency_key=idempotency_key,
+        key_owner=KeyOwner(caller.id),
     )
     if not created.created:
         response.status_code = status.HTTP_200_OK
@@ -79,9 +89,20 @@ def list_all(
     ctx: ContextDep,
     _: ReadDep,
     state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
-    node: Annotated[str | None, Query(description="source or destination node")] = None,
-    schedule: Annotated[str | None, Query(description="jobs of this schedule")] = None,
-    label: Annotated[str | None, Query(pattern=r"^[^=]+=.*$", description="key=value")] = None,
+    node: Annotated[
+        str | None, Query(max_length=64, description="source or destination node")
+    ] = None,
+    schedule: Annotated[
+        str | None, Query(max_length=64, description="jobs of this schedule")
+    ] = None,
+    label: Annotated[
+        str | None,
+        Query(
+            max_length=LABEL_KEY_LENGTH + 1 + LABEL_VALUE_LENGTH,
+            pattern=r"^[^=]+=.*$",
+            description="key=value",
+        ),
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -9,7 +9,12 @@ from pydantic import ValidationError
 
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor.jobs import JobRejected, check_caller_key, create_job
+from orchestrator.services.conveyor.jobs import (
+    JobRejected,
+    KeyOwner,
+    check_caller_key,
+    create_job,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,11 @@ def submit_message(ctx: ServiceContext, body: Any, idempotency_key: str | None =
         return "rejected: idempotency_key: 1 to 255 characters"
     try:
         check_caller_key(idempotency_key)
-        created = create_job(ctx, spec, idempotency_key=idempotency_key)
+        # The queue's senders share one owner (None): a key reused with another body is
+        # refused, as on the API.
+        created = create_job(
+            ctx, spec, idempotency_key=idempotency_key, key_owner=KeyOwner(token_id=None)
+        )
     except JobRejected as exc:
         log.warning("rejected a job message: %s", exc)
         return f"rejected: {exc}"

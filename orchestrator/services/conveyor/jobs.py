@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import JobRow, NodeRow
+from orchestrator.db.tables import JobLabelRow, JobRow, NodeRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.paths import UnsafePath, confine
 from orchestrator.domain.states import JobState
@@ -34,6 +36,39 @@ class JobRejected(OrchestratorError):
         super().__init__(f"{field}: {message}")
 
 
+class KeyReused(JobRejected):
+    """An idempotency key sent again with another request, or by another sender (409)."""
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Who sent a caller's idempotency key: an API token's id, or None for a queue message.
+
+    With an owner, the key stands for that sender's request: the same request returns the
+    job it made; another request, or another sender, is refused (KeyReused), as payment APIs
+    do. Schedules key their runs themselves and give no owner.
+    """
+
+    token_id: int | None
+
+
+def request_digest(spec: JobSpec) -> str:
+    """The SHA-256 of a job request as validated (so equivalent bodies match)."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_request(job: JobRow, digest: str, owner: KeyOwner | None) -> JobRow:
+    """The job a key made, when this is the same request from the same sender."""
+    if owner is None or job.request_digest is None:  # a schedule's key, or a job made before
+        return job
+    if job.created_by_token != owner.token_id:
+        raise KeyReused("Idempotency-Key", "this key was already used by another sender")
+    if job.request_digest != digest:
+        raise KeyReused("Idempotency-Key", "this key was already used with different parameters")
+    return job
+
+
 @dataclass(frozen=True)
 class Created:
     """The job, and whether this call created it (False: its idempotency key already had one)."""
@@ -50,13 +85,16 @@ def create_job(
     schedule_id: str | None = None,
     slot_time: datetime | None = None,
     guard: Callable[[Session], None] | None = None,
+    key_owner: KeyOwner | None = None,
 ) -> Created:
-    """Commit the job QUEUED, then wake the dispatcher; a known key returns the existing job.
+    """Commit the job QUEUED, then wake the dispatcher; a known key returns the existing job
+    (``key_owner``: only for the same request from the same sender, else KeyReused).
 
     ``guard`` runs first in the same transaction (it may lock a row, check and change it, or
     raise to refuse): the job and what the guard wrote commit together or not at all.
     """
     now = ctx.now()
+    digest = request_digest(spec)
     with ctx.unit_of_work() as work:
         session = work.session
         if guard is not None:
@@ -64,7 +102,7 @@ def create_job(
         if idempotency_key is not None:
             existing = job_by_key(session, idempotency_key)
             if existing is not None:
-                return Created(existing, created=False)
+                return Created(_same_request(existing, digest, key_owner), created=False)
         named = {spec.source_node, spec.destination_node}
         nodes = {n.name: n for n in session.scalars(select(NodeRow).where(NodeRow.name.in_(named)))}
         source = _node(nodes, "source_node", spec.source_node)
@@ -77,6 +115,10 @@ def create_job(
             destination_path = confine(destination.root_path, spec.destination_path)
         except UnsafePath as exc:
             raise JobRejected("source_paths", str(exc)) from None
+        try:
+            spec.options.move_target(source.root_path)
+        except UnsafePath as exc:
+            raise JobRejected("options.move_after_transfer", str(exc)) from None
         job = JobRow(
             id=str(uuid.uuid4()),
             source_node_id=source.id,
@@ -95,11 +137,17 @@ def create_job(
             created_at=now,
             updated_at=now,
             state_changed_at=now,
+            request_digest=digest,
+            created_by_token=key_owner.token_id if key_owner else None,
         )
         session.add(job)
         try:
             # A racing twin (same idempotency key or schedule slot) fails here or at commit.
-            session.flush()  # the job row before its first event (foreign key)
+            session.flush()  # the job row before its first event and labels (foreign keys)
+            session.add_all(
+                JobLabelRow(job_id=job.id, key=key, value=value)
+                for key, value in spec.labels.items()
+            )
             record(
                 session,
                 job.id,
@@ -115,7 +163,7 @@ def create_job(
             work.rollback()
             existing = _twin(session, idempotency_key, schedule_id, slot_time)
             if existing is not None:
-                return Created(existing, created=False)
+                return Created(_same_request(existing, digest, key_owner), created=False)
             raise
     return Created(job, created=True)
 

@@ -24,6 +24,7 @@ from orchestrator.domain.transfers import TAG_KEY, TransferSnapshot
 from orchestrator.errors import (
     ActivityLoggingDisabled,
     InvalidIterationToken,
+    NodeConfigurationError,
     NodeError,
 )
 from orchestrator.nodeapi.client import NodeClient
@@ -84,7 +85,13 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     if not held:
         summary.skipped = "another poller holds this node"
         return summary
-    client = ctx.clients.get(node_id)
+    try:
+        client = ctx.clients.get(node_id)
+    except NodeConfigurationError as exc:  # e.g. its CA bundle: kept as the node's last error
+        summary.node, summary.error = exc.node, str(exc)
+        _release_lease(ctx, node_id, owner, summary.error)
+        log.warning("poll of node %s: %s", exc.node, summary.error, extra={"node": exc.node})
+        return summary
     summary.node = client.node
     try:
         _follow_feed(ctx, client, node_id, owner, token, summary)

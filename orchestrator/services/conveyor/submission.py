@@ -38,6 +38,7 @@ from orchestrator.domain.transfers import (
 )
 from orchestrator.errors import (
     NodeAuthError,
+    NodeConfigurationError,
     NodeError,
     NodeRequestRejected,
     NodeServerError,
@@ -123,7 +124,10 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
                 report.outcomes.append(work)
                 continue
             with log_context(node=work.source.name, attempt=claimed.number):
-                early = _resume(ctx, work)
+                try:
+                    early = _resume(ctx, work)
+                except NodeConfigurationError as exc:  # the source's entry is unusable
+                    early = _not_posted(ctx, work.job, work.attempt, exc)
             if early is not None:
                 report.outcomes.append(early)
             else:
@@ -389,7 +393,7 @@ def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome:
         source_root=confine(job.source_root, ""),
         tags=attempt_tags(attempt.id, job.id),
         remote_host=work.destination.transfer_host,
-        options=options.to_spec_fields(),
+        options=options.to_spec_fields(source_root=job.source_root),
     )
     if not _mark_posting(ctx, job.id, attempt.id):
         return JobOutcome(
@@ -576,7 +580,19 @@ def _not_posted(
                 Outcome.SKIPPED,
                 f"job {job.id}: its transfer was recorded by another worker",
             )
-        if permanent or failures >= ctx.settings.max_submit_failures:
+        if isinstance(exc, NodeConfigurationError):
+            # The node's registry entry (its CA bundle) is wrong: a person must change it.
+            move(
+                work,
+                job.id,
+                JobState.SUBMITTING,
+                JobState.NEEDS_ATTENTION,
+                f"submission stopped: {exc}",
+                at=now,
+                values={"reason": str(exc), "next_attempt_at": None, "submit_failures": failures},
+            )
+            outcome = JobOutcome(job.id, Outcome.NEEDS_ATTENTION, f"job {job.id}: {exc}")
+        elif permanent or failures >= ctx.settings.max_submit_failures:
             move(
                 work,
                 job.id,

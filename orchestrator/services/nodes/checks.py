@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.errors import NodeError
+from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.registry import node_named
 
@@ -24,15 +25,17 @@ class NodeCheck:
 
 
 def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
-    """Ping the node and read /info; errors are reported, not raised."""
+    """Ping the node and read /info; the node's errors are reported, not raised (a registry
+    entry that cannot be used at all raises NodeConfigurationError)."""
     with ctx.sessions() as session:
         node_id = node_named(session, name).id
+    client = ctx.clients.get(node_id)  # NodeConfigurationError: the entry is unusable (422)
     try:
-        client = ctx.clients.get(node_id)
         client.ping()
         info = client.info()
     except NodeError as exc:
-        return NodeCheck(name=name, reachable=False, error=str(exc))
+        # The node's own words: a node that echoes the request may quote a credential.
+        return NodeCheck(name=name, reachable=False, error=redact(str(exc)))
     return NodeCheck(
         name=name,
         reachable=True,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.crypto import SecretBox
 from orchestrator.db.tables import JobRow, NodeRow, ScheduleRow
-from orchestrator.domain.nodes import NodeRegistration
+from orchestrator.domain.nodes import NodeChanges, NodeRegistration
 from orchestrator.domain.paths import normalise_root
 from orchestrator.errors import ConfigError
 from orchestrator.logsetup import register_secret
@@ -58,9 +58,11 @@ def _add(session: Session, node: NodeRegistration, box: SecretBox) -> NodeRow:
 
 
 def update_node(ctx: ServiceContext, name: str, changes: dict[str, object]) -> None:
-    """Change a node's settings; a new secret is encrypted first."""
+    """Change a node's settings, each checked as on registration (NodeChanges: a ValueError
+    names the field); a new secret is encrypted first."""
+    checked = NodeChanges.model_validate(changes).model_dump(exclude_unset=True)
     with ctx.sessions() as session:
-        _change(session, node_named(session, name), changes, ctx.clients.box)
+        _change(session, node_named(session, name), checked, ctx.clients.box)
         session.commit()
 
 
