@@ -6,7 +6,9 @@ import os
 import uuid
 
 import pytest
+from sqlalchemy.orm import make_transient
 
+from orchestrator.db.tables import JobRow
 from orchestrator.domain.states import JobState
 from tests.api.conftest import Api
 from tests.support.sim import read_tree, write_tree
@@ -238,3 +240,47 @@ def test_health_and_readiness_need_no_token(api: Api) -> None:
     assert ready.json()["checks"]["database"] == "ok"
     assert ready.status_code in (200, 503)
     _ = JobState
+
+
+def test_a_unique_prefix_of_eight_or_more_characters_stands_for_the_job(api: Api) -> None:
+    write_tree(api.stack.root_a, {"pre/f.bin": b"x"})
+    created = api.client.post(
+        "/api/v1/jobs",
+        json={
+            "source_node": "node-a",
+            "source_paths": ["pre"],
+            "destination_node": "node-b",
+            "destination_path": "in-pre",
+        },
+        headers=api.headers("submit"),
+    ).json()
+    job_id = created["id"]
+
+    shown = api.client.get(f"/api/v1/jobs/{job_id[:8]}", headers=api.headers("read"))
+    canceled = api.client.post(f"/api/v1/jobs/{job_id[:10]}/cancel", headers=api.headers())
+    short = api.client.get(f"/api/v1/jobs/{job_id[:7]}", headers=api.headers("read"))
+    anonymous = api.client.get(f"/api/v1/jobs/{job_id[:8]}")
+
+    assert shown.status_code == 200 and shown.json()["id"] == job_id
+    assert canceled.status_code == 200 and canceled.json()["state"] == "canceled"
+    assert short.status_code == 404 and "at least 8 characters" in short.json()["error"]
+    assert anonymous.status_code == 401
+
+
+def test_a_prefix_two_jobs_share_is_refused_naming_the_field(api: Api) -> None:
+    write_tree(api.stack.root_a, {"amb/f.bin": b"x"})
+    first = api.stack.new_job("amb")
+    with api.stack.ctx.sessions() as session:  # a second job whose id starts the same way
+        twin = session.get(JobRow, first)
+        assert twin is not None
+        session.expunge(twin)
+        make_transient(twin)
+        twin.id = first[:9] + ("0" if first[9] != "0" else "1") + first[10:]
+        twin.idempotency_key = None
+        session.add(twin)
+        session.commit()
+
+    answer = api.client.get(f"/api/v1/jobs/{first[:9]}", headers=api.headers("read"))
+
+    assert answer.status_code == 422 and answer.json()["field"] == "job_id"
+    assert "several jobs" in answer.json()["error"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from orchestrator.api.deps import ContextDep, ReadDep, SubmitDep
 from orchestrator.api.schemas import (
@@ -23,7 +23,7 @@ from orchestrator.domain.jobs import LABEL_KEY_LENGTH, LABEL_VALUE_LENGTH, JobSp
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor import control
 from orchestrator.services.conveyor.jobs import KeyOwner, check_caller_key, create_job
-from orchestrator.services.views.jobs import JobFilter, find_jobs, show_job
+from orchestrator.services.views.jobs import JobFilter, find_jobs, resolve_job_id, show_job
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -33,6 +33,15 @@ ERRORS = error_responses(
         409: "not possible in the job's state, or an Idempotency-Key used with another body",
     }
 )
+
+
+def full_job_id(job_id: str, ctx: ContextDep, _: ReadDep) -> str:
+    """The path's job id, or a unique prefix of one (8+ characters), as the full id (only
+    for a caller with a valid token: nobody else learns which ids exist)."""
+    return resolve_job_id(ctx, job_id)
+
+
+JobIdDep = Annotated[str, Depends(full_job_id)]
 
 
 def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
@@ -124,41 +133,41 @@ def list_all(
 
 
 @router.get("/{job_id}", response_model=JobDetail, responses=ERRORS, summary="Show a job")
-def show(job_id: str, ctx: ContextDep, _: ReadDep) -> JobDetail:
+def show(job_id: JobIdDep, ctx: ContextDep, _: ReadDep) -> JobDetail:
     """A job with its attempts, progress, ETA, why it waits, and the node's error."""
     return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobDetail, responses=ERRORS, summary="Cancel")
-def cancel(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+def cancel(job_id: JobIdDep, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Cancel the job; a transfer on the node is canceled there."""
     control.cancel_job(ctx, job_id)
     return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/retry", response_model=JobDetail, responses=ERRORS, summary="Retry")
-def retry(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+def retry(job_id: JobIdDep, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Queue a failed or flagged job again with a fresh attempt budget."""
     control.retry_job(ctx, job_id)
     return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/pause", response_model=JobDetail, responses=ERRORS, summary="Pause")
-def pause(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+def pause(job_id: JobIdDep, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Pause the job's transfer on the source node."""
     control.pause_job(ctx, job_id)
     return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/resume", response_model=JobDetail, responses=ERRORS, summary="Resume")
-def resume(job_id: str, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+def resume(job_id: JobIdDep, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Resume the job's paused transfer."""
     control.resume_job(ctx, job_id)
     return job_detail(ctx, job_id)
 
 
 @router.post("/{job_id}/rate", response_model=JobDetail, responses=ERRORS, summary="Change rate")
-def rate(job_id: str, body: RateChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+def rate(job_id: JobIdDep, body: RateChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Change the job's rates, on the running transfer too."""
     control.change_rate(
         ctx, job_id, target_rate_kbps=body.target_rate_kbps, min_rate_kbps=body.min_rate_kbps
@@ -169,7 +178,7 @@ def rate(job_id: str, body: RateChange, ctx: ContextDep, _: SubmitDep) -> JobDet
 @router.post(
     "/{job_id}/priority", response_model=JobDetail, responses=ERRORS, summary="Change priority"
 )
-def priority(job_id: str, body: PriorityChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:
+def priority(job_id: JobIdDep, body: PriorityChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:
     """Change the job's priority."""
     control.change_priority(ctx, job_id, body.priority)
     return job_detail(ctx, job_id)

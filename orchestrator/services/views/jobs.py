@@ -14,7 +14,7 @@ from orchestrator.domain.jobs import job_label
 from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import bytes_per_second, eta_seconds
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor.jobs import JobRejected, get_job
+from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected, get_job
 from orchestrator.services.events import events_of
 from orchestrator.services.nodes.registry import node_names
 
@@ -221,3 +221,29 @@ def failure_summary(ctx: ServiceContext, job_id: str) -> str:
         view.id, view.source_node, first, view.destination_node, view.destination_path
     )
     return f"{label} {view.state.replace('_', ' ')}: {why}"
+
+
+SHORTEST_PREFIX = 8  # characters of a job id that may stand for it, if only one job has them
+
+
+class AmbiguousJobId(JobRejected):
+    """A short job id that more than one job starts with."""
+
+
+def resolve_job_id(ctx: ServiceContext, given: str) -> str:
+    """The full id of the one job whose id is ``given`` or starts with it (8+ characters)."""
+    with ctx.sessions() as session:
+        if session.get(JobRow, given) is not None:
+            return given
+        if len(given) < SHORTEST_PREFIX:
+            raise JobNotFound(
+                f"no job {given} (a short id needs at least {SHORTEST_PREFIX} characters)"
+            )
+        found = session.scalars(
+            select(JobRow.id).where(JobRow.id.startswith(given, autoescape=True)).limit(2)
+        ).all()
+    if not found:
+        raise JobNotFound(f"no job {given}")
+    if len(found) > 1:
+        raise AmbiguousJobId("job_id", f"{given} starts the ids of several jobs; give more of it")
+    return found[0]
