@@ -250,6 +250,54 @@ def _tell_node(job_id: str, action: str, api: str, token: str | None) -> None:
 
 
 @app.command()
+def rate(
+    job_id: JobId,
+    kbps: Annotated[
+        int,
+        typer.Argument(
+            min=1,
+            max=100_000_000,
+            help="The new target rate in kilobits per second.",
+            show_default=False,
+        ),
+    ],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Change a job's target rate; a running transfer changes at once on the node.
+
+    Example: hsts-orchestrator jobs rate 3f0c1a2b 50000
+    """
+    with ApiClient(api, token) as client:
+        job = client.post(f"/api/v1/jobs/{segment(job_id)}/rate", {"target_rate_kbps": kbps})
+    out.print(f"job {job['id']} {job['state']}: target rate {human_rate(kbps)}", markup=False)
+
+
+@app.command()
+def priority(
+    job_id: JobId,
+    value: Annotated[
+        int,
+        typer.Argument(
+            min=-100,
+            max=100,
+            help="-100 (last) to 100 (first) among waiting jobs.",
+            show_default=False,
+        ),
+    ],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Change a job's priority (it orders the jobs that wait for a slot).
+
+    Example: hsts-orchestrator jobs priority 3f0c1a2b 50
+    """
+    with ApiClient(api, token) as client:
+        job = client.post(f"/api/v1/jobs/{segment(job_id)}/priority", {"priority": value})
+    out.print(f"job {job['id']} {job['state']}: priority {value}", markup=False)
+
+
+@app.command()
 def retry(
     job_id: JobId,
     api: ApiUrl = DEFAULT_API,
