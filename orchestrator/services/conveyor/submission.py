@@ -386,7 +386,10 @@ def _grant_and_post(
 def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome:
     """Build the source's spec from the grant, mark the attempt posting, POST, record."""
     job, attempt = work.job, work.attempt
-    src = ctx.clients.get(work.source.id)
+    try:
+        src = ctx.clients.get(work.source.id)
+    except NodeConfigurationError as exc:  # the source's entry is unusable: nothing was posted
+        return _not_posted(ctx, job, attempt, exc)
     options = TransferOptions.model_validate(job.options)
     spec = grant.for_source(
         [PathPair(source=p["source"]) for p in job.source_paths],
