@@ -54,11 +54,11 @@ class ChaosDriver:
         self.injected: Counter[str] = Counter()  # chaos events done, by kind
         self.skipped: Counter[str] = Counter()  # e.g. a kill of a worker that was down already
         self.exits: Counter[str] = Counter()  # processes that exited on their own (restarted)
-        self.exit_logs: list[str] = []
         self.worker_kills: list[datetime] = []
         self.sessions_cut = 0
         self.armed: list[ArmedFault] = []
         self._due: list[tuple[float, CeleryProcess]] = []  # killed processes and when to start
+        self._log = (stack.workdir / "chaos.log").open("a", buffering=1)  # one line per event
         self._postgres = None
         if stack.is_postgres:
             url = make_url(stack.config.database_url)
@@ -71,6 +71,10 @@ class ChaosDriver:
         """Play every event at its time after ``started`` (monotonic), to the window's end."""
         for event in self.plan.chaos:
             self._supervise_until(started + event.at)
+            self._say(
+                f"+{time.monotonic() - started:.1f} s (planned +{event.at:.1f} s) "
+                f"{event.kind} {event.params}"
+            )
             self.act(event)
         self._supervise_until(started + self.stack.config.chaos_seconds)
 
@@ -165,7 +169,7 @@ class ChaosDriver:
         for process in self.stack.celery:
             if process.exited_on_its_own:
                 self.exits[process.kind] += 1
-                self.exit_logs.append(f"{process.name} exited ({process.returncode})")
+                self._say(f"{process.name} exited on its own ({process.returncode}); started again")
                 process.kill_group()  # its pool children, if any are left
                 process.start(wait=False)
 
@@ -186,8 +190,12 @@ class ChaosDriver:
         self._due = []
         self.supervise()
 
+    def _say(self, line: str) -> None:
+        self._log.write(f"{datetime.now(UTC).isoformat(timespec='milliseconds')} {line}\n")
+
     def close(self) -> None:
-        """Release the admin clients and the PostgreSQL admin engine."""
+        """Release the admin clients, the PostgreSQL admin engine and the log."""
+        self._log.close()
         for admin in self.admins.values():
             admin.close()
         if self._postgres is not None:

@@ -235,10 +235,11 @@ class Checker:
             if attempt is None:
                 orphans.append(f"{transfer.node}/{transfer.id} tag {transfer.attempt}: no attempt")
             elif attempt.remote_id != transfer.id or attempt.node != transfer.node:
+                gone = "" if transfer.held else ", then forgotten by a node restart"
                 orphans.append(
-                    f"{transfer.node}/{transfer.id} ({transfer.status}) of attempt {attempt.id} "
-                    f"(job {attempt.job_id}, {attempt.status}) whose remote id is "
-                    f"{attempt.remote_id}"
+                    f"{transfer.node}/{transfer.id} ({transfer.status}{gone}) of attempt "
+                    f"{attempt.id} (job {attempt.job_id}, {attempt.status}) whose remote id "
+                    f"is {attempt.remote_id}"
                 )
         known = {(t.node, t.id) for t in self.transfers}
         phantoms = [
