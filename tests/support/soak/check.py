@@ -230,10 +230,13 @@ class Checker:
             if len(found) > 1
         ]
         orphans = []
+        flagged = 0  # the job waits in needs_attention, its reason naming the attempt
         for transfer in self.transfers:
             attempt = self.attempts.get(transfer.attempt or "")
             if attempt is None:
                 orphans.append(f"{transfer.node}/{transfer.id} tag {transfer.attempt}: no attempt")
+            elif attempt.remote_id is None and self._flagged(attempt):
+                flagged += 1
             elif attempt.remote_id != transfer.id or attempt.node != transfer.node:
                 gone = "" if transfer.held else ", then forgotten by a node restart"
                 orphans.append(
@@ -258,6 +261,7 @@ class Checker:
             Row(
                 "no orphans: every tagged node transfer is its attempt's remote id",
                 f"{len(orphans)} of {len(self.transfers)} node transfers"
+                + (f" (and {flagged} whose job needs attention for it)" if flagged else "")
                 + (": " + examples(orphans) if orphans else ""),
                 verdict(not orphans),
             ),
@@ -267,6 +271,15 @@ class Checker:
                 verdict(not phantoms),
             ),
         ]
+
+    def _flagged(self, attempt: Attempt) -> bool:
+        """Whether the attempt's job waits for a person, saying this attempt may have started."""
+        job = self.jobs[attempt.job_id]
+        return (
+            job.state == "needs_attention"
+            and job.attempt_count == attempt.number
+            and attempt.id in (job.reason or "")
+        )
 
     def files_identical(self) -> list[Row]:
         """Every COMPLETED job's files are at its destination, byte for byte."""
