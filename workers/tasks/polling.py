@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.services.conveyor.polling import poll_node, source_nodes_to_poll
-from orchestrator.taskqueue import TaskName
+from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
 from workers import runtime
 from workers.app import app
 from workers.base import OrchestratorTask
@@ -16,7 +16,7 @@ def poll_all_nodes() -> str:
     node_ids = source_nodes_to_poll(ctx)
     interval = ctx.settings.poll_interval
     for node_id in node_ids:
-        ctx.enqueue(TaskName.POLL, node_id, expires=interval * 2)
+        ctx.enqueue(TaskName.POLL, node_id, expires=interval * PERIODIC_EXPIRY_INTERVALS)
     return f"{len(node_ids)} node poll(s) sent"
 
 
