@@ -328,24 +328,31 @@ class Checker:
 
     def db_agrees(self) -> list[Row]:
         """For every attempt whose transfer the node still holds: the attempt's status, bytes and
-        error code are the node's, and the job's state follows from its latest attempt."""
-        differ = []
-        checked = 0
-        for transfer in self.transfers:
-            attempt = self.attempts.get(transfer.attempt or "")
-            if not transfer.held or attempt is None or attempt.remote_id != transfer.id:
-                continue
-            checked += 1
-            problem = self._disagreement(transfer, attempt)
-            if problem:
-                differ.append(f"job {attempt.job_id} attempt {attempt.number}: {problem}")
-        return [
-            Row(
-                "database agrees with the node for every attempt the node still holds",
-                f"{checked - len(differ)}/{checked}" + (": " + examples(differ) if differ else ""),
-                verdict(not differ),
+        error code are the node's, and the job's state follows from its latest attempt. The same
+        against the last listing of the ended transfers a restart made the node forget (there,
+        an attempt the orchestrator marked lost agrees: the node forgot it first)."""
+        rows = []
+        for held, what in (
+            (True, "database agrees with the node for every attempt the node still holds"),
+            (False, "  and with the last listing of those a restart made the node forget"),
+        ):
+            differ = []
+            checked = 0
+            for transfer in self.transfers:
+                attempt = self.attempts.get(transfer.attempt or "")
+                if transfer.held != held or attempt is None or attempt.remote_id != transfer.id:
+                    continue
+                if not held and (not transfer.ended or attempt.status == "lost"):
+                    continue
+                checked += 1
+                problem = self._disagreement(transfer, attempt)
+                if problem:
+                    differ.append(f"job {attempt.job_id} attempt {attempt.number}: {problem}")
+            value = f"{checked - len(differ)}/{checked}"
+            rows.append(
+                Row(what, value + (": " + examples(differ) if differ else ""), verdict(not differ))
             )
-        ]
+        return rows
 
     def _disagreement(self, transfer: NodeTransfer, attempt: Attempt) -> str | None:
         status = STATUS_WORDS.get(transfer.status, transfer.status)
