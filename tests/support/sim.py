@@ -74,10 +74,12 @@ class SimAdmin:
         """Change node settings at run time."""
         return self._ok(self._http.put("/admin/settings", json=values))
 
-    def restart(self, *, keep_history: bool = False) -> None:
+    def restart(self, *, keep_history: bool = False) -> list[dict[str, Any]]:
         """Start a new cursor epoch, as a node restart does (forgetting ended transfers unless
-        ``keep_history``)."""
-        self._ok(self._http.post("/admin/restart", json={"keep_history": keep_history}))
+        ``keep_history``); returns the transfers it forgot, as ``transfers`` shows them."""
+        answer = self._ok(self._http.post("/admin/restart", json={"keep_history": keep_history}))
+        forgotten: list[dict[str, Any]] = answer["forgotten"]
+        return forgotten
 
     def expire(self, older_than_seconds: float = 0) -> None:
         """Drop records of transfers that ended more than that long ago."""

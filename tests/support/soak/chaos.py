@@ -6,7 +6,7 @@ event's ``down`` seconds), SIGKILL of redis-server (everything in it lost; start
 port after ``down``), the database's sessions cut (PostgreSQL: ``pg_terminate_backend`` of every
 session of the soak's database; SQLite: another connection holds ``BEGIN EXCLUSIVE`` for
 ``hold`` seconds). Node faults: ``POST /admin/restart`` of a source node (with or without its
-history; a listing is taken first so the checker keeps what the node forgets), and hstssim's
+history; the answer lists what the node forgot, and the checker keeps it), and hstssim's
 fault switches armed through its admin API.
 """
 
@@ -101,8 +101,8 @@ class ChaosDriver:
             self._cut_database(p["hold"])
         elif kind == "restart_node":
             source = self.stack.pairs[p["pair"]].source
-            self.history.capture(source.name)  # what the node is about to forget
-            self.admins[source.name].restart(keep_history=p["keep_history"])
+            forgotten = self.admins[source.name].restart(keep_history=p["keep_history"])
+            self.history.forgotten(source.name, forgotten)  # the checker keeps them
             kind += " (keep history)" if p["keep_history"] else " (forget history)"
         else:
             pair = self.stack.pairs[p["pair"]]

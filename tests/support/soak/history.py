@@ -3,9 +3,9 @@ while the soak runs.
 
 A node forgets ended transfers when it restarts without its history, so the checker cannot
 rely on the last listing alone: ``NodeHistory`` keeps every transfer any listing showed, and
-the chaos driver takes a listing just before each restart. ``LagSampler`` lists the source
-nodes every second or so and reads the open jobs from the database: a job still open while
-the node shows its transfer ended is late by (now - the node's end time).
+what each restart forgot (``POST /admin/restart`` answers with them). ``LagSampler`` lists
+the source nodes every second or so and reads the open jobs from the database: a job still
+open while the node shows its transfer ended is late by (now - the node's end time).
 """
 
 from __future__ import annotations
@@ -75,24 +75,32 @@ class NodeHistory:
         """List what the node holds now and remember it; returns the listing."""
         with self._lock:
             listing = self._admins[node].transfers()
-            held = set()
-            for raw in listing:
-                key = (node, str(raw["id"]))
-                held.add(key)
-                self.transfers[key] = NodeTransfer(
-                    node=node,
-                    id=str(raw["id"]),
-                    attempt=_tag(raw),
-                    status=str(raw["status"]),
-                    end_usec=int(raw.get("end_time_usec") or 0),
-                    bytes_transferred=int(raw.get("bytes_transferred") or 0),
-                    error_code=raw.get("error_code"),
-                )
+            held = {self._remember(node, raw, held=True) for raw in listing}
             for key, transfer in self.transfers.items():
                 if key[0] == node and key not in held:
                     transfer.held = False
             self.listings += 1
             return [self.transfers[key] for key in held]
+
+    def forgotten(self, node: str, listing: list[dict[str, Any]]) -> None:
+        """Remember what a node restart forgot (its answer lists them)."""
+        with self._lock:
+            for raw in listing:
+                self._remember(node, raw, held=False)
+
+    def _remember(self, node: str, raw: dict[str, Any], *, held: bool) -> tuple[str, str]:
+        key = (node, str(raw["id"]))
+        self.transfers[key] = NodeTransfer(
+            node=node,
+            id=str(raw["id"]),
+            attempt=_tag(raw),
+            status=str(raw["status"]),
+            end_usec=int(raw.get("end_time_usec") or 0),
+            bytes_transferred=int(raw.get("bytes_transferred") or 0),
+            error_code=raw.get("error_code"),
+            held=held,
+        )
+        return key
 
     def capture_all(self) -> None:
         """List every source node."""
