@@ -13,6 +13,7 @@ from hstssim import views
 from hstssim.config import RUNTIME_SETTINGS
 from hstssim.context import NodeContext
 from hstssim.faults import FaultError
+from hstssim.model import Transfer
 from hstssim.responses import ApiError, empty, read_json
 
 
@@ -59,20 +60,19 @@ def create_router(ctx: NodeContext) -> APIRouter:
         ctx.counters.reset()
         return JSONResponse(ctx.counters.snapshot())
 
+    def shown(transfer: Transfer) -> dict[str, Any]:
+        """A transfer as the admin API shows it: the node's view plus its raw spec."""
+        return {
+            **views.transfer(transfer, ctx.config.node_id),
+            "raw_spec": transfer.raw_spec,
+            "in_activity_log": transfer.last_seq is not None,
+        }
+
     @router.get("/transfers")
     async def transfers(request: Request) -> Response:
         _check(ctx, request)
         ctx.prune()
-        return JSONResponse(
-            [
-                {
-                    **views.transfer(t, ctx.config.node_id),
-                    "raw_spec": t.raw_spec,
-                    "in_activity_log": t.last_seq is not None,
-                }
-                for t in ctx.store
-            ]
-        )
+        return JSONResponse([shown(t) for t in ctx.store])
 
     @router.get("/faults")
     async def list_faults(request: Request) -> Response:
@@ -105,8 +105,10 @@ def create_router(ctx: NodeContext) -> APIRouter:
         _check(ctx, request)
         body = await read_json(request) if await request.body() else {}
         keep = isinstance(body, dict) and body.get("keep_history") is True
+        # What the restart forgets, listed in the same step (no transfer can end in between).
+        forgotten = [] if keep else [shown(t) for t in ctx.store if t.is_terminal]
         ctx.store.restart(keep_history=keep)
-        return JSONResponse({"iteration_token": ctx.store.base_token})
+        return JSONResponse({"iteration_token": ctx.store.base_token, "forgotten": forgotten})
 
     @router.post("/expire")
     async def expire(request: Request) -> Response:

@@ -49,6 +49,12 @@ QUEUE_OF: dict[TaskName, str] = {
 # Keep every countdown and expiry far below the Redis visibility timeout (reliability.md F5).
 VISIBILITY_TIMEOUT = 3600
 PRUNE_EVERY = 3600.0  # seconds between runs of the history retention
+# A periodic message (beat's, and the polls fanned out from them) that waited in its queue
+# longer than its expiry is dropped unrun. Each one waits as long as the queue is behind, so an
+# expiry of one interval drops them all while a busy queue stays one interval behind: polling
+# and the sweeper, the safety net, stop exactly under load. Ten intervals let them run late,
+# and bound how many pile up to ten.
+PERIODIC_EXPIRY_INTERVALS = 10
 
 
 def broker_url(settings: Settings) -> str:
@@ -96,28 +102,26 @@ def configure_celery(app: Celery, settings: Settings) -> None:
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Beat's entries: poll fan-out each poll interval, the sweeper, the replication tick."""
-    interval = settings.poll_interval
+    entries = {
+        "poll-all-nodes": (TaskName.POLL_ALL, "poll", settings.poll_interval),
+        "sweep": (TaskName.SWEEP, "default", settings.sweep_interval),
+        "replication-tick": (
+            TaskName.REPLICATION_TICK,
+            "default",
+            settings.replication_tick_seconds,
+        ),
+        "prune-history": (TaskName.PRUNE_HISTORY, "default", PRUNE_EVERY),
+    }
     return {
-        "poll-all-nodes": {
-            "task": TaskName.POLL_ALL.value,
-            "schedule": interval,
-            "options": {"queue": "poll", "expires": interval},
-        },
-        "sweep": {
-            "task": TaskName.SWEEP.value,
-            "schedule": settings.sweep_interval,
-            "options": {"queue": "default", "expires": settings.sweep_interval},
-        },
-        "replication-tick": {
-            "task": TaskName.REPLICATION_TICK.value,
-            "schedule": settings.replication_tick_seconds,
-            "options": {"queue": "default", "expires": settings.replication_tick_seconds},
-        },
-        "prune-history": {
-            "task": TaskName.PRUNE_HISTORY.value,
-            "schedule": PRUNE_EVERY,
-            "options": {"queue": "default", "expires": PRUNE_EVERY},
-        },
+        name: {
+            "task": task.value,
+            "schedule": every,
+            "options": {
+                "queue": queue,
+                "expires": min(every * PERIODIC_EXPIRY_INTERVALS, VISIBILITY_TIMEOUT / 2),
+            },
+        }
+        for name, (task, queue, every) in entries.items()
     }
 
 

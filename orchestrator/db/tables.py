@@ -142,6 +142,9 @@ class AttemptRow(Base):
     error_text: Mapped[str | None] = mapped_column(MaskedText())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     post_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The source's saved change-feed cursor when the POST was claimed: a tag search from it
+    # covers everything the node logged since, unless the node refuses it (it restarted).
+    feed_token_at_post: Mapped[str | None] = mapped_column(String(128))
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -381,9 +381,13 @@ class NodeClient:
         except ValidationError as exc:
             raise self._protocol_error("list_transfers", _fields(exc)) from None
 
-    def find_transfers_by_tag(self, key: str, value: str) -> list[TransferSnapshot]:
-        """Transfers whose tag ``key`` (dotted) equals ``value``, from the node's whole log."""
-        feed = self.list_transfers(tag=f"{key}={value}", view="summary")
+    def find_transfers_by_tag(
+        self, key: str, value: str, *, since: str | None = None
+    ) -> list[TransferSnapshot]:
+        """Transfers whose tag ``key`` (dotted) equals ``value``: from the node's whole log, or
+        those logged after the iteration token ``since`` (``InvalidIterationToken`` when the
+        node no longer accepts it)."""
+        feed = self.list_transfers(since, tag=f"{key}={value}", view="summary")
         return [t for t in feed.transfers if str(t.tag(key)) == value]
 
     def modify_transfer(

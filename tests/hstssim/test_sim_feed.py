@@ -271,6 +271,7 @@ def test_restart_invalidates_old_tokens_and_forgets_history(sim, wait_for):
     _, old_token = page(sim)
     restart = sim.admin("a").post("/admin/restart")
     assert restart.status_code == 200
+    assert [t["id"] for t in restart.json()["forgotten"]] == [done]  # listed as it goes
     response = sim.client("a").get("/ops/transfers", params={"iteration_token": old_token})
     assert response.status_code == 400
     assert response.json() == INVALID_TOKEN
@@ -393,7 +394,8 @@ def test_restart_keeping_history_renumbers_the_cursor_and_keeps_ended_records(si
 
 def test_admin_restart_keeps_history_when_asked(sim):
     (done,) = quick_transfers(sim, 1)
-    assert sim.admin("a").post("/admin/restart", json={"keep_history": True}).status_code == 200
+    kept = sim.admin("a").post("/admin/restart", json={"keep_history": True})
+    assert (kept.status_code, kept.json()["forgotten"]) == (200, [])
     assert sim.transfer("a", done)["status"] == "completed"
     assert sim.admin("a").post("/admin/restart").status_code == 200
     assert sim.client("a").get(f"/ops/transfers/{done}").status_code == 404

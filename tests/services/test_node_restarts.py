@@ -16,6 +16,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import PathPair, UploadRequest
 from orchestrator.services.context import utcnow
 from orchestrator.services.conveyor.polling import poll_node
+from orchestrator.services.conveyor.submission import submit
 from orchestrator.services.nodes.registry import update_node
 from tests.services.conftest import Stack
 from tests.support.sim import client_for, wait_for, write_tree
@@ -50,6 +51,16 @@ def submitted(stack: Stack, folder: str, size: int, **options: object) -> tuple[
     remote_id = attempt_of(stack, job_id).remote_id
     assert remote_id is not None
     return job_id, remote_id
+
+
+def tagged(stack: Stack, attempt_id: str) -> list[dict[str, Any]]:
+    """The transfers node-a holds with this attempt's tag."""
+    return [
+        t
+        for t in stack.admin_a.transfers()
+        if ((t["start_spec"].get("tags") or {}).get("orchestrator") or {}).get("attempt")
+        == attempt_id
+    ]
 
 
 def poll(stack: Stack) -> str:
@@ -184,6 +195,40 @@ def test_a_record_that_expired_before_its_end_was_read_needs_attention(stack: St
         assert job.state == JobState.NEEDS_ATTENTION
         assert job.reason is not None and job.reason.startswith("record expired on the node")
     assert attempt_of(stack, job_id).status == "lost"
+
+
+@pytest.mark.parametrize("keep_history", [False, True], ids=["history-dropped", "history-kept"])
+def test_an_unanswered_post_is_not_posted_again_after_the_node_restarted(
+    stack: Stack, keep_history: bool
+) -> None:
+    # Found by the soak (seed 5, PostgreSQL): the POST's answer was lost, the transfer ended, and
+    # the node restarted without its history before the tag search, which then found nothing.
+    poll(stack)  # the source's cursor is saved before the job, as on any polled node
+    write_tree(stack.root_a, {"unans/f.bin": os.urandom(1_000)})
+    stack.admin_a.fault(kind="close_connection", endpoint="POST /ops/transfers", after_effect=True)
+    job_id = stack.new_job("unans")
+    run_tasks(stack.ctx, stack.tasks)  # dispatch, then submit: the node creates, never answers
+    attempt = attempt_of(stack, job_id)
+    assert (job_states(stack.ctx)[job_id], attempt.remote_id) == (JobState.SUBMITTING, None)
+    wait_for(
+        lambda: [t for t in tagged(stack, attempt.id) if t["status"] == "completed"], timeout=30
+    )
+    stack.admin_a.restart(keep_history=keep_history)
+    later = utcnow() + timedelta(minutes=2)  # long past the POST's settle time
+    stack.ctx.clock = lambda: later
+
+    submit(stack.ctx, job_id)  # the sweeper's submit looks the tag up
+
+    assert stack.admin_a.counters()["transfers_created"] == 1, "posted a second time"
+    with stack.ctx.sessions() as session:
+        job = session.get(JobRow, job_id)
+        assert job is not None
+        if keep_history:  # the kept record is found by its tag and adopted
+            assert job.state == JobState.COMPLETED
+            assert attempt_of(stack, job_id).remote_id == tagged(stack, attempt.id)[0]["id"]
+        else:  # nothing can tell whether the POST started a transfer: a person decides
+            assert job.state == JobState.NEEDS_ATTENTION
+            assert job.reason is not None and "restarted" in job.reason
 
 
 def test_a_database_emptied_by_hand_gets_its_dispatch_lock_row_back(stack: Stack) -> None:

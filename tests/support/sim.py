@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -17,10 +17,20 @@ from orchestrator.nodeapi.client import NodeClient
 T = TypeVar("T")
 
 
+class AdminReachable(Protocol):
+    """Where a node's admin API answers: a RunningNode in this process, or one started apart."""
+
+    @property
+    def api_url(self) -> str: ...
+
+    @property
+    def admin_token(self) -> str: ...
+
+
 class SimAdmin:
     """The admin API of one simulated node (its own credential, not the Node API's)."""
 
-    def __init__(self, node: RunningNode, *, verify: Any = True) -> None:
+    def __init__(self, node: AdminReachable, *, verify: Any = True) -> None:
         self._http = httpx.Client(
             base_url=node.api_url,
             headers={"X-Admin-Token": node.admin_token},
@@ -35,6 +45,12 @@ class SimAdmin:
     def fault(self, **fault: Any) -> Any:
         """Arm one fault (see hstssim/README.md for the kinds)."""
         return self._ok(self._http.post("/admin/faults", json=fault))
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults still armed, each with how often it fired (one with count N that fired
+        N times is gone)."""
+        result: list[dict[str, Any]] = self._ok(self._http.get("/admin/faults"))
+        return result
 
     def clear_faults(self) -> None:
         """Disarm every fault."""
@@ -58,10 +74,12 @@ class SimAdmin:
         """Change node settings at run time."""
         return self._ok(self._http.put("/admin/settings", json=values))
 
-    def restart(self, *, keep_history: bool = False) -> None:
+    def restart(self, *, keep_history: bool = False) -> list[dict[str, Any]]:
         """Start a new cursor epoch, as a node restart does (forgetting ended transfers unless
-        ``keep_history``)."""
-        self._ok(self._http.post("/admin/restart", json={"keep_history": keep_history}))
+        ``keep_history``); returns the transfers it forgot, as ``transfers`` shows them."""
+        answer = self._ok(self._http.post("/admin/restart", json={"keep_history": keep_history}))
+        forgotten: list[dict[str, Any]] = answer["forgotten"]
+        return forgotten
 
     def expire(self, older_than_seconds: float = 0) -> None:
         """Drop records of transfers that ended more than that long ago."""

@@ -32,7 +32,7 @@ from orchestrator.services.context import ServiceContext, UnitOfWork
 from orchestrator.services.conveyor import confirm
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt
-from orchestrator.taskqueue import TaskName
+from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
 
 log = logging.getLogger(__name__)
 
@@ -353,5 +353,10 @@ def send_polls(ctx: ServiceContext) -> str:
     nodes = source_nodes_to_poll(ctx)
     interval = ctx.settings.poll_interval
     for node_id, name in nodes:
-        ctx.enqueue(TaskName.POLL, node_id, expires=interval * 2, argsrepr=f"poll {name}")
+        ctx.enqueue(
+            TaskName.POLL,
+            node_id,
+            expires=interval * PERIODIC_EXPIRY_INTERVALS,
+            argsrepr=f"poll {name}",
+        )
     return f"{len(nodes)} node poll(s) sent"

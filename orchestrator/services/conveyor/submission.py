@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.db.engine import rowcount
-from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
+from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.paths import confine
 from orchestrator.domain.states import AttemptState, JobState
@@ -37,6 +37,7 @@ from orchestrator.domain.transfers import (
     attempt_tags,
 )
 from orchestrator.errors import (
+    InvalidIterationToken,
     NodeAuthError,
     NodeConfigurationError,
     NodeError,
@@ -425,14 +426,14 @@ def _look_for_tag(
 ) -> JobOutcome | None:
     """After a POST with no answer: adopt the node's transfer, wait, or allow a re-post."""
     try:
-        found = src.find_transfers_by_tag(TAG_KEY, attempt.id)
+        found, unbroken = _search_tag(src, attempt)
     except NodeError as exc:
         if exc.retryable:
             _recheck_soon(ctx, job.id, attempt, f"cannot search the source for the tag: {exc}")
             return JobOutcome(
                 job.id, Outcome.WAITING, f"job {job.id}: tag search failed; will try again"
             )
-        return _cannot_tell(ctx, job, attempt, exc)
+        return _cannot_tell(ctx, job, attempt, f"the source cannot be searched for its tag ({exc})")
     if found:
         transfer = sorted(found, key=lambda t: t.started_at or ctx.now())[0]
         if transfer.status is TransferStatus.CANCELED and not job.cancel_requested:
@@ -447,7 +448,15 @@ def _look_for_tag(
             Outcome.WAITING,
             f"job {job.id}: waiting before concluding the POST created nothing",
         )
-    # The node's whole log has no transfer with this attempt's tag: nothing started.
+    if not unbroken:
+        return _cannot_tell(
+            ctx,
+            job,
+            attempt,
+            "the source restarted since (it refuses the change-feed cursor saved before the "
+            "POST), so a transfer that started and ended meanwhile may be gone from its log",
+        )
+    # The node's log since the POST has no transfer with this attempt's tag: nothing started.
     return _not_posted(
         ctx,
         job,
@@ -460,26 +469,40 @@ def _look_for_tag(
     )
 
 
-def _cannot_tell(
-    ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError
-) -> JobOutcome:
-    """The source cannot be searched, so a re-post could duplicate: a person decides."""
+def _search_tag(src: NodeClient, attempt: AttemptRow) -> tuple[list[TransferSnapshot], bool]:
+    """The attempt's transfers on the source, and whether the search covered the node's whole
+    log since the POST: searched from the cursor saved when the POST was claimed; a node that
+    refuses it has restarted since, and whatever ended before that may be gone from its log."""
+    if attempt.feed_token_at_post is not None:
+        try:
+            return src.find_transfers_by_tag(
+                TAG_KEY, attempt.id, since=attempt.feed_token_at_post
+            ), True
+        except InvalidIterationToken:
+            return src.find_transfers_by_tag(TAG_KEY, attempt.id), False
+    # No cursor was saved yet (the node was never polled): its whole log is all there is.
+    return src.find_transfers_by_tag(TAG_KEY, attempt.id), True
+
+
+def _cannot_tell(ctx: ServiceContext, job: JobRow, attempt: AttemptRow, why: str) -> JobOutcome:
+    """Nothing can tell whether the POST started a transfer, so a re-post could duplicate it:
+    a person decides."""
     with ctx.unit_of_work() as work:
         move(
             work,
             job.id,
             JobState.SUBMITTING,
             JobState.NEEDS_ATTENTION,
-            f"cannot tell whether attempt {attempt.number} started: {exc}",
+            f"cannot tell whether attempt {attempt.number} started: {why}",
             at=ctx.now(),
             values={
-                "reason": f"the POST of attempt {attempt.id} had no clear answer and the source "
-                f"cannot be searched for its tag ({exc}); check the node, then retry",
+                "reason": f"the POST of attempt {attempt.id} had no clear answer and {why}; "
+                "check the node, then retry",
                 "next_attempt_at": None,
             },
         )
         work.commit()
-    return JobOutcome(job.id, Outcome.NEEDS_ATTENTION, f"job {job.id} needs attention: {exc}")
+    return JobOutcome(job.id, Outcome.NEEDS_ATTENTION, f"job {job.id} needs attention: {why}")
 
 
 def _adopt(
@@ -528,6 +551,11 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
     marks the attempt first posts it, the other stops here.
     """
     now = ctx.now()
+    cursor = (  # the source's saved feed position: a later tag search starts from it
+        select(NodeCursorRow.iteration_token)
+        .where(NodeCursorRow.node_id == AttemptRow.source_node_id)
+        .scalar_subquery()
+    )
     with ctx.sessions() as session:
         marked = session.execute(
             update(AttemptRow)
@@ -537,7 +565,7 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
                 AttemptRow.remote_id.is_(None),
                 AttemptRow.status != AttemptState.ABANDONED,
             )
-            .values(post_started_at=now, status=AttemptState.POSTING)
+            .values(post_started_at=now, status=AttemptState.POSTING, feed_token_at_post=cursor)
         )
         renewed = session.execute(  # a fresh lease for the POST and its answer
             update(JobRow)
