@@ -28,6 +28,21 @@ DATABASES = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_schema_reset() -> None:
+    """Start from an empty public schema: ORCH_TEST_DATABASE_URL names a database for tests
+    only, and one left at another branch's migration head would refuse this branch's."""
+    if not POSTGRES_URL:
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL: a fresh SQLite file, or ORCH_TEST_DATABASE_URL (PostgreSQL)."""

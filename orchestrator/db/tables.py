@@ -64,6 +64,9 @@ class JobRow(Base):
         UniqueConstraint("schedule_id", "slot_time"),
         Index("ix_jobs_state_priority", "state", "priority", "created_at"),
         Index("ix_jobs_next_attempt_at", "next_attempt_at"),
+        # Newest-first lists and their cursor; the dashboard's latest ends per state.
+        Index("ix_jobs_created", "created_at", "id"),
+        Index("ix_jobs_state_changed", "state", "state_changed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

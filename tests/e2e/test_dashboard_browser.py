@@ -123,7 +123,7 @@ def test_a_job_is_seen_moving_then_completed_without_a_reload(rig: Rig, api_url:
                     page.screenshot(path=str(ARTIFACTS / "dashboard-running.png"), full_page=True)
                 time.sleep(0.5)
             assert len(set(seen)) >= 2 and seen == sorted(seen), f"the bar did not move: {seen}"
-            assert 0 < seen[0] < 1000
+            assert any(0 < value < 1000 for value in seen), seen  # the first may still be 0
 
             # Completed: the job leaves the moving panel and shows among the finished ones.
             page.wait_for_selector(

@@ -230,6 +230,16 @@ class AmbiguousJobId(JobRejected):
     """A short job id that more than one job starts with."""
 
 
+def _hex_range(head: str) -> tuple[str, str] | None:
+    """Bounds that every id starting with ``head`` (lowercase hex, as ids begin) sorts within,
+    in any collation, so that the primary key's index finds a prefix (LIKE alone cannot use it
+    outside the C collation); None for anything else."""
+    if not head or any(c not in "0123456789abcdef" for c in head):
+        return None
+    last = head[-1]
+    return head, head[:-1] + ("a" if last == "9" else chr(ord(last) + 1))
+
+
 def resolve_job_id(ctx: ServiceContext, given: str) -> str:
     """The full id of the one job whose id is ``given`` or starts with it (8+ characters)."""
     with ctx.sessions() as session:
@@ -239,9 +249,10 @@ def resolve_job_id(ctx: ServiceContext, given: str) -> str:
             raise JobNotFound(
                 f"no job {given} (a short id needs at least {SHORTEST_PREFIX} characters)"
             )
-        found = session.scalars(
-            select(JobRow.id).where(JobRow.id.startswith(given, autoescape=True)).limit(2)
-        ).all()
+        query = select(JobRow.id).where(JobRow.id.startswith(given, autoescape=True))
+        if bounds := _hex_range(given[:SHORTEST_PREFIX]):
+            query = query.where(JobRow.id >= bounds[0], JobRow.id < bounds[1])
+        found = session.scalars(query.limit(2)).all()
     if not found:
         raise JobNotFound(f"no job {given}")
     if len(found) > 1:

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ThroughputMinuteRow
 from orchestrator.domain.nodes import at_risk
-from orchestrator.domain.states import FAILED_ENDS, MAY_HOLD_TRANSFER, UNDER_WAY, JobState
+from orchestrator.domain.states import (
+    FAILED_ENDS,
+    MAY_HOLD_TRANSFER,
+    TERMINAL_STATES,
+    UNDER_WAY,
+    JobState,
+)
 from orchestrator.domain.transfers import bytes_per_second
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.freshness import poll_status
@@ -76,7 +82,9 @@ class Overview:
         return sum(m.bytes for m in self.minutes)
 
     def count(self, *states: JobState) -> int:
-        """How many jobs are in these states."""
+        """How many jobs are in these states (not ended ones: their number only grows)."""
+        if ended := TERMINAL_STATES.intersection(states):
+            raise ValueError(f"the overview does not count ended jobs ({sorted(ended)})")
         return sum(self.counts.get(s.value, 0) for s in states)
 
     def verdict(self) -> tuple[str, list[str]]:
@@ -122,10 +130,12 @@ def dashboard(ctx: ServiceContext) -> Overview:
 def overview(session: Session, now: datetime, *, poll_interval: float) -> Overview:
     """Read the dashboard's model; ``poll_interval`` decides when a node's poll is late."""
     names = {row.id: row.name for row in session.scalars(select(NodeRow))}
-    counts = {
+    counts = {  # the states a tile counts: not the ended ones, which grow with history
         str(state): int(n)
         for state, n in session.execute(
-            select(JobRow.state, func.count()).group_by(JobRow.state)
+            select(JobRow.state, func.count())
+            .where(JobRow.state.in_([s for s in JobState if s not in TERMINAL_STATES]))
+            .group_by(JobRow.state)
         ).all()
     }
     since = throughput.window_start(now, WINDOW_MINUTES)
@@ -144,8 +154,8 @@ def overview(session: Session, now: datetime, *, poll_interval: float) -> Overvi
         queued=_jobs(
             session, names, (S.QUEUED,), "queued", JobRow.priority.desc(), JobRow.created_at
         ),
-        problems=_jobs(session, names, FAILED_ENDS, "problems", JobRow.state_changed_at.desc()),
-        finished=_jobs(session, names, FINISHED, "finished", JobRow.state_changed_at.desc()),
+        problems=_latest(session, names, FAILED_ENDS, "problems"),
+        finished=_latest(session, names, FINISHED, "finished"),
         nodes=_nodes(session, now, since, poll_interval),
         minutes=_minutes(session, now, since),
         schedules=list_schedule_views(session, now),
@@ -159,6 +169,25 @@ def _jobs(
         select(JobRow).where(JobRow.state.in_(states)).order_by(*order).limit(LIMITS[kind])
     )
     return [project(job, names) for job in rows]
+
+
+def _latest(
+    session: Session, names: dict[int, str], states: Iterable[JobState], kind: str
+) -> list[JobView]:
+    """The jobs that most recently entered one of ``states``: one index range per state,
+    merged here (a database walks (state, state_changed_at) in order for one state only)."""
+    rows = [
+        job
+        for state in states
+        for job in session.scalars(
+            select(JobRow)
+            .where(JobRow.state == state)
+            .order_by(JobRow.state_changed_at.desc())
+            .limit(LIMITS[kind])
+        )
+    ]
+    rows.sort(key=lambda job: job.state_changed_at, reverse=True)
+    return [project(job, names) for job in rows[: LIMITS[kind]]]
 
 
 def _nodes(
