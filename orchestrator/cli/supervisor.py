@@ -103,6 +103,7 @@ class Supervisor:
         self.cwd = cwd
         self.children: list[Child] = []
         self.hurry = threading.Event()  # a second Ctrl-C: kill at once
+        self.last_line_at = time.monotonic()  # when a child last printed a line
         self._print_lock = threading.Lock()
 
     # -- output ----------------------------------------------------------------------------
@@ -170,6 +171,7 @@ class Supervisor:
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 if on_line is not None and on_line(line):
                     continue
+                self.last_line_at = time.monotonic()
                 self.log(child.name, line)
 
     def exited(self) -> Child | None:

@@ -7,11 +7,14 @@ Every test here shares one stack (module fixture); the last one stops it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from tests.cli.conftest import UpStack, cli, free_port, marked_processes
+from tests.cli.conftest import Result, UpStack, clean_env, cli, free_port, marked_processes
 from tests.support.sim import read_tree
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -35,14 +38,27 @@ def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: U
     assert re.search(
         rf"Flower\s+http://127.0.0.1:{stack.flower_port}\s+user admin\s+password \S+", log
     )
-    assert "hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming" in log
     assert 'curl -H "Authorization: Bearer $ORCH_API_TOKEN"' in log
     assert set(stack.child_pids) >= {"redis", "nodes", "api", "worker", "beat", "flower"}
+    # The banner waited for the children's start-up lines, and an idle stack is quiet.
+    banner = log.index("hsts-orchestrator is up")
+    assert log.index("[beat]") < banner and re.search(r"worker\S* ready\.", log[:banner])
+    assert "Sending due task" not in log and "orchestrator.poll_all[" not in log
 
-    result = cli(
-        "jobs", "submit", "--from", "node-a:outgoing", "--to", "node-b:incoming", "--watch",
-        env=stack.client_env(),
+    # "Try it" as printed, in a new shell: no ORCH_* variable, no virtualenv on PATH, elsewhere.
+    lines = stack.try_it()
+    submit = next(line for line in lines if "jobs submit" in line)
+    assert submit.endswith(
+        "hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch"
+    )
+    venv_bin = str(Path(sys.executable).parent)
+    path = ":".join(p for p in os.environ["PATH"].split(":") if p != venv_bin)
+    shell = subprocess.run(
+        ["bash", "-c", " && ".join(lines[: lines.index(submit) + 1])],
+        env=clean_env(PATH=path), cwd="/", capture_output=True, text=True, timeout=120,
+        check=False,
     )  # fmt: skip
+    result = Result(shell.returncode, shell.stdout, shell.stderr)
     assert result.code == 0, result.output
     assert re.search(r"job \S+ completed: 6 file\(s\)", result.stdout), result.output
 
@@ -53,11 +69,41 @@ def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: U
     listed = cli("jobs", "list", "--state", "completed", env=stack.client_env())
     assert listed.code == 0, listed.output
     job_id = re.search(r"job (\S+) completed", result.stdout).group(1)  # type: ignore[union-attr]
-    assert job_id in listed.stdout
+    assert job_id[:8] in listed.stdout  # a table shows short ids
     shown = cli("jobs", "show", job_id, env=stack.client_env())
     assert shown.code == 0, shown.output
     assert "completed" in shown.stdout
     assert "attempts" in shown.stdout and "events" in shown.stdout
+
+
+def test_the_banner_comes_again_on_sigusr1(stack: UpStack) -> None:
+    shown = stack.log().count("hsts-orchestrator is up")
+    stack.process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 20
+    while stack.log().count("hsts-orchestrator is up") == shown:
+        assert time.monotonic() < deadline, stack.tail()
+        time.sleep(0.1)
+
+
+def test_tables_fit_80_columns_and_json_is_the_apis_answer(stack: UpStack) -> None:
+    deep = "outgoing/" + "a-folder-whose-name-goes-on-and-on/" * 3 + "end"
+    submitted = cli(
+        "jobs", "submit", "--from", f"node-a:{deep}", "--to", "node-b:in", "-q",
+        env=stack.client_env(),
+    )  # fmt: skip
+    job_id = submitted.stdout.strip()
+    narrow = cli("jobs", "list", env=stack.client_env(COLUMNS="80"))
+    assert narrow.code == 0, narrow.output
+    row = next(line for line in narrow.stdout.splitlines() if line.startswith(job_id[:8]))
+    assert re.search(r"node-a:outg\S*…", row) and deep not in narrow.stdout, narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
+    wide = cli("jobs", "list", "--wide", env=stack.client_env(COLUMNS="80"))
+    (row,) = [line for line in wide.stdout.splitlines() if line.startswith(job_id)]
+    assert f"node-a:{deep}" in row
+    page = json.loads(cli("jobs", "list", "-o", "json", env=stack.client_env()).stdout)
+    assert job_id in [item["id"] for item in page["items"]] and "next_cursor" in page
+    job = json.loads(cli("jobs", "show", job_id[:8], "-o", "json", env=stack.client_env()).stdout)
+    assert job["id"] == job_id and job["source_paths"] == [deep]
 
 
 def test_the_embedded_broker_needs_its_password_and_the_data_dir_is_private(
@@ -87,6 +133,7 @@ def test_the_embedded_broker_needs_its_password_and_the_data_dir_is_private(
     assert password not in log, "masked in every line and banner of up"
     assert stat.S_IMODE(stack.data_dir.stat().st_mode) == 0o700
     private = [password_file, stack.data_dir / "secret.key", stack.data_dir / "redis/redis.conf"]
+    private.append(stack.data_dir / "demo.env")  # the API token and the broker's password
     private += list(stack.data_dir.glob("orchestrator.db*"))  # the database, its WAL and shm
     for path in private:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -275,6 +322,15 @@ def test_schedules_commands_replicate_incrementally(stack: UpStack, tmp_path: Pa
     assert "nothing to move (6 file(s) already up to date)" in second.stdout, second.output
     listed = cli("schedules", "list", env=env)
     assert re.search(r"demo-mirror\s+ok\s+every 1h", listed.stdout), listed.stdout
+    runs = json.loads(
+        cli("jobs", "list", "--schedule", "demo-mirror", "-o", "json", env=env).stdout
+    )
+    assert [job["labels"]["schedule"] for job in runs["items"]] == ["demo-mirror"] * 2
+    twice = cli(
+        "schedules", "add", "demo-mirror", "--from", "node-a:outgoing", "--to", "node-b:x",
+        "--every", "1h", env=env,
+    )  # fmt: skip
+    assert twice.code == 1 and "schedules change demo-mirror" in twice.stderr, twice.output
     shown = cli("schedules", "show", "demo-mirror", env=env)
     assert "2 ok in a row" in shown.stdout and "manual" in shown.stdout, shown.stdout
     changed = cli(
