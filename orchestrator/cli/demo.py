@@ -14,6 +14,7 @@ from orchestrator.cli.redis_server import write_private
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.tokens import Scope, authenticate, issue_token
 
+NODES = ("node-a", "node-b")  # node-a holds the sample files
 ENV_FILE = "demo.env"
 TOKEN_NAME = "up --demo"  # noqa: S105 (a label: the token the demo made and keeps)
 _TOKEN_LINE = re.compile(r"^export ORCH_API_TOKEN=(\S+)$", re.M)

@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import queue
-import shlex
 import signal
 import socket
 import sys
@@ -36,6 +35,7 @@ from orchestrator.bootstrap import (
     prepare_data_dir,
 )
 from orchestrator.cli import demo, roles
+from orchestrator.cli.banner import banner_lines
 from orchestrator.cli.console import CliError, fail, out, usage
 from orchestrator.cli.local import database_failure
 from orchestrator.cli.redis_server import (
@@ -59,7 +59,6 @@ from orchestrator.settings import Settings
 
 T = TypeVar("T")
 START_TIMEOUT = 60.0  # each start-up step (redis, demo nodes); the API gets --ready-timeout
-DEMO_NODES = ("node-a", "node-b")
 SETTLED_AFTER = 1.5  # seconds without a child's line: the start-up logs have settled
 SETTLE_AT_MOST = 15.0  # the banner comes by then even if the children keep talking
 
@@ -247,7 +246,7 @@ def run_stack(
                 ready_timeout=ready_timeout,
             )
             _settle(stack)
-            _banner(stack)
+            _show_banner(stack)
             supervisor.note("ready")
             code = _supervise(stack)
         except Stopped:
@@ -411,12 +410,12 @@ def _register_demo_nodes(stack: Stack, nodes: queue.Queue[dict[str, Any]]) -> No
             try:
                 node = nodes.get_nowait()
             except queue.Empty:
-                return len(found) == len(DEMO_NODES)
+                return len(found) == len(demo.NODES)
             found[node["name"]] = node
 
     stack.wait_for(collect, timeout=START_TIMEOUT, what="the demo nodes to answer")
     with opened(stack.settings) as ctx:
-        for name in DEMO_NODES:
+        for name in demo.NODES:
             node = found[name]
             if not node.get("answers"):
                 fail(f"demo node {name} does not answer at {node['api_url']}")
@@ -473,75 +472,8 @@ def _settle(stack: Stack) -> None:
             return
 
 
-def _banner(stack: Stack) -> None:
-    url = stack.api_url
-    broker = describe_broker(stack.settings.redis_url or "")
-    docs = (
-        f"docs: {url}/api/v1/docs"
-        if stack.settings.api_docs
-        else f"OpenAPI: {url}/api/v1/openapi.json"
-    )
-    lines: list[str] = [
-        "",
-        f"hsts-orchestrator is up (Ctrl-C stops everything; Enter or kill -USR1 {os.getpid()} "
-        "shows this again)",
-        f"  dashboard {url}/   (sign in with an API token)",
-        f"  API       {url}/api/v1   {docs}   metrics: {url}/metrics",
-        f"  Flower    {stack.flower_url}   user {roles.FLOWER_USER}   "
-        f"password {stack.flower_password}",
-        f"  database  {describe_database(stack.settings)}",
-        f"  broker    {broker}{' (embedded redis-server)' if stack.broker_embedded else ''}",
-        f"  data dir  {stack.settings.data_dir}",
-    ]
-    for node in stack.nodes:
-        samples = "   sample files in /outgoing" if node["name"] == DEMO_NODES[0] else ""
-        lines.append(f"  {node['name']:<8}  {node['api_url']}   docroot {node['docroot']}{samples}")
-    if stack.token and stack.env_file is not None:
-        lines += _try_it(stack, stack.token, stack.env_file)
-    else:
-        lines += [
-            "",
-            "Make an API token (with the same ORCH_* settings as this stack) and use it:",
-            f"  export ORCH_API_URL={url}",
-            "  export ORCH_API_TOKEN=$(hsts-orchestrator token create --name me --scope submit)",
-            "  hsts-orchestrator nodes add --help",
-        ]
-    lines.append("")
-    stack.supervisor.block(list(lines))
-
-
-def _try_it(stack: Stack, token: str, env_file: Path) -> list[str]:
-    """The demo's token and what to paste in a new shell, as it must be pasted."""
-    cwd = Path.cwd()
-    command = demo.cli_command(cwd)
-    source = demo.shown_path(env_file, cwd)
-    kept = (
-        "new; earlier demo tokens revoked"
-        if stack.fresh_token
-        else "the same as last run; up --demo --new-token for another"
-    )
-    body = json.dumps(
-        {
-            "source_node": "node-a",
-            "source_paths": ["outgoing"],
-            "destination_node": "node-b",
-            "destination_path": "incoming",
-        }
-    )
-    paths = [source, *(word for word in command.split()[:1] if "/" in word)]
-    relative = any(not Path(path).is_absolute() for path in paths)
-    return [
-        f"  API token {token}   (admin; {kept})",
-        "",
-        f"Try it in another terminal ({source} holds the API URL, token and broker URL; 0600):",
-        *([f"  cd {shlex.quote(str(cwd))}"] if relative else []),
-        f"  source {shlex.quote(source)}",
-        f"  {command} jobs submit --from node-a:outgoing --to node-b:incoming --watch",
-        f"  {command} schedules add mirror --from node-a:outgoing --to node-b:mirror --every 5m",
-        "or with curl:",
-        f'  curl -H "Authorization: Bearer $ORCH_API_TOKEN" -H \'Content-Type: '
-        f"application/json' -d '{body}' $ORCH_API_URL/api/v1/jobs",
-    ]
+def _show_banner(stack: Stack) -> None:
+    stack.supervisor.block(banner_lines(stack))
 
 
 def _supervise(stack: Stack) -> int:
@@ -553,7 +485,7 @@ def _supervise(stack: Stack) -> int:
     while not stack.stop.wait(0.25):
         if stack.show_banner.is_set():
             stack.show_banner.clear()
-            _banner(stack)
+            _show_banner(stack)
         gone: Child | None = supervisor.exited()
         if gone is not None:
             how = describe_exit(gone.exit_status())

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,7 +118,7 @@ class Supervisor:
         """A line from the supervisor itself."""
         self.log("up", message)
 
-    def block(self, lines: list[str | Text]) -> None:
+    def block(self, lines: Sequence[str | Text]) -> None:
         """Print several lines together, unprefixed (nothing interleaves them)."""
         with self._print_lock:
             for line in lines:
