@@ -462,10 +462,12 @@ def _ready(api_url: str) -> bool:
 
 
 def _settle(stack: Stack) -> None:
-    """Wait until the children have said what they say when they start (or long enough)."""
+    """Wait until every child has spoken and then all are quiet a while (or long enough)."""
     deadline = time.monotonic() + SETTLE_AT_MOST
     supervisor = stack.supervisor
-    while time.monotonic() - supervisor.last_line_at < SETTLED_AFTER:
+    while time.monotonic() - supervisor.last_line_at < SETTLED_AFTER or not all(
+        child.spoke for child in supervisor.children
+    ):
         if stack.stop.wait(0.1):
             raise Stopped
         if time.monotonic() > deadline:

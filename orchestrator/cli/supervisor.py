@@ -54,6 +54,7 @@ class Child:
     reader: threading.Thread | None = None
     stopping: bool = False
     reaped_code: int | None = field(default=None)
+    spoke: bool = False  # it has printed a line
     restarts: int = 0  # restarts in a row without a stable run
     started_at: float = field(default_factory=time.monotonic)
 
@@ -169,9 +170,10 @@ class Supervisor:
         with stream:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                child.spoke = True
+                self.last_line_at = time.monotonic()
                 if on_line is not None and on_line(line):
                     continue
-                self.last_line_at = time.monotonic()
                 self.log(child.name, line)
 
     def exited(self) -> Child | None:
