@@ -163,7 +163,8 @@ def banner_requests(show: threading.Event) -> Iterator[None]:
         show.set()
 
     def read_keys() -> None:
-        for _ in sys.stdin:
+        # os.read, not sys.stdin: a daemon thread must not hold stdin's buffer lock at exit.
+        while os.read(0, 1024):
             show.set()
 
     if sys.stdin is not None and sys.stdin.isatty():
