@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from orchestrator.cli import main
 from tests.cli.conftest import Result, UpStack, clean_env, cli, free_port, marked_processes
 from tests.support.sim import read_tree
 
@@ -85,22 +87,37 @@ def test_the_banner_comes_again_on_sigusr1(stack: UpStack) -> None:
         time.sleep(0.1)
 
 
-def test_tables_fit_80_columns_and_json_is_the_apis_answer(stack: UpStack) -> None:
+@pytest.fixture
+def here(
+    stack: UpStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Result]:
+    """The CLI's main() in this process (no interpreter start) with the banner's settings."""
+    monkeypatch.setenv("ORCH_API_URL", stack.api_url)
+    monkeypatch.setenv("ORCH_API_TOKEN", stack.token)
+
+    def run(*args: str) -> Result:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def test_tables_fit_80_columns_and_json_is_the_apis_answer(
+    stack: UpStack, here: Callable[..., Result]
+) -> None:
     deep = "outgoing/" + "a-folder-whose-name-goes-on-and-on/" * 3 + "end"
-    submitted = cli(
-        "jobs", "submit", "--from", f"node-a:{deep}", "--to", "node-b:in", "-q",
-        env=stack.client_env(),
-    )  # fmt: skip
-    job_id = submitted.stdout.strip()
-    narrow = cli("jobs", "list", env=stack.client_env(COLUMNS="80"))
+    job_id = here("jobs", "submit", "--from", f"node-a:{deep}", "--to", "node-b:in", "-q").stdout
+    job_id = job_id.strip()
+    narrow = cli("jobs", "list", env=stack.client_env(COLUMNS="80"))  # a pipe, 80 columns
     assert narrow.code == 0, narrow.output
     row = next(line for line in narrow.stdout.splitlines() if line.startswith(job_id[:8]))
     assert re.search(r"node-a:outg\S*…", row) and deep not in narrow.stdout, narrow.stdout
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
-    wide = cli("jobs", "list", "--wide", env=stack.client_env(COLUMNS="80"))
+    wide = here("jobs", "list", "--wide")
     (row,) = [line for line in wide.stdout.splitlines() if line.startswith(job_id)]
     assert f"node-a:{deep}" in row
-    page = json.loads(cli("jobs", "list", "-o", "json", env=stack.client_env()).stdout)
+    page = json.loads(here("jobs", "list", "-o", "json").stdout)
     (job,) = [item for item in page["items"] if item["id"] == job_id]
     assert job["source_paths"] == [deep] and "next_cursor" in page
 
@@ -299,7 +316,9 @@ def test_nodes_apply_registers_and_updates_from_a_yaml_file(stack: UpStack, tmp_
         assert "canary-apply-secret" not in result.output
 
 
-def test_schedules_commands_replicate_incrementally(stack: UpStack, tmp_path: Path) -> None:
+def test_schedules_commands_replicate_incrementally(
+    stack: UpStack, tmp_path: Path, here: Callable[..., Result]
+) -> None:
     env = stack.client_env()
     added = cli(
         "schedules", "add", "demo-mirror", "--from", "node-a:outgoing",
@@ -321,13 +340,11 @@ def test_schedules_commands_replicate_incrementally(stack: UpStack, tmp_path: Pa
     assert "nothing to move (6 file(s) already up to date)" in second.stdout, second.output
     listed = cli("schedules", "list", env=env)
     assert re.search(r"demo-mirror\s+ok\s+every 1h", listed.stdout), listed.stdout
-    runs = json.loads(
-        cli("jobs", "list", "--schedule", "demo-mirror", "-o", "json", env=env).stdout
-    )
+    runs = json.loads(here("jobs", "list", "--schedule", "demo-mirror", "-o", "json").stdout)
     assert [job["labels"]["schedule"] for job in runs["items"]] == ["demo-mirror"] * 2
-    twice = cli(
+    twice = here(
         "schedules", "add", "demo-mirror", "--from", "node-a:outgoing", "--to", "node-b:x",
-        "--every", "1h", env=env,
+        "--every", "1h",
     )  # fmt: skip
     assert twice.code == 1 and "schedules change demo-mirror" in twice.stderr, twice.output
     shown = cli("schedules", "show", "demo-mirror", env=env)
