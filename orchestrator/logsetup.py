@@ -30,7 +30,7 @@ MASK = "***"
 # Shorter values would mask ordinary words; the patterns below still catch them by their key.
 MIN_SECRET_LENGTH = 6
 # Chatty at INFO (one line per HTTP request); shown only when the level is DEBUG.
-CHATTY_LOGGERS = ("httpx", "httpcore", "hpack", "urllib3")
+CHATTY_LOGGERS = ("httpx", "httpcore", "hpack", "urllib3", "alembic.runtime.plugins")
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 _context: ContextVar[Mapping[str, object]] = ContextVar("orchestrator_log_context", default=_EMPTY)

@@ -124,7 +124,7 @@ def answer_error(response: httpx.Response) -> CliError:
         message = f"HTTP {code}" + (f": {text}" if text else "")
     hint = _HINTS.get(code)
     line = f"{message} ({hint})" if hint else message
-    return CliError(line, EXIT_USAGE if code in (400, 422) else EXIT_FAILURE)
+    return CliError(line, EXIT_USAGE if code in (400, 422) else EXIT_FAILURE, status=code)
 
 
 def _reason(exc: BaseException) -> str:

@@ -19,10 +19,11 @@ EXIT_USAGE = 2  # bad input: a wrong option, or the API answered 400/422
 class CliError(Exception):
     """A failure to report as one line on stderr, with the process exit code."""
 
-    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+    def __init__(self, message: str, code: int = EXIT_FAILURE, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.status = status  # the API's HTTP status, when the API refused
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
@@ -45,15 +46,6 @@ def seconds_of(text: str, option: str) -> int:
     if not match:
         usage(f"{option} {text!r}: expected a number with s, m, h or d, e.g. 15m or 1h")
     return int(match.group(1)) * _UNIT[match.group(2)]
-
-
-TABLE_WIDTH_NOT_A_TERMINAL = 240  # piped output: one line per row, not folded to 80 columns
-
-
-def print_table(table: object) -> None:
-    """A table on stdout; piped output gets room for one line per row."""
-    width = None if out.is_terminal else TABLE_WIDTH_NOT_A_TERMINAL
-    out.print(table, width=width)
 
 
 def when(text: str | None) -> str:

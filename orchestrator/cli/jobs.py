@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
-from orchestrator.cli.console import human_bytes, human_rate, out, print_table, usage, when
+from orchestrator.cli.console import human_bytes, human_rate, out, usage, when
+from orchestrator.cli.output import (
+    Column,
+    Output,
+    OutputOpt,
+    WideOpt,
+    print_fields,
+    print_json,
+    print_rows,
+)
 from orchestrator.cli.watch import watch_job
 from orchestrator.domain.states import JobState
 
@@ -155,8 +162,13 @@ def list_jobs(
     label: Annotated[
         str | None, typer.Option(help="Only jobs with this KEY=VALUE label.", show_default=False)
     ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(help="Only the runs of this schedule (its id).", show_default=False),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many jobs.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+    output: OutputOpt = Output.table,
+    wide: WideOpt = False,
 ) -> None:
     """List jobs, newest first.
 
@@ -164,34 +176,48 @@ def list_jobs(
     """
     if label is not None:
         parse_labels([label])
-    params: dict[str, Any] = {"node": node, "label": label, "limit": limit}
+    params: dict[str, Any] = {"node": node, "label": label, "schedule": schedule, "limit": limit}
     if state:
         params["state"] = [s.value for s in state]
     with ApiClient(api, token) as client:
         page = client.get("/api/v1/jobs", **params)
-    if as_json:
-        out.print_json(json.dumps(page))
+    if output is Output.json:
+        print_json(page)
         return
     items = page["items"]
     if not items:
         out.print("no jobs")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "STATE", "FROM", "TO", "PROGRESS", "CREATED", "NOTE"):
-        table.add_column(column, no_wrap=column in ("ID", "STATE"), overflow="fold")
-    for job in items:
-        table.add_row(
-            Text(job["id"]),
-            _state_text(job["state"]),
-            Text(f"{job['source_node']}:{','.join(job['source_paths'])}"),
-            Text(f"{job['destination_node']}:{job['destination_path'] or '/'}"),
-            Text(_progress(job)),
-            Text(when(job["created_at"])),
-            Text(job.get("reason") or job.get("waiting_reason") or ""),
-        )
-    print_table(table)
+    print_rows(
+        JOB_COLUMNS,
+        (
+            (
+                job["id"] if wide else job["id"][:SHORT_ID],
+                _state_text(job["state"]),
+                f"{job['source_node']}:{','.join(job['source_paths'])}",
+                f"{job['destination_node']}:{job['destination_path'] or '/'}",
+                _progress(job, short=not wide),
+                when(job["created_at"]),
+                job.get("reason") or job.get("waiting_reason") or "",
+            )
+            for job in items
+        ),
+        wide=wide,
+    )
     if page.get("next_cursor"):
         out.print(f"(more: raise --limit above {limit} to see them)", style="dim")
+
+
+SHORT_ID = 8  # what a table shows of a job id; any 8 characters that start one will do
+JOB_COLUMNS = (
+    Column("ID"),
+    Column("STATE"),
+    Column("FROM", cut=True),
+    Column("TO", cut=True),
+    Column("PROGRESS"),
+    Column("CREATED", wide_only=True),
+    Column("NOTE", cut=True),
+)
 
 
 @app.command()
@@ -199,18 +225,19 @@ def show(
     job_id: JobId,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+    output: OutputOpt = Output.table,
+    wide: WideOpt = False,
 ) -> None:
     """Show a job: state, progress, why it waits or failed, attempts and events.
 
-    Example: hsts-orchestrator jobs show 3f0c...
+    Example: hsts-orchestrator jobs show 3f0c1a2b
     """
     with ApiClient(api, token) as client:
         job = client.get(f"/api/v1/jobs/{segment(job_id)}")
-    if as_json:
-        out.print_json(json.dumps(job))
+    if output is Output.json:
+        print_json(job)
         return
-    print_job(job)
+    print_job(job, wide=wide)
 
 
 @app.command()
@@ -350,15 +377,17 @@ def _state_text(state: str) -> Text:
     return Text(state, style=_STATE_STYLE.get(state, ""))
 
 
-def _progress(job: dict[str, Any]) -> str:
+def _progress(job: dict[str, Any], *, short: bool = False) -> str:
     done = job.get("bytes_transferred") or 0
     total = job.get("bytes_expected")
+    if total and short:
+        return f"{100 * done / total:.0f}% of {human_bytes(total)}"
     if total:
         return f"{human_bytes(done)} / {human_bytes(total)} ({100 * done / total:.0f}%)"
     return human_bytes(done) if done else ""
 
 
-def print_job(job: dict[str, Any]) -> None:
+def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
     """A job as people read it."""
     rows: list[tuple[str, str | Text]] = [
         ("job", job["id"]),
@@ -388,39 +417,47 @@ def print_job(job: dict[str, Any]) -> None:
         rows.append(("reason", job["reason"]))
     if job.get("error_code") is not None or job.get("error_text"):
         rows.append(("node error", f"{job.get('error_code')}: {job.get('error_text') or ''}"))
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in rows:
-        table.add_row(key, value if isinstance(value, Text) else Text(value))
-    print_table(table)
+    print_fields(rows, wide=wide)
     attempts = job.get("attempt_list") or []
     if attempts:
-        grid = Table(title="attempts", title_justify="left", box=None, header_style="bold")
-        for column in ("#", "NODE TRANSFER", "STATUS", "BYTES", "ERROR", "ENDED"):
-            grid.add_column(column, overflow="fold")
-        for a in attempts:
-            error = f"{a['error_code']}: {a.get('error_text') or ''}" if a.get("error_code") else ""
-            grid.add_row(
-                *(
-                    Text(cell)
-                    for cell in (
-                        str(a["number"]),
-                        a.get("remote_id") or "-",
-                        a["status"],
-                        human_bytes(a.get("bytes_transferred")),
-                        error,
-                        when(a.get("ended_at")),
-                    )
+        print_rows(
+            ATTEMPT_COLUMNS,
+            (
+                (
+                    str(a["number"]),
+                    a.get("remote_id") or "-",
+                    a["status"],
+                    human_bytes(a.get("bytes_transferred")),
+                    _attempt_error(a),
+                    when(a.get("ended_at")),
                 )
-            )
-        print_table(grid)
+                for a in attempts
+            ),
+            wide=wide,
+            title="attempts",
+        )
     events = job.get("events") or []
     if events:
-        grid = Table(title="events", title_justify="left", box=None, header_style="bold")
-        grid.add_column("AT", no_wrap=True)
-        grid.add_column("KIND")
-        grid.add_column("MESSAGE", overflow="fold")
-        for e in events:
-            grid.add_row(Text(when(e["at"])), Text(e["kind"]), Text(e["message"]))
-        print_table(grid)
+        print_rows(
+            EVENT_COLUMNS,
+            ((when(e["at"]), e["kind"], e["message"]) for e in events),
+            wide=wide,
+            title="events",
+        )
+
+
+def _attempt_error(attempt: dict[str, Any]) -> str:
+    if not attempt.get("error_code"):
+        return ""
+    return f"{attempt['error_code']}: {attempt.get('error_text') or ''}"
+
+
+ATTEMPT_COLUMNS = (
+    Column("#"),
+    Column("NODE TRANSFER", cut=True),
+    Column("STATUS"),
+    Column("BYTES"),
+    Column("ERROR", prose=True),
+    Column("ENDED"),
+)
+EVENT_COLUMNS = (Column("AT"), Column("KIND"), Column("MESSAGE", prose=True))

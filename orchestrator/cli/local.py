@@ -12,16 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.cli.console import (
-    EXIT_USAGE,
-    err,
-    fail,
-    out,
-    print_table,
-    seconds_of,
-    usage,
-    when,
-)
+from orchestrator.cli.console import EXIT_USAGE, err, fail, out, seconds_of, usage, when
+from orchestrator.cli.output import Column, Output, OutputOpt, WideOpt, print_json, print_rows
 
 if TYPE_CHECKING:
     from orchestrator.settings import Settings
@@ -165,20 +157,15 @@ def create(
 
 
 @token_app.command("list")
-def list_tokens(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def list_tokens(output: OutputOpt = Output.table, wide: WideOpt = False) -> None:
     """List the API tokens: id, name, scopes, when each was last used, expiry, state.
 
     Secrets are never shown (only their hash is stored); the prefix is what logs show.
 
     Example: hsts-orchestrator token list
     """
-    import json
     from dataclasses import asdict
 
-    from rich.table import Table
-    from rich.text import Text
     from sqlalchemy.exc import SQLAlchemyError
 
     from orchestrator.bootstrap import opened
@@ -190,28 +177,41 @@ def list_tokens(
             found = tokens.list_tokens(ctx)
     except SQLAlchemyError as exc:
         fail(database_failure(exc, settings))
-    if as_json:
-        out.print_json(json.dumps([asdict(t) for t in found], default=str))
+    if output is Output.json:
+        print_json([asdict(t) for t in found])  # what GET /api/v1/tokens answers
         return
     if not found:
         out.print("no tokens (make one: hsts-orchestrator token create --help)")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "EXPIRES", "STATE"):
-        table.add_column(column, overflow="fold")
-    for token in found:
-        cells = (
-            token.id,
-            token.name,
-            f"hso_{token.prefix}",
-            ",".join(token.scopes),
-            when(token.created_at.isoformat()),
-            when(token.last_used_at.isoformat() if token.last_used_at else None),
-            when(token.expires_at.isoformat()) if token.expires_at else "never",
-            token.state,
-        )
-        table.add_row(*(Text(str(cell)) for cell in cells))
-    print_table(table)
+    print_rows(
+        TOKEN_COLUMNS,
+        (
+            (
+                str(token.id),
+                token.name,
+                f"hso_{token.prefix}",
+                ",".join(token.scopes),
+                when(token.created_at.isoformat()),
+                when(token.last_used_at.isoformat() if token.last_used_at else None),
+                when(token.expires_at.isoformat()) if token.expires_at else "never",
+                token.state,
+            )
+            for token in found
+        ),
+        wide=wide,
+    )
+
+
+TOKEN_COLUMNS = (
+    Column("ID"),
+    Column("NAME", cut=True),
+    Column("PREFIX"),
+    Column("SCOPES", cut=True),
+    Column("CREATED", wide_only=True),
+    Column("LAST USED"),
+    Column("EXPIRES", cut=True),
+    Column("STATE"),
+)
 
 
 @token_app.command()

@@ -12,8 +12,10 @@ from typer.main import get_command
 from orchestrator import __version__
 from orchestrator.cli import jobs, local, nodes, roles, schedules, up
 from orchestrator.cli.console import EXIT_FAILURE, EXIT_USAGE, CliError, say_error
+from orchestrator.cli.helptext import polish
 from orchestrator.errors import OrchestratorError
 
+HELP_OPTIONS = ["-h", "--help"]
 app = typer.Typer(
     name="hsts-orchestrator",
     help="Orchestrate server-to-server transfers between IBM Aspera HSTS nodes.\n\n"
@@ -22,7 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_OPTIONS},
 )
 
 _STACK = "Run the stack"
@@ -67,6 +69,7 @@ _ABORTS: tuple[type[BaseException], ...] = (click.Abort, typer.Abort, KeyboardIn
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     command = get_command(app)
+    polish(command, HELP_OPTIONS)
     try:
         result = command.main(
             args=argv if argv is not None else sys.argv[1:],

@@ -6,7 +6,6 @@ password (``--password-env``), or pipe it in (``--password-stdin``). They are ne
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from enum import StrEnum
@@ -16,11 +15,18 @@ from typing import Annotated, Any
 import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from rich.table import Table
-from rich.text import Text
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
-from orchestrator.cli.console import fail, out, print_table, usage, when
+from orchestrator.cli.console import fail, out, usage, when
+from orchestrator.cli.output import (
+    Column,
+    Output,
+    OutputOpt,
+    WideOpt,
+    print_fields,
+    print_json,
+    print_rows,
+)
 
 app = typer.Typer(
     help="Register the HSTS nodes jobs move files between, and check they answer.\n\n"
@@ -123,7 +129,8 @@ def add(
 def list_nodes(
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+    output: OutputOpt = Output.table,
+    wide: WideOpt = False,
 ) -> None:
     """List registered nodes with their last poll and last error.
 
@@ -131,32 +138,41 @@ def list_nodes(
     """
     with ApiClient(api, token) as client:
         nodes = client.get("/api/v1/nodes")
-    if as_json:
-        out.print_json(json.dumps(nodes))
+    if output is Output.json:
+        print_json(nodes)
         return
     if not nodes:
         out.print("no nodes registered (add one: hsts-orchestrator nodes add --help)")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "URL", "AUTH", "ROOT", "OUT/IN", "ENABLED", "LAST POLL", "LAST ERROR"):
-        table.add_column(column, overflow="fold")
-    for node in nodes:
-        table.add_row(
-            *(
-                Text(str(cell))
-                for cell in (
-                    node["name"],
-                    node["base_url"],
-                    f"{node['auth_kind']} {node['username']}",
-                    node["root_path"],
-                    f"{node['max_outbound']}/{node['max_inbound']}",
-                    "yes" if node["enabled"] else "no",
-                    when(node.get("last_poll_at")),
-                    node.get("last_error") or "",
-                )
+    print_rows(
+        NODE_COLUMNS,
+        (
+            (
+                node["name"],
+                node["base_url"],
+                f"{node['auth_kind']} {node['username']}",
+                node["root_path"],
+                f"{node['max_outbound']}/{node['max_inbound']}",
+                "yes" if node["enabled"] else "no",
+                when(node.get("last_poll_at")),
+                node.get("last_error") or "",
             )
-        )
-    print_table(table)
+            for node in nodes
+        ),
+        wide=wide,
+    )
+
+
+NODE_COLUMNS = (
+    Column("NAME"),
+    Column("URL", cut=True),
+    Column("AUTH", cut=True, wide_only=True),
+    Column("ROOT", cut=True),
+    Column("OUT/IN"),
+    Column("ENABLED"),
+    Column("LAST POLL"),
+    Column("LAST ERROR", cut=True),
+)
 
 
 @app.command()
@@ -164,6 +180,7 @@ def check(
     name: NodeArg,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
+    output: OutputOpt = Output.table,
 ) -> None:
     """Ask the node for /ping and /info: version, node id, transfer user, activity logging.
 
@@ -173,27 +190,29 @@ def check(
     """
     with ApiClient(api, token) as client:
         result = client.post(f"/api/v1/nodes/{segment(name)}/check")
+    if output is Output.json:
+        print_json(result)
     if not result["reachable"]:
         fail(f"node {name} does not answer: {result.get('error') or 'no reason given'}")
+    if output is Output.json:
+        return
     logging_on = result.get("activity_logging")
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in (
-        ("node", result["name"]),
-        ("answers", "yes"),
-        ("version", result.get("version") or "?"),
-        ("node id", result.get("node_id") or "?"),
-        ("transfer user", result.get("transfer_user") or "?"),
-        (
-            "activity logging",
-            "?"
-            if logging_on is None
-            else ("on" if logging_on else "OFF (jobs cannot be followed)"),
-        ),
-    ):
-        table.add_row(key, Text(str(value)))
-    print_table(table)
+    print_fields(
+        [
+            ("node", result["name"]),
+            ("answers", "yes"),
+            ("version", result.get("version") or "?"),
+            ("node id", result.get("node_id") or "?"),
+            ("transfer user", result.get("transfer_user") or "?"),
+            (
+                "activity logging",
+                "?"
+                if logging_on is None
+                else ("on" if logging_on else "OFF (jobs cannot be followed)"),
+            ),
+        ],
+        wide=True,
+    )
 
 
 @app.command()

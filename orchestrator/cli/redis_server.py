@@ -99,7 +99,7 @@ def embedded_redis(settings: Settings, port: int) -> EmbeddedRedis:
     workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     password = broker_password(settings.data_dir)
     redis = EmbeddedRedis(binary=binary, port=port, workdir=workdir, password=password)
-    _write_private(redis.config, f"requirepass {password}\n")
+    write_private(redis.config, f"requirepass {password}\n")
     return redis
 
 
@@ -121,7 +121,7 @@ def broker_password(data_dir: Path) -> str:
     return password
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``text`` to a file only its owner can read (replacing it)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # a file from before keeps its mode through O_CREAT

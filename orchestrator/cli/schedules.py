@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
-from orchestrator.cli.console import (
-    fail,
-    human_bytes,
-    out,
-    print_table,
-    seconds_of,
-    usage,
-    when,
+from orchestrator.cli.console import CliError, fail, human_bytes, out, seconds_of, usage, when
+from orchestrator.cli.jobs import (
+    SHORT_ID,
+    Overwrite,
+    parse_destination,
+    parse_labels,
+    parse_source,
 )
-from orchestrator.cli.jobs import Overwrite, parse_destination, parse_labels, parse_source
+from orchestrator.cli.output import (
+    Column,
+    Output,
+    OutputOpt,
+    WideOpt,
+    print_fields,
+    print_json,
+    print_rows,
+)
 from orchestrator.cli.watch import watch_job
 
 app = typer.Typer(
@@ -40,7 +45,6 @@ class Overlap(StrEnum):
 
 
 Id = Annotated[str, typer.Argument(help="The schedule's id.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
 _HEALTH_STYLE = {
     "ok": "green",
     "failing": "bold red",
@@ -119,7 +123,15 @@ def add(
         "labels": parse_labels(label or []),
     }
     with ApiClient(api, token) as client:
-        made = client.post("/api/v1/schedules", body)
+        try:
+            made = client.post("/api/v1/schedules", body)
+        except CliError as exc:
+            if exc.status == 409:
+                fail(
+                    f"schedule {schedule_id!r} exists: change it with `hsts-orchestrator "
+                    f"schedules change {schedule_id} ...` (see its --help), or pick another id"
+                )
+            raise
     out.print(
         f"schedule {made['id']} created; next run {when(made['next_run_at'])}; "
         f"preview it with: hsts-orchestrator schedules dry-run {made['id']}",
@@ -129,36 +141,62 @@ def add(
 
 @app.command("list")
 def list_schedules(
-    api: ApiUrl = DEFAULT_API, token: ApiToken = None, as_json: AsJson = False
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    output: OutputOpt = Output.table,
+    wide: WideOpt = False,
 ) -> None:
     """Every schedule with its health, last run and next run.
 
     Example: hsts-orchestrator schedules list
     """
     with ApiClient(api, token) as client:
-        items = client.get("/api/v1/schedules")["items"]
-    if as_json:
-        out.print_json(json.dumps(items))
+        page = client.get("/api/v1/schedules")
+    if output is Output.json:
+        print_json(page)
         return
+    items = page["items"]
     if not items:
         out.print("no schedules (create one: hsts-orchestrator schedules add --help)")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "HEALTH", "WHEN", "FROM", "TO", "LAST RUN", "NEXT RUN", "STREAK"):
-        table.add_column(column, overflow="fold")
-    for item in items:
-        last = item["last_run"]
-        table.add_row(
-            Text(item["id"]),
-            Text(item["health"], style=_HEALTH_STYLE.get(item["health"], "")),
-            Text(_timing(item)),
-            Text(f"{item['source_node']}:{','.join(item['source_paths'])}"),
-            Text(f"{item['destination_node']}:{item['destination_path'] or '/'}"),
-            Text(f"{last['state']} {when(last['created_at'])}" if last else "-"),
-            Text(when(item["next_run_at"])),
-            Text(_streak(item)),
-        )
-    print_table(table)
+    print_rows(
+        SCHEDULE_COLUMNS,
+        (
+            (
+                item["id"],
+                Text(item["health"], style=_HEALTH_STYLE.get(item["health"], "")),
+                _timing(item),
+                f"{item['source_node']}:{','.join(item['source_paths'])}",
+                f"{item['destination_node']}:{item['destination_path'] or '/'}",
+                _last_run(item["last_run"]),
+                when(item["next_run_at"]),
+                _streak(item),
+            )
+            for item in items
+        ),
+        wide=wide,
+    )
+
+
+SCHEDULE_COLUMNS = (
+    Column("ID", cut=True),
+    Column("HEALTH"),
+    Column("WHEN", cut=True),
+    Column("FROM", cut=True),
+    Column("TO", cut=True),
+    Column("LAST RUN", wide_only=True),
+    Column("NEXT RUN"),
+    Column("STREAK", wide_only=True),
+)
+RUN_COLUMNS = (
+    Column("RUN"),
+    Column("TRIGGER"),
+    Column("STATE"),
+    Column("STARTED"),
+    Column("FILES"),
+    Column("BYTES"),
+    Column("UP TO DATE"),
+)
 
 
 @app.command()
@@ -167,7 +205,8 @@ def show(
     runs: Annotated[int, typer.Option(min=0, max=500, help="Recent runs to show.")] = 10,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
-    as_json: AsJson = False,
+    output: OutputOpt = Output.table,
+    wide: WideOpt = False,
 ) -> None:
     """A schedule and its recent runs: state, files and bytes moved, errors.
 
@@ -175,12 +214,9 @@ def show(
     """
     with ApiClient(api, token) as client:
         item = client.get(f"/api/v1/schedules/{segment(schedule_id)}", runs=runs)
-    if as_json:
-        out.print_json(json.dumps(item))
+    if output is Output.json:
+        print_json(item)
         return
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
     rows: list[tuple[str, str | Text]] = [
         ("schedule", item["id"]),
         ("health", Text(item["health"], style=_HEALTH_STYLE.get(item["health"], ""))),
@@ -198,25 +234,25 @@ def show(
         rows.insert(1, ("about", item["description"]))
     if item["last_error"]:
         rows.append(("last error", Text(item["last_error"], style="red")))
-    for key, value in rows:
-        grid.add_row(key, value if isinstance(value, Text) else Text(value))
-    print_table(grid)
+    print_fields(rows, wide=wide)
     if item["runs"]:
-        table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
-        for column in ("RUN", "TRIGGER", "STATE", "STARTED", "FILES", "BYTES", "UP TO DATE"):
-            table.add_column(column, overflow="fold")
-        for run in item["runs"]:
-            table.add_row(
-                Text(run["job_id"]),
-                Text(run["trigger"]),
-                Text(run["state"]),
-                Text(when(run["created_at"])),
-                Text(str(run["files_completed"])),
-                Text(human_bytes(run["bytes_transferred"])),
-                Text(str(run["files_skipped"])),
-            )
         out.print()
-        print_table(table)
+        print_rows(
+            RUN_COLUMNS,
+            (
+                (
+                    run["job_id"] if wide else run["job_id"][:SHORT_ID],
+                    run["trigger"],
+                    run["state"],
+                    when(run["created_at"]),
+                    str(run["files_completed"]),
+                    human_bytes(run["bytes_transferred"]),
+                    str(run["files_skipped"]),
+                )
+                for run in item["runs"]
+            ),
+            wide=wide,
+        )
 
 
 @app.command()
@@ -302,7 +338,10 @@ def run(
 
 @app.command("dry-run")
 def dry_run(
-    schedule_id: Id, api: ApiUrl = DEFAULT_API, token: ApiToken = None, as_json: AsJson = False
+    schedule_id: Id,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    output: OutputOpt = Output.table,
 ) -> None:
     """List both nodes and show what the next run would move, with counts and bytes.
 
@@ -310,28 +349,30 @@ def dry_run(
     """
     with ApiClient(api, token) as client:
         plan = client.post(f"/api/v1/schedules/{segment(schedule_id)}/dry-run")
-    if as_json:
-        out.print_json(json.dumps(plan))
+    if output is Output.json:
+        print_json(plan)
         return
     for path in plan["missing_sources"]:
         out.print(f"missing at the source: {path} (the run would fail)", markup=False)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("", "FILES", "BYTES"):
-        table.add_column(column)
-    for key, name in (
-        ("new", "new"),
-        ("changed", "changed (size)"),
-        ("maybe_changed", "maybe changed (checksum decides)"),
-        ("unchanged", "up to date"),
-        ("to_move", "would move"),
-    ):
-        table.add_row(name, str(plan[key]["files"]), human_bytes(plan[key]["bytes"]))
-    print_table(table)
+    print_rows(
+        (Column(""), Column("FILES"), Column("BYTES")),
+        (
+            (name, str(plan[key]["files"]), human_bytes(plan[key]["bytes"]))
+            for key, name in (
+                ("new", "new"),
+                ("changed", "changed (size)"),
+                ("maybe_changed", "maybe changed (checksum decides)"),
+                ("unchanged", "up to date"),
+                ("to_move", "would move"),
+            )
+        ),
+        wide=True,
+    )
     for planned in plan["files"][:20]:
         out.print(f"  {planned['path']}  {human_bytes(planned['size'])}  ({planned['why']})")
     more = plan["to_move"]["files"] - min(20, len(plan["files"]))
     if more > 0:
-        out.print(f"  ... and {more} more (--json lists up to 1000)")
+        out.print(f"  ... and {more} more (-o json lists up to 1000)")
     if plan["truncated"]:
         out.print("(a side had too many entries: the counts cover the first 100000)")
 
@@ -403,6 +444,10 @@ def _timing(item: dict[str, Any]) -> str:
         if seconds % size == 0:
             return f"every {seconds // size}{unit}"
     return f"every {seconds}s"
+
+
+def _last_run(run: dict[str, Any] | None) -> str:
+    return f"{run['state']} {when(run['created_at'])}" if run else "-"
 
 
 def _streak(item: dict[str, Any]) -> str:

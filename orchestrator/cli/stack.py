@@ -34,7 +34,8 @@ from orchestrator.bootstrap import (
     opened,
     prepare_data_dir,
 )
-from orchestrator.cli import roles
+from orchestrator.cli import demo, roles
+from orchestrator.cli.banner import banner_lines
 from orchestrator.cli.console import CliError, fail, out, usage
 from orchestrator.cli.local import database_failure
 from orchestrator.cli.redis_server import (
@@ -54,13 +55,12 @@ from orchestrator.logsetup import (
 )
 from orchestrator.services.nodes.registry import ensure_node
 from orchestrator.services.schedules.config_file import load_file
-from orchestrator.services.tokens import Scope, issue_token
 from orchestrator.settings import Settings
 
 T = TypeVar("T")
 START_TIMEOUT = 60.0  # each start-up step (redis, demo nodes); the API gets --ready-timeout
-DEMO_NODES = ("node-a", "node-b")
-DEMO_TOKEN_NAME = "up --demo"  # noqa: S105 (a label; each run revokes the earlier ones)
+SETTLED_AFTER = 1.5  # seconds without a child's line: the start-up logs have settled
+SETTLE_AT_MOST = 15.0  # the banner comes by then even if the children keep talking
 
 
 class Stopped(Exception):
@@ -80,6 +80,10 @@ class Stack:
     flower_password: str = ""
     broker_embedded: bool = False
     token: str | None = None
+    fresh_token: bool = False
+    new_token: bool = False  # --new-token
+    env_file: Path | None = None
+    show_banner: threading.Event = field(default_factory=threading.Event)
     nodes: list[dict[str, Any]] = field(default_factory=list)
 
     def wait_for(self, check: Callable[[], T | None], *, timeout: float, what: str) -> T:
@@ -152,6 +156,27 @@ def local_address(host: str) -> str:
 
 
 @contextmanager
+def banner_requests(show: threading.Event) -> Iterator[None]:
+    """SIGUSR1, or Enter when stdin is a terminal, asks for the banner again."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        show.set()
+
+    def read_keys() -> None:
+        # os.read, not sys.stdin: a daemon thread must not hold stdin's buffer lock at exit.
+        while os.read(0, 1024):
+            show.set()
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        threading.Thread(target=read_keys, name="banner-keys", daemon=True).start()
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@contextmanager
 def stop_signals(stop: threading.Event, hurry: threading.Event) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP ask the stack to stop; a second one kills at once."""
 
@@ -178,6 +203,7 @@ def run_stack(
     workers: int,
     grace: float,
     ready_timeout: float,
+    new_token: bool = False,
 ) -> int:
     """Start the stack, supervise it until Ctrl-C / SIGTERM, stop it; the exit status."""
     settings = roles.role_settings()
@@ -201,9 +227,15 @@ def run_stack(
             "ORCH_LOG_FORMAT": _children_log_format(settings),
         }
     )
-    stack = Stack(settings=settings, env=env, supervisor=supervisor, stop=threading.Event())
+    stack = Stack(
+        settings=settings,
+        env=env,
+        supervisor=supervisor,
+        stop=threading.Event(),
+        new_token=new_token,
+    )
     code = 0
-    with stop_signals(stack.stop, supervisor.hurry):
+    with stop_signals(stack.stop, supervisor.hurry), banner_requests(stack.show_banner):
         try:
             _start(
                 stack,
@@ -214,7 +246,8 @@ def run_stack(
                 workers=workers,
                 ready_timeout=ready_timeout,
             )
-            _banner(stack)
+            _settle(stack)
+            _show_banner(stack)
             supervisor.note("ready")
             code = _supervise(stack)
         except Stopped:
@@ -378,12 +411,12 @@ def _register_demo_nodes(stack: Stack, nodes: queue.Queue[dict[str, Any]]) -> No
             try:
                 node = nodes.get_nowait()
             except queue.Empty:
-                return len(found) == len(DEMO_NODES)
+                return len(found) == len(demo.NODES)
             found[node["name"]] = node
 
     stack.wait_for(collect, timeout=START_TIMEOUT, what="the demo nodes to answer")
     with opened(stack.settings) as ctx:
-        for name in DEMO_NODES:
+        for name in demo.NODES:
             node = found[name]
             if not node.get("answers"):
                 fail(f"demo node {name} does not answer at {node['api_url']}")
@@ -397,7 +430,15 @@ def _register_demo_nodes(stack: Stack, nodes: queue.Queue[dict[str, Any]]) -> No
                 f"{'registered' if created else 'updated'} {name} at {node['api_url']}"
             )
             stack.nodes.append(node)
-        stack.token = issue_token(ctx, DEMO_TOKEN_NAME, [Scope.ADMIN], replace=True).secret
+        stack.env_file = stack.settings.data_dir / demo.ENV_FILE
+        previous = demo.previous_token(stack.env_file)
+        stack.token, stack.fresh_token = demo.demo_token(ctx, previous, new=stack.new_token)
+    demo.write_env_file(
+        stack.env_file,
+        api_url=stack.api_url,
+        token=stack.token,
+        broker_url=stack.settings.redis_url or "",
+    )
 
 
 def demo_node(name: str, api_url: str, host: str, user: str, password: str) -> NodeRegistration:
@@ -421,60 +462,21 @@ def _ready(api_url: str) -> bool:
         return False
 
 
-def _banner(stack: Stack) -> None:
-    url = stack.api_url
-    broker = describe_broker(stack.settings.redis_url or "")
-    docs = (
-        f"docs: {url}/api/v1/docs"
-        if stack.settings.api_docs
-        else f"OpenAPI: {url}/api/v1/openapi.json"
-    )
-    lines: list[str] = [
-        "",
-        "hsts-orchestrator is up (Ctrl-C stops everything)",
-        f"  dashboard {url}/   (sign in with an API token)",
-        f"  API       {url}/api/v1   {docs}   metrics: {url}/metrics",
-        f"  Flower    {stack.flower_url}   user {roles.FLOWER_USER}   "
-        f"password {stack.flower_password}",
-        f"  database  {describe_database(stack.settings)}",
-        f"  broker    {broker}{' (embedded redis-server)' if stack.broker_embedded else ''}",
-        f"  data dir  {stack.settings.data_dir}",
-    ]
-    for node in stack.nodes:
-        samples = "   sample files in /outgoing" if node["name"] == DEMO_NODES[0] else ""
-        lines.append(f"  {node['name']:<8}  {node['api_url']}   docroot {node['docroot']}{samples}")
-    if stack.token:
-        body = json.dumps(
-            {
-                "source_node": "node-a",
-                "source_paths": ["outgoing"],
-                "destination_node": "node-b",
-                "destination_path": "incoming",
-            }
-        )
-        lines += [
-            f"  API token {stack.token}   (admin; shown once; earlier demo tokens revoked)",
-            "",
-            "Try it (in another terminal):",
-            f"  export ORCH_API_URL={url}",
-            f"  export ORCH_API_TOKEN={stack.token}",
-            "  hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch",
-            "  hsts-orchestrator schedules add mirror --from node-a:outgoing --to node-b:mirror "
-            "--every 5m",
-            "or with curl:",
-            f'  curl -H "Authorization: Bearer $ORCH_API_TOKEN" -H \'Content-Type: '
-            f"application/json' -d '{body}' {url}/api/v1/jobs",
-        ]
-    else:
-        lines += [
-            "",
-            "Make an API token (with the same ORCH_* settings as this stack) and use it:",
-            f"  export ORCH_API_URL={url}",
-            "  export ORCH_API_TOKEN=$(hsts-orchestrator token create --name me --scope submit)",
-            "  hsts-orchestrator nodes add --help",
-        ]
-    lines.append("")
-    stack.supervisor.block(list(lines))
+def _settle(stack: Stack) -> None:
+    """Wait until every child has spoken and then all are quiet a while (or long enough)."""
+    deadline = time.monotonic() + SETTLE_AT_MOST
+    supervisor = stack.supervisor
+    while time.monotonic() - supervisor.last_line_at < SETTLED_AFTER or not all(
+        child.spoke for child in supervisor.children
+    ):
+        if stack.stop.wait(0.1):
+            raise Stopped
+        if time.monotonic() > deadline:
+            return
+
+
+def _show_banner(stack: Stack) -> None:
+    stack.supervisor.block(banner_lines(stack))
 
 
 def _supervise(stack: Stack) -> int:
@@ -484,6 +486,9 @@ def _supervise(stack: Stack) -> int:
     supervisor = stack.supervisor
     due: list[tuple[float, Child]] = []
     while not stack.stop.wait(0.25):
+        if stack.show_banner.is_set():
+            stack.show_banner.clear()
+            _show_banner(stack)
         gone: Child | None = supervisor.exited()
         if gone is not None:
             how = describe_exit(gone.exit_status())

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,7 @@ class Child:
     reader: threading.Thread | None = None
     stopping: bool = False
     reaped_code: int | None = field(default=None)
+    spoke: bool = False  # it has printed a line
     restarts: int = 0  # restarts in a row without a stable run
     started_at: float = field(default_factory=time.monotonic)
 
@@ -103,6 +104,7 @@ class Supervisor:
         self.cwd = cwd
         self.children: list[Child] = []
         self.hurry = threading.Event()  # a second Ctrl-C: kill at once
+        self.last_line_at = time.monotonic()  # when a child last printed a line
         self._print_lock = threading.Lock()
 
     # -- output ----------------------------------------------------------------------------
@@ -117,7 +119,7 @@ class Supervisor:
         """A line from the supervisor itself."""
         self.log("up", message)
 
-    def block(self, lines: list[str | Text]) -> None:
+    def block(self, lines: Sequence[str | Text]) -> None:
         """Print several lines together, unprefixed (nothing interleaves them)."""
         with self._print_lock:
             for line in lines:
@@ -168,6 +170,8 @@ class Supervisor:
         with stream:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                child.spoke = True
+                self.last_line_at = time.monotonic()
                 if on_line is not None and on_line(line):
                     continue
                 self.log(child.name, line)

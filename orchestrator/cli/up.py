@@ -27,12 +27,23 @@ def up(
     ready_timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for the API to be ready.")
     ] = 120.0,
+    new_token: Annotated[
+        bool,
+        typer.Option(
+            "--new-token", help="With --demo: a new API token (the earlier one is revoked)."
+        ),
+    ] = False,
 ) -> None:
     """Run the whole stack on this machine: API, worker, beat, Flower (and Redis, SQLite).
 
     Without ORCH_REDIS_URL a redis-server is started on a free loopback port; without
     ORCH_DATABASE_URL a SQLite file in ORCH_DATA_DIR (default ./var) is used. The database is
-    migrated first. Ctrl-C stops everything.
+    migrated first. Ctrl-C stops everything. The banner (URLs, passwords, what to try) comes
+    once the start-up logs settle; press Enter, or send SIGUSR1, to see it again.
+
+    With --demo, the API URL, an admin token and the broker URL are written to
+    ORCH_DATA_DIR/demo.env (mode 0600) for a shell to source; the token stays the same from one
+    run to the next unless --new-token.
 
     Example: hsts-orchestrator up --demo
     """
@@ -47,5 +58,6 @@ def up(
             workers=workers,
             grace=grace,
             ready_timeout=ready_timeout,
+            new_token=new_token,
         )
     )

@@ -126,13 +126,20 @@ class UpStack:
                 raise AssertionError(f"up not ready within {READY_TIMEOUT} s:\n{self.tail()}")
             time.sleep(0.2)
         text = self.log()
-        self.token = _one(r"^  export ORCH_API_TOKEN=(\S+)$", text)
-        self.api_url = _one(r"^  export ORCH_API_URL=(\S+)$", text)
+        sourced = (self.data_dir / "demo.env").read_text()  # what the banner says to source
+        self.token = _one(r"^export ORCH_API_TOKEN=(\S+)$", sourced)
+        self.api_url = _one(r"^export ORCH_API_URL=(\S+)$", sourced)
         for name in ("node-a", "node-b"):
             self.docroots[name] = Path(_one(rf"^  {name}\s+\S+\s+docroot (\S+)", text))
         self.child_pids = {
             name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", text)
         }
+
+    def try_it(self) -> list[str]:
+        """The banner's "Try it" lines, as a user pastes them."""
+        text = self.log()
+        block = text[text.index("Try it in another terminal") :].split("\n")[1:]
+        return [line.strip() for line in block[: block.index("or with curl:")]]
 
     def interrupt(self, timeout: float = STOP_TIMEOUT) -> int:
         """Ctrl-C, as a terminal sends it; the exit status."""

@@ -156,3 +156,17 @@ def test_an_invalid_setting_is_one_line_naming_it(
     assert result.code == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: invalid setting ORCH_POLL_INTERVAL: ")
+
+
+def test_help_flows_its_paragraphs_and_shows_no_bool_placeholder(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    for command in (["up"], ["nodes", "add"], ["jobs", "list"]):
+        result = run([*command, "--help"], capsys)
+        assert result.code == 0, result.output
+        assert "<bool>" not in result.stdout, command
+    # The docstring breaks this sentence after "without"; the help does not.
+    assert (
+        "loopback port; without ORCH_DATABASE_URL a SQLite file" in run(["up", "-h"], capsys).stdout
+    )

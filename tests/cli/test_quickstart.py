@@ -7,12 +7,16 @@ Every test here shares one stack (module fixture); the last one stops it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,7 +25,8 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from tests.cli.conftest import UpStack, cli, free_port, marked_processes
+from orchestrator.cli import main
+from tests.cli.conftest import Result, UpStack, clean_env, cli, free_port, marked_processes
 from tests.support.sim import read_tree
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -35,14 +40,27 @@ def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: U
     assert re.search(
         rf"Flower\s+http://127.0.0.1:{stack.flower_port}\s+user admin\s+password \S+", log
     )
-    assert "hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming" in log
     assert 'curl -H "Authorization: Bearer $ORCH_API_TOKEN"' in log
     assert set(stack.child_pids) >= {"redis", "nodes", "api", "worker", "beat", "flower"}
+    # The banner waited for the children's start-up lines, and an idle stack is quiet.
+    banner = log.index("hsts-orchestrator is up")
+    assert all(log.index(f"[{name}]") < banner for name in ("api", "worker", "beat", "flower"))
+    assert "Sending due task" not in log and "orchestrator.poll_all[" not in log
 
-    result = cli(
-        "jobs", "submit", "--from", "node-a:outgoing", "--to", "node-b:incoming", "--watch",
-        env=stack.client_env(),
+    # "Try it" as printed, in a new shell: no ORCH_* variable, no virtualenv on PATH, elsewhere.
+    lines = stack.try_it()
+    submit = next(line for line in lines if "jobs submit" in line)
+    assert submit.endswith(
+        "hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch"
+    )
+    venv_bin = str(Path(sys.executable).parent)
+    path = ":".join(p for p in os.environ["PATH"].split(":") if p != venv_bin)
+    shell = subprocess.run(
+        ["bash", "-c", " && ".join(lines[: lines.index(submit) + 1])],
+        env=clean_env(PATH=path), cwd="/", capture_output=True, text=True, timeout=120,
+        check=False,
     )  # fmt: skip
+    result = Result(shell.returncode, shell.stdout, shell.stderr)
     assert result.code == 0, result.output
     assert re.search(r"job \S+ completed: 6 file\(s\)", result.stdout), result.output
 
@@ -53,11 +71,55 @@ def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: U
     listed = cli("jobs", "list", "--state", "completed", env=stack.client_env())
     assert listed.code == 0, listed.output
     job_id = re.search(r"job (\S+) completed", result.stdout).group(1)  # type: ignore[union-attr]
-    assert job_id in listed.stdout
+    assert job_id[:8] in listed.stdout  # a table shows short ids
     shown = cli("jobs", "show", job_id, env=stack.client_env())
     assert shown.code == 0, shown.output
     assert "completed" in shown.stdout
     assert "attempts" in shown.stdout and "events" in shown.stdout
+
+
+def test_the_banner_comes_again_on_sigusr1(stack: UpStack) -> None:
+    shown = stack.log().count("hsts-orchestrator is up")
+    stack.process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 20
+    while stack.log().count("hsts-orchestrator is up") == shown:
+        assert time.monotonic() < deadline, stack.tail()
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def here(
+    stack: UpStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Result]:
+    """The CLI's main() in this process (no interpreter start) with the banner's settings."""
+    monkeypatch.setenv("ORCH_API_URL", stack.api_url)
+    monkeypatch.setenv("ORCH_API_TOKEN", stack.token)
+
+    def run(*args: str) -> Result:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def test_tables_fit_80_columns_and_json_is_the_apis_answer(
+    stack: UpStack, here: Callable[..., Result]
+) -> None:
+    deep = "outgoing/" + "a-folder-whose-name-goes-on-and-on/" * 3 + "end"
+    job_id = here("jobs", "submit", "--from", f"node-a:{deep}", "--to", "node-b:in", "-q").stdout
+    job_id = job_id.strip()
+    narrow = cli("jobs", "list", env=stack.client_env(COLUMNS="80"))  # a pipe, 80 columns
+    assert narrow.code == 0, narrow.output
+    row = next(line for line in narrow.stdout.splitlines() if line.startswith(job_id[:8]))
+    assert re.search(r"node-a:outg\S*…", row) and deep not in narrow.stdout, narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
+    wide = here("jobs", "list", "--wide")
+    (row,) = [line for line in wide.stdout.splitlines() if line.startswith(job_id)]
+    assert f"node-a:{deep}" in row
+    page = json.loads(here("jobs", "list", "-o", "json").stdout)
+    (job,) = [item for item in page["items"] if item["id"] == job_id]
+    assert job["source_paths"] == [deep] and "next_cursor" in page
 
 
 def test_the_embedded_broker_needs_its_password_and_the_data_dir_is_private(
@@ -87,6 +149,7 @@ def test_the_embedded_broker_needs_its_password_and_the_data_dir_is_private(
     assert password not in log, "masked in every line and banner of up"
     assert stat.S_IMODE(stack.data_dir.stat().st_mode) == 0o700
     private = [password_file, stack.data_dir / "secret.key", stack.data_dir / "redis/redis.conf"]
+    private.append(stack.data_dir / "demo.env")  # the API token and the broker's password
     private += list(stack.data_dir.glob("orchestrator.db*"))  # the database, its WAL and shm
     for path in private:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -253,7 +316,9 @@ def test_nodes_apply_registers_and_updates_from_a_yaml_file(stack: UpStack, tmp_
         assert "canary-apply-secret" not in result.output
 
 
-def test_schedules_commands_replicate_incrementally(stack: UpStack, tmp_path: Path) -> None:
+def test_schedules_commands_replicate_incrementally(
+    stack: UpStack, tmp_path: Path, here: Callable[..., Result]
+) -> None:
     env = stack.client_env()
     added = cli(
         "schedules", "add", "demo-mirror", "--from", "node-a:outgoing",
@@ -275,6 +340,13 @@ def test_schedules_commands_replicate_incrementally(stack: UpStack, tmp_path: Pa
     assert "nothing to move (6 file(s) already up to date)" in second.stdout, second.output
     listed = cli("schedules", "list", env=env)
     assert re.search(r"demo-mirror\s+ok\s+every 1h", listed.stdout), listed.stdout
+    runs = json.loads(here("jobs", "list", "--schedule", "demo-mirror", "-o", "json").stdout)
+    assert [job["labels"]["schedule"] for job in runs["items"]] == ["demo-mirror"] * 2
+    twice = here(
+        "schedules", "add", "demo-mirror", "--from", "node-a:outgoing", "--to", "node-b:x",
+        "--every", "1h",
+    )  # fmt: skip
+    assert twice.code == 1 and "schedules change demo-mirror" in twice.stderr, twice.output
     shown = cli("schedules", "show", "demo-mirror", env=env)
     assert "2 ok in a row" in shown.stdout and "manual" in shown.stdout, shown.stdout
     changed = cli(

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from orchestrator.bootstrap import opened
+from orchestrator.cli import demo, main
+from orchestrator.cli.local import local_settings
+from orchestrator.services.tokens import authenticate
 
 
 @pytest.fixture
@@ -34,7 +39,7 @@ def test_tokens_are_listed_without_secrets_and_revoked_by_id(
     assert main(["token", "create", "--name", "me"]) == 0
     capsys.readouterr()
 
-    assert main(["token", "list", "--json"]) == 0
+    assert main(["token", "list", "-o", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     ci = next(t for t in listed if t["name"] == "ci")
     assert ci["scopes"] == ["submit"] and ci["state"] == "active" and ci["expires_at"]
@@ -65,3 +70,23 @@ def test_a_bad_expiry_or_name_is_a_usage_error(
 ) -> None:
     assert main(["token", "create", "--name", "x", *args]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_the_demo_token_is_kept_across_runs_unless_a_new_one_is_asked(data_dir: Path) -> None:
+    env_file = data_dir / demo.ENV_FILE
+    with opened(local_settings()) as ctx:
+        first, fresh = demo.demo_token(ctx, demo.previous_token(env_file), new=False)
+        assert fresh
+        demo.write_env_file(
+            env_file, api_url="http://127.0.0.1:8000", token=first, broker_url="redis://x"
+        )
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+        assert demo.demo_token(ctx, demo.previous_token(env_file), new=False) == (first, False)
+        second, fresh = demo.demo_token(ctx, demo.previous_token(env_file), new=True)
+        assert fresh and second != first
+        assert authenticate(ctx, first) is None, "the earlier demo token is revoked"
+    sourced = subprocess.run(
+        ["bash", "-c", f"source {env_file} && echo $ORCH_API_URL $ORCH_API_TOKEN"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert sourced.stdout.split() == ["http://127.0.0.1:8000", first]

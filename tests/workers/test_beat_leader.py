@@ -14,14 +14,14 @@ from tests.support.processes import CeleryProcess, wait_for
 from tests.workers.conftest import Rig
 from workers.leader import LEADER_KEY
 
-SENDS = re.compile(r"Scheduler: Sending due task")
+SENDS = re.compile(r"Scheduler: Sending due task")  # DEBUG: clockwork is quiet at INFO
 
 
 def sends(beat: CeleryProcess) -> int:
     return len(SENDS.findall(beat.log_text()))
 
 
-@pytest.mark.rig(settings={"beat_leader_seconds": 3.0})
+@pytest.mark.rig(settings={"beat_leader_seconds": 3.0, "log_level": "DEBUG"})
 def test_a_standby_beat_sends_nothing_until_the_leader_dies_then_takes_over(rig: Rig) -> None:
     second = rig.processes.beat("beat2")
     rig.worker()
