@@ -1,4 +1,5 @@
-"""The /metrics collector: every family is read when Prometheus scrapes, nothing is kept here.
+"""The /metrics collector: every family is read when Prometheus scrapes; only the sums over a
+long history are kept between scrapes (metrics/history.py says when).
 
 Work happens in worker processes on many hosts, so counters in the API process would be
 wrong: job, transfer and poll figures come from the database, queue depth and node API
@@ -32,6 +33,7 @@ from orchestrator.services.nodes.calls import read_totals, redis_connector
 from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.services.views import throughput
 from orchestrator.services.views.metrics import broker, queries
+from orchestrator.services.views.metrics.history import HistorySums, history_of
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,9 @@ class OrchestratorCollector(Collector):
             labels=["source"],
         )
         try:
+            history = history_of(self._sessions).sums()
             with self._sessions() as session:
-                families = database_families(session, self._clock())
+                families = database_families(session, self._clock(), history)
             up.add_metric(["database"], 1)
             yield from families
         except SQLAlchemyError as exc:
@@ -87,8 +90,9 @@ class OrchestratorCollector(Collector):
         )
 
 
-def database_families(session: Session, now: datetime) -> list[Metric]:
-    """Jobs, bytes and files per node pair, durations, poll freshness and retries."""
+def database_families(session: Session, now: datetime, history: HistorySums) -> list[Metric]:
+    """Jobs, bytes and files per node pair, durations, poll freshness and retries; the sums
+    over ended jobs and transfers come from ``history``."""
     names = queries.node_names(session)
 
     def name(node_id: int) -> str:
@@ -96,7 +100,10 @@ def database_families(session: Session, now: datetime) -> list[Metric]:
 
     jobs = _filled(
         GaugeMetricFamily(f"{P}_jobs", "Jobs in each state now.", labels=["state"]),
-        (((state,), n) for state, n in queries.jobs_by_state(session).items()),
+        (
+            ((state,), n)
+            for state, n in (queries.live_jobs_by_state(session) | history.ended_jobs).items()
+        ),
     )
 
     pair = ["source", "destination"]
@@ -115,14 +122,14 @@ def database_families(session: Session, now: datetime) -> list[Metric]:
         "Ended jobs, from creation to their final state, by that state.",
         labels=["state"],
     )
-    for state, h in queries.job_durations(session).items():
+    for state, h in history.job_durations.items():
         job_seconds.add_metric([state], h.buckets(), h.total)
     transfer_seconds = HistogramMetricFamily(
         f"{P}_transfer_duration_seconds",
         "Ended node transfers (attempts), from their start on the node to their end.",
         labels=[*pair, "status"],
     )
-    for (source, destination, status), h in queries.transfer_durations(session).items():
+    for (source, destination, status), h in history.transfer_durations.items():
         transfer_seconds.add_metric([name(source), name(destination), status], h.buckets(), h.total)
 
     return [
@@ -132,7 +139,7 @@ def database_families(session: Session, now: datetime) -> list[Metric]:
         job_seconds,
         transfer_seconds,
         *_poll_families(session, now, name),
-        _retries(session),
+        _retries(history.retries),
     ]
 
 
@@ -176,14 +183,14 @@ def _poll_families(
     return [lag, open_transfers, last_ok, failing, retention]
 
 
-def _retries(session: Session) -> CounterMetricFamily:
+def _retries(by_class: dict[str, int]) -> CounterMetricFamily:
     retries = CounterMetricFamily(
         f"{P}_retries",
         "New attempts of a job, by why the attempt before ended (ascp error class, "
         "submission, lost, or the node status).",
         labels=["error_class"],
     )
-    counts = dict.fromkeys(RETRY_CLASSES, 0) | queries.retries_by_class(session)
+    counts = dict.fromkeys(RETRY_CLASSES, 0) | by_class
     return _filled(retries, (((name,), n) for name, n in counts.items()))
 
 

@@ -56,10 +56,22 @@ def node_names(session: Session) -> dict[int, str]:
     return {int(i): str(n) for i, n in session.execute(select(NodeRow.id, NodeRow.name))}
 
 
-def jobs_by_state(session: Session) -> dict[str, int]:
-    """How many jobs are in each state now (every state listed, zeros included)."""
-    counts = dict.fromkeys((s.value for s in JobState), 0)
-    for state, n in session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)):
+def live_jobs_by_state(session: Session) -> dict[str, int]:
+    """How many jobs are in each state a job can still leave (an index range per state)."""
+    live = [s.value for s in JobState if s not in TERMINAL_STATES]
+    counts = dict.fromkeys(live, 0)
+    query = select(JobRow.state, func.count()).where(JobRow.state.in_(live))
+    for state, n in session.execute(query.group_by(JobRow.state)):
+        counts[str(state)] = int(n)
+    return counts
+
+
+def ended_jobs_by_state(session: Session) -> dict[str, int]:
+    """How many jobs ended in each way (these grow with history)."""
+    ended = [s.value for s in TERMINAL_STATES]
+    counts = dict.fromkeys(ended, 0)
+    query = select(JobRow.state, func.count()).where(JobRow.state.in_(ended))
+    for state, n in session.execute(query.group_by(JobRow.state)):
         counts[str(state)] = int(n)
     return counts
 
