@@ -69,6 +69,8 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     source_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
     source_paths: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # The same paths one a line, so a path search is a LIKE on any database.
+    source_paths_text: Mapped[str | None] = mapped_column(Text())
     destination_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
     destination_path: Mapped[str] = mapped_column(String(1024))
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -153,6 +153,7 @@ class JobFilter:
     label: tuple[str, str] | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    path: str | None = None  # a part of a source path or of the destination path, any case
 
 
 def _rows(
@@ -175,6 +176,11 @@ def _rows(
         query = query.where(JobRow.created_at >= where.created_after)
     if where.created_before:
         query = query.where(JobRow.created_at < where.created_before)
+    if where.path:
+        query = query.where(
+            JobRow.source_paths_text.icontains(where.path, autoescape=True)
+            | JobRow.destination_path.icontains(where.path, autoescape=True)
+        )
     if cursor:
         created, job_id = _decode_cursor(cursor)
         query = query.where(
