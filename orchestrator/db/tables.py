@@ -103,6 +103,10 @@ class JobRow(Base):
     # sent it (None: the queue or a schedule). A key reused otherwise is refused.
     request_digest: Mapped[str | None] = mapped_column(String(64))
     created_by_token: Mapped[int | None] = mapped_column(Integer)
+    # A person has seen this failure: the dashboard's verdict no longer counts it. A retry
+    # clears it, so the next failure is news again.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class JobLabelRow(Base):

@@ -29,6 +29,7 @@ from orchestrator.services.views.nodes import list_nodes
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+NO_SUCH_JOB = "No such job"
 
 
 def _job_page(
@@ -41,11 +42,19 @@ def _job_page(
         job_id = resolve_job_id(ctx, given)
     except JobNotFound as exc:
         return console_page(
-            request, ctx, caller, "missing.html", status.HTTP_404_NOT_FOUND, text=exc
+            request,
+            ctx,
+            caller,
+            "notice.html",
+            status.HTTP_404_NOT_FOUND,
+            heading=NO_SUCH_JOB,
+            text=exc,
         )
     except JobRejected as exc:
         code = status.HTTP_422_UNPROCESSABLE_CONTENT
-        return console_page(request, ctx, caller, "missing.html", code, text=exc)
+        return console_page(
+            request, ctx, caller, "notice.html", code, heading=NO_SUCH_JOB, text=exc
+        )
     job = show_job(ctx, job_id)
     files = None if files_offset is None else job_files(ctx, job_id, offset=files_offset)
     return console_page(request, ctx, caller, "job.html", job=job, files=files)

@@ -181,6 +181,19 @@ def rate(job_id: JobIdDep, body: RateChange, ctx: ContextDep, _: SubmitDep) -> J
 
 
 @router.post(
+    "/{job_id}/acknowledge",
+    response_model=JobDetail,
+    responses=ERRORS,
+    summary="Acknowledge a failure",
+)
+def acknowledge(job_id: JobIdDep, ctx: ContextDep, caller: SubmitDep) -> JobDetail:
+    """Mark a failed or flagged job as seen: the dashboard's verdict stops counting it (until
+    a retry fails again). Acknowledging twice changes nothing."""
+    control.acknowledge_job(ctx, job_id, caller.name)
+    return job_detail(ctx, job_id)
+
+
+@router.post(
     "/{job_id}/priority", response_model=JobDetail, responses=ERRORS, summary="Change priority"
 )
 def priority(job_id: JobIdDep, body: PriorityChange, ctx: ContextDep, _: SubmitDep) -> JobDetail:

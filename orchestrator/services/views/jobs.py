@@ -55,6 +55,8 @@ class JobView:
     state_changed_at: datetime
     finished_at: datetime | None
     next_attempt_at: datetime | None  # while waiting to retry
+    acknowledged_at: datetime | None  # a person has seen this failure (by whom: the token)
+    acknowledged_by: str | None
     attempt_list: list[AttemptRow] = field(default_factory=list)
     events: list[JobEventRow] = field(default_factory=list)
 
@@ -104,6 +106,8 @@ def project(job: JobRow, names: dict[int, str]) -> JobView:
         state_changed_at=job.state_changed_at,
         finished_at=job.finished_at,
         next_attempt_at=job.next_attempt_at if job.state == JobState.RETRY_WAIT else None,
+        acknowledged_at=job.acknowledged_at,
+        acknowledged_by=job.acknowledged_by,
     )
 
 
