@@ -13,7 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
 from orchestrator.api.gate import RequestGate
-from orchestrator.api.routes import dashboard, health, jobs, nodes, schedules, tokens
+from orchestrator.api.routes import (
+    dashboard,
+    health,
+    job_actions,
+    job_pages,
+    jobs,
+    nodes,
+    schedules,
+    tokens,
+)
 from orchestrator.api.routes.metrics import router as metrics_router
 from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
 from orchestrator.logsetup import redact
@@ -55,6 +64,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(dashboard.router)
+    app.include_router(job_pages.router)
+    app.include_router(job_actions.router)
     _error_handlers(app)
     return app
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from orchestrator.domain.ascp import explain
+from orchestrator.domain.states import FAILED_ENDS, POSTED, JobState
 from orchestrator.services.views.throughput import Minute
 
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
@@ -134,7 +136,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(size=size, rate=rate, clock=clock, relative=relative, utc=utc)
-    env.globals.update(chart=chart)
+    env.globals.update(
+        chart=chart, explain=explain, S=JobState, FAILED_ENDS=FAILED_ENDS, POSTED=POSTED
+    )
     return env
 
 

@@ -101,6 +101,10 @@ class JobOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    acknowledged_at: datetime | None = Field(
+        default=None, description="when a person acknowledged this failure (cleared by a retry)"
+    )
+    acknowledged_by: str | None = Field(default=None, description="the name of their token")
 
 
 class JobDetail(JobOut):

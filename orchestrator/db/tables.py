@@ -72,6 +72,8 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     source_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
     source_paths: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # The same paths one a line, so a path search is a LIKE on any database.
+    source_paths_text: Mapped[str | None] = mapped_column(Text())
     destination_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
     destination_path: Mapped[str] = mapped_column(String(1024))
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -104,6 +106,10 @@ class JobRow(Base):
     # sent it (None: the queue or a schedule). A key reused otherwise is refused.
     request_digest: Mapped[str | None] = mapped_column(String(64))
     created_by_token: Mapped[int | None] = mapped_column(Integer)
+    # A person has seen this failure: the dashboard's verdict no longer counts it. A retry
+    # clears it, so the next failure is news again.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class JobLabelRow(Base):

@@ -130,3 +130,48 @@ def classify(code: int, text: str = "") -> ErrorClass:
     if code in _CONFIGURATION_CODES:
         return ErrorClass.CONFIGURATION
     return ErrorClass.PERMANENT
+
+
+# What a person should do about each class (docs/operations.md, "Transfer errors").
+_ADVICE = {
+    ErrorClass.RETRYABLE: (
+        "A new attempt starts after a back-off while attempts are left. If it keeps failing, "
+        "check the network between the two nodes (FASP, TCP/UDP 33001 by default) and their "
+        "disks."
+    ),
+    ErrorClass.CONFIGURATION: (
+        "A person must change something: fix the path, the rights, the disk space or the "
+        "transfer user's token set-up (token_encryption_key on the destination), then retry."
+    ),
+    ErrorClass.PERMANENT: (
+        "The transfer cannot succeed as asked (wrong kind of path, license, encryption "
+        "settings): read the node's text, change the job or the node, then submit or retry."
+    ),
+    ErrorClass.UNEXPLAINED: (
+        "The node gave no reason. Look at the destination (what arrived?) and at the source "
+        "node's transfer, then retry (files already there are skipped or resumed) or cancel."
+    ),
+}
+
+
+def advice(error_class: ErrorClass) -> str:
+    """What to do about an error of this class, in a sentence or two."""
+    return _ADVICE[error_class]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """A transfer error as a person reads it: the code's row, its class and what to do."""
+
+    code: int
+    mnemonic: str
+    meaning: str
+    error_class: ErrorClass
+    advice: str
+
+
+def explain(code: int, text: str = "") -> Explanation:
+    """The code's name and meaning, its class, and the advice for that class."""
+    row = describe(code)
+    kind = classify(code, text)
+    return Explanation(code, row.mnemonic, row.meaning, kind, advice(kind))

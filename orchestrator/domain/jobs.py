@@ -13,13 +13,16 @@ Cipher = Literal["none", "aes-128", "aes-192", "aes-256", "aes-128-cfb", "aes-19
                  "aes-256-cfb", "aes-128-gcm", "aes-192-gcm", "aes-256-gcm"]  # fmt: skip
 
 
+MAX_RATE_KBPS = 100_000_000  # 100 Gbit/s: more than any FASP link
+
+
 class TransferOptions(BaseModel):
     """Transfer spec options a job may set, with the values the Node API allows (§3.2)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    target_rate_kbps: int | None = Field(default=None, ge=1, le=100_000_000)
-    min_rate_kbps: int | None = Field(default=None, ge=0, le=100_000_000)
+    target_rate_kbps: int | None = Field(default=None, ge=1, le=MAX_RATE_KBPS)
+    min_rate_kbps: int | None = Field(default=None, ge=0, le=MAX_RATE_KBPS)
     rate_policy: Literal["low", "fair", "high", "fixed"] | None = None
     cipher: Cipher | None = None
     overwrite: Literal["never", "always", "diff", "older", "diff+older"] | None = None

@@ -223,6 +223,20 @@ class FileEntry(BaseModel):
     modified_at: datetime | None = None
 
 
+class TransferFile(BaseModel):
+    """One file of a node transfer, as its files[] list reports it (node-api.md §5.1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    status: str  # transferring | completed | failed, as the node spells it
+    size: int = 0
+    bytes_written: int = 0
+    start_byte: int = 0  # above 0: the file resumed from there
+    error_code: int = 0
+    error_text: str = ""
+
+
 class NodeInfo(BaseModel):
     """What GET /info says about a node (node-api.md §7.1)."""
 

@@ -19,6 +19,7 @@ from orchestrator.domain.transfers import (
     FeedPage,
     FileEntry,
     NodeInfo,
+    TransferFile,
     TransferSnapshot,
     TransferSpec,
     TransferStatus,
@@ -315,6 +316,20 @@ class NodeClient:
             return WireTransfer.model_validate(body).to_snapshot()
         except ValidationError as exc:
             raise self._protocol_error("get_transfer", _fields(exc)) from None
+
+    def transfer_files(self, remote_id: str) -> list[TransferFile]:
+        """GET /ops/transfers/{id} without a view: the transfer's files[] (node-api.md §5.1),
+        as many as the node's own caps let it report."""
+        _, body = self._call(
+            "GET", f"/ops/transfers/{_segment(remote_id)}", "transfer_files", route=_BY_ID
+        )
+        if body is None or body == {}:
+            return []
+        try:
+            files = WireTransfer.model_validate(body).files or []
+        except ValidationError as exc:
+            raise self._protocol_error("transfer_files", _fields(exc)) from None
+        return [f.to_file() for f in files]
 
     def iter_transfer_pages(
         self,

@@ -16,6 +16,7 @@ from orchestrator.domain.transfers import (
     FileEntry,
     NodeInfo,
     TransferFailure,
+    TransferFile,
     TransferSnapshot,
     TransferStatus,
 )
@@ -124,6 +125,20 @@ class WireFile(_Wire):
     error_code: LenientInt = 0
     error_desc: str | None = None
     error_description: str | None = None
+    start_byte: LenientInt = 0
+
+    def to_file(self) -> TransferFile:
+        """Our view of this file; "No error" is the node's way of saying there is none."""
+        text = self.error_description or self.error_desc or ""
+        return TransferFile(
+            path=self.path or "",
+            status=(self.status or "unknown").lower(),
+            size=self.size,
+            bytes_written=self.bytes_written,
+            start_byte=self.start_byte,
+            error_code=self.error_code,
+            error_text="" if text.strip().lower() == "no error" else text,
+        )
 
 
 class WireStartSpec(_Wire):

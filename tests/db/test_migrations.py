@@ -42,7 +42,7 @@ def test_the_dispatch_lock_row_is_there_before_the_first_dispatch(database_url: 
         engine.dispose()
 
 
-def test_0007_indexes_the_labels_of_existing_jobs(database_url: str) -> None:
+def test_0007_and_0009_index_the_labels_and_paths_of_existing_jobs(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         downgrade(engine, "base")
@@ -57,23 +57,39 @@ def test_0007_indexes_the_labels_of_existing_jobs(database_url: str) -> None:
                 ),
                 {"blob": b"x", "at": "2026-01-01 00:00:00+00:00"},
             )
-            for job_id, labels in (("j1", '{"team": "media", "k": "v"}'), ("j2", "{}")):
+            old_jobs = (
+                (
+                    "j1",
+                    '{"team": "media", "k": "v"}',
+                    '[{"source": "a/b"}, {"source": "\u00e9t\u00e9"}]',
+                ),
+                ("j2", "{}", "[]"),
+            )
+            for job_id, labels, paths in old_jobs:
                 conn.execute(
                     text(
                         "INSERT INTO jobs (id, source_node_id, source_paths, "
                         "destination_node_id, destination_path, options, priority, labels, "
                         "state, attempt_count, max_attempts, cancel_requested, "
                         "bytes_transferred, files_completed, created_at, updated_at, "
-                        "state_changed_at, submit_failures, source_root) VALUES (:id, 1, '[]', "
+                        "state_changed_at, submit_failures, source_root) VALUES (:id, 1, :paths, "
                         "1, '/x', '{}', 0, :labels, 'queued', 0, 3, false, 0, 0, :at, :at, "
                         ":at, 0, '/')"
                     ),
-                    {"id": job_id, "labels": labels, "at": "2026-01-01 00:00:00+00:00"},
+                    {
+                        "id": job_id,
+                        "labels": labels,
+                        "paths": paths,
+                        "at": "2026-01-01 00:00:00+00:00",
+                    },
                 )
         upgrade(engine)
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT job_id, key, value FROM job_labels")).all()
         assert sorted(tuple(r) for r in rows) == [("j1", "k", "v"), ("j1", "team", "media")]
+        with engine.connect() as conn:
+            texts = dict(conn.execute(text("SELECT id, source_paths_text FROM jobs")).all())
+        assert texts == {"j1": "a/b\nété", "j2": ""}, "one path a line, for the path search"
     finally:
         with engine.begin() as conn:
             for table in ("job_labels", "jobs", "nodes"):

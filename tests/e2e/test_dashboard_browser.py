@@ -6,62 +6,17 @@ reload; screenshots are kept in ``artifacts/``.
 
 from __future__ import annotations
 
-import shutil
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
 from orchestrator.services.tokens import Scope, create_token
-from tests.support.processes import REPO_ROOT, ManagedProcess, free_port, wait_for
+from tests.e2e.conftest import ARTIFACTS, CHROMIUM, NEEDS_CHROMIUM, watched_page
 from tests.workers.conftest import Rig, spec_for
-from tests.workers.conftest import rig as rig  # the fixture, for this module
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = REPO_ROOT / "artifacts"
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(240),
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="no chromium on PATH: `make browser` (or apt-get install chromium) installs it",
-    ),
-]
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """SQLite only: what the browser sees does not depend on the database."""
-    return f"sqlite:///{tmp_path / 'orchestrator.db'}"
-
-
-@pytest.fixture
-def api_url(rig: Rig) -> str:
-    """`hsts-orchestrator api` as a process of the rig, on a free loopback port."""
-    port = free_port()
-    process = ManagedProcess(
-        "api",
-        [sys.executable, "-m", "orchestrator.cli", "api", "--port", str(port)],
-        rig.workdir / "api.log",
-        rig.processes.env,
-    )
-    rig.processes.add(process)
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.alive, process.tail()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, timeout=60, what="the API answers")
-    return url  # the rig kills it with its other processes
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240), NEEDS_CHROMIUM]
 
 
 def test_a_job_is_seen_moving_then_completed_without_a_reload(rig: Rig, api_url: str) -> None:
@@ -79,16 +34,7 @@ def test_a_job_is_seen_moving_then_completed_without_a_reload(rig: Rig, api_url:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning")
-                    else None
-                ),
-            )
+            page = watched_page(browser, problems)
 
             # Sign in with the token, as an operator pastes it.
             page.goto(f"{api_url}/")

@@ -139,6 +139,20 @@ def test_file_error_text_under_either_name() -> None:
     assert transfer.files is not None
     assert transfer.files[0].error_description == "gone"
     assert transfer.files[1].error_desc == "gone too"
+    texts = [f.to_file().error_text for f in transfer.files]
+    assert texts == ["gone", "gone too", ""]
+
+
+def test_the_full_transfer_object_lists_its_files() -> None:
+    transfer = WireTransfer.model_validate(load("f8_transfer_full"))
+    (item,) = [f.to_file() for f in transfer.files or []]
+    assert (item.path, item.status, item.size, item.bytes_written) == (
+        "/Upload/data_file.bin",
+        "completed",
+        26,
+        26,
+    )
+    assert item.error_code == 0 and item.error_text == ""
 
 
 def test_session_error_explains_a_transfer_without_its_own() -> None:

@@ -11,136 +11,86 @@ from __future__ import annotations
 
 from datetime import timedelta
 from importlib import resources
-from typing import Annotated
-from urllib.parse import parse_qs, urlsplit
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from orchestrator.api import render
 from orchestrator.api.deps import ContextDep
-from orchestrator.api.gate import FORM_MAX_BODY
-from orchestrator.domain.states import UNDER_WAY, JobState
-from orchestrator.services.context import ServiceContext
-from orchestrator.services.tokens import (
-    Caller,
-    Scope,
-    authenticate,
-    close_session,
-    open_session,
-    session_caller,
+from orchestrator.api.web import (
+    COOKIE,
+    caller_of,
+    console_page,
+    csrf_token,
+    field,
+    form_fields,
+    html,
+    presented,
+    same_origin,
 )
+from orchestrator.domain.states import UNDER_WAY
+from orchestrator.services.context import ServiceContext
+from orchestrator.services.tokens import Scope, authenticate, close_session, open_session
 from orchestrator.services.views.overview import dashboard
 
 router = APIRouter(include_in_schema=False)
 
-COOKIE = "hso_dashboard"
 REFRESH_MS = 2000
 STATIC = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
     "favicon.svg": "image/svg+xml",
 }
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-
-
-def _bearer(request: Request) -> str | None:
-    """The token of the Authorization header."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-def _presented(request: Request) -> str | None:
-    """What the caller presents: a token in the Authorization header, else a session cookie."""
-    return _bearer(request) or request.cookies.get(COOKIE) or None
-
-
-def _caller(request: Request, ctx: ServiceContext) -> Caller | None:
-    token = _bearer(request)
-    if token is not None:
-        caller = authenticate(ctx, token)
-    else:
-        cookie = request.cookies.get(COOKIE)
-        caller = session_caller(ctx, cookie) if cookie else None
-    return caller if caller is not None and caller.allows(Scope.READ) else None
-
-
-def _html(body: str, code: int = status.HTTP_200_OK) -> HTMLResponse:
-    return HTMLResponse(body, status_code=code, headers=HEADERS)
 
 
 def _sign_in(message: str | None, code: int) -> HTMLResponse:
-    answer = _html(render.page("sign_in.html", message=message), code)
+    answer = html(render.page("sign_in.html", message=message), code)
     answer.delete_cookie(COOKIE, path="/")
     return answer
 
 
-def _panels_values(ctx: ServiceContext) -> dict[str, object]:
-    return {
-        "overview": dashboard(ctx),
-        "S": JobState,
-        "ACTIVE": UNDER_WAY,
-        "refresh_ms": REFRESH_MS,
-    }
+def _panels_values(ctx: ServiceContext) -> dict[str, Any]:
+    return {"overview": dashboard(ctx), "ACTIVE": UNDER_WAY, "refresh_ms": REFRESH_MS}
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, ctx: ContextDep) -> HTMLResponse:
     """The dashboard, or the sign-in form when the caller has no valid token."""
-    caller = _caller(request, ctx)
+    caller = caller_of(request, ctx)
     if caller is None:
-        if _presented(request):
+        if presented(request):
             return _sign_in(
                 "That session or token is not valid any more (signed out, expired, or its "
                 "token revoked); sign in again.",
                 status.HTTP_401_UNAUTHORIZED,
             )
         return _sign_in(None, status.HTTP_200_OK)
-    return _html(render.page("dashboard.html", token_name=caller.name, **_panels_values(ctx)))
+    return console_page(request, ctx, caller, "dashboard.html", **_panels_values(ctx))
 
 
 @router.get("/dashboard/panels", response_class=HTMLResponse)
 def panels(request: Request, ctx: ContextDep) -> HTMLResponse:
     """The dashboard's panels alone: what the page's script fetches every few seconds."""
-    if _caller(request, ctx) is None:
+    caller = caller_of(request, ctx)
+    if caller is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "sign in at / or give a valid API token: Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return _html(render.page("panels.html", **_panels_values(ctx)))
-
-
-def same_origin(request: Request) -> None:
-    """Refuse a form posted from another site (login CSRF), by Sec-Fetch-Site or Origin."""
-    site = request.headers.get("sec-fetch-site")
-    origin = request.headers.get("origin")
-    foreign = site not in (None, "same-origin", "none")
-    if origin and origin != "null":
-        foreign = foreign or urlsplit(origin).netloc != request.headers.get("host")
-    if foreign:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "forms are accepted from this site only")
+    body = render.page(
+        "panels.html",
+        can_act=caller.allows(Scope.SUBMIT),
+        csrf=csrf_token(presented(request) or ""),
+        **_panels_values(ctx),
+    )
+    return html(body)
 
 
 async def form_token(request: Request) -> str:
-    """The ``token`` field of a urlencoded form ('' when missing)."""
-    body = await request.body()  # the gate refuses (413) a form past FORM_MAX_BODY
-    if len(body) > FORM_MAX_BODY:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "token: the form is too large")
-    try:
-        fields = parse_qs(body.decode(), max_num_fields=10)
-    except (UnicodeDecodeError, ValueError):
-        return ""
-    return (fields.get("token") or [""])[0].strip()
+    """The ``token`` field of the sign-in form ('' when missing)."""
+    return field(await form_fields(request), "token")
 
 
 @router.post("/dashboard/sign-in", dependencies=[Depends(same_origin)])

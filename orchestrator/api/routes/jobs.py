@@ -112,6 +112,10 @@ def list_all(
             description="key=value",
         ),
     ] = None,
+    path: Annotated[
+        str | None,
+        Query(max_length=1024, description="part of a source or destination path, any case"),
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -126,6 +130,7 @@ def list_all(
         label=(label_pair[0], label_pair[1]) if label_pair else None,
         created_after=created_after,
         created_before=created_before,
+        path=path,
     )
     page = find_jobs(ctx, where, limit=limit, cursor=cursor)
     items = [JobOut.model_validate(vars(view)) for view in page.items]
@@ -172,6 +177,19 @@ def rate(job_id: JobIdDep, body: RateChange, ctx: ContextDep, _: SubmitDep) -> J
     control.change_rate(
         ctx, job_id, target_rate_kbps=body.target_rate_kbps, min_rate_kbps=body.min_rate_kbps
     )
+    return job_detail(ctx, job_id)
+
+
+@router.post(
+    "/{job_id}/acknowledge",
+    response_model=JobDetail,
+    responses=ERRORS,
+    summary="Acknowledge a failure",
+)
+def acknowledge(job_id: JobIdDep, ctx: ContextDep, caller: SubmitDep) -> JobDetail:
+    """Mark a failed or flagged job as seen: the dashboard's verdict stops counting it (until
+    a retry fails again). Acknowledging twice changes nothing."""
+    control.acknowledge_job(ctx, job_id, caller.name)
     return job_detail(ctx, job_id)
 
 

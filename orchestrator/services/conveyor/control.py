@@ -6,6 +6,8 @@ source); the poller then records the node's new status, so the database follows 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from orchestrator.db.tables import AttemptRow, JobRow
@@ -13,7 +15,7 @@ from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.states import BEFORE_NODE, FAILED_ENDS, POSTED, JobState
 from orchestrator.errors import NodeNotFound
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor.jobs import get_job
+from orchestrator.services.conveyor.jobs import JobNotFound, get_job
 from orchestrator.services.conveyor.transitions import InvalidTransition, move
 from orchestrator.services.events import record
 from orchestrator.taskqueue import TaskName
@@ -134,12 +136,55 @@ def retry_job(ctx: ServiceContext, job_id: str) -> None:
                 "finished_at": None,
                 "reason": None,
                 "next_attempt_at": None,
+                "acknowledged_at": None,  # a new failure is news again
+                "acknowledged_by": None,
             },
         )
         if moved is None:
             raise InvalidTransition("the job changed state meanwhile; look again")
         work.commit()
     ctx.enqueue(TaskName.DISPATCH)
+
+
+@dataclass(frozen=True)
+class BulkRetry:
+    """What a retry of several jobs did: the ids queued again, and why each other one was not."""
+
+    retried: list[str]
+    refused: dict[str, str]
+
+
+def retry_jobs(ctx: ServiceContext, job_ids: list[str]) -> BulkRetry:
+    """Retry each job on its own: one that cannot be retried does not hold the others back."""
+    retried: list[str] = []
+    refused: dict[str, str] = {}
+    for job_id in dict.fromkeys(job_ids):
+        try:
+            retry_job(ctx, job_id)
+        except (InvalidTransition, JobNotFound) as exc:
+            refused[job_id] = str(exc)
+        else:
+            retried.append(job_id)
+    return BulkRetry(retried, refused)
+
+
+def acknowledge_job(ctx: ServiceContext, job_id: str, by: str) -> bool:
+    """Mark a failed or flagged job as seen by ``by`` (the dashboard's verdict stops counting
+    it); False when it already was."""
+    with ctx.sessions() as session:
+        job = get_job(session, job_id)
+        if JobState(job.state) not in FAILED_ENDS:
+            raise InvalidTransition(
+                f"only failed or flagged jobs can be acknowledged, not {job.state}"
+            )
+        if job.acknowledged_at is not None:
+            return False
+        now = ctx.now()
+        job.acknowledged_at = now
+        job.acknowledged_by = by
+        record(session, job_id, "operator", f"failure acknowledged by {by}", at=now)
+        session.commit()
+    return True
 
 
 def _on_node(

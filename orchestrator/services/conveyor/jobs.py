@@ -124,6 +124,7 @@ def create_job(
             source_node_id=source.id,
             source_root=source.root_path,
             source_paths=[{"source": p} for p in spec.source_paths],
+            source_paths_text="\n".join(spec.source_paths),
             destination_node_id=destination.id,
             destination_path=destination_path,
             options=spec.options.model_dump(exclude_defaults=True),

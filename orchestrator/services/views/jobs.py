@@ -55,6 +55,8 @@ class JobView:
     state_changed_at: datetime
     finished_at: datetime | None
     next_attempt_at: datetime | None  # while waiting to retry
+    acknowledged_at: datetime | None  # a person has seen this failure (by whom: the token)
+    acknowledged_by: str | None
     attempt_list: list[AttemptRow] = field(default_factory=list)
     events: list[JobEventRow] = field(default_factory=list)
 
@@ -104,6 +106,8 @@ def project(job: JobRow, names: dict[int, str]) -> JobView:
         state_changed_at=job.state_changed_at,
         finished_at=job.finished_at,
         next_attempt_at=job.next_attempt_at if job.state == JobState.RETRY_WAIT else None,
+        acknowledged_at=job.acknowledged_at,
+        acknowledged_by=job.acknowledged_by,
     )
 
 
@@ -153,6 +157,7 @@ class JobFilter:
     label: tuple[str, str] | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    path: str | None = None  # a part of a source path or of the destination path, any case
 
 
 def _rows(
@@ -175,6 +180,11 @@ def _rows(
         query = query.where(JobRow.created_at >= where.created_after)
     if where.created_before:
         query = query.where(JobRow.created_at < where.created_before)
+    if where.path:
+        query = query.where(
+            JobRow.source_paths_text.icontains(where.path, autoescape=True)
+            | JobRow.destination_path.icontains(where.path, autoescape=True)
+        )
     if cursor:
         created, job_id = _decode_cursor(cursor)
         query = query.where(

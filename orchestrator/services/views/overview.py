@@ -62,7 +62,8 @@ class Overview:
 
     now: datetime
     counts: dict[str, int]
-    failed_last_day: int
+    failed_last_day: int  # not acknowledged yet
+    attention_open: int  # NEEDS_ATTENTION jobs not acknowledged yet
     active: list[JobView]
     queued: list[JobView]
     problems: list[JobView]
@@ -109,7 +110,7 @@ class Overview:
             for s in self.schedules
             if s.health == "stalled"
         ]
-        if attention := self.count(S.NEEDS_ATTENTION):
+        if attention := self.attention_open:
             warn.append(f"{attention} job(s) need attention")
         if retrying := self.count(S.RETRY_WAIT):
             warn.append(f"{retrying} job(s) wait to retry")
@@ -142,14 +143,10 @@ def overview(session: Session, now: datetime, *, poll_interval: float) -> Overvi
     return Overview(
         now=now,
         counts=counts,
-        failed_last_day=int(
-            session.scalar(
-                select(func.count())
-                .select_from(JobRow)
-                .where(JobRow.state == S.FAILED, JobRow.state_changed_at >= now - timedelta(1))
-            )
-            or 0
+        failed_last_day=_unacknowledged(
+            session, JobRow.state == S.FAILED, JobRow.state_changed_at >= now - timedelta(1)
         ),
+        attention_open=_unacknowledged(session, JobRow.state == S.NEEDS_ATTENTION),
         active=_jobs(session, names, UNDER_WAY, "active", JobRow.created_at, JobRow.id),
         queued=_jobs(
             session, names, (S.QUEUED,), "queued", JobRow.priority.desc(), JobRow.created_at
@@ -160,6 +157,12 @@ def overview(session: Session, now: datetime, *, poll_interval: float) -> Overvi
         minutes=_minutes(session, now, since),
         schedules=list_schedule_views(session, now),
     )
+
+
+def _unacknowledged(session: Session, *where: Any) -> int:
+    """How many jobs match and nobody acknowledged."""
+    query = select(func.count()).select_from(JobRow).where(*where)
+    return int(session.scalar(query.where(JobRow.acknowledged_at.is_(None))) or 0)
 
 
 def _jobs(

@@ -1,0 +1,28 @@
+"""jobs.acknowledged_at and acknowledged_by: a person has seen this failure
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-29 02:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("acknowledged_by", sa.String(length=128), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("acknowledged_by")
+        batch_op.drop_column("acknowledged_at")
