@@ -91,8 +91,15 @@ class JobOut(BaseModel):
     bytes_expected: int | None
     files_completed: int
     files_expected: int | None
+    files_skipped: int = Field(default=0, description="files already at the destination")
     rate_kbps: float | None
     eta_seconds: float | None = Field(description="time left at the current rate")
+    progress: str = Field(
+        default="",
+        description="what moved, in words (decimal sizes, rates in bits per second), e.g. "
+        "'42% · 1.50 MB of 3.60 MB · 3 of 10 files · at 12.0 Mbps' or "
+        "'up to date (6 files already there)'",
+    )
     waiting_reason: str | None = Field(description="why a queued job waits")
     reason: str | None = Field(description="why the job failed or needs attention")
     error_code: int | None = Field(description="the node's ascp error code")

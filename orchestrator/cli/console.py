@@ -8,6 +8,8 @@ from typing import NoReturn
 
 from rich.console import Console
 
+from orchestrator.domain import units
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -73,21 +75,10 @@ def say_error(message: str) -> None:
 
 
 def human_bytes(count: int | float | None) -> str:
-    """1536 -> '1.5 KB' (decimal units, as rates are)."""
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} PB"  # pragma: no cover
+    """1536 -> '1.54 KB' (decimal units, as the dashboard shows them)."""
+    return units.size(count, missing="?")
 
 
 def human_rate(kbps: float | None) -> str:
-    """A rate in kilobits per second as people read it."""
-    if not kbps:
-        return "-"
-    if kbps >= 1000:
-        return f"{kbps / 1000:.1f} Mbps"
-    return f"{kbps:.0f} kbps"
+    """A rate in kilobits per second as the dashboard shows it: '12.5 Mbps'."""
+    return units.bitrate(kbps, missing="-")

@@ -351,6 +351,8 @@ def _state_text(state: str) -> Text:
 
 
 def _progress(job: dict[str, Any]) -> str:
+    if job.get("progress"):
+        return str(job["progress"])  # the API's words: "up to date (6 files already there)"
     done = job.get("bytes_transferred") or 0
     total = job.get("bytes_expected")
     if total:

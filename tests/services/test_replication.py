@@ -283,7 +283,7 @@ def test_a_real_run_moves_only_what_changed(stack: Stack) -> None:
     assert (third.bytes_transferred, third.files_completed) == (0, 0)
     with stack.ctx.sessions() as session:
         said = [e.message for e in events_of(session, third.id) if e.to_state == "completed"]
-        assert "nothing to move" in said[0], said
+        assert "up to date (5 files already there)" in said[0], said
         view = schedule_view(session, get_schedule(session, spec.id), stack.ctx.now())
         assert [r.files_completed for r in view.runs] == [0, 2, 4]
         assert view.runs[0].files_skipped == 5
