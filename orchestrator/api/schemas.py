@@ -195,6 +195,21 @@ class NodeOut(BaseModel):
     enabled: bool
     last_poll_at: datetime | None = None
     last_error: str | None = None
+    reachable: bool | None = Field(
+        default=None,
+        description="whether the node answers, by the newer of its last poll and its last "
+        "health check; null until either happened",
+    )
+    reachable_as_of: datetime | None = Field(default=None, description="when that was learnt")
+    checked_at: datetime | None = Field(
+        default=None,
+        description="the last health check (ping and /info), sources and "
+        "destinations alike, every ORCH_NODE_CHECK_SECONDS",
+    )
+    version: str | None = Field(default=None, description="the node's version, from /info")
+    check_error: str | None = Field(
+        default=None, description="why the last health check found the node unreachable"
+    )
 
 
 class NodeCheckOut(BaseModel):
