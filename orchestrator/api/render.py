@@ -54,7 +54,7 @@ def relative(moment: datetime | None, now: datetime) -> str:
 
 def utc(moment: datetime | None) -> str:
     """A timestamp for a tooltip: '2026-11-23 11:22:13 UTC'."""
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return units.moment(moment)
 
 
 @dataclass(frozen=True)

@@ -59,14 +59,14 @@ def print_table(table: object) -> None:
 
 
 def when(text: str | None) -> str:
-    """An API timestamp in local time, to the second."""
+    """An API timestamp in UTC, as the dashboard shows it: '2026-11-23 11:22:13 UTC'."""
     if not text:
         return "-"
     try:
-        moment = datetime.fromisoformat(text)
+        at = datetime.fromisoformat(text)
     except ValueError:
         return text
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return units.moment(at)
 
 
 def say_error(message: str) -> None:

@@ -119,13 +119,25 @@ def add(
     )
 
 
+def _reachable(node: dict[str, Any]) -> str:
+    reachable = node.get("reachable")
+    return "unknown" if reachable is None else ("yes" if reachable else "no")
+
+
+def _error(node: dict[str, Any]) -> str:
+    return str(node.get("last_error") or node.get("check_error") or "")
+
+
 @app.command("list")
 def list_nodes(
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
-    """List registered nodes with their last poll and last error.
+    """List registered nodes: whether they answer, their version, last check and last poll.
+
+    Every enabled node is checked (ping and /info) every ORCH_NODE_CHECK_SECONDS, destinations
+    included; times are UTC. `nodes show NAME` has the rest of a node's settings.
 
     Example: hsts-orchestrator nodes list
     """
@@ -138,7 +150,9 @@ def list_nodes(
         out.print("no nodes registered (add one: hsts-orchestrator nodes add --help)")
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "URL", "AUTH", "ROOT", "OUT/IN", "ENABLED", "LAST POLL", "LAST ERROR"):
+    for column in (
+        "NAME", "URL", "ENABLED", "REACHABLE", "VERSION", "LAST CHECK", "LAST POLL", "ERROR"
+    ):  # fmt: skip
         table.add_column(column, overflow="fold")
     for node in nodes:
         table.add_row(
@@ -147,15 +161,52 @@ def list_nodes(
                 for cell in (
                     node["name"],
                     node["base_url"],
-                    f"{node['auth_kind']} {node['username']}",
-                    node["root_path"],
-                    f"{node['max_outbound']}/{node['max_inbound']}",
                     "yes" if node["enabled"] else "no",
+                    _reachable(node),
+                    node.get("version") or "-",
+                    when(node.get("checked_at")),
                     when(node.get("last_poll_at")),
-                    node.get("last_error") or "",
+                    _error(node),
                 )
             )
         )
+    print_table(table)
+
+
+@app.command()
+def show(
+    name: NodeArg,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """Show one node: its settings (never its secret), whether it answers, and its version.
+
+    Example: hsts-orchestrator nodes show paris
+    """
+    with ApiClient(api, token) as client:
+        node = client.get(f"/api/v1/nodes/{segment(name)}")
+    if as_json:
+        out.print_json(json.dumps(node))
+        return
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in (
+        ("node", node["name"]),
+        ("url", node["base_url"]),
+        ("auth", f"{node['auth_kind']} {node['username']}"),
+        ("root", node["root_path"]),
+        ("transfers out/in", f"at most {node['max_outbound']}/{node['max_inbound']}"),
+        ("enabled", "yes" if node["enabled"] else "no"),
+        ("reachable", _reachable(node)),
+        ("as of", when(node.get("reachable_as_of"))),
+        ("version", node.get("version") or "-"),
+        ("last check", when(node.get("checked_at"))),
+        ("last poll", when(node.get("last_poll_at"))),
+        ("error", _error(node) or "-"),
+    ):
+        table.add_row(key, Text(str(value)))
     print_table(table)
 
 

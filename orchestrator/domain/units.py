@@ -1,10 +1,12 @@
-"""Sizes, rates and file counts as people read them: the one wording every screen shares.
+"""Sizes, rates, file counts and times as people read them: the wording every screen shares.
 
 Sizes are decimal bytes (1 KB = 1000 B); rates are bits per second (Mbps), as Aspera's own
-tools and admins state them.
+tools and admins state them; times are UTC, said so.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 RATE_UNITS = ("bps", "kbps", "Mbps", "Gbps", "Tbps")
@@ -53,3 +55,11 @@ def moved(files_moved: int, bytes_moved: int, skipped: int) -> str:
         return up_to_date(skipped) if skipped else "nothing to move"
     text = f"{files(files_moved)}, {size(bytes_moved)} moved"
     return text + (f", {skipped} already there" if skipped else "")
+
+
+def moment(at: datetime | None, *, missing: str = "") -> str:
+    """A point in time in UTC, to the second: '2026-11-23 11:22:13 UTC'."""
+    if at is None:
+        return missing
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # ours are UTC
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
