@@ -125,7 +125,11 @@ def _reachable(node: dict[str, Any]) -> str:
 
 
 def _error(node: dict[str, Any]) -> str:
-    return str(node.get("last_error") or node.get("check_error") or "")
+    """Why the node is unreachable: the error of the newer of its last poll and last check."""
+    if node.get("reachable") is not False:
+        return ""
+    by_check = node.get("checked_at") and node.get("checked_at") == node.get("reachable_as_of")
+    return str((node.get("check_error") if by_check else node.get("last_error")) or "")
 
 
 @app.command("list")

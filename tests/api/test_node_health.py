@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from rich.console import Console
 
 from orchestrator.api.app import create_app
-from orchestrator.cli import main
+from orchestrator.cli import console, main
 from orchestrator.db.tables import NodeHealthRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.nodes import NodeRegistration
@@ -36,6 +37,12 @@ SIM_VERSION = "4.4.6.sim"  # what hstssim's /info says
 @pytest.fixture
 def stack_settings() -> dict[str, Any]:
     return {"node_check_seconds": 2.0}  # so a round waits 1 s at most for answers
+
+
+@pytest.fixture
+def wide_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables one line per row, whatever the columns of the terminal running the tests."""
+    monkeypatch.setattr(console, "out", Console(width=250, highlight=False, soft_wrap=True))
 
 
 def node_row(html: str, name: str) -> str:
@@ -62,7 +69,7 @@ def serving(api: Api) -> Iterator[str]:
 
 
 def test_a_destination_only_node_becomes_reachable_with_its_version_after_one_check(
-    api: Api, capsys: pytest.CaptureFixture[str]
+    api: Api, capsys: pytest.CaptureFixture[str], wide_tables: None
 ) -> None:
     read = api.headers("read")
     before = api.client.get("/api/v1/nodes/node-b", headers=read).json()
@@ -95,7 +102,9 @@ def test_a_destination_only_node_becomes_reachable_with_its_version_after_one_ch
     assert re.search(r"last check\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", shown), shown
 
 
-def test_a_node_that_is_down_is_unreachable_with_its_error_and_no_job_moves(api: Api) -> None:
+def test_a_node_that_is_down_is_unreachable_with_its_error_and_no_job_moves(
+    api: Api, capsys: pytest.CaptureFixture[str], wide_tables: None
+) -> None:
     ctx = api.stack.ctx
     register_node(
         ctx,
@@ -127,6 +136,10 @@ def test_a_node_that_is_down_is_unreachable_with_its_error_and_no_job_moves(api:
     assert 'data-health="unreachable"' in row and "cannot reach" in row, row
     level, reasons = verdict(html)
     assert level == "bad" and "node-down: does not answer" in reasons
+    with serving(api) as url:
+        assert main(["nodes", "list", "--api", url, "--token", api.tokens["read"]]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"node-down\s+\S+\s+yes\s+no\s+-\s+.*cannot reach", listing), listing
     # A check is a reachability fact: the job waiting for the node is not touched.
     assert show_job(ctx, job_id).state == JobState.QUEUED
     with ctx.sessions() as session:
