@@ -155,7 +155,8 @@ def list_nodes(
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in (
-        "NAME", "URL", "ENABLED", "REACHABLE", "VERSION", "LAST CHECK", "LAST POLL", "ERROR"
+        "NAME", "URL", "ROOT", "ENABLED", "REACHABLE", "VERSION", "LAST CHECK", "LAST POLL",
+        "ERROR",
     ):  # fmt: skip
         table.add_column(column, overflow="fold")
     for node in nodes:
@@ -165,6 +166,7 @@ def list_nodes(
                 for cell in (
                     node["name"],
                     node["base_url"],
+                    node["root_path"],
                     "yes" if node["enabled"] else "no",
                     _reachable(node),
                     node.get("version") or "-",
