@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         default=Path("config/replications.yaml"),
         description="schedules applied at start (up, beat); empty or absent file = none",
     )
+    node_check_seconds: float = Field(
+        default=60.0,
+        ge=2,
+        le=3600,
+        description="seconds between health checks (ping and /info) of every enabled node, "
+        "destinations included",
+    )
     node_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
     node_read_timeout: float = Field(
         default=30.0, gt=0, description="seconds to wait for a node's answer"

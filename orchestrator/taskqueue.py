@@ -28,6 +28,7 @@ class TaskName(StrEnum):
     DELIVER_ALERTS = "orchestrator.deliver_alerts"
     REPLICATION_TICK = "orchestrator.replication_tick"
     PRUNE_HISTORY = "orchestrator.prune_history"
+    CHECK_NODES = "orchestrator.check_nodes"
     # One per job that ends failed or needing attention: it fails on purpose, with the node's
     # code and text, so Flower's failed tasks are the failed jobs.
     JOB_FAILED = "orchestrator.job_failed"
@@ -43,6 +44,7 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.DELIVER_ALERTS: "default",
     TaskName.REPLICATION_TICK: "default",
     TaskName.PRUNE_HISTORY: "default",
+    TaskName.CHECK_NODES: "default",
     TaskName.JOB_FAILED: "default",
 }
 
@@ -101,7 +103,8 @@ def configure_celery(app: Celery, settings: Settings) -> None:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat's entries: poll fan-out each poll interval, the sweeper, the replication tick."""
+    """Beat's entries: poll fan-out each poll interval, the sweeper, the replication tick,
+    history retention and the nodes' health checks."""
     entries = {
         "poll-all-nodes": (TaskName.POLL_ALL, "poll", settings.poll_interval),
         "sweep": (TaskName.SWEEP, "default", settings.sweep_interval),
@@ -111,6 +114,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             settings.replication_tick_seconds,
         ),
         "prune-history": (TaskName.PRUNE_HISTORY, "default", PRUNE_EVERY),
+        "check-nodes": (TaskName.CHECK_NODES, "default", settings.node_check_seconds),
     }
     return {
         name: {

@@ -9,31 +9,20 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from orchestrator.domain import units
 from orchestrator.domain.ascp import explain
 from orchestrator.domain.states import FAILED_ENDS, POSTED, JobState
 from orchestrator.services.views.throughput import Minute
 
-UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
-
 
 def size(count: float | None) -> str:
-    """Bytes as people read them, in decimal units: 1_500_000 -> '1.5 MB'."""
-    if count is None:
-        return "—"
-    value = float(count)
-    for unit in UNITS:  # the unit the loop stops at is the one to print
-        if abs(value) < 1000 or unit == UNITS[-1]:
-            break
-        value /= 1000
-    if unit == "B":
-        return f"{value:.0f} B"
-    digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
-    return f"{value:.{digits}f} {unit}"
+    """Bytes as people read them, in decimal units: 1_500_000 -> '1.50 MB'."""
+    return units.size(count)
 
 
 def rate(per_second: float | None) -> str:
-    """Bytes per second: '12.5 MB/s'; a dash when nothing moves."""
-    return f"{size(per_second)}/s" if per_second else "—"
+    """Bytes per second, shown in bits per second: '12.5 Mbps'; a dash when nothing moves."""
+    return units.bitrate(units.kbps_of(per_second))
 
 
 def clock(seconds: float | None) -> str:
@@ -67,7 +56,7 @@ def relative(moment: datetime | None, now: datetime) -> str:
 
 def utc(moment: datetime | None) -> str:
     """A timestamp for a tooltip: '2026-11-23 11:22:13 UTC'."""
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return units.moment(moment)
 
 
 @dataclass(frozen=True)

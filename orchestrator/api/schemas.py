@@ -91,8 +91,15 @@ class JobOut(BaseModel):
     bytes_expected: int | None
     files_completed: int
     files_expected: int | None
+    files_skipped: int = Field(default=0, description="files already at the destination")
     rate_kbps: float | None
     eta_seconds: float | None = Field(description="time left at the current rate")
+    progress: str = Field(
+        default="",
+        description="what moved, in words (decimal sizes, rates in bits per second), e.g. "
+        "'42% · 1.50 MB of 3.60 MB · 3 of 10 files · at 12.0 Mbps' or "
+        "'up to date (6 files already there)'",
+    )
     waiting_reason: str | None = Field(description="why a queued job waits")
     reason: str | None = Field(description="why the job failed or needs attention")
     error_code: int | None = Field(description="the node's ascp error code")
@@ -192,6 +199,21 @@ class NodeOut(BaseModel):
     enabled: bool
     last_poll_at: datetime | None = None
     last_error: str | None = None
+    reachable: bool | None = Field(
+        default=None,
+        description="whether the node answers, by the newer of its last poll and its last "
+        "health check; null until either happened",
+    )
+    reachable_as_of: datetime | None = Field(default=None, description="when that was learnt")
+    checked_at: datetime | None = Field(
+        default=None,
+        description="the last health check (ping and /info), sources and "
+        "destinations alike, every ORCH_NODE_CHECK_SECONDS",
+    )
+    version: str | None = Field(default=None, description="the node's version, from /info")
+    check_error: str | None = Field(
+        default=None, description="why the last health check found the node unreachable"
+    )
 
 
 class NodeCheckOut(BaseModel):

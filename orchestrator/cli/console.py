@@ -8,6 +8,8 @@ from typing import NoReturn
 
 from rich.console import Console
 
+from orchestrator.domain import units
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -49,14 +51,14 @@ def seconds_of(text: str, option: str) -> int:
 
 
 def when(text: str | None) -> str:
-    """An API timestamp in local time, to the second."""
+    """An API timestamp in UTC, as the dashboard shows it: '2026-11-23 11:22:13 UTC'."""
     if not text:
         return "-"
     try:
-        moment = datetime.fromisoformat(text)
+        at = datetime.fromisoformat(text)
     except ValueError:
         return text
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return units.moment(at)
 
 
 def say_error(message: str) -> None:
@@ -65,21 +67,10 @@ def say_error(message: str) -> None:
 
 
 def human_bytes(count: int | float | None) -> str:
-    """1536 -> '1.5 KB' (decimal units, as rates are)."""
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} PB"  # pragma: no cover
+    """1536 -> '1.54 KB' (decimal units, as the dashboard shows them)."""
+    return units.size(count, missing="?")
 
 
 def human_rate(kbps: float | None) -> str:
-    """A rate in kilobits per second as people read it."""
-    if not kbps:
-        return "-"
-    if kbps >= 1000:
-        return f"{kbps / 1000:.1f} Mbps"
-    return f"{kbps:.0f} kbps"
+    """A rate in kilobits per second as the dashboard shows it: '12.5 Mbps'."""
+    return units.bitrate(kbps, missing="-")

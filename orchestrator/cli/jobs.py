@@ -380,8 +380,10 @@ def _state_text(state: str) -> Text:
 def _progress(job: dict[str, Any], *, short: bool = False) -> str:
     done = job.get("bytes_transferred") or 0
     total = job.get("bytes_expected")
-    if total and short:
+    if total and short and job.get("state") != "completed":
         return f"{100 * done / total:.0f}% of {human_bytes(total)}"
+    if job.get("progress"):
+        return str(job["progress"])  # the API's words: "up to date (6 files already there)"
     if total:
         return f"{human_bytes(done)} / {human_bytes(total)} ({100 * done / total:.0f}%)"
     return human_bytes(done) if done else ""

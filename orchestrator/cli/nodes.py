@@ -125,6 +125,19 @@ def add(
     )
 
 
+def _reachable(node: dict[str, Any]) -> str:
+    reachable = node.get("reachable")
+    return "unknown" if reachable is None else ("yes" if reachable else "no")
+
+
+def _error(node: dict[str, Any]) -> str:
+    """Why the node is unreachable: the error of the newer of its last poll and last check."""
+    if node.get("reachable") is not False:
+        return ""
+    by_check = node.get("checked_at") and node.get("checked_at") == node.get("reachable_as_of")
+    return str((node.get("check_error") if by_check else node.get("last_error")) or "")
+
+
 @app.command("list")
 def list_nodes(
     api: ApiUrl = DEFAULT_API,
@@ -132,7 +145,10 @@ def list_nodes(
     output: OutputOpt = Output.table,
     wide: WideOpt = False,
 ) -> None:
-    """List registered nodes with their last poll and last error.
+    """List registered nodes: whether they answer, their version, last check and last poll.
+
+    Every enabled node is checked (ping and /info) every ORCH_NODE_CHECK_SECONDS, destinations
+    included; times are UTC. `nodes show NAME` has the rest of a node's settings.
 
     Example: hsts-orchestrator nodes list
     """
@@ -150,12 +166,13 @@ def list_nodes(
             (
                 node["name"],
                 node["base_url"],
-                f"{node['auth_kind']} {node['username']}",
                 node["root_path"],
-                f"{node['max_outbound']}/{node['max_inbound']}",
                 "yes" if node["enabled"] else "no",
+                _reachable(node),
+                node.get("version") or "-",
+                when(node.get("checked_at")),
                 when(node.get("last_poll_at")),
-                node.get("last_error") or "",
+                _error(node),
             )
             for node in nodes
         ),
@@ -166,13 +183,50 @@ def list_nodes(
 NODE_COLUMNS = (
     Column("NAME"),
     Column("URL", cut=True),
-    Column("AUTH", cut=True, wide_only=True),
     Column("ROOT", cut=True),
-    Column("OUT/IN"),
     Column("ENABLED"),
+    Column("REACHABLE"),
+    Column("VERSION"),
+    Column("LAST CHECK"),
     Column("LAST POLL"),
-    Column("LAST ERROR", cut=True),
+    Column("ERROR", cut=True),
 )
+
+
+@app.command()
+def show(
+    name: NodeArg,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    output: OutputOpt = Output.table,
+    wide: WideOpt = False,
+) -> None:
+    """Show one node: its settings (never its secret), whether it answers, and its version.
+
+    Example: hsts-orchestrator nodes show paris
+    """
+    with ApiClient(api, token) as client:
+        node = client.get(f"/api/v1/nodes/{segment(name)}")
+    if output is Output.json:
+        print_json(node)
+        return
+    print_fields(
+        [
+            ("node", node["name"]),
+            ("url", node["base_url"]),
+            ("auth", f"{node['auth_kind']} {node['username']}"),
+            ("root", node["root_path"]),
+            ("transfers out/in", f"at most {node['max_outbound']}/{node['max_inbound']}"),
+            ("enabled", "yes" if node["enabled"] else "no"),
+            ("reachable", _reachable(node)),
+            ("as of", when(node.get("reachable_as_of"))),
+            ("version", node.get("version") or "-"),
+            ("last check", when(node.get("checked_at"))),
+            ("last poll", when(node.get("last_poll_at"))),
+            ("error", _error(node) or "-"),
+        ],
+        wide=wide,
+    )
 
 
 @app.command()

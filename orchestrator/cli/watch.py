@@ -17,6 +17,7 @@ from rich.progress import (
 
 from orchestrator.cli.client import segment
 from orchestrator.cli.console import human_bytes, human_rate, out, say_error
+from orchestrator.domain import units
 
 # Exit status per end state: scripts can tell a failed job from a CLI that could not ask.
 OUTCOME_EXIT = {"completed": 0, "failed": 3, "canceled": 4, "needs_attention": 5}
@@ -124,12 +125,8 @@ def report_outcome(job: dict[str, Any]) -> int:
         files = job.get("files_completed") or 0
         moved = job.get("bytes_transferred") or 0
         attempts = job.get("attempt_list") or [{}]
-        kept = attempts[-1].get("files_skipped") or 0
-        if files == 0 and moved == 0 and kept:
-            what = f"nothing to move ({kept} file(s) already up to date)"
-        else:
-            what = f"{files} file(s), {human_bytes(moved)}"
-            what += f", {kept} already up to date" if kept else ""
+        kept = job.get("files_skipped", attempts[-1].get("files_skipped")) or 0
+        what = units.moved(files, moved, kept)
         out.print(f"job {job['id']} completed: {what}{_duration(job)}", markup=False)
         return 0
     text = job.get("error_text") or ""

@@ -1,5 +1,5 @@
 """The tables: nodes, jobs and their labels, attempts, cursors, job events, schedules, throughput,
-tokens and dashboard sessions, alerts."""
+tokens and dashboard sessions, alerts, node health."""
 
 from __future__ import annotations
 
@@ -92,6 +92,8 @@ class JobRow(Base):
     bytes_expected: Mapped[int | None] = mapped_column(BigInteger)
     files_completed: Mapped[int] = mapped_column(Integer, default=0)
     files_expected: Mapped[int | None] = mapped_column(Integer)
+    # Files the node left alone because the destination already had them (its last attempt).
+    files_skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rate_kbps: Mapped[float | None] = mapped_column(Float)
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_text: Mapped[str | None] = mapped_column(MaskedText())
@@ -180,6 +182,21 @@ class NodeCursorRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lag_seconds: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(MaskedText())
+
+
+class NodeHealthRow(Base):
+    """The last reachability check of a node (ping and /info), source or destination alike."""
+
+    __tablename__ = "node_health"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reachable: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[str | None] = mapped_column(String(64))
+    activity_logging: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(MaskedText())
 
 
 class JobEventRow(Base):

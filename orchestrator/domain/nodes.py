@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -200,3 +200,36 @@ class NodePoll:
     last_success_at: datetime | None
     failing: bool  # the last poll ended in an error
     lag_seconds: float  # 0 with nothing to follow; else since the feed was last read for them
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Whether a node answers, by the newest of its last poll and its last health check."""
+
+    reachable: bool | None  # None: never polled nor checked
+    as_of: datetime | None  # when that was learnt
+    error: str | None  # what the node (or the way to it) said, when it did not answer
+
+
+UNKNOWN_REACHABILITY = Reachability(None, None, None)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def reachability(
+    *,
+    poll_ok_at: datetime | None,
+    poll_failed_at: datetime | None,
+    poll_error: str | None,
+    checked_at: datetime | None,
+    check_ok: bool | None,
+    check_error: str | None,
+) -> Reachability:
+    """The newest fact about a node: a poll (sources) or a health check (every node)."""
+    facts: list[Reachability] = []
+    if poll_failed_at is not None and poll_error:
+        facts.append(Reachability(False, poll_failed_at, poll_error))
+    elif poll_ok_at is not None:
+        facts.append(Reachability(True, poll_ok_at, None))
+    if checked_at is not None and check_ok is not None:
+        facts.append(Reachability(check_ok, checked_at, None if check_ok else check_error))
+    return max(facts, key=lambda fact: fact.as_of or EPOCH, default=UNKNOWN_REACHABILITY)

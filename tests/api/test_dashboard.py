@@ -157,7 +157,7 @@ def test_empty_states(api: Api) -> None:
     assert "nothing moved in the last hour" in section(html, "throughput")
     nodes = section(html, "nodes")
     for name in ("node-a", "node-b"):
-        assert f'data-node="{name}" data-health="never polled"' in nodes
+        assert f'data-node="{name}" data-health="unknown"' in nodes
     assert "reachability unknown" in nodes
 
 
@@ -222,7 +222,7 @@ def test_a_moving_job_shows_progress_rate_and_eta_then_completes(api: Api) -> No
     value = re.search(r'<progress max="1000" value="(\d+)"', running)
     assert value and 0 < int(value.group(1)) < 1000, running
     assert re.search(r"\d+(\.\d+)? KB of 600 KB", running), running
-    assert re.search(r"\d+(\.\d+)? KB/s", running), "the rate, in bytes per second"
+    assert re.search(r"\d+(\.\d+)? [kM]bps", running), "the rate, in bits per second"
     assert re.search(r'<td class="num eta">\d+:\d\d</td>', running), "an ETA as m:ss"
     assert "team=blue" in running
     nodes = section(panels(api), "nodes")

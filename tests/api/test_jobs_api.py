@@ -170,6 +170,8 @@ def test_priority_rate_pause_resume_and_retry_routes(api: Api) -> None:
     )
     rated = api.client.post(f"{url}/rate", json={"target_rate_kbps": 5000}, headers=api.headers())
     assert rated.json()["options"]["target_rate_kbps"] == 5000
+    said = [e["message"] for e in rated.json()["events"] if e["kind"] == "operator"]
+    assert "rate change: target 5.00 Mbps" in said, "the event log reads in bits per second"
     assert api.client.post(f"{url}/pause", headers=api.headers()).status_code == 409
     assert api.client.post(f"{url}/resume", headers=api.headers()).status_code == 409
     assert api.client.post(f"{url}/retry", headers=api.headers()).status_code == 409

@@ -62,7 +62,7 @@ def test_quickstart_job_submitted_with_the_cli_completes_byte_identical(stack: U
     )  # fmt: skip
     result = Result(shell.returncode, shell.stdout, shell.stderr)
     assert result.code == 0, result.output
-    assert re.search(r"job \S+ completed: 6 file\(s\)", result.stdout), result.output
+    assert re.search(r"job \S+ completed: 6 files,", result.stdout), result.output
 
     source = read_tree(stack.docroots["node-a"] / "outgoing")
     assert len(source) == 6
@@ -332,12 +332,12 @@ def test_schedules_commands_replicate_incrementally(
     assert re.search(r"new\s+6\s", preview.stdout), preview.stdout
     ran = cli("schedules", "run", "demo-mirror", "--watch", env=env)
     assert ran.code == 0, ran.output
-    assert re.search(r"completed: 6 file\(s\)", ran.stdout), ran.output
+    assert re.search(r"completed: 6 files,", ran.stdout), ran.output
     again = cli("schedules", "dry-run", "demo-mirror", env=env)
     assert re.search(r"would move\s+0\s", again.stdout), again.stdout
     second = cli("schedules", "run", "demo-mirror", "--watch", env=env)
     assert second.code == 0, second.output
-    assert "nothing to move (6 file(s) already up to date)" in second.stdout, second.output
+    assert "up to date (6 files already there)" in second.stdout, second.output
     listed = cli("schedules", "list", env=env)
     assert re.search(r"demo-mirror\s+ok\s+every 1h", listed.stdout), listed.stdout
     runs = json.loads(here("jobs", "list", "--schedule", "demo-mirror", "-o", "json").stdout)

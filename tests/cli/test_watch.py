@@ -81,7 +81,15 @@ def test_completed_in_a_pipe_prints_state_lines_and_exits_0(
     assert watch.watch_job(client, "job-1", interval=0.01) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:4] == ["job-1: queued", "job-1: admitted", "job-1: running", "job-1: completed"]
-    assert lines[-1] == "job job-1 completed: 3 file(s), 1.0 MB in 2.0 s"
+    assert lines[-1] == "job job-1 completed: 3 files, 1.00 MB moved in 2.0 s"
+
+
+def test_a_job_with_nothing_to_move_says_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
+    kept = {**DONE, "bytes_transferred": 0, "files_completed": 0, "files_skipped": 6}
+    assert watch.watch_job(Scripted(RUNNING, kept), "job-1", interval=0.01) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "job job-1 completed: up to date (6 files already there) in 2.0 s"
+    assert "at 8.00 Mbps" in watch._progress_text({**BASE, **RUNNING}), "bits per second"
 
 
 def test_in_a_terminal_it_draws_a_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:

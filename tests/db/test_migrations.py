@@ -42,7 +42,7 @@ def test_the_dispatch_lock_row_is_there_before_the_first_dispatch(database_url: 
         engine.dispose()
 
 
-def test_0007_and_0009_index_the_labels_and_paths_of_existing_jobs(database_url: str) -> None:
+def test_0007_and_0010_index_the_labels_and_paths_of_existing_jobs(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         downgrade(engine, "base")

@@ -20,6 +20,7 @@ from orchestrator.services.events import events_of
 from orchestrator.services.schedules.config_file import ReplicationsFileError, apply_file
 from orchestrator.services.schedules.runs import RunStillActive, run_now, slot_key, tick
 from orchestrator.services.schedules.store import create_schedule, get_schedule, spec_of
+from orchestrator.services.views.jobs import show_job
 from orchestrator.services.views.schedules import list_schedule_views, schedule_view
 from orchestrator.services.views.throughput import totals_by_pair
 from tests.services.conftest import Stack
@@ -281,9 +282,11 @@ def test_a_real_run_moves_only_what_changed(stack: Stack) -> None:
     third = run_once()
     assert third.state == JobState.COMPLETED
     assert (third.bytes_transferred, third.files_completed) == (0, 0)
+    shown = show_job(stack.ctx, third.id)  # what the API, the dashboard and the CLI show
+    assert (shown.progress, shown.fraction) == ("up to date (5 files already there)", 1.0)
     with stack.ctx.sessions() as session:
         said = [e.message for e in events_of(session, third.id) if e.to_state == "completed"]
-        assert "nothing to move" in said[0], said
+        assert "up to date (5 files already there)" in said[0], said
         view = schedule_view(session, get_schedule(session, spec.id), stack.ctx.now())
         assert [r.files_completed for r in view.runs] == [0, 2, 4]
         assert view.runs[0].files_skipped == 5

@@ -70,7 +70,13 @@ def test_beat_messages_outlive_several_intervals_of_queue_wait(tmp_path: Path) -
         data_dir=tmp_path, poll_interval=0.5, sweep_interval=1.0, replication_tick_seconds=5.0
     )
     schedule = beat_schedule(settings)
-    assert set(schedule) == {"poll-all-nodes", "sweep", "replication-tick", "prune-history"}
+    assert set(schedule) == {
+        "poll-all-nodes",
+        "sweep",
+        "replication-tick",
+        "prune-history",
+        "check-nodes",
+    }
     for name, entry in schedule.items():
         expires = entry["options"]["expires"]
         assert expires < VISIBILITY_TIMEOUT, name  # never redelivered by the broker

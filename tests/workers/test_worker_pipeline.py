@@ -5,18 +5,23 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import pytest
+
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import no_enqueue
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.jobs import create_job, get_job
 from orchestrator.services.views.jobs import attempts_of
+from orchestrator.services.views.nodes import show_node
 from orchestrator.taskqueue import TaskName
+from tests.support.processes import wait_for
 from tests.support.sim import write_tree
 from tests.support.stack import assert_story_of_a_clean_run
 from tests.workers.conftest import Rig, spec_for
 
 
+@pytest.mark.rig(settings={"node_check_seconds": 2})
 def test_directory_job_completes_through_the_worker_and_the_log_tells_the_story(
     rig: Rig,
 ) -> None:
@@ -44,6 +49,14 @@ def test_directory_job_completes_through_the_worker_and_the_log_tells_the_story(
         assert_story_of_a_clean_run(session, job_id)
     assert rig.admin_a.counters()["requests"]["POST /ops/transfers"] == 1
     assert rig.admin_b.counters()["requests"]["POST /files/upload_setup"] == 1
+    # Beat has the worker check every node, the destination that is never polled too.
+    checked = wait_for(
+        lambda: show_node(rig.ctx, "node-b").version,
+        timeout=20,
+        what="node-b's first health check",
+        watch=rig.live(),
+    )
+    assert checked == "4.4.6.sim" and show_node(rig.ctx, "node-b").reachable
 
 
 def test_two_workers_racing_on_the_same_jobs_process_each_once(rig: Rig) -> None:

@@ -1,8 +1,10 @@
-"""Tasks that follow transfers: one poll per source node, fanned out by beat."""
+"""Tasks that watch nodes: one poll per source node, fanned out by beat, and the slow health
+check of every node."""
 
 from __future__ import annotations
 
 from orchestrator.services.conveyor.polling import poll_node, send_polls
+from orchestrator.services.nodes.health import check_all
 from orchestrator.taskqueue import TaskName
 from workers import runtime
 from workers.app import app
@@ -19,3 +21,9 @@ def poll_all_nodes() -> str:
 def poll(node_id: int) -> str:
     """Read one source node's change feed into the database."""
     return str(poll_node(runtime.context(), node_id, owner=runtime.worker_identity()))
+
+
+@app.task(name=TaskName.CHECK_NODES.value, base=HousekeepingTask)
+def check_nodes() -> str:
+    """Ping every enabled node and read its /info; record reachability and version."""
+    return check_all(runtime.context())

@@ -50,6 +50,7 @@ def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
     return JobDetail.model_validate(
         {
             **{k: v for k, v in vars(view).items() if k not in ("attempt_list", "events")},
+            "progress": view.progress,
             "attempt_list": [
                 AttemptOut.model_validate(a, from_attributes=True) for a in view.attempt_list
             ],
@@ -133,7 +134,9 @@ def list_all(
         path=path,
     )
     page = find_jobs(ctx, where, limit=limit, cursor=cursor)
-    items = [JobOut.model_validate(vars(view)) for view in page.items]
+    items = [
+        JobOut.model_validate({**vars(view), "progress": view.progress}) for view in page.items
+    ]
     return JobList(items=items, next_cursor=page.next_cursor)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import delete, exists, select, update
 
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AlertRow
+from orchestrator.domain import units
 from orchestrator.domain.alerts import AlertsConfig, EmailChannel, WebhookChannel
 from orchestrator.services.alerts.rules import alert_rules
 from orchestrator.services.context import ServiceContext
@@ -304,7 +305,12 @@ def _message(settings: Settings, channel: EmailChannel, claimed: Claimed) -> Ema
         f"job: {job.get('id')} ({job.get('state')})",
         f"from: {job.get('source_node')} {', '.join(job.get('source_paths') or [])}",
         f"to: {job.get('destination_node')} {job.get('destination_path')}",
-        f"moved: {job.get('files_completed')} file(s), {job.get('bytes_transferred')} bytes",
+        "moved: "
+        + units.moved(
+            job.get("files_completed") or 0,
+            job.get("bytes_transferred") or 0,
+            job.get("files_skipped") or 0,
+        ),
     ]
     if job.get("error_text") or job.get("reason"):
         lines.append(f"error: {job.get('reason') or job.get('error_text')}")

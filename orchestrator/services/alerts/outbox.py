@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from orchestrator.db.engine import upsert
 from orchestrator.db.tables import AlertRow, JobRow, NodeRow, ScheduleRow
+from orchestrator.domain import units
 from orchestrator.domain.alerts import JOB_ENDS, AlertsConfig, job_end_channels, streak_channels
 from orchestrator.domain.nodes import NodePoll
 from orchestrator.domain.schedules import ScheduleAlerts
@@ -200,7 +201,8 @@ def _streak_info(
 
 _SUMMARY_COLUMNS = (
     "id", "state", "reason", "source_paths", "destination_path", "bytes_transferred",
-    "bytes_expected", "files_completed", "files_expected", "attempt_count", "error_code",
+    "bytes_expected", "files_completed", "files_expected", "files_skipped", "attempt_count",
+    "error_code",
     "error_text", "schedule_id", "slot_time", "labels", "created_at", "finished_at",
 )  # fmt: skip
 
@@ -251,7 +253,9 @@ def _summary_line(kind: str, job: dict[str, Any], extra: dict[str, Any]) -> str:
         )
     if kind == RECOVERED:
         return f"schedule {extra['schedule']['id']}: job {job['id']} completed, failures over"
-    moved = f"{job['files_completed']} file(s), {job['bytes_transferred']} bytes"
+    moved = units.moved(
+        job["files_completed"], job["bytes_transferred"], job.get("files_skipped") or 0
+    )
     text = (
         f"job {job['id']} {job['state'].replace('_', ' ')}: {job['source_node']} → "
         f"{job['destination_node']}:{job['destination_path']}, {moved}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from orchestrator.db.tables import AttemptRow, JobRow
+from orchestrator.domain import units
 from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.states import BEFORE_NODE, FAILED_ENDS, POSTED, JobState
 from orchestrator.errors import NodeNotFound
@@ -74,6 +75,15 @@ def resume_job(ctx: ServiceContext, job_id: str) -> None:
     _note(ctx, job_id, "resume requested")
 
 
+def _rate_change_text(changes: dict[str, int | None]) -> str:
+    """'rate change: target 5.00 Mbps, minimum 1.00 Mbps'."""
+    words = {"target_rate_kbps": "target", "min_rate_kbps": "minimum"}
+    said = ", ".join(
+        f"{words[key]} {units.bitrate(kbps, missing='0 bps')}" for key, kbps in changes.items()
+    )
+    return f"rate change: {said}"
+
+
 def change_rate(
     ctx: ServiceContext,
     job_id: str,
@@ -92,7 +102,7 @@ def change_rate(
             raise InvalidTransition(f"a {job.state} job has no transfer to change")
         options = TransferOptions.model_validate({**job.options, **changes})
         job.options = options.model_dump(exclude_defaults=True)
-        record(session, job_id, "operator", f"rate change: {changes}", at=ctx.now())
+        record(session, job_id, "operator", _rate_change_text(changes), at=ctx.now())
         session.commit()
         state = JobState(job.state)
     if state in POSTED:

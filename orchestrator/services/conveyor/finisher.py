@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from orchestrator.db.tables import AttemptRow, JobRow
+from orchestrator.domain import units
 from orchestrator.domain.states import (
     MAY_HOLD_TRANSFER,
     NODE_ENDED,
@@ -69,6 +70,7 @@ def apply_snapshot(
     job.bytes_expected = snapshot.bytes_expected
     job.files_completed = snapshot.files_completed
     job.files_expected = snapshot.files_expected
+    job.files_skipped = snapshot.files_skipped
     job.rate_kbps = snapshot.rate_kbps
     current = JobState(job.state)
     # Attempts abandoned before reaching the node (submit failures) do not use up the budget.
@@ -87,7 +89,9 @@ def apply_snapshot(
         values = {"error_code": snapshot.error.code, "error_text": snapshot.error.text}
         message += f" ({snapshot.error})"
     if target is JobState.COMPLETED:
-        message += f"; {_moved(snapshot)}"
+        message += "; " + units.moved(
+            snapshot.files_completed, snapshot.bytes_transferred, snapshot.files_skipped
+        )
     if target is JobState.RETRY_WAIT:
         values["next_attempt_at"] = now + retry_delay(settings, attempt.number)
         message += f"; attempt {attempt.number + 1} after back-off"
@@ -121,15 +125,6 @@ def _progress_only(
         and attempt.last_seen_at is not None
         and (now - attempt.last_seen_at).total_seconds() < settings.progress_seconds
     )
-
-
-def _moved(snapshot: TransferSnapshot) -> str:
-    """What a completed transfer moved, in words ("nothing to move" when all was up to date)."""
-    kept = snapshot.files_skipped
-    if snapshot.files_completed == 0 and snapshot.bytes_transferred == 0:
-        return f"nothing to move ({kept} file(s) already up to date)"
-    text = f"{snapshot.files_completed} file(s), {snapshot.bytes_transferred} bytes moved"
-    return text + (f", {kept} already up to date" if kept else "")
 
 
 def _copy(attempt: AttemptRow, snapshot: TransferSnapshot, now: datetime) -> None:

@@ -1,13 +1,20 @@
-"""Is a node there, and what is it: ping and /info, reported rather than raised."""
+"""Is a node there, and what is it: ping and /info, reported rather than raised, and recorded."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import NodeHealthRow, NodeRow
 from orchestrator.errors import NodeError
 from orchestrator.logsetup import redact
+from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.registry import node_named
+
+VERSION_CHARS = 64  # what node_health.version holds
 
 
 @dataclass
@@ -24,12 +31,8 @@ class NodeCheck:
     error: str | None = None
 
 
-def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
-    """Ping the node and read /info; the node's errors are reported, not raised (a registry
-    entry that cannot be used at all raises NodeConfigurationError)."""
-    with ctx.sessions() as session:
-        node_id = node_named(session, name).id
-    client = ctx.clients.get(node_id)  # NodeConfigurationError: the entry is unusable (422)
+def ask(client: NodeClient, name: str) -> NodeCheck:
+    """Ping the node and read /info; the node's errors come back in the result."""
     try:
         client.ping()
         info = client.info()
@@ -45,3 +48,32 @@ def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
         activity_logging=info.activity_logging,
         capabilities=dict(info.capabilities),
     )
+
+
+def record_check(session: Session, node_id: int, check: NodeCheck, at: datetime) -> None:
+    """Keep a check as the node's health (the caller commits); a reachability fact only."""
+    row = session.get(NodeHealthRow, node_id)
+    if row is None:
+        row = NodeHealthRow(node_id=node_id)
+        session.add(row)
+    row.checked_at = at
+    row.reachable = check.reachable
+    if check.reachable:  # an unreachable node keeps the version it last said
+        row.version = (check.version or "")[:VERSION_CHARS] or None
+        row.activity_logging = check.activity_logging
+    row.error = check.error
+
+
+def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
+    """Ping the node and read /info, and record the outcome as its health; the node's errors
+    are reported, not raised (a registry entry that cannot be used at all raises
+    NodeConfigurationError)."""
+    with ctx.sessions() as session:
+        node_id = node_named(session, name).id
+    client = ctx.clients.get(node_id)  # NodeConfigurationError: the entry is unusable (422)
+    check = ask(client, name)
+    with ctx.sessions() as session:
+        if session.get(NodeRow, node_id) is not None:  # not removed meanwhile
+            record_check(session, node_id, check, ctx.now())
+            session.commit()
+    return check

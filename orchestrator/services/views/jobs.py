@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import AttemptRow, JobEventRow, JobLabelRow, JobRow, NodeRow
+from orchestrator.domain import units
 from orchestrator.domain.jobs import job_label
 from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import bytes_per_second, eta_seconds
@@ -43,6 +44,7 @@ class JobView:
     bytes_expected: int | None
     files_completed: int
     files_expected: int | None
+    files_skipped: int  # already at the destination, so not moved
     rate_kbps: float | None
     eta_seconds: float | None  # while running, at the current rate
     waiting_reason: str | None  # while queued
@@ -67,10 +69,46 @@ class JobView:
 
     @property
     def fraction(self) -> float | None:
-        """How much of the expected bytes moved (0..1), when the node said how many to expect."""
+        """How much of the expected bytes moved (0..1), when the node said how many to expect.
+
+        A completed job is whole even when the node skipped files it counted as expected."""
+        if self.state == JobState.COMPLETED:
+            return 1.0
         if not self.bytes_expected:
-            return 1.0 if self.state == JobState.COMPLETED else None
+            return None
         return min(1.0, self.bytes_transferred / self.bytes_expected)
+
+    @property
+    def nothing_to_move(self) -> bool:
+        """Completed without moving anything: every file was already at the destination."""
+        return (
+            self.state == JobState.COMPLETED
+            and self.bytes_transferred == 0
+            and self.files_completed == 0
+            and self.files_skipped > 0
+        )
+
+    @property
+    def progress(self) -> str:
+        """What moved, in words: '42% · 1.50 MB of 3.60 MB · 3 of 10 files · at 12.0 Mbps'."""
+        if self.nothing_to_move:
+            return units.up_to_date(self.files_skipped)
+        parts = []
+        if self.fraction is not None and self.state != JobState.COMPLETED:
+            parts.append(f"{self.fraction * 100:.0f}%")
+        moved = units.size(self.bytes_transferred)
+        if self.bytes_expected and self.state != JobState.COMPLETED:
+            moved += f" of {units.size(self.bytes_expected)}"
+        parts.append(moved)
+        if self.files_expected and self.state != JobState.COMPLETED:
+            parts.append(f"{self.files_completed} of {units.files(self.files_expected)}")
+        else:
+            parts.append(units.files(self.files_completed))
+        if self.files_skipped:
+            parts.append(f"{self.files_skipped} already there")
+        if self.state == JobState.RUNNING and self.rate_kbps:
+            parts.append(f"at {units.bitrate(self.rate_kbps)}")
+        return " · ".join(parts)
 
 
 def project(job: JobRow, names: dict[int, str]) -> JobView:
@@ -94,6 +132,7 @@ def project(job: JobRow, names: dict[int, str]) -> JobView:
         bytes_expected=job.bytes_expected,
         files_completed=job.files_completed,
         files_expected=job.files_expected,
+        files_skipped=job.files_skipped,
         rate_kbps=job.rate_kbps,
         eta_seconds=None if eta is None else round(eta, 1),
         waiting_reason=job.waiting_reason if job.state == JobState.QUEUED else None,

@@ -1,4 +1,5 @@
-"""Nodes as readers see them: settings without the secret, and what the poller last saw."""
+"""Nodes as readers see them: settings without the secret, what the poller last saw, and the
+last health check (ping and /info)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from orchestrator.db.tables import NodeCursorRow, NodeRow
+from orchestrator.db.tables import NodeCursorRow, NodeHealthRow, NodeRow
+from orchestrator.domain.nodes import Reachability, reachability
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.registry import node_named
 
@@ -30,9 +32,27 @@ class NodeView:
     enabled: bool
     last_poll_at: datetime | None
     last_error: str | None
+    reachable: bool | None  # by the newest of the last poll and the last check; None: unknown
+    reachable_as_of: datetime | None
+    checked_at: datetime | None  # the last health check
+    version: str | None  # the node's software version, from its /info
+    check_error: str | None  # why the last check found it unreachable
 
 
-def _view(row: NodeRow, cursor: NodeCursorRow | None) -> NodeView:
+def node_reachability(cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> Reachability:
+    """Whether the node answers, by its last poll or its last health check, whichever is newer."""
+    return reachability(
+        poll_ok_at=cursor.last_success_at if cursor else None,
+        poll_failed_at=cursor.last_poll_at if cursor else None,
+        poll_error=cursor.last_error if cursor else None,
+        checked_at=health.checked_at if health else None,
+        check_ok=health.reachable if health else None,
+        check_error=health.error if health else None,
+    )
+
+
+def _view(row: NodeRow, cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> NodeView:
+    seen = node_reachability(cursor, health)
     return NodeView(
         name=row.name,
         base_url=row.base_url,
@@ -48,6 +68,11 @@ def _view(row: NodeRow, cursor: NodeCursorRow | None) -> NodeView:
         enabled=row.enabled,
         last_poll_at=cursor.last_poll_at if cursor else None,
         last_error=cursor.last_error if cursor else None,
+        reachable=seen.reachable,
+        reachable_as_of=seen.as_of,
+        checked_at=health.checked_at if health else None,
+        version=health.version if health else None,
+        check_error=health.error if health and not health.reachable else None,
     )
 
 
@@ -55,15 +80,16 @@ def show_node(ctx: ServiceContext, name: str) -> NodeView:
     """One node."""
     with ctx.sessions() as session:
         row = node_named(session, name)
-        return _view(row, session.get(NodeCursorRow, row.id))
+        return _view(row, session.get(NodeCursorRow, row.id), session.get(NodeHealthRow, row.id))
 
 
 def list_nodes(ctx: ServiceContext) -> list[NodeView]:
     """Every node, by name."""
     with ctx.sessions() as session:
         rows = session.execute(
-            select(NodeRow, NodeCursorRow)
+            select(NodeRow, NodeCursorRow, NodeHealthRow)
             .outerjoin(NodeCursorRow, NodeCursorRow.node_id == NodeRow.id)
+            .outerjoin(NodeHealthRow, NodeHealthRow.node_id == NodeRow.id)
             .order_by(NodeRow.name)
         ).all()
-        return [_view(row, cursor) for row, cursor in rows]
+        return [_view(row, cursor, health) for row, cursor, health in rows]

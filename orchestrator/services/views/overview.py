@@ -11,7 +11,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import JobRow, NodeCursorRow, NodeRow, ThroughputMinuteRow
+from orchestrator.db.tables import (
+    JobRow,
+    NodeCursorRow,
+    NodeHealthRow,
+    NodeRow,
+    ThroughputMinuteRow,
+)
 from orchestrator.domain.nodes import at_risk
 from orchestrator.domain.states import (
     FAILED_ENDS,
@@ -25,6 +31,7 @@ from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.services.views import throughput
 from orchestrator.services.views.jobs import JobView, project
+from orchestrator.services.views.nodes import node_reachability
 from orchestrator.services.views.schedules import ScheduleView, list_schedule_views
 
 S = JobState
@@ -39,13 +46,18 @@ class NodeLine:
 
     name: str
     enabled: bool
-    health: str  # polling | idle | lagging | records at risk | error | never polled | disabled
-    reachable: bool | None  # from the last poll; None: never polled
+    # polling | idle | lagging | records at risk | error | unreachable | unknown | disabled
+    health: str
+    reachable: bool | None  # by the newer of the last poll and the last check; None: unknown
+    reachable_as_of: datetime | None
     last_poll_at: datetime | None
     last_success_at: datetime | None
     poll_lag_seconds: float | None  # since the last good poll, while it has transfers to follow
     activity_retention_seconds: int  # how long the node keeps transfer records
-    last_error: str | None
+    last_error: str | None  # why it is unreachable (the newest fact's error)
+    checked_at: datetime | None  # the last health check (ping and /info)
+    version: str | None  # from the node's /info
+    check_error: str | None  # why the last check found it unreachable
     outbound: int
     inbound: int
     max_outbound: int
@@ -91,6 +103,7 @@ class Overview:
     def verdict(self) -> tuple[str, list[str]]:
         """Is everything moving, and if not why: a level (ok, warn, bad) and short reasons."""
         bad = [f"{n.name}: last poll failed" for n in self.nodes if n.health == "error"]
+        bad += [f"{n.name}: does not answer" for n in self.nodes if n.health == "unreachable"]
         bad += [
             f"{n.name}: no good poll for {n.poll_lag_seconds or 0:.0f} s, near the "
             f"{n.activity_retention_seconds} s it keeps records: end states may expire unread"
@@ -232,40 +245,46 @@ def _nodes(
     late = max(15.0, 5 * poll_interval)
     lags = {p.node_id: p.lag_seconds for p in poll_status(session, now)}  # as /metrics says
     lines = []
-    for node, cursor in session.execute(
-        select(NodeRow, NodeCursorRow)
+    for node, cursor, checked in session.execute(
+        select(NodeRow, NodeCursorRow, NodeHealthRow)
         .outerjoin(NodeCursorRow, NodeCursorRow.node_id == NodeRow.id)
+        .outerjoin(NodeHealthRow, NodeHealthRow.node_id == NodeRow.id)
         .order_by(NodeRow.name)
     ).all():
         last_ok = cursor.last_success_at if cursor else None
-        error = cursor.last_error if cursor else None
+        poll_error = cursor.last_error if cursor else None
         following = outbound[node.id] > 0
+        # A node with transfers to follow is judged by its polls (every few seconds); any other
+        # by the newer of its last poll and its last health check.
+        seen = node_reachability(cursor, None if following else checked)
         lag = lags.get(node.id) if following else None
         if not node.enabled:
             health = "disabled"
         elif following and at_risk(lag or 0.0, node.activity_retention_seconds):
             health = "records at risk"
-        elif error:
+        elif following and poll_error:
             health = "error"
         elif following and (last_ok is None or (lag or 0.0) > late):
             health = "lagging"
         elif following:
             health = "polling"
-        elif last_ok is None:
-            health = "never polled"
-        else:
-            health = "idle"
+        else:  # nothing to poll for: the newer of the last poll and the last check tells
+            health = {True: "idle", False: "unreachable", None: "unknown"}[seen.reachable]
         lines.append(
             NodeLine(
                 name=node.name,
                 enabled=node.enabled,
                 health=health,
-                reachable=False if error else (True if last_ok else None),
+                reachable=seen.reachable,
+                reachable_as_of=seen.as_of,
                 last_poll_at=cursor.last_poll_at if cursor else None,
                 last_success_at=last_ok,
                 poll_lag_seconds=lag,
                 activity_retention_seconds=node.activity_retention_seconds,
-                last_error=error,
+                last_error=seen.error,
+                checked_at=checked.checked_at if checked else None,
+                version=checked.version if checked else None,
+                check_error=checked.error if checked and not checked.reachable else None,
                 outbound=outbound[node.id],
                 inbound=inbound[node.id],
                 max_outbound=node.max_outbound,
