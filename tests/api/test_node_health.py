@@ -90,7 +90,7 @@ def test_a_destination_only_node_becomes_reachable_with_its_version_after_one_ch
     assert f"version {SIM_VERSION}" in row
 
     with serving(api) as url:
-        assert main(["nodes", "list", "--api", url, "--token", api.tokens["read"]]) == 0
+        assert main(["nodes", "list", "--wide", "--api", url, "--token", api.tokens["read"]]) == 0
         listing = capsys.readouterr().out
         assert re.search(
             rf"node-b\s+\S+\s+/\s+yes\s+yes\s+{re.escape(SIM_VERSION)}\s+\d{{4}}-", listing
@@ -137,7 +137,7 @@ def test_a_node_that_is_down_is_unreachable_with_its_error_and_no_job_moves(
     level, reasons = verdict(html)
     assert level == "bad" and "node-down: does not answer" in reasons
     with serving(api) as url:
-        assert main(["nodes", "list", "--api", url, "--token", api.tokens["read"]]) == 0
+        assert main(["nodes", "list", "--wide", "--api", url, "--token", api.tokens["read"]]) == 0
     listing = capsys.readouterr().out
     assert re.search(r"node-down\s+\S+\s+/\s+yes\s+no\s+-\s+.*cannot reach", listing), listing
     # A check is a reachability fact: the job waiting for the node is not touched.

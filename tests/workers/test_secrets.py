@@ -200,8 +200,8 @@ def test_node_secrets_and_upload_tokens_stay_secret(rig: Rig) -> None:
         e
         for e in worker_lines
         if e["logger"] == "orchestrator.services.conveyor.submission"
-        and "submitted as" in e["message"]
-    ]
+        and ("submitted as" in e["message"] or "already moved on" in e["message"])
+    ]  # the second when a poll saw the transfer before the submit recorded it
     assert {e["job_id"] for e in submitted} == {*ids, echoed}
     assert all(
         e["task"] == "orchestrator.submit" and e["task_id"] and e["node"] == "node-a"

@@ -723,7 +723,10 @@ def _store_remote_id(
         except NodeError as exc:
             log.warning("cancel of %s for job %s failed: %s", remote_id, job.id, exc)
     transfer = f"{remote_id} on {node} (attempt {attempt.number})"
-    if moved is None:
+    if moved is None:  # the poller saw the transfer first and moved the job on
+        log.info(
+            "job %s: node transfer %s recorded; the job had already moved on", job.id, transfer
+        )
         return JobOutcome(
             job.id,
             Outcome.SKIPPED,
