@@ -33,7 +33,7 @@ lint: $(VENV)/.dev-installed
 
 ## test: lint, then the whole suite (PostgreSQL too when ORCH_TEST_DATABASE_URL is set)
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 ## browser: headless Debian chromium for the dashboard's browser test (apt-get, when missing)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -11,7 +11,20 @@ import pytest
 from hstssim.cluster import SimCluster
 from tests.support.sim import fast_configs
 
-POSTGRES_URL = os.environ.get("ORCH_TEST_DATABASE_URL")
+
+def _own_database(url: str | None) -> str | None:
+    """Under pytest-xdist each worker process gets a database of its own beside the one named
+    (``test`` → ``test_gw0``), since the suite empties the schema it runs on."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _own_database(os.environ.get("ORCH_TEST_DATABASE_URL"))
 
 DATABASES = [
     pytest.param("sqlite", id="sqlite"),
@@ -35,7 +48,16 @@ def _postgres_schema_reset() -> None:
     if not POSTGRES_URL:
         return
     from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
+    name = make_url(POSTGRES_URL).database
+    server = create_engine(
+        make_url(POSTGRES_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with server.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    server.dispose()
     engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))

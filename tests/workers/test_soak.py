@@ -11,6 +11,7 @@ each runs on one database, not both. To replay a case:
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -24,7 +25,9 @@ JOBS = 24
 CHAOS_SECONDS = 18.0
 SETTLE_SECONDS = 60.0
 FIXED_SEED = 20261128
-RANDOM_SEED = random.SystemRandom().randrange(1, 1_000_000)
+# pytest-xdist's processes must collect the same ids: they share the run's id, so seed from it.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+RANDOM_SEED = (random.Random(_RUN) if _RUN else random.SystemRandom()).randrange(1, 1_000_000)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
