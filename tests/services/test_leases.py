@@ -9,11 +9,14 @@ from sqlalchemy import update
 
 from orchestrator.db.tables import JobRow
 from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.control import cancel_job
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.jobs import create_job, get_job
 from orchestrator.services.events import events_of
+from orchestrator.services.schedules.runs import run_now
+from orchestrator.services.schedules.store import create_schedule
 from tests.services.conftest import Stack
 from tests.support.sim import write_tree
 from tests.support.stack import run_tasks, settle
@@ -95,6 +98,12 @@ def test_only_overlapping_trees_wait_and_a_blocked_job_holds_back_no_other(stack
         session.commit()
     blocked = job(stack, "x", "in", priority=9)  # the same file
     below = job(stack, "y", "in/x/deep", priority=8)  # inside the folder it writes
+    replication = {"source_node": "node-a", "destination_node": "node-b", "cron": "0 * * * *"}
+    create_schedule(
+        stack.ctx,
+        ScheduleSpec(id="mirror", source_paths=["out/x"], destination_path="in", **replication),
+    )
+    scheduled = run_now(stack.ctx, "mirror").job.id  # writes /in/x too
     sibling = job(stack, "x", "inbox")  # /inbox is not under /in
     other_name = job(stack, "z", "/in")  # same folder, another name
     other_node = job(stack, "x", "in", to="node-a")
@@ -104,6 +113,7 @@ def test_only_overlapping_trees_wait_and_a_blocked_job_holds_back_no_other(stack
 
     assert state_and_reason(stack, blocked) == (JobState.QUEUED, behind(held, "/in"))
     assert state_and_reason(stack, below) == (JobState.QUEUED, behind(held, "/in"))
+    assert state_and_reason(stack, scheduled) == (JobState.QUEUED, behind(held, "/in"))
     for free in (sibling, other_name, other_node, pair[0]):
         assert state_and_reason(stack, free) == (JobState.ADMITTED, None)
     # Queued together: the first admitted in the run leases its tree, the second waits.
