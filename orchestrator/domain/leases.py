@@ -46,7 +46,7 @@ class DestinationLeases:
     _above: dict[tuple[int, Segments], Lease] = field(default_factory=dict)  # strict ancestors
 
     def holder(self, node_id: int, paths: Iterable[str]) -> Lease | None:
-        """The first lease on ``node_id`` that overlaps any of ``paths``, if one does."""
+        """A lease on ``node_id`` whose paths ``overlaps`` one of ``paths``, if any does."""
         for path in paths:
             parts = _segments(path)
             for depth in range(len(parts) + 1):  # the path and every folder above it

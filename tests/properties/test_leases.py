@@ -75,7 +75,8 @@ def test_the_lease_index_finds_a_holder_exactly_when_one_overlaps(
     candidates = [
         number
         for number, (held_node, paths) in enumerate(held)
-        if held_node == node and any(reference(p, w) for p in paths for w in wanted)
+        if held_node == node
+        and any(overlaps("/".join(p), "/".join(w)) for p in paths for w in wanted)
     ]
     found = leases.holder(node, ["/".join(w) for w in wanted])
     if not candidates:
