@@ -55,6 +55,10 @@ POSTED = frozenset({JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED})
 HOLDS_A_SLOT = MAY_HOLD_TRANSFER | {JobState.ADMITTED}
 # Admitted and not yet settled: what the dashboard lists as active.
 UNDER_WAY = HOLDS_A_SLOT | {JobState.RETRY_WAIT}
+# Leases its destination tree (no overlapping job is admitted): RETRY_WAIT too, since the next
+# attempt resumes the partial files it left there. NEEDS_ATTENTION waits for a person and
+# holds nothing, or one stuck job would stop every later run to its tree.
+HOLDS_A_DESTINATION = UNDER_WAY
 
 
 class AttemptState(StrEnum):

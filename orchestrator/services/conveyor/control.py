@@ -13,7 +13,13 @@ from sqlalchemy import select
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain import units
 from orchestrator.domain.jobs import TransferOptions
-from orchestrator.domain.states import BEFORE_NODE, FAILED_ENDS, POSTED, JobState
+from orchestrator.domain.states import (
+    BEFORE_NODE,
+    FAILED_ENDS,
+    HOLDS_A_DESTINATION,
+    POSTED,
+    JobState,
+)
 from orchestrator.errors import NodeNotFound
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, get_job
@@ -41,7 +47,9 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
             raise InvalidTransition(f"a {state} job cannot be canceled")
         job.cancel_requested = True
         if state in BEFORE_NODE:
-            move(work, job_id, state, JobState.CANCELED, "canceled by request", at=now)
+            ended = move(work, job_id, state, JobState.CANCELED, "canceled by request", at=now)
+            if ended in HOLDS_A_DESTINATION:  # what waited behind it may go now
+                work.after_commit(TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH))
         else:
             record(work.session, job_id, "operator", "cancel requested", at=now)
         work.commit()

@@ -3,6 +3,9 @@
 Admitted jobs are sent to submit in batches that share a destination, so one upload_setup
 call serves the batch.
 
+A job whose destination paths overlap those of a job under way (``HOLDS_A_DESTINATION``, or
+admitted earlier in the same run) waits behind it: two transfers writing one file fail.
+
 A job that waits says why (``waiting_reason``). One dispatcher runs at a time: each run first
 updates the "dispatch" lock row (seeded by the migrations), which serialises runs on SQLite and
 PostgreSQL alike.
@@ -15,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
 from orchestrator.domain.jobs import job_label
-from orchestrator.domain.states import HOLDS_A_SLOT, JobState
+from orchestrator.domain.leases import DestinationLeases, Lease, written_paths
+from orchestrator.domain.states import HOLDS_A_DESTINATION, HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.transitions import move_many
 from orchestrator.taskqueue import TaskName
@@ -56,6 +61,24 @@ def _listed(labels: list[str]) -> str:
     shown = "; ".join(labels[:LISTED_LABELS])
     more = len(labels) - LISTED_LABELS
     return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _sources(stored: list[dict[str, str]]) -> list[str]:
+    """A job's source paths as stored (``[{"source": path}]``)."""
+    return [p["source"] for p in stored]
+
+
+def _held_leases(session: Session) -> DestinationLeases:
+    """The destination paths of every job under way, oldest job first (the one a reason names)."""
+    leases = DestinationLeases()
+    held = session.execute(
+        select(JobRow.id, JobRow.destination_node_id, JobRow.destination_path, JobRow.source_paths)
+        .where(JobRow.state.in_(HOLDS_A_DESTINATION))
+        .order_by(JobRow.created_at, JobRow.id)
+    )
+    for job_id, node_id, folder, sources in held:
+        leases.take(node_id, written_paths(folder, _sources(sources)), Lease(job_id, folder))
+    return leases
 
 
 def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSummary:
@@ -106,17 +129,24 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             .order_by(JobRow.priority.desc(), JobRow.created_at)
             .limit(BATCH)
         ).all()
+        leases = _held_leases(session) if queued else DestinationLeases()
         admit: dict[str, str] = {}  # job id -> its event message
         labels: dict[str, str] = {}  # job id -> the job in one line, for Flower
         reasons: dict[str, list[str]] = {}  # a new waiting reason -> the jobs it is now true for
         for job in queued:
             src, dst = nodes[job.source_node_id], nodes[job.destination_node_id]
             link = (src.id, dst.id)
+            writes = written_paths(job.destination_path, _sources(job.source_paths))
             reason = None
             if not src.enabled:
                 reason = f"source node {src.name} is disabled"
             elif not dst.enabled:
                 reason = f"destination node {dst.name} is disabled"
+            elif (blocker := leases.holder(dst.id, writes)) is not None:
+                reason = (
+                    f"behind job {blocker.job_id[:8]} "
+                    f"(overlapping destination {dst.name}:{blocker.destination_path})"
+                )
             elif out_count[src.id] >= src.max_outbound:
                 reason = f"source node {src.name} is at its limit ({src.max_outbound} active)"
             elif in_count[dst.id] >= dst.max_inbound:
@@ -136,6 +166,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             out_count[src.id] += 1
             in_count[dst.id] += 1
             link_count[link] += 1
+            leases.take(dst.id, writes, Lease(job.id, job.destination_path))
             summary.admitted_to.append((job.id, dst.id))
         for reason, job_ids in reasons.items():
             session.execute(
