@@ -1,11 +1,12 @@
 """A job's progress over time through the real app, over real nodes: its bytes per minute land
-in its own rows, its page's live parts chart them, and the rows go with the job."""
+in its own rows, its page's live parts chart them, and the rows go with the job; long jobs
+are charted in wider bars."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from orchestrator.domain.states import JobState
 from orchestrator.services.context import utcnow
 from orchestrator.services.conveyor.retention import prune_history
 from orchestrator.services.conveyor.throughput import minute_of
+from orchestrator.services.views.job_progress import chart_of
+from orchestrator.services.views.throughput import Minute
 from tests.api.conftest import Api
 from tests.api.test_dashboard import sign_in
 from tests.support.sim import write_tree
@@ -93,3 +96,20 @@ def test_a_jobs_bytes_over_two_minutes_are_charted_on_its_page_and_go_with_the_j
     with stack.ctx.sessions() as session:
         left = session.scalars(select(JobMinuteRow).where(JobMinuteRow.job_id == job_id))
         assert left.all() == [], "the job's minutes went with it"
+
+
+def test_a_long_job_is_charted_in_bars_of_several_minutes_a_short_one_over_ten() -> None:
+    created = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    minutes = [Minute(created + timedelta(minutes=i), 1000, 1) for i in range(180)]
+    long = chart_of(
+        minutes, created=created, finished=created + timedelta(minutes=179), now=created
+    )
+    assert (len(long.bars), long.bar_minutes, long.per) == (60, 3, "3 minutes")
+    assert {bar.bytes for bar in long.bars} == {3000} and long.bars[0].minute == created
+    title = render.job_chart(long).bars[0].title
+    assert title == "10:00 to 10:03 UTC: 3.00 KB in 3 file(s), 133 bps on average", title
+
+    short = chart_of(minutes[:1], created=created, finished=None, now=created)
+    assert (len(short.bars), short.bar_minutes) == (10, 1)
+    assert [bar.bytes for bar in short.bars] == [0] * 9 + [1000], "now at the right edge"
+    assert render.job_chart(short).end == "now (UTC)"

@@ -27,14 +27,13 @@ class JobProgress:
     ended_at: datetime | None
 
     @property
-    def moved(self) -> int:
-        """Bytes counted in the chart."""
-        return sum(bar.bytes for bar in self.bars)
+    def per(self) -> str:
+        """What one bar counts: 'minute' or 'N minutes'."""
+        return "minute" if self.bar_minutes == 1 else f"{self.bar_minutes} minutes"
 
 
 def job_progress(ctx: ServiceContext, job_id: str) -> JobProgress:
-    """From the job's first minute that moved something (else its creation) to its end (or now),
-    in at most MOST_BARS bars."""
+    """The chart of one job, read now."""
     with ctx.sessions() as session:
         job = get_job(session, job_id)
         rows = session.execute(
@@ -43,21 +42,30 @@ def job_progress(ctx: ServiceContext, job_id: str) -> JobProgress:
             .order_by(JobMinuteRow.minute)
         ).all()
         created, finished = job.created_at, job.finished_at
-    end = minute_of(finished or ctx.now())
-    start = rows[0][0] if rows else minute_of(created)
-    if rows:
-        end = max(end, rows[-1][0])
+    moved = [Minute(minute, int(nbytes), int(files)) for minute, nbytes, files in rows]
+    return chart_of(moved, created=created, finished=finished, now=ctx.now())
+
+
+def chart_of(
+    moved: list[Minute], *, created: datetime, finished: datetime | None, now: datetime
+) -> JobProgress:
+    """From the first minute that moved something (else the job's creation) to its end (or
+    ``now``), at least FEWEST_BARS minutes, in at most MOST_BARS bars of whole minutes."""
+    end = minute_of(finished or now)
+    start = moved[0].minute if moved else minute_of(created)
+    if moved:
+        end = max(end, moved[-1].minute)
     start = min(start, end - timedelta(minutes=FEWEST_BARS - 1))
     span = int((end - start).total_seconds() // 60) + 1
     per_bar = -(-span // MOST_BARS)
     count = -(-span // per_bar)
-    moved = [[0, 0] for _ in range(count)]
-    for minute, nbytes, files in rows:
-        slot = min(count - 1, int((minute - start).total_seconds() // 60) // per_bar)
-        moved[slot][0] += int(nbytes)
-        moved[slot][1] += int(files)
+    sums = [[0, 0] for _ in range(count)]
+    for minute in moved:
+        slot = min(count - 1, int((minute.minute - start).total_seconds() // 60) // per_bar)
+        sums[slot][0] += minute.bytes
+        sums[slot][1] += minute.files
     bars = [
         Minute(start + timedelta(minutes=i * per_bar), nbytes, files)
-        for i, (nbytes, files) in enumerate(moved)
+        for i, (nbytes, files) in enumerate(sums)
     ]
     return JobProgress(bars, per_bar, finished)
