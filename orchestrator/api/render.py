@@ -1,9 +1,9 @@
-"""HTML for the dashboard: the Jinja environment (autoescaped), number formats and the chart."""
+"""HTML for the dashboard: the Jinja environment (autoescaped), number formats and the charts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from orchestrator.domain import units
 from orchestrator.domain.ascp import explain
 from orchestrator.domain.states import FAILED_ENDS, POSTED, JobState
+from orchestrator.services.views.job_progress import JobProgress
 from orchestrator.services.views.throughput import Minute
 
 
@@ -72,7 +73,7 @@ class Bar:
 
 @dataclass(frozen=True)
 class Chart:
-    """The throughput chart's geometry (an inline SVG drawn by the template)."""
+    """A bar chart's geometry (an inline SVG drawn by the template's ``chart_svg``)."""
 
     width: int
     height: int
@@ -80,38 +81,50 @@ class Chart:
     peak: str
     start: str
     middle: str
+    end: str
 
 
 CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 1000, 110, 3.0
 
 
-def chart(minutes: list[Minute]) -> Chart:
-    """Bars of bytes per minute, scaled to the busiest minute."""
+def chart(minutes: list[Minute], bar_minutes: int = 1, end: str = "now (UTC)") -> Chart:
+    """Bars of bytes per minute (or per ``bar_minutes``), scaled to the busiest bar."""
     slot = CHART_WIDTH / max(1, len(minutes))
     peak = max((m.bytes for m in minutes), default=0)
+    per = "a minute" if bar_minutes == 1 else f"{bar_minutes} minutes"
     bars = []
     for i, minute in enumerate(minutes):
         if minute.bytes <= 0:
             continue
         height = max(2.0, CHART_HEIGHT * minute.bytes / peak)
+        when = f"{minute.minute:%H:%M}"
+        if bar_minutes > 1:
+            when += f" to {minute.minute + timedelta(minutes=bar_minutes):%H:%M}"
         bars.append(
             Bar(
                 x=round(i * slot + BAR_GAP / 2, 1),
                 y=round(CHART_HEIGHT - height, 1),
-                width=round(slot - BAR_GAP, 1),
+                width=round(max(1.0, slot - BAR_GAP), 1),
                 height=round(height, 1),
-                title=f"{minute.minute:%H:%M} UTC: {size(minute.bytes)} in "
-                f"{minute.files} file(s), {rate(minute.bytes / 60)} on average",
+                title=f"{when} UTC: {size(minute.bytes)} in {minute.files} file(s), "
+                f"{rate(minute.bytes / (60 * bar_minutes))} on average",
             )
         )
     return Chart(
         width=CHART_WIDTH,
         height=CHART_HEIGHT,
         bars=bars,
-        peak=f"peak {size(peak)} in a minute" if peak else "",
+        peak=f"peak {size(peak)} in {per}" if peak else "",
         start=f"{minutes[0].minute:%H:%M}" if minutes else "",
         middle=f"{minutes[len(minutes) // 2].minute:%H:%M}" if minutes else "",
+        end=end,
     )
+
+
+def job_chart(progress: JobProgress) -> Chart:
+    """A job's bytes over time, up to now or to its end."""
+    end = f"ended {progress.ended_at:%H:%M} UTC" if progress.ended_at else "now (UTC)"
+    return chart(progress.bars, progress.bar_minutes, end)
 
 
 @cache
@@ -126,7 +139,12 @@ def environment() -> Environment:
     )
     env.filters.update(size=size, rate=rate, clock=clock, relative=relative, utc=utc)
     env.globals.update(
-        chart=chart, explain=explain, S=JobState, FAILED_ENDS=FAILED_ENDS, POSTED=POSTED
+        chart=chart,
+        job_chart=job_chart,
+        explain=explain,
+        S=JobState,
+        FAILED_ENDS=FAILED_ENDS,
+        POSTED=POSTED,
     )
     return env
 

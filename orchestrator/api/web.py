@@ -19,6 +19,7 @@ COOKIE = "hso_dashboard"
 FLASH = "hso_flash"  # the message a form's redirect leaves for the next page, read once
 FLASH_LENGTH = 400
 CSRF_FIELD = "csrf"
+REFRESH_MS = 2000  # how often a live page (the overview, a job's page) fetches its parts
 HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -167,6 +168,16 @@ def console_page(
     if message is not None:
         forget_message(answer)
     return answer
+
+
+def not_signed_in() -> HTTPException:
+    """The 401 of a live page's fragment asked without a valid session (its script then goes
+    to the sign-in form)."""
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "sign in at / or give a valid API token: Authorization: Bearer <token>",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def sign_in_page(request: Request, message: str | None = SIGN_IN_FIRST) -> HTMLResponse:

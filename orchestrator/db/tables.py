@@ -1,5 +1,5 @@
-"""The tables: nodes, jobs and their labels, attempts, cursors, job events, schedules, throughput,
-tokens and dashboard sessions, alerts, node health."""
+"""The tables: nodes, jobs and their labels, attempts, cursors, job events, schedules, throughput
+(per node pair and per job), tokens and dashboard sessions, alerts, node health."""
 
 from __future__ import annotations
 
@@ -297,6 +297,17 @@ class ThroughputMinuteRow(Base):
     destination_node_id: Mapped[int] = mapped_column(
         ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
     )
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobMinuteRow(Base):
+    """Bytes and files one job moved in one minute (its progress chart); gone with the job."""
+
+    __tablename__ = "job_minutes"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     files: Mapped[int] = mapped_column(Integer, default=0)
 

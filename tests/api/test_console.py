@@ -33,7 +33,7 @@ def test_a_failed_job_page_shows_the_node_error_its_class_what_to_do_and_the_tim
     page = api.client.get(f"/jobs/{job_id[:8]}")  # a short id works
     assert page.status_code == 200, page.text
     html = page.text
-    assert f'data-job="{job_id}" data-state="failed"' in html
+    assert f'data-job="{job_id}"' in html and 'id="summary" data-state="failed"' in html
     assert f"node-a:{folder}" in html and f"node-b:/in-{folder}" in html
     assert "team=media" in html
     problem = re.search(r'<section class="card" id="problem".*?</section>', html, re.S)

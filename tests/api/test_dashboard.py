@@ -167,7 +167,7 @@ def test_static_files_are_served_and_nothing_else(api: Api) -> None:
     assert css.headers["content-type"].startswith("text/css")
     js = api.client.get("/dashboard/static/dashboard.js")
     assert js.status_code == 200
-    assert "fetch(panels.dataset.src" in js.text
+    assert "fetch(root.dataset.src" in js.text
     for name in ("../routes/dashboard.py", "dashboard.html", "%2e%2e%2fapp.py"):
         assert api.client.get(f"/dashboard/static/{name}").status_code == 404
 

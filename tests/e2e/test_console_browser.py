@@ -1,6 +1,7 @@
 """The console in a real browser (headless Debian chromium, Playwright) against the real API
 process, Celery worker and beat, Redis and two hstssim nodes: the job page with its files,
-the search, every action, and a form with a wrong CSRF token refused. One rig, one browser,
+refreshing itself (bar, chart, state) without clobbering a form, the search, every action,
+and a form with a wrong CSRF token refused. One rig, one browser,
 one signed-in page, to keep it fast; screenshots go to ``artifacts/``.
 """
 
@@ -16,7 +17,6 @@ import pytest
 from orchestrator.domain.states import JobState
 from orchestrator.services.tokens import Scope, create_token
 from tests.e2e.conftest import ARTIFACTS, CHROMIUM, NEEDS_CHROMIUM, watched_page
-from tests.support.processes import wait_for
 from tests.workers.conftest import Rig
 
 if TYPE_CHECKING:
@@ -47,14 +47,9 @@ class Console:
         self.page.wait_for_selector("#flash")
         assert expect in self.flash(), self.flash()
 
-    def reload_until(self, selector: str, what: str, timeout: float = 30) -> None:
-        """Reload the page until ``selector`` is on it (the job page does not refresh itself)."""
-
-        def there() -> bool:
-            self.page.reload()
-            return self.page.query_selector(selector) is not None
-
-        wait_for(there, timeout=timeout, what=what, every=0.25)
+    def state(self, state: str) -> None:
+        """Wait, without a reload, until the job page shows ``state`` (it refreshes itself)."""
+        self.page.wait_for_selector(f'#summary[data-state="{state}"]', timeout=30_000)
 
 
 def test_the_job_page_search_every_action_and_the_csrf_refusal(rig: Rig, api_url: str) -> None:
@@ -100,8 +95,28 @@ def test_the_job_page_search_every_action_and_the_csrf_refusal(rig: Rig, api_url
             console.job(moving)
             (remote_id,) = [a.remote_id for a in rig.attempts() if a.job_id == moving]
             assert remote_id and remote_id in page.inner_text("#attempts")
-            assert page.query_selector("#progress progress") is not None
             assert "running" in page.inner_text("#timeline")
+
+            # It refreshes itself: the bar moves and the chart fills without a reload, and the
+            # form someone is typing in meanwhile is left alone, even once its buttons are
+            # out of date (a stale key would have it swapped otherwise, as pausing shows).
+            page.evaluate("window.__not_reloaded = true")
+            page.fill("#priority", "7")
+            page.eval_on_selector(
+                "#actions", "e => { e.dataset.kept = 'yes'; e.dataset.key = 'x' }"
+            )
+            bar = "#progress progress"
+            page.wait_for_selector(bar)
+            before = int(page.get_attribute(bar, "value") or 0)
+            page.wait_for_function(
+                "before => document.querySelector('#progress progress').value > before",
+                arg=before,
+                timeout=30_000,
+            )
+            page.wait_for_selector("#progress svg.chart rect.bar", timeout=30_000)
+            assert page.input_value("#priority") == "7", "a refresh clobbered the form"
+            assert page.query_selector("#actions[data-kept]") is not None
+            assert page.evaluate("window.__not_reloaded === true"), "the page reloaded"
             page.click("#list-files")
             page.wait_for_selector("#files tr[data-file-status]")
             listed = page.inner_text("#files")
@@ -111,9 +126,9 @@ def test_the_job_page_search_every_action_and_the_csrf_refusal(rig: Rig, api_url
             # Pause, resume, rate and priority on the running job.
             console.job(moving)
             console.click("#do-pause", "pause requested on the node")
-            console.reload_until('#job[data-state="paused"]', "the job paused")
+            console.state("paused")  # and its buttons follow: Resume replaces Pause
             console.click("#do-resume", "resume requested on the node")
-            console.reload_until('#job[data-state="running"]', "the job running again")
+            console.state("running")
             page.fill("#rate", "800")
             console.click("#do-rate", "target rate set to 800 kbps")
             node_rate = {
@@ -138,7 +153,7 @@ def test_the_job_page_search_every_action_and_the_csrf_refusal(rig: Rig, api_url
             # Cancel, for real this time.
             console.job(moving)
             console.click("#do-cancel", "cancel requested on the node")
-            console.reload_until('#job[data-state="canceled"]', "the job canceled")
+            console.state("canceled")
 
             # A failure: the node's code, its class and what to do; acknowledged, it leaves
             # the verdict; retried, it fails again (the path is still missing).

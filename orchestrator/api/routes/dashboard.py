@@ -20,12 +20,14 @@ from orchestrator.api import render
 from orchestrator.api.deps import ContextDep
 from orchestrator.api.web import (
     COOKIE,
+    REFRESH_MS,
     caller_of,
     console_page,
     csrf_token,
     field,
     form_fields,
     html,
+    not_signed_in,
     presented,
     same_origin,
 )
@@ -36,7 +38,6 @@ from orchestrator.services.views.overview import dashboard
 
 router = APIRouter(include_in_schema=False)
 
-REFRESH_MS = 2000
 STATIC = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
@@ -74,11 +75,7 @@ def panels(request: Request, ctx: ContextDep) -> HTMLResponse:
     """The dashboard's panels alone: what the page's script fetches every few seconds."""
     caller = caller_of(request, ctx)
     if caller is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "sign in at / or give a valid API token: Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise not_signed_in()
     body = render.page(
         "panels.html",
         can_act=caller.allows(Scope.SUBMIT),

@@ -8,15 +8,27 @@ from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 
+from orchestrator.api import render
 from orchestrator.api.deps import ContextDep
-from orchestrator.api.web import caller_of, console_page, sign_in_page
+from orchestrator.api.web import (
+    REFRESH_MS,
+    caller_of,
+    console_page,
+    csrf_token,
+    html,
+    not_signed_in,
+    presented,
+    sign_in_page,
+)
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected
+from orchestrator.services.tokens import Scope
 from orchestrator.services.views.job_files import job_files
+from orchestrator.services.views.job_progress import job_progress
 from orchestrator.services.views.jobs import (
     BadCursor,
     JobFilter,
@@ -57,7 +69,16 @@ def _job_page(
         )
     job = show_job(ctx, job_id)
     files = None if files_offset is None else job_files(ctx, job_id, offset=files_offset)
-    return console_page(request, ctx, caller, "job.html", job=job, files=files)
+    return console_page(
+        request,
+        ctx,
+        caller,
+        "job.html",
+        job=job,
+        files=files,
+        over_time=job_progress(ctx, job_id),
+        refresh_ms=REFRESH_MS,
+    )
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -75,6 +96,32 @@ def job_files_page(
 ) -> HTMLResponse:
     """The job page with one page of its files, as the source node lists them now."""
     return _job_page(request, ctx, job_id, files_offset=offset)
+
+
+@router.get("/jobs/{job_id}/live", response_class=HTMLResponse)
+def job_live(job_id: str, request: Request, ctx: ContextDep) -> HTMLResponse:
+    """The parts of a job's page that change (state, progress and its chart, the problem,
+    attempts, timeline, and the actions): what the page's script fetches every few seconds."""
+    caller = caller_of(request, ctx)
+    if caller is None:
+        raise not_signed_in()
+    try:
+        full_id = resolve_job_id(ctx, job_id)
+        job = show_job(ctx, full_id)
+        over_time = job_progress(ctx, full_id)
+    except JobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except JobRejected as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    body = render.page(
+        "job_live.html",
+        job=job,
+        over_time=over_time,
+        can_act=caller.allows(Scope.SUBMIT),
+        csrf=csrf_token(presented(request) or ""),
+        now=ctx.now(),
+    )
+    return html(body)
 
 
 # -- search ------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def apply_snapshot(
     job = work.session.get(JobRow, attempt.job_id)
     if job is not None:
         work.accumulator(ThroughputTally).add(
-            now, job.source_node_id, job.destination_node_id, moved_bytes, moved_files
+            now, job.id, job.source_node_id, job.destination_node_id, moved_bytes, moved_files
         )
     if job is None or job.attempt_count != attempt.number:
         return None

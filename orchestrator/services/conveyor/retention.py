@@ -3,10 +3,11 @@
 A job that ended (completed, failed or canceled) longer ago than that is written, with its
 attempts and its event log, as one JSON line to ``ORCH_ARCHIVE_DIR/jobs-<day it ended>.jsonl``
 (when an archive directory is set), then deleted with everything that refers to it (attempts,
-events and alerts go by cascade). Per-minute throughput rows older than that go too. A job
-that needs attention stays until a person settles it. Work is done in batches, each archived
-before it is deleted, so a crash at any line loses no history: the next run writes the batch
-again (an archive line can appear twice; its ``id`` tells).
+events, alerts and the job's per-minute progress go by cascade). Per-minute throughput rows of
+node pairs older than that go too. A job that needs attention stays until a person settles it.
+Work is done in batches, each archived before it is deleted, so a crash at any line loses no
+history: the next run writes the batch again (an archive line can appear twice; its ``id``
+tells).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Bytes and files moved per minute and node pair: tallied while progress is applied, written
-with the same commit (the unit of work writes its tally just before it commits)."""
+"""Bytes and files moved per minute, per node pair and per job: tallied while progress is
+applied, written with the same commit (the unit of work writes its tally just before it
+commits)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import upsert
-from orchestrator.db.tables import ThroughputMinuteRow
+from orchestrator.db.tables import JobMinuteRow, ThroughputMinuteRow
 
-Key = tuple[datetime, int, int]
+PairKey = tuple[datetime, int, int]
+JobKey = tuple[str, datetime]
+# Rows of one per-job statement: 4 parameters each stay under SQLite's 32766 (a feed page may
+# carry up to 10 000 transfers).
+JOB_ROWS_PER_STATEMENT = 1000
 
 
 def minute_of(at: datetime) -> datetime:
@@ -20,24 +25,37 @@ def minute_of(at: datetime) -> datetime:
 
 
 class ThroughputTally:
-    """Progress counted during one unit of work, per (minute, source node, destination node)."""
+    """Progress counted during one unit of work, per (minute, source node, destination node)
+    and per (job, minute)."""
 
     def __init__(self) -> None:
-        self.bytes: Counter[Key] = Counter()
-        self.files: Counter[Key] = Counter()
+        self.bytes: Counter[PairKey] = Counter()
+        self.files: Counter[PairKey] = Counter()
+        self.job_bytes: Counter[JobKey] = Counter()
+        self.job_files: Counter[JobKey] = Counter()
 
     def add(
-        self, at: datetime, source_id: int, destination_id: int, nbytes: int, files: int
+        self,
+        at: datetime,
+        job_id: str,
+        source_id: int,
+        destination_id: int,
+        nbytes: int,
+        files: int,
     ) -> None:
-        """Count progress (negative deltas are ignored)."""
+        """Count a job's progress (negative deltas are ignored)."""
         if nbytes <= 0 and files <= 0:
             return
-        key = (minute_of(at), source_id, destination_id)
+        minute = minute_of(at)
+        key = (minute, source_id, destination_id)
         self.bytes[key] += max(0, nbytes)
         self.files[key] += max(0, files)
+        self.job_bytes[job_id, minute] += max(0, nbytes)
+        self.job_files[job_id, minute] += max(0, files)
 
     def write(self, session: Session) -> None:
-        """Add the tally to the per-minute rows (one upsert per key, in key order)."""
+        """Add the tally to the per-minute rows (one upsert per node pair, in key order) and to
+        the per-job rows (one statement for every job of the unit)."""
         insert = upsert(session)
         for key in sorted(self.bytes.keys() | self.files.keys()):
             minute, source_id, destination_id = key
@@ -58,5 +76,29 @@ class ThroughputTally:
                     },
                 )
             )
+        jobs = sorted(self.job_bytes.keys() | self.job_files.keys())  # one lock order for all
+        for start in range(0, len(jobs), JOB_ROWS_PER_STATEMENT):
+            rows = insert(JobMinuteRow).values(
+                [
+                    {
+                        "job_id": job_id,
+                        "minute": minute,
+                        "bytes": self.job_bytes[job_id, minute],
+                        "files": self.job_files[job_id, minute],
+                    }
+                    for job_id, minute in jobs[start : start + JOB_ROWS_PER_STATEMENT]
+                ]
+            )
+            session.execute(
+                rows.on_conflict_do_update(
+                    index_elements=["job_id", "minute"],
+                    set_={
+                        "bytes": JobMinuteRow.bytes + rows.excluded.bytes,
+                        "files": JobMinuteRow.files + rows.excluded.files,
+                    },
+                )
+            )
         self.bytes.clear()
         self.files.clear()
+        self.job_bytes.clear()
+        self.job_files.clear()
