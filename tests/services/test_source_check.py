@@ -10,11 +10,12 @@ import pytest
 from orchestrator.db.tables import NodeRow
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.jobs import get_job
+from orchestrator.services.conveyor.reconcile import sweep
 from orchestrator.services.events import events_of
 from orchestrator.services.views.jobs import attempts_of, show_job
 from tests.services.conftest import Stack
 from tests.support.sim import write_tree
-from tests.support.stack import run_tasks, settle
+from tests.support.stack import job_states, run_tasks, settle
 
 
 def test_a_missing_source_fails_at_once_and_the_node_sees_no_transfer(stack: Stack) -> None:
@@ -30,7 +31,9 @@ def test_a_missing_source_fails_at_once_and_the_node_sees_no_transfer(stack: Sta
         assert (attempt.status, attempt.remote_id) == ("abandoned", None)
         assert f"not posted: {reason}" in [e.message for e in events_of(session, job_id)]
     assert show_job(stack.ctx, job_id).reason == reason  # what the API, page and CLI show
-    assert stack.tasks.take() == [], "no retry is scheduled"
+    sweep(stack.ctx)  # nothing is left to retry it
+    run_tasks(stack.ctx, stack.tasks)
+    assert job_states(stack.ctx)[job_id] == JobState.FAILED
     requests = stack.admin_a.counters()["requests"]
     assert requests["POST /files/info"] == 1
     assert requests.get("POST /ops/transfers", 0) == 0
