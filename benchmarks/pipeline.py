@@ -57,6 +57,7 @@ from orchestrator.taskqueue import Enqueuer, TaskName, make_celery  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ENDPOINTS = (
+    "POST /files/info",
     "POST /files/upload_setup",
     "POST /ops/transfers",
     "GET /ops/transfers",

@@ -245,15 +245,16 @@ def test_a_waiting_job_says_why(api: Api) -> None:
     with api.stack.ctx.sessions() as session:
         session.execute(update(NodeRow).where(NodeRow.name == "node-a").values(max_outbound=1))
         session.commit()
-    folder = f"w-{uuid.uuid4().hex[:8]}"
-    write_tree(api.stack.root_a, {f"{folder}/f.bin": os.urandom(200_000)})
+    folders = [f"w-{uuid.uuid4().hex[:8]}" for _ in range(2)]  # apart: no destination lease
+    for folder in folders:
+        write_tree(api.stack.root_a, {f"{folder}/f.bin": os.urandom(200_000)})
     ids = [
         api.client.post(
             "/api/v1/jobs",
             json=spec_for(folder, options={"target_rate_kbps": 400}, priority=p),
             headers=api.headers("submit"),
         ).json()["id"]
-        for p in (5, 1)
+        for folder, p in zip(folders, (5, 1), strict=True)
     ]
     settle(
         api.stack.ctx,

@@ -159,11 +159,18 @@ def test_flower_shows_a_failed_job_as_a_failed_task_and_no_housekeeping(up_stack
     (task,) = _wait(failed, "Flower shows the failed job as a failed task")
     assert task["name"] == "orchestrator.job_failed"
     assert task["args"] == f"job {job_id[:8]} node-a:no-such-folder → node-b:/nowhere"
-    assert "failed: ascp error 4" in task["exception"], task["exception"]
+    assert "failed: source path no-such-folder does not exist on node-a" in task["exception"]
     every = httpx.get(f"{url}/api/tasks", params={"limit": 10000}, auth=auth, timeout=10).json()
     names = {t["name"] for t in every.values()}
     assert names & {"orchestrator.poll_all", "orchestrator.sweep"} == set(), names
-    assert "orchestrator.poll" in names  # per-node polls stay visible
+    # The submit that stopped it says why (it never reached the node, so no poll follows it;
+    # the first test sees per-node polls).
+    (submit,) = [
+        t
+        for t in every.values()
+        if t["name"] == "orchestrator.submit" and job_id in (t.get("result") or "")
+    ]
+    assert "source path no-such-folder does not exist on node-a" in submit["result"]
     failures = [t for t in every.values() if t["state"] == "FAILURE"]
     jobs = httpx.get(
         f"{stack.api_url}/api/v1/jobs",

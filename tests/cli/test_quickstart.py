@@ -167,7 +167,7 @@ def test_watch_exits_non_zero_with_the_reason_for_a_failed_job(stack: UpStack) -
     assert watched.code == 3, watched.output  # 3: failed
     (line,) = watched.stderr.strip().splitlines()
     assert line.startswith(f"error: job {job_id} failed:")
-    assert "4" in line and "no such file" in line.lower()
+    assert line.endswith("source path no-such-folder does not exist on node-a"), line
     assert "Traceback" not in watched.output
 
 

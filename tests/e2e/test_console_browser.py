@@ -155,12 +155,13 @@ def test_the_job_page_search_every_action_and_the_csrf_refusal(rig: Rig, api_url
             console.click("#do-cancel", "cancel requested on the node")
             console.state("canceled")
 
-            # A failure: the node's code, its class and what to do; acknowledged, it leaves
-            # the verdict; retried, it fails again (the path is still missing).
+            # A failure: why and what to do (the source check stopped it before any POST);
+            # acknowledged, it leaves the verdict; retried, it fails again (still missing).
             first, second = broken
             console.job(first)
             problem = page.inner_text("#problem")
-            assert "[4] NO_SUCH_FILE" in problem and "configuration" in problem
+            assert f"source path missing-{run}-0 does not exist on node-a" in problem, problem
+            assert "a source path is not on the source node" in problem
             console.click("#do-acknowledge", "failure acknowledged")
             assert "acknowledged by operator" in page.inner_text("#problem")
             console.open("/")

@@ -15,6 +15,7 @@ from orchestrator.services.nodes.registry import update_node
 from tests.api.conftest import Api
 from tests.api.conftest import api as api  # the fixture, for this module
 from tests.services.conftest import Stack
+from tests.support.sim import write_tree
 from tests.support.stack import run_tasks
 
 
@@ -40,6 +41,7 @@ def test_submit_ends_in_needs_attention_with_the_reason(
     stack: Stack, bad_bundle: str, which: str
 ) -> None:
     update_node(stack.ctx, which, {"ca_bundle": bad_bundle})
+    write_tree(stack.root_a, {"outgoing/f": b"o"})
     job_id = stack.new_job("outgoing")
     run_tasks(stack.ctx, stack.tasks)  # dispatch, then submit: neither may raise
     with stack.ctx.sessions() as session:

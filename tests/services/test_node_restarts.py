@@ -235,6 +235,7 @@ def test_a_database_emptied_by_hand_gets_its_dispatch_lock_row_back(stack: Stack
     with stack.ctx.sessions() as session:
         session.execute(delete(ServiceLockRow))
         session.commit()
+    write_tree(stack.root_a, {"lock1/f": b"l"})
     stack.new_job("lock1")
     run_tasks(stack.ctx, stack.tasks)
     with stack.ctx.sessions() as session:

@@ -67,9 +67,12 @@ def apply_snapshot(
     if job is None or job.attempt_count != attempt.number:
         return None
     job.bytes_transferred = snapshot.bytes_transferred
-    job.bytes_expected = snapshot.bytes_expected
+    if snapshot.bytes_expected or snapshot.files_expected:
+        # The node's precalc wins; a node that did not precalculate shows none, or zeros
+        # (hstssim, ascli's simulator), and the sizes the source check found stay.
+        job.bytes_expected = snapshot.bytes_expected
+        job.files_expected = snapshot.files_expected
     job.files_completed = snapshot.files_completed
-    job.files_expected = snapshot.files_expected
     job.files_skipped = snapshot.files_skipped
     job.rate_kbps = snapshot.rate_kbps
     current = JobState(job.state)

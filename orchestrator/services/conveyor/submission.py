@@ -1,9 +1,11 @@
 """submit(job_id): at most one node transfer per attempt, and none lost (DESIGN.md rule 2).
 
 1. CAS ADMITTED → SUBMITTING and commit an attempt row (its uuid goes in the spec's tags).
-2. upload_setup on the destination (a fresh token every time).
-3. Mark the attempt "posting" and commit: from here on, the node may hold a transfer.
-4. POST /ops/transfers on the source; record the remote id and CAS SUBMITTING → SUBMITTED.
+2. /files/info on the source, once per batch: a missing source path fails its job at once;
+   files' sizes become the job's expected totals.
+3. upload_setup on the destination (a fresh token every time).
+4. Mark the attempt "posting" and commit: from here on, the node may hold a transfer.
+5. POST /ops/transfers on the source; record the remote id and CAS SUBMITTING → SUBMITTED.
 A redelivered or swept submit of a SUBMITTING job resumes at the step it reached; an attempt
 that may have been posted is looked up by its tag before anything is posted again.
 """
@@ -50,6 +52,7 @@ from orchestrator.logsetup import log_context
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
+from orchestrator.services.conveyor.sourcecheck import Verdict, check_sources
 from orchestrator.services.conveyor.transitions import move, move_many
 
 log = logging.getLogger(__name__)
@@ -134,6 +137,7 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
             else:
                 ready.append(work)
                 lease.pending.add(job_id)
+    ready = _check_sources(ctx, ready, lease, report)
     by_destination: dict[int, list[_Work]] = {}
     for work in ready:
         by_destination.setdefault(work.destination.id, []).append(work)
@@ -351,6 +355,80 @@ def _resume(ctx: ServiceContext, work: _Work) -> JobOutcome | None:
             job.id, Outcome.CANCELED, f"job {job.id} canceled before its transfer was posted"
         )
     return None
+
+
+def _check_sources(
+    ctx: ServiceContext, ready: list[_Work], lease: _BatchLease, report: SubmitReport
+) -> list[_Work]:
+    """Ask each source node once about the batch's paths, before any token or POST claim: a
+    job with a missing path fails at once; the others go on, with their sizes when known."""
+    if not ready:
+        return ready
+    verdicts = check_sources(ctx, [(w.job, w.source) for w in ready], before_call=lease.keep)
+    sized: dict[str, Verdict] = {}
+    kept = []
+    for work in ready:
+        verdict = verdicts.get(work.job.id)
+        if verdict is not None and verdict.missing:
+            lease.pending.discard(work.job.id)
+            with log_context(job_id=work.job.id, node=work.source.name):
+                report.outcomes.append(_source_missing(ctx, work, verdict.reason(work.source.name)))
+            continue
+        if verdict is not None and verdict.bytes_expected is not None:
+            sized[work.job.id] = verdict
+        kept.append(work)
+    if sized:
+        _record_sizes(ctx, sized)
+    return kept
+
+
+def _source_missing(ctx: ServiceContext, work: _Work, reason: str) -> JobOutcome:
+    """A source path is not on the node: the job fails for good, its attempt never posted."""
+    job, attempt = work.job, work.attempt
+    now = ctx.now()
+    with ctx.unit_of_work() as unit:
+        abandoned = unit.session.execute(
+            update(AttemptRow)
+            .where(
+                AttemptRow.id == attempt.id,
+                AttemptRow.post_started_at.is_(None),
+                AttemptRow.remote_id.is_(None),
+            )
+            .values(status=AttemptState.ABANDONED, ended_at=now, error_text=reason)
+        )
+        moved = rowcount(abandoned) == 1 and (
+            move(
+                unit,
+                job.id,
+                JobState.SUBMITTING,
+                JobState.FAILED,
+                f"not posted: {reason}",
+                at=now,
+                values={"reason": reason, "next_attempt_at": None},
+            )
+            is not None
+        )
+        if not moved:
+            unit.rollback()
+            return _skipped(job.id, "moved on while its sources were checked")
+        unit.commit()
+    log.info("job %s failed before posting: %s", job.id, reason)
+    return JobOutcome(job.id, Outcome.FAILED, f"job {job.id} failed: {reason}")
+
+
+def _record_sizes(ctx: ServiceContext, sized: dict[str, Verdict]) -> None:
+    """The jobs' expected bytes and files, known before their transfers start."""
+    with ctx.sessions() as session:
+        for job_id, verdict in sized.items():
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
+                .values(
+                    bytes_expected=verdict.bytes_expected, files_expected=verdict.files_expected
+                )
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
 
 
 def _grant_and_post(
