@@ -19,8 +19,8 @@ from typing import Any
 import redis
 from celery.beat import PersistentScheduler
 
+from orchestrator.broker import connect
 from orchestrator.settings import load_settings
-from orchestrator.taskqueue import broker_url
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,9 @@ class LeaderScheduler(PersistentScheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         settings = load_settings()
-        client = redis.Redis.from_url(
-            broker_url(settings), socket_timeout=2, socket_connect_timeout=2
-        )
-        self._lock = LeaderLock(client, settings.beat_leader_seconds)
+        # With Sentinel the client follows the master: after a failover the lock is taken
+        # again on the new one (the key may not have reached it), from the next check on.
+        self._lock = LeaderLock(connect(settings), settings.beat_leader_seconds)
         self._check_every = settings.beat_leader_seconds / 3
         self._next_check = 0.0
         super().__init__(*args, **kwargs)
