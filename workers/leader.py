@@ -48,7 +48,12 @@ class LeaderLock:
     def hold(self) -> bool:
         """Take the lock if it is free, renew it if it is ours; whether we hold it now."""
         try:
-            if self.held and self._renew(keys=[LEADER_KEY], args=[self.identity, self._ttl_ms]):
+            # Renewed even when we thought it lost: after a broker outage or a Sentinel failover
+            # the key may still be ours (replicated), and only its holder can renew it.
+            if self._renew(keys=[LEADER_KEY], args=[self.identity, self._ttl_ms]):
+                if not self.held:
+                    log.warning("beat %s holds the lead again", self.identity)
+                self.held = True
                 return True
             taken = bool(self._client.set(LEADER_KEY, self.identity, nx=True, px=self._ttl_ms))
         except redis.RedisError as exc:
