@@ -186,11 +186,13 @@ def url_password(url: str | None) -> str | None:
 
 
 def register_url_password(*urls: str | None) -> None:
-    """Mask the passwords inside these URLs, as written and decoded."""
+    """Mask the passwords inside these URLs, as written and decoded (each entry of a
+    ``;``-separated list, as a Sentinel broker URL is)."""
     for url in urls:
-        password = url_password(url)
-        if password:
-            register_secret(password, unquote(password))
+        for entry in (url or "").split(";"):
+            password = url_password(entry)
+            if password:
+                register_secret(password, unquote(password))
 
 
 # -- filters and formatters -----------------------------------------------------------------

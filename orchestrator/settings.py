@@ -24,7 +24,20 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; unset = a SQLite file in data_dir"
     )
     redis_url: str | None = Field(
-        default=None, description="broker URL; unset = a redis-server the stack starts itself"
+        default=None,
+        description="broker URL: redis://:PASSWORD@host:6379/0, or Sentinels "
+        "(sentinel://:PASSWORD@h1:26379/0;sentinel://h2:26379); unset = a redis-server the "
+        "stack starts itself",
+    )
+    redis_sentinel_master: str = Field(
+        default="mymaster",
+        min_length=1,
+        description="with a sentinel:// broker URL: the master name the Sentinels monitor",
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None,
+        description="with a sentinel:// broker URL: the Sentinels' own password (their "
+        "requirepass), if they have one; the master's goes in the URL",
     )
     secret_keys: SecretStr | None = Field(
         default=None, description="comma-separated Fernet keys, newest first (MultiFernet)"
@@ -169,7 +182,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "replications_file", "alerts_file", "alerts_webhook_secret", "archive_dir", mode="before"
+        "replications_file",
+        "alerts_file",
+        "alerts_webhook_secret",
+        "archive_dir",
+        "redis_sentinel_password",
+        mode="before",
     )
     @classmethod
     def _empty_means_none(cls, value: object) -> object:

@@ -11,6 +11,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Queue
 
+from orchestrator.broker import broker_url, transport_options
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,6 @@ PRUNE_EVERY = 3600.0  # seconds between runs of the history retention
 PERIODIC_EXPIRY_INTERVALS = 10
 
 
-def broker_url(settings: Settings) -> str:
-    """The Redis URL the workers use."""
-    return settings.redis_url or "redis://127.0.0.1:6379/0"
-
-
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for these settings."""
     app = Celery("orchestrator", set_as_current=False)
@@ -91,7 +87,10 @@ def configure_celery(app: Celery, settings: Settings) -> None:
         task_default_queue="default",
         task_create_missing_queues=False,
         task_routes={name.value: {"queue": queue} for name, queue in QUEUE_OF.items()},
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            **transport_options(settings),  # a Sentinel list: the master's name, their login
+        },
         broker_connection_retry_on_startup=True,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         worker_hijack_root_logger=False,

@@ -19,8 +19,8 @@ from typing import Any
 import redis
 from celery.beat import PersistentScheduler
 
+from orchestrator.broker import connect
 from orchestrator.settings import load_settings
-from orchestrator.taskqueue import broker_url
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,12 @@ class LeaderLock:
     def hold(self) -> bool:
         """Take the lock if it is free, renew it if it is ours; whether we hold it now."""
         try:
-            if self.held and self._renew(keys=[LEADER_KEY], args=[self.identity, self._ttl_ms]):
+            # Renewed even when we thought it lost: after a broker outage or a Sentinel failover
+            # the key may still be ours (replicated), and only its holder can renew it.
+            if self._renew(keys=[LEADER_KEY], args=[self.identity, self._ttl_ms]):
+                if not self.held:
+                    log.warning("beat %s holds the lead again", self.identity)
+                self.held = True
                 return True
             taken = bool(self._client.set(LEADER_KEY, self.identity, nx=True, px=self._ttl_ms))
         except redis.RedisError as exc:
@@ -67,10 +72,9 @@ class LeaderScheduler(PersistentScheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         settings = load_settings()
-        client = redis.Redis.from_url(
-            broker_url(settings), socket_timeout=2, socket_connect_timeout=2
-        )
-        self._lock = LeaderLock(client, settings.beat_leader_seconds)
+        # With Sentinel the client follows the master: after a failover the lock is taken
+        # again on the new one (the key may not have reached it), from the next check on.
+        self._lock = LeaderLock(connect(settings), settings.beat_leader_seconds)
         self._check_every = settings.beat_leader_seconds / 3
         self._next_check = 0.0
         super().__init__(*args, **kwargs)

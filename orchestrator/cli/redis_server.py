@@ -141,9 +141,17 @@ def broker_answers(url: str, timeout: float = 1.0) -> bool:
 
 
 def describe_broker(url: str) -> str:
-    """A broker URL without its password, for people to read."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """A broker URL without its password, for people to read (each entry of a Sentinel list)."""
+    return ";".join(_without_password(entry) for entry in url.split(";"))
+
+
+def _without_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(a URL that cannot be read)"
+    if password is None:
         return url
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""

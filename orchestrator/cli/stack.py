@@ -27,6 +27,7 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
+from orchestrator import broker
 from orchestrator.bootstrap import (
     describe_database,
     ensure_secret_key,
@@ -341,10 +342,10 @@ def _broker(stack: Stack) -> None:
     """Use ORCH_REDIS_URL, or start a redis-server of the stack's own."""
     settings = stack.settings
     if settings.redis_url:
-        stack.supervisor.note(f"broker {describe_broker(settings.redis_url)}")
         url = settings.redis_url
+        stack.supervisor.note(f"broker {describe_broker(url)}")
         stack.wait_for(
-            lambda: broker_answers(url),
+            lambda: broker.answers(settings),
             timeout=START_TIMEOUT,
             what=f"the broker at {describe_broker(url)} to answer PING (check ORCH_REDIS_URL)",
         )

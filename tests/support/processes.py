@@ -249,13 +249,24 @@ class RedisServer(ManagedProcess):
     """A redis-server of its own on a loopback port, without persistence (SIGKILL loses all),
     with a password as the embedded one has (read from a config file, off its command line)."""
 
-    def __init__(self, workdir: Path, binary: str, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        binary: str,
+        port: int | None = None,
+        *,
+        replica_of: RedisServer | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
-        self.password = f"broker-{secrets.token_hex(12)}"
+        # A replica shares its master's password: it is the master after a failover.
+        self.password = replica_of.password if replica_of else f"broker-{secrets.token_hex(12)}"
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "redis.conf"
-        config.write_text(f"requirepass {self.password}\n")
+        lines = [f"requirepass {self.password}"]
+        if replica_of is not None:
+            lines += [f"masterauth {self.password}", f"replicaof 127.0.0.1 {replica_of.port}"]
+        config.write_text("".join(f"{line}\n" for line in lines))
         config.chmod(0o600)
         argv = [
             binary,
@@ -274,6 +285,8 @@ class RedisServer(ManagedProcess):
             "no",
             "--maxmemory-policy",
             "noeviction",
+            "--repl-diskless-sync-delay",  # a replica's first sync at once, not after 5 s
+            "0",
         ]
         super().__init__(f"redis:{self.port}", argv, workdir / "redis.log")
 
@@ -306,6 +319,78 @@ class RedisServer(ManagedProcess):
         """SIGKILL (everything in it is lost), then start again on the same port."""
         self.kill_group()
         self.start()
+
+
+class RedisSentinel(ManagedProcess):
+    """``redis-server sentinel.conf --sentinel`` watching one master (quorum 1), quick to
+    call it down, with a password of its own."""
+
+    MASTER = "mymaster"
+
+    def __init__(self, workdir: Path, binary: str, master: RedisServer) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.password = f"sentinel-{secrets.token_hex(12)}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "sentinel.conf"  # the sentinel rewrites it: its own file
+        config.write_text(
+            f"port {self.port}\n"
+            "bind 127.0.0.1\n"
+            f"dir {workdir}\n"
+            f"requirepass {self.password}\n"
+            f"sentinel monitor {self.MASTER} 127.0.0.1 {master.port} 1\n"
+            f"sentinel auth-pass {self.MASTER} {master.password}\n"
+            f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+            f"sentinel failover-timeout {self.MASTER} 10000\n"
+        )
+        config.chmod(0o600)
+        argv = [binary, str(config), "--sentinel"]
+        super().__init__(f"sentinel:{self.port}", argv, workdir / "sentinel.log")
+
+    def url(self, master_password: str) -> str:
+        """The broker URL: this Sentinel, with the master's password."""
+        return f"sentinel://:{master_password}@127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        """A client on this Sentinel (SENTINEL commands)."""
+        return redis.Redis(
+            port=self.port, password=self.password, socket_connect_timeout=1, socket_timeout=1
+        )
+
+    def ask(self, *command: str) -> object:
+        """One SENTINEL command's answer, None if the sentinel cannot answer now."""
+        client = self.client()
+        try:
+            return client.execute_command("SENTINEL", *command)
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+
+    def master_port(self) -> int | None:
+        """The port of the master this Sentinel names now."""
+        address = self.ask("get-master-addr-by-name", self.MASTER)
+        return int(address[1]) if isinstance(address, list) and address else None
+
+    def replica_ready(self, port: int) -> bool:
+        """Whether this Sentinel sees the replica on ``port`` linked to its master, fit to
+        be promoted."""
+        replicas = self.ask("replicas", self.MASTER)  # redis-py: a dict per replica
+        for raw in replicas if isinstance(replicas, list) else []:
+            info = {_text(k): _text(v) for k, v in raw.items()}
+            if info.get("port") == str(port):
+                flags = set(info.get("flags", "").split(","))
+                return info.get("master-link-status") == "ok" and flags == {"slave"}
+        return False
+
+    def start(self) -> None:
+        """Start and wait until it names a master."""
+        super().start()
+        wait_for(self.master_port, timeout=START_TIMEOUT, what=f"{self.name} answers", watch=[self])
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class CeleryProcess(ManagedProcess):

@@ -32,6 +32,7 @@ from orchestrator.taskqueue import Enqueuer, make_celery
 from tests.support.processes import (
     CeleryProcess,
     Processes,
+    RedisSentinel,
     RedisServer,
     orchestrator_env,
     redis_server_binary,
@@ -132,6 +133,8 @@ class Rig:
         self.url = url
         self.workdir = workdir
         self.redis = redis
+        self.replica: RedisServer | None = None  # with a Sentinel (the rig's sentinel marker)
+        self.sentinel: RedisSentinel | None = None
         self.processes = processes
         self.settings = settings
         self.engine = engine
@@ -360,15 +363,27 @@ def rig(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator
     workdir.mkdir()
     configs = fast_configs(tmp_path, "node-a", "node-b")
     redis = RedisServer(workdir / "redis", binary)
-    # @pytest.mark.rig(settings={...}, files={name: text}): files written under tmp_path before
-    # anything starts; "{tmp}" in a setting's value is tmp_path.
+    # @pytest.mark.rig(settings={...}, files={name: text}, sentinel=True): files written under
+    # tmp_path before anything starts; "{tmp}" in a setting's value is tmp_path; with sentinel,
+    # a replica of the redis-server and a Sentinel watching it, and the broker URL names the
+    # Sentinel.
     marker = request.node.get_closest_marker("rig")
     extra = marker.kwargs if marker else {}
     for name, content in extra.get("files", {}).items():
         (tmp_path / name).write_text(content)
+    replica = sentinel = None
+    broker = {"redis_url": redis.url}
+    if extra.get("sentinel"):
+        replica = RedisServer(workdir / "replica", binary, replica_of=redis)
+        sentinel = RedisSentinel(workdir / "sentinel", binary, redis)
+        broker = {
+            "redis_url": sentinel.url(redis.password),
+            "redis_sentinel_master": sentinel.MASTER,
+            "redis_sentinel_password": sentinel.password,
+        }
     values = {
         "database_url": db_url,
-        "redis_url": redis.url,
+        **broker,
         "data_dir": tmp_path / "data",
         "log_level": "INFO",
         "replications_file": "",
@@ -376,14 +391,18 @@ def rig(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator
         **{k: str(v).replace("{tmp}", str(tmp_path)) for k, v in extra.get("settings", {}).items()},
     }
     processes = Processes(workdir, orchestrator_env(values))
-    processes.add(redis)
+    for server in (redis, replica, sentinel):
+        if server is not None:
+            processes.add(server)
     engine: Engine | None = None
     cluster: SimCluster | None = None
     built: Rig | None = None
     try:
         engine = fresh_database(db_url)
         cluster = SimCluster.start(configs)
-        redis.start()
+        for server in (redis, replica, sentinel):
+            if server is not None:
+                server.start()
         built = Rig(
             url=db_url,
             workdir=workdir,
@@ -393,6 +412,7 @@ def rig(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator
             settings=Settings.model_validate(values),
             engine=engine,
         )
+        built.replica, built.sentinel = replica, sentinel
         yield built
     finally:
         processes.close()

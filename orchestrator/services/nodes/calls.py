@@ -10,6 +10,7 @@ bucket bound). Recording never fails the call that is being recorded.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import logging
 import os
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field
 
 import redis
 
+from orchestrator.broker import connect
 from orchestrator.nodeapi.observe import NodeCall
 from orchestrator.settings import Settings
-from orchestrator.taskqueue import broker_url
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +134,9 @@ class NodeCallRecorder:
 
 
 def redis_connector(settings: Settings) -> Callable[[], redis.Redis]:
-    """Opens a client on the broker's Redis with short timeouts (metrics must never hang)."""
-    url = broker_url(settings)
-
-    def connect() -> redis.Redis:
-        return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-    return connect
+    """Opens a client on the broker's Redis (its master, with Sentinel) with short timeouts
+    (metrics must never hang)."""
+    return functools.partial(connect, settings)
 
 
 def node_call_recorder(settings: Settings) -> NodeCallRecorder | None:

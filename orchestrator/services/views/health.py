@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import redis
 from sqlalchemy import text
 
+from orchestrator.broker import connect
 from orchestrator.services.context import ServiceContext
-from orchestrator.taskqueue import broker_url
 
 
 def readiness(ctx: ServiceContext) -> dict[str, str]:
@@ -19,9 +18,11 @@ def readiness(ctx: ServiceContext) -> dict[str, str]:
     except Exception as exc:  # any failure means not ready; say which kind
         checks["database"] = f"unreachable ({type(exc).__name__})"
     try:
-        client = redis.Redis.from_url(broker_url(ctx.settings), socket_timeout=2)
-        client.ping()
-        client.close()
+        client = connect(ctx.settings)  # with Sentinel: the master they name now
+        try:
+            client.ping()
+        finally:
+            client.close()
         checks["broker"] = "ok"
     except Exception as exc:
         checks["broker"] = f"unreachable ({type(exc).__name__})"
