@@ -33,10 +33,25 @@ def _text(paths: object) -> str:
     return "\n".join(str(p.get("source", "")) for p in items if isinstance(p, dict))
 
 
+# PostgreSQL fills the column in one statement (a million jobs in seconds, not one UPDATE each).
+POSTGRES_FILL = """
+UPDATE jobs SET source_paths_text = COALESCE((
+    SELECT string_agg(COALESCE(item ->> 'source', ''), E'\\n' ORDER BY position)
+    FROM json_array_elements(
+        CASE WHEN json_typeof(source_paths) = 'array' THEN source_paths ELSE '[]'::json END
+    ) WITH ORDINALITY AS listed(item, position)
+    WHERE json_typeof(item) = 'object'
+), '')
+"""
+
+
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("source_paths_text", sa.Text(), nullable=True))
     conn = op.get_bind()
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(POSTGRES_FILL))
+        return
     last = ""
     while True:
         rows = conn.execute(
@@ -47,10 +62,10 @@ def upgrade() -> None:
         ).all()
         if not rows:
             break
-        for job_id, paths in rows:
-            conn.execute(
-                jobs.update().where(jobs.c.id == job_id).values(source_paths_text=_text(paths))
-            )
+        conn.execute(
+            jobs.update().where(jobs.c.id == sa.bindparam("job_id")),
+            [{"job_id": job_id, "source_paths_text": _text(paths)} for job_id, paths in rows],
+        )
         last = rows[-1][0]
 
 
