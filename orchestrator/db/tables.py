@@ -18,10 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from orchestrator.db.base import Base, MaskedText, UtcDateTime
+
+OPEN_FAILURE = "acknowledged_at IS NULL AND state IN ('failed', 'needs_attention')"
 
 
 def utcnow() -> datetime:
@@ -67,6 +70,14 @@ class JobRow(Base):
         # Newest-first lists and their cursor; the dashboard's latest ends per state.
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_state_changed", "state", "state_changed_at"),
+        # Failures nobody acknowledged: what the dashboard counts, small whatever the history.
+        Index(
+            "ix_jobs_open_failures",
+            "state",
+            "state_changed_at",
+            postgresql_where=text(OPEN_FAILURE),
+            sqlite_where=text(OPEN_FAILURE),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
