@@ -29,7 +29,7 @@ from orchestrator.errors import (
 )
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext, UnitOfWork
-from orchestrator.services.conveyor import confirm
+from orchestrator.services.conveyor import confirm, pacing
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt
 from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
@@ -105,7 +105,7 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.error = str(exc)
     else:
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
-    _release_lease(ctx, node_id, owner, summary.error)
+    _release_lease(ctx, node_id, owner, summary.error, planned=not summary.skipped)
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
     if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
@@ -318,11 +318,16 @@ def _confirm(
             summary.failed += 1
 
 
-def _release_lease(ctx: ServiceContext, node_id: int, owner: str, error: str | None) -> None:
+def _release_lease(
+    ctx: ServiceContext, node_id: int, owner: str, error: str | None, *, planned: bool = True
+) -> None:
+    """Let the node go; with adaptive polling, say when it is read next."""
+    values: dict[str, object] = {"lease_until": None, "lease_owner": None}
+    if error:
+        values["last_error"] = error[:2000]
+    if planned and ctx.settings.poll_mode == "adaptive":
+        values["next_poll_at"] = pacing.plan_next_poll(ctx, node_id, failed=error is not None)
     with ctx.sessions() as session:
-        values: dict[str, object] = {"lease_until": None, "lease_owner": None}
-        if error:
-            values["last_error"] = error[:2000]
         session.execute(
             update(NodeCursorRow)
             .where(NodeCursorRow.node_id == node_id, NodeCursorRow.lease_owner == owner)
@@ -349,8 +354,23 @@ def source_nodes_to_poll(ctx: ServiceContext) -> list[tuple[int, str]]:
 
 
 def send_polls(ctx: ServiceContext) -> str:
-    """One poll task per source node with transfers to follow, each named for Flower."""
-    nodes = source_nodes_to_poll(ctx)
+    """Each poll interval: one poll per source node with transfers to follow (fixed mode), or
+    those whose plan says now, once nodes with unplanned transfers are brought forward."""
+    if ctx.settings.poll_mode == "adaptive":
+        pacing.bring_forward_unplanned(ctx)
+        return send_due_polls(ctx)
+    return _send(ctx, source_nodes_to_poll(ctx))
+
+
+def send_due_polls(ctx: ServiceContext) -> str:
+    """Adaptive polling's tick: a poll for each node whose planned time has come."""
+    if ctx.settings.poll_mode != "adaptive":
+        return "fixed polling: nothing to do"
+    return _send(ctx, pacing.claim_due(ctx))
+
+
+def _send(ctx: ServiceContext, nodes: list[tuple[int, str]]) -> str:
+    """One poll task per node, each named for Flower."""
     interval = ctx.settings.poll_interval
     for node_id, name in nodes:
         ctx.enqueue(

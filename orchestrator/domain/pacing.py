@@ -1,0 +1,66 @@
+"""When to poll a source node next: the soonest moment one of its transfers may change state.
+
+A running transfer with a rate and a known size is expected to end when its remaining bytes
+have moved; the node is polled then (never sooner than the floor). A transfer whose end cannot
+be predicted (no rate, no size, not yet on the node, waiting, retrying, or one we asked the node
+to stop) is polled at the base interval, as fixed polling would. A paused transfer changes only
+when asked, so it waits for the ceiling, which also bounds how late a failure the node decides
+on its own is seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.domain.states import AttemptState
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The bounds of the rule, in seconds: floor ≤ base ≤ ceiling."""
+
+    base: float
+    floor: float
+    ceiling: float
+
+
+@dataclass(frozen=True)
+class OpenTransfer:
+    """What the database knows about one open transfer of the node."""
+
+    status: str
+    bytes_transferred: int = 0
+    bytes_expected: int | None = None
+    rate_kbps: float | None = None
+    seen_ago: float = 0.0  # seconds since the counters above were read from the node
+    check_in: float | None = None  # seconds until a by-id check of it is due
+    stopping: bool = False  # we asked the node to cancel it
+
+
+def expected_end_in(transfer: OpenTransfer) -> float | None:
+    """Seconds until a running transfer should end at its rate, or None if unknowable."""
+    if transfer.status != AttemptState.RUNNING or transfer.stopping:
+        return None
+    if not transfer.rate_kbps or transfer.rate_kbps <= 0 or not transfer.bytes_expected:
+        return None
+    remaining_bits = max(0, transfer.bytes_expected - transfer.bytes_transferred) * 8
+    return remaining_bits / (transfer.rate_kbps * 1000) - transfer.seen_ago
+
+
+def due_in(transfer: OpenTransfer, pace: Pace) -> float:
+    """Seconds until this transfer wants its node polled (before the clamp)."""
+    soonest = pace.ceiling if transfer.status == AttemptState.PAUSED else pace.base
+    end = expected_end_in(transfer)
+    if end is not None:
+        # Overdue (a stale rate, a stall near the end): ask as often as it is late, so a
+        # transfer stuck at 99 % drifts back to the base interval instead of the floor.
+        soonest = end if end >= 0 else min(-end, pace.base)
+    if transfer.check_in is not None:
+        soonest = min(soonest, transfer.check_in)
+    return soonest
+
+
+def next_poll_in(transfers: list[OpenTransfer], pace: Pace) -> float:
+    """Seconds until the node's next poll: its soonest transfer, within [floor, ceiling]."""
+    soonest = min((due_in(t, pace) for t in transfers), default=pace.ceiling)
+    return min(max(soonest, pace.floor), pace.ceiling)
