@@ -51,10 +51,9 @@ def due_in(transfer: OpenTransfer, pace: Pace) -> float:
     """Seconds until this transfer wants its node polled (before the clamp)."""
     soonest = pace.ceiling if transfer.status == AttemptState.PAUSED else pace.base
     end = expected_end_in(transfer)
-    if end is not None:
-        # Overdue (a stale rate, a stall near the end): ask as often as it is late, so a
-        # transfer stuck at 99 % drifts back to the base interval instead of the floor.
-        soonest = end if end >= 0 else min(-end, pace.base)
+    if end is not None and end >= 0:
+        soonest = end
+    # Overdue: its counters are old or it stalled near the end; its end is unknown again.
     if transfer.check_in is not None:
         soonest = min(soonest, transfer.check_in)
     return soonest

@@ -9,6 +9,8 @@ not seen yet (a first transfer, or new ones since the last poll) are brought for
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -31,8 +33,24 @@ def pace_of(settings: Settings) -> Pace:
     )
 
 
-def plan_next_poll(ctx: ServiceContext, node_id: int, *, failed: bool) -> datetime | None:
-    """When to poll the node next, from its open transfers; None when it holds none."""
+@dataclass(frozen=True)
+class Seen:
+    """A transfer's counters as this poll's feed gave them (the database's may be older)."""
+
+    bytes_transferred: int
+    bytes_expected: int | None
+    rate_kbps: float | None
+    at: datetime
+
+
+def plan_next_poll(
+    ctx: ServiceContext, node_id: int, *, failed: bool, seen: Mapping[str, Seen] | None = None
+) -> datetime | None:
+    """When to poll the node next, from its open transfers; None when it holds none.
+
+    ``seen`` holds what this poll read, by attempt id: byte counts are written at most every
+    ORCH_PROGRESS_SECONDS, so the rows alone would predict from counters seconds old.
+    """
     now = ctx.now()
     pace = pace_of(ctx.settings)
     if failed:  # the node did not answer: try again after one interval, as fixed polling does
@@ -40,6 +58,7 @@ def plan_next_poll(ctx: ServiceContext, node_id: int, *, failed: bool) -> dateti
     with ctx.sessions() as session:
         rows = session.execute(
             select(
+                AttemptRow.id,
                 AttemptRow.status,
                 AttemptRow.bytes_transferred,
                 AttemptRow.bytes_expected,
@@ -57,18 +76,26 @@ def plan_next_poll(ctx: ServiceContext, node_id: int, *, failed: bool) -> dateti
         ).all()
     if not rows:
         return None
-    transfers = [
-        OpenTransfer(
-            status=row.status,
-            bytes_transferred=row.bytes_transferred or 0,
-            bytes_expected=row.bytes_expected,
-            rate_kbps=row.rate_kbps,
-            seen_ago=(now - row.last_seen_at).total_seconds() if row.last_seen_at else 0.0,
-            check_in=(row.check_after - now).total_seconds() if row.check_after else None,
-            stopping=bool(row.cancel_requested),
+    seen = seen or {}
+    transfers = []
+    for row in rows:
+        fresh = seen.get(row.id)
+        counters = (
+            Seen(row.bytes_transferred or 0, row.bytes_expected, row.rate_kbps, row.last_seen_at)
+            if fresh is None
+            else fresh
         )
-        for row in rows
-    ]
+        transfers.append(
+            OpenTransfer(
+                status=row.status,
+                bytes_transferred=counters.bytes_transferred,
+                bytes_expected=counters.bytes_expected,
+                rate_kbps=counters.rate_kbps,
+                seen_ago=(now - counters.at).total_seconds() if counters.at else 0.0,
+                check_in=(row.check_after - now).total_seconds() if row.check_after else None,
+                stopping=bool(row.cancel_requested),
+            )
+        )
     return now + timedelta(seconds=next_poll_in(transfers, pace))
 
 

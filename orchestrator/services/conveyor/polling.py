@@ -53,10 +53,12 @@ class PollSummary:
     failed: int = 0
     checked: int = 0
     resynced: bool = False
+    next_in: float | None = None  # adaptive polling: seconds until the node's next poll
     skipped: str | None = None
     error: str | None = None
     moved: dict[str, int] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)  # "job <id> <state>", for Flower's search
+    seen_now: dict[str, pacing.Seen] = field(default_factory=dict)  # open transfers' counters
 
     def __str__(self) -> str:
         name = self.node or f"#{self.node_id}"
@@ -69,6 +71,8 @@ class PollSummary:
         text += f", {self.checked} checked by id)" if self.checked else ")"
         if self.resynced:
             text += "; cursor resynchronised"
+        if self.next_in is not None:
+            text += f"; next poll in {self.next_in:.1f} s"
         if self.error:
             text += f"; error: {self.error}"
         if self.ended:
@@ -105,7 +109,9 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.error = str(exc)
     else:
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
-    _release_lease(ctx, node_id, owner, summary.error, planned=not summary.skipped)
+    summary.next_in = _release_lease(
+        ctx, node_id, owner, summary.error, planned=not summary.skipped, seen=summary.seen_now
+    )
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
     if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
@@ -241,6 +247,10 @@ def _apply_page(
         summary.seen += 1
         before = (attempt.status, attempt.bytes_transferred, attempt.files_completed)
         moved = apply_snapshot(work, attempt, transfer, now=now, settings=ctx.settings)
+        if not transfer.status.is_terminal:
+            summary.seen_now[attempt.id] = pacing.Seen(
+                transfer.bytes_transferred, transfer.bytes_expected, transfer.rate_kbps, now
+            )
         after = (attempt.status, attempt.bytes_transferred, attempt.files_completed)
         if before != after:
             summary.changed += 1
@@ -319,14 +329,25 @@ def _confirm(
 
 
 def _release_lease(
-    ctx: ServiceContext, node_id: int, owner: str, error: str | None, *, planned: bool = True
-) -> None:
-    """Let the node go; with adaptive polling, say when it is read next."""
+    ctx: ServiceContext,
+    node_id: int,
+    owner: str,
+    error: str | None,
+    *,
+    planned: bool = True,
+    seen: dict[str, pacing.Seen] | None = None,
+) -> float | None:
+    """Let the node go; with adaptive polling, say when it is read next (seconds from now)."""
     values: dict[str, object] = {"lease_until": None, "lease_owner": None}
     if error:
         values["last_error"] = error[:2000]
+    next_in = None
     if planned and ctx.settings.poll_mode == "adaptive":
-        values["next_poll_at"] = pacing.plan_next_poll(ctx, node_id, failed=error is not None)
+        now = ctx.now()
+        values["next_poll_at"] = at = pacing.plan_next_poll(
+            ctx, node_id, failed=error is not None, seen=seen
+        )
+        next_in = (at - now).total_seconds() if at else None
     with ctx.sessions() as session:
         session.execute(
             update(NodeCursorRow)
@@ -334,6 +355,7 @@ def _release_lease(
             .values(**values)
         )
         session.commit()
+    return next_in
 
 
 def source_nodes_to_poll(ctx: ServiceContext) -> list[tuple[int, str]]:
