@@ -1,11 +1,12 @@
 """When to poll a source node next: the soonest moment one of its transfers may change state.
 
 A running transfer with a rate and a known size is expected to end when its remaining bytes
-have moved; the node is polled then (never sooner than the floor). A transfer whose end cannot
-be predicted (no rate, no size, not yet on the node, waiting, retrying, or one we asked the node
-to stop) is polled at the base interval, as fixed polling would. A paused transfer changes only
-when asked, so it waits for the ceiling, which also bounds how late a failure the node decides
-on its own is seen.
+have moved; the node is polled then, or as late as the last end within one floor after it, so
+a burst of transfers that started together costs one poll (never two polls closer than the
+floor). A transfer whose end cannot be predicted (no rate, no size, not yet on the node,
+waiting, retrying, overdue, or one we asked the node to stop) is polled at the base interval,
+as fixed polling would. A paused transfer changes only when asked, so it waits for the
+ceiling, which also bounds how late a failure the node decides on its own is seen.
 """
 
 from __future__ import annotations
@@ -48,18 +49,31 @@ def expected_end_in(transfer: OpenTransfer) -> float | None:
 
 
 def due_in(transfer: OpenTransfer, pace: Pace) -> float:
-    """Seconds until this transfer wants its node polled (before the clamp)."""
+    """Seconds until this transfer wants its node polled, its expected end aside."""
     soonest = pace.ceiling if transfer.status == AttemptState.PAUSED else pace.base
     end = expected_end_in(transfer)
     if end is not None and end >= 0:
-        soonest = end
+        soonest = pace.ceiling  # its end is planned for by ``next_poll_in``
     # Overdue: its counters are old or it stalled near the end; its end is unknown again.
     if transfer.check_in is not None:
         soonest = min(soonest, transfer.check_in)
     return soonest
 
 
+def gathered_end(ends: list[float], window: float) -> float | None:
+    """When to read the soonest expected end: at the last end within ``window`` after it, so
+    one poll sees a burst of transfers that started together (each seen at most that late)."""
+    if not ends:
+        return None
+    first = min(ends)
+    return max(end for end in ends if end <= first + window)
+
+
 def next_poll_in(transfers: list[OpenTransfer], pace: Pace) -> float:
     """Seconds until the node's next poll: its soonest transfer, within [floor, ceiling]."""
+    ends = [end for t in transfers if (end := expected_end_in(t)) is not None and end >= 0]
     soonest = min((due_in(t, pace) for t in transfers), default=pace.ceiling)
+    gathered = gathered_end(ends, pace.floor)
+    if gathered is not None:
+        soonest = min(soonest, gathered)
     return min(max(soonest, pace.floor), pace.ceiling)
