@@ -102,13 +102,17 @@ def plan_next_poll(
 def claim_due(ctx: ServiceContext) -> list[tuple[int, str]]:
     """Nodes (id, name) whose next poll has come and that no poller holds, claimed for one."""
     now = ctx.now()
+    due = (
+        NodeCursorRow.next_poll_at <= now,
+        or_(NodeCursorRow.lease_until.is_(None), NodeCursorRow.lease_until < now),
+    )
     with ctx.sessions() as session:
+        # Most ticks find nothing due: read first, so they take no write lock (SQLite).
+        if session.scalars(select(NodeCursorRow.node_id).where(*due).limit(1)).first() is None:
+            return []
         ids = session.scalars(
             update(NodeCursorRow)
-            .where(
-                NodeCursorRow.next_poll_at <= now,
-                or_(NodeCursorRow.lease_until.is_(None), NodeCursorRow.lease_until < now),
-            )
+            .where(*due)
             .values(next_poll_at=now + timedelta(seconds=ctx.settings.poll_interval))
             .returning(NodeCursorRow.node_id)
         ).all()
