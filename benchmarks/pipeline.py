@@ -3,11 +3,13 @@
 Runs the real stack on this machine: a redis-server of its own, `hstssim` nodes in their own
 process, a Celery worker and beat, and a SQLite database (or --database-url). Each job copies
 one small file at a throttled rate so many transfers run at once on each node. The same jobs
-then run again with the baseline tracker: one GET /ops/transfers/{id} per open transfer every
-poll interval, as IBM's CLI node agent follows a transfer. Prints one table.
+run once per mode of --modes: the change feed with adaptive polling (`adaptive`, the default
+setting), with a poll of every node each interval (`fixed`), and the baseline tracker
+(`baseline`): one GET /ops/transfers/{id} per open transfer every poll interval, as IBM's CLI
+node agent follows a transfer. Prints one table, each mode beside the first.
 
     python benchmarks/pipeline.py --jobs 1000        # the figures in docs/benchmarks.md
-    python benchmarks/pipeline.py --jobs 100 --pairs 2
+    python benchmarks/pipeline.py --jobs 100 --pairs 2 --modes adaptive,fixed
 """
 
 from __future__ import annotations
@@ -138,10 +140,10 @@ class Run:
 class Bench:
     """One stack (redis, nodes, worker, beat) for one run."""
 
-    def __init__(self, args: argparse.Namespace, work: Path, baseline: bool) -> None:
+    def __init__(self, args: argparse.Namespace, work: Path, mode: str) -> None:
         self.args = args
         self.work = work
-        self.baseline = baseline
+        baseline = mode == "baseline"
         self.redis_port = free_port()
         self.db_url = args.database_url or f"sqlite:///{work / 'orchestrator.db'}"
         poll = 10_000.0 if baseline else args.poll_interval  # baseline: no feed polls at all
@@ -151,6 +153,7 @@ class Bench:
             "ORCH_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "ORCH_DATA_DIR": str(work / "data"),
             "ORCH_POLL_INTERVAL": str(poll),
+            "ORCH_POLL_MODE": "fixed" if baseline else mode,
             "ORCH_SWEEP_INTERVAL": "1",
             "ORCH_MAX_PER_LINK": str(args.concurrency),
             "ORCH_LOG_LEVEL": "WARNING",
@@ -160,6 +163,7 @@ class Bench:
             database_url=self.db_url,
             redis_url=self.env["ORCH_REDIS_URL"],
             poll_interval=args.poll_interval,
+            poll_mode="fixed" if baseline else mode,
             max_per_link=args.concurrency,
         )
         self.nodes: list[dict[str, Any]] = []
@@ -331,15 +335,23 @@ def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.E
         sweep(ctx)
 
 
-def run_once(args: argparse.Namespace, baseline: bool) -> Run:
+MODE_NAMES = {
+    "adaptive": "feed, adaptive polling",
+    "fixed": "feed, fixed interval",
+    "baseline": "per-transfer GET (baseline)",
+}
+
+
+def run_once(args: argparse.Namespace, mode: str) -> Run:
     """One full run on a fresh stack."""
-    run = Run("per-transfer GET (baseline)" if baseline else "change feed (ours)")
+    baseline = mode == "baseline"
+    run = Run(MODE_NAMES[mode])
     with ExitStack() as stack:
         tmp = tempfile.mkdtemp(prefix="bench-")
         if not args.keep:
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         work = Path(tmp)
-        bench = Bench(args, work, baseline)
+        bench = Bench(args, work, mode)
         stack.enter_context(
             process(
                 [
@@ -402,7 +414,7 @@ def run_once(args: argparse.Namespace, baseline: bool) -> Run:
 
 
 def table(runs: list[Run], args: argparse.Namespace) -> str:
-    """One table, ours beside the baseline, with the ratio."""
+    """One table, each run beside the first, with the first's ratio to each."""
     rows: list[tuple[str, list[float], str]] = [
         ("jobs completed", [r.completed for r in runs], "{:.0f}"),
         ("wall time to last completion (s)", [r.seconds for r in runs], "{:.1f}"),
@@ -417,13 +429,11 @@ def table(runs: list[Run], args: argparse.Namespace) -> str:
         ("status latency p95 (s)", [r.latency(0.95) for r in runs], "{:.2f}"),
     ]
     head = ["measure", *[r.name for r in runs]]
-    if len(runs) == 2:
-        head.append("ours / baseline")
+    head += [f"{runs[0].name} / {r.name}" for r in runs[1:]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, values, fmt in rows:
         cells = [fmt.format(v) for v in values]
-        if len(values) == 2 and values[1]:
-            cells.append(f"{values[0] / values[1]:.2f}")
+        cells += [f"{values[0] / v:.2f}" if v else "" for v in values[1:]]
         lines.append("| " + " | ".join([label, *cells]) + " |")
     lines.append(
         f"\n{args.jobs} jobs, {args.pairs} node pairs, {args.file_size} B per file at "
@@ -436,7 +446,7 @@ def table(runs: list[Run], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    """Parse arguments, run ours and the baseline, print the table."""
+    """Parse arguments, run each mode, print the table."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -449,13 +459,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="submit worker processes")
     parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--modes",
+        default="adaptive,fixed,baseline",
+        help="runs, in order, each on a fresh stack: adaptive, fixed, baseline",
+    )
+    parser.add_argument("--skip-baseline", action="store_true", help="drop baseline from --modes")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, db)")
     parser.add_argument("--worker-log-level", default="WARNING", help="e.g. INFO: task timings")
     args = parser.parse_args()
-    runs = [run_once(args, baseline=False)]
-    if not args.skip_baseline:
-        runs.append(run_once(args, baseline=True))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if args.skip_baseline:
+        modes = [m for m in modes if m != "baseline"]
+    unknown = set(modes) - MODE_NAMES.keys()
+    if unknown or not modes:
+        parser.error(f"--modes: choose among {', '.join(MODE_NAMES)}")
+    runs = [run_once(args, mode) for mode in modes]
     print(table(runs, args))
 
 

@@ -1,11 +1,12 @@
 """Status latency around a node restart: transfers that end within ±2 poll intervals of it.
 
 The services run in this process against two hstssim nodes and a SQLite database; a poller
-thread does what beat and the workers do (poll node-a every poll interval, sweep, run the
-tasks). Each round starts transfers timed to end between 2 poll intervals before and 2 after
-a restart of node-a, which renumbers its cursor (the saved one is refused; its records are
-kept). With ``vague`` the node also answers its first two GETs by id with an empty 200.
-Latency is the moment the job was recorded finished minus the node's end time of its
+thread does what beat and the workers do (poll node-a every poll interval, or with adaptive
+polling when its plan says, as beat's tick would; sweep, run the tasks). Each round starts
+transfers timed to end between 2 poll intervals before and 2 after a restart of node-a, which
+renumbers its cursor (the saved one is refused; its records are kept). With ``vague`` the node
+also answers its first two GETs by id with an empty 200. Latency is the moment the job was
+recorded finished minus the node's end time of its
 transfer. Prints one table: each case side by side, and the p95 against 2 poll intervals.
 
     python benchmarks/restart_latency.py                 # the figures in docs/benchmarks.md
@@ -36,8 +37,13 @@ from orchestrator.db.tables import AttemptRow, JobRow  # noqa: E402
 from orchestrator.domain.jobs import JobSpec  # noqa: E402
 from orchestrator.domain.states import SETTLED  # noqa: E402
 from orchestrator.services.conveyor.jobs import create_job  # noqa: E402
-from orchestrator.services.conveyor.polling import poll_node  # noqa: E402
+from orchestrator.services.conveyor.polling import (  # noqa: E402
+    poll_node,
+    send_due_polls,
+    send_polls,
+)
 from orchestrator.services.conveyor.reconcile import sweep  # noqa: E402
+from orchestrator.taskqueue import TaskName  # noqa: E402
 from tests.support.sim import SimAdmin, fast_configs, write_tree  # noqa: E402
 from tests.support.stack import build_context, register_sim_node, run_tasks  # noqa: E402
 
@@ -57,7 +63,9 @@ class Case:
     restarts: int = 0
 
 
-def run_case(case: Case, rounds: int, jobs: int, poll_interval: float, seed: int) -> None:
+def run_case(
+    case: Case, rounds: int, jobs: int, poll_interval: float, seed: int, mode: str
+) -> None:
     """Rounds of jobs whose transfers end around a restart; fills the case's figures."""
     rng = random.Random(seed)
     settled = {s.value for s in SETTLED}
@@ -67,6 +75,7 @@ def run_case(case: Case, rounds: int, jobs: int, poll_interval: float, seed: int
             f"sqlite:///{tmp}/bench.db",
             Path(tmp) / "data",
             poll_interval=poll_interval,
+            poll_mode=mode,
             unseen_check_seconds=300.0,
             lost_after_seconds=600.0,
         )
@@ -77,10 +86,28 @@ def run_case(case: Case, rounds: int, jobs: int, poll_interval: float, seed: int
         stop = threading.Event()
 
         def beat() -> None:
-            while not stop.wait(poll_interval):
+            if mode == "fixed":
+                while not stop.wait(poll_interval):
+                    with lock:
+                        poll_node(ctx, a_id, owner="bench")
+                        sweep(ctx)
+                        run_tasks(ctx, tasks)
+                return
+            # Beat's two poll entries: the fan-out each interval, the due nodes every half floor.
+            tick = min(ctx.settings.poll_floor_seconds, poll_interval) / 2
+            last_fanout = 0.0
+            while not stop.wait(tick):
                 with lock:
-                    poll_node(ctx, a_id, owner="bench")
-                    sweep(ctx)
+                    if time.monotonic() - last_fanout >= poll_interval:
+                        last_fanout = time.monotonic()
+                        send_polls(ctx)
+                        sweep(ctx)
+                    else:
+                        send_due_polls(ctx)
+                    for task, args in list(tasks.sent):
+                        if task == TaskName.POLL:
+                            tasks.sent.remove((task, args))
+                            poll_node(ctx, int(args[0]), owner="bench")
                     run_tasks(ctx, tasks)
 
         poller = threading.Thread(target=beat, daemon=True)
@@ -164,10 +191,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=6, help="transfers ending around each one")
     parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--poll-mode", choices=("adaptive", "fixed"), default="adaptive")
     args = parser.parse_args()
     cases = [Case("plain answers", vague=False), Case("2 empty 200s first", vague=True)]
     for case in cases:
-        run_case(case, args.rounds, args.jobs, args.poll_interval, args.seed)
+        run_case(case, args.rounds, args.jobs, args.poll_interval, args.seed, args.poll_mode)
     target = 2 * args.poll_interval
     rows = [
         ("transfers measured", [f"{len(c.latencies)}" for c in cases]),
@@ -186,7 +214,7 @@ def main() -> None:
     for label, values in rows:
         print(f"{label:{width}}  " + "  ".join(f"{v:>20}" for v in values))
     runs = f"{args.rounds} restarts x {args.jobs} jobs per case"
-    print(f"\npoll interval {args.poll_interval} s, {runs}, seed {args.seed}")
+    print(f"\n{args.poll_mode} polling, interval {args.poll_interval} s, {runs}, seed {args.seed}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,21 @@ class Settings(BaseSettings):
         default=None, description="comma-separated Fernet keys, newest first (MultiFernet)"
     )
     poll_interval: float = Field(default=2.0, gt=0, description="seconds between node polls")
+    poll_mode: Literal["fixed", "adaptive"] = Field(
+        default="adaptive",
+        description="fixed: every source node each poll interval; adaptive: each node when one "
+        "of its transfers is due to end, within [floor, ceiling] (docs/operations.md)",
+    )
+    poll_floor_seconds: float = Field(
+        default=0.5, gt=0, description="adaptive polling: never two polls of a node closer"
+    )
+    poll_ceiling_intervals: float = Field(
+        default=3.0,
+        ge=1.0,
+        le=30.0,
+        description="adaptive polling: a node with open transfers is polled at least every "
+        "this many poll intervals",
+    )
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds between sweeps")
     replication_tick_seconds: float = Field(
         default=5.0, gt=0, le=60, description="seconds between checks for due schedule slots"

@@ -24,6 +24,7 @@ class TaskName(StrEnum):
     DISPATCH = "orchestrator.dispatch"
     SUBMIT = "orchestrator.submit"
     POLL_ALL = "orchestrator.poll_all"
+    POLL_DUE = "orchestrator.poll_due"  # adaptive polling's tick
     POLL = "orchestrator.poll"
     SWEEP = "orchestrator.sweep"
     DELIVER_ALERTS = "orchestrator.deliver_alerts"
@@ -40,6 +41,7 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.DISPATCH: "default",
     TaskName.SUBMIT: "submit",
     TaskName.POLL_ALL: "poll",
+    TaskName.POLL_DUE: "poll",
     TaskName.POLL: "poll",
     TaskName.SWEEP: "default",
     TaskName.DELIVER_ALERTS: "default",
@@ -102,8 +104,8 @@ def configure_celery(app: Celery, settings: Settings) -> None:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat's entries: poll fan-out each poll interval, the sweeper, the replication tick,
-    history retention and the nodes' health checks."""
+    """Beat's entries: poll fan-out each poll interval (and adaptive polling's tick), the
+    sweeper, the replication tick, history retention and the nodes' health checks."""
     entries = {
         "poll-all-nodes": (TaskName.POLL_ALL, "poll", settings.poll_interval),
         "sweep": (TaskName.SWEEP, "default", settings.sweep_interval),
@@ -115,6 +117,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "prune-history": (TaskName.PRUNE_HISTORY, "default", PRUNE_EVERY),
         "check-nodes": (TaskName.CHECK_NODES, "default", settings.node_check_seconds),
     }
+    if settings.poll_mode == "adaptive":
+        # Half the floor (domain/pacing.py): a node due now waits at most that for its poll.
+        tick = max(0.1, min(settings.poll_floor_seconds, settings.poll_interval) / 2)
+        entries["poll-due-nodes"] = (TaskName.POLL_DUE, "poll", tick)
     return {
         name: {
             "task": task.value,

@@ -191,6 +191,9 @@ class NodeCursorRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Adaptive polling: when the node's feed is read next (set after each poll and when a poll
+    # is sent; NULL = not planned yet, so the fan-out at each poll interval sends one).
+    next_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lag_seconds: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(MaskedText())
 

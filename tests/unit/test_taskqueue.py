@@ -72,11 +72,13 @@ def test_beat_messages_outlive_several_intervals_of_queue_wait(tmp_path: Path) -
     schedule = beat_schedule(settings)
     assert set(schedule) == {
         "poll-all-nodes",
+        "poll-due-nodes",  # adaptive polling's tick (the default)
         "sweep",
         "replication-tick",
         "prune-history",
         "check-nodes",
     }
+    assert "poll-due-nodes" not in beat_schedule(settings.model_copy(update={"poll_mode": "fixed"}))
     for name, entry in schedule.items():
         expires = entry["options"]["expires"]
         assert expires < VISIBILITY_TIMEOUT, name  # never redelivered by the broker

@@ -1,9 +1,9 @@
-"""Tasks that watch nodes: one poll per source node, fanned out by beat, and the slow health
-check of every node."""
+"""Tasks that watch nodes: one poll per source node, fanned out by beat (each interval, or when
+due with adaptive polling), and the slow health check of every node."""
 
 from __future__ import annotations
 
-from orchestrator.services.conveyor.polling import poll_node, send_polls
+from orchestrator.services.conveyor.polling import poll_node, send_due_polls, send_polls
 from orchestrator.services.nodes.health import check_all
 from orchestrator.taskqueue import TaskName
 from workers import runtime
@@ -15,6 +15,12 @@ from workers.base import HousekeepingTask, OrchestratorTask
 def poll_all_nodes() -> str:
     """Send one poll task per source node that has transfers to follow."""
     return send_polls(runtime.context())
+
+
+@app.task(name=TaskName.POLL_DUE.value, base=HousekeepingTask)
+def poll_due_nodes() -> str:
+    """Adaptive polling: send a poll to each node whose planned time has come."""
+    return send_due_polls(runtime.context())
 
 
 @app.task(name=TaskName.POLL.value, base=OrchestratorTask)

@@ -23,6 +23,7 @@ from orchestrator.domain.states import (
 from orchestrator.errors import NodeNotFound
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, get_job
+from orchestrator.services.conveyor.pacing import poll_soon
 from orchestrator.services.conveyor.transitions import InvalidTransition, move
 from orchestrator.services.events import record
 from orchestrator.taskqueue import TaskName
@@ -60,6 +61,7 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
         return state
     try:
         ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
+        poll_soon(ctx, job.source_node_id)
     except NodeNotFound:
         # The node forgot the transfer: nothing left to stop.
         with ctx.unit_of_work() as work:
@@ -73,6 +75,7 @@ def pause_job(ctx: ServiceContext, job_id: str) -> None:
     """Pause the job's transfer on the source node."""
     job, remote_id = _on_node(ctx, job_id, {JobState.SUBMITTED, JobState.RUNNING}, "paused")
     ctx.clients.get(job.source_node_id).pause_transfer(remote_id)
+    poll_soon(ctx, job.source_node_id)
     _note(ctx, job_id, "pause requested")
 
 
@@ -80,6 +83,7 @@ def resume_job(ctx: ServiceContext, job_id: str) -> None:
     """Resume the job's paused transfer."""
     job, remote_id = _on_node(ctx, job_id, {JobState.PAUSED}, "resumed")
     ctx.clients.get(job.source_node_id).resume_transfer(remote_id)
+    poll_soon(ctx, job.source_node_id)
     _note(ctx, job_id, "resume requested")
 
 
@@ -119,6 +123,7 @@ def change_rate(
             ctx.clients.get(job.source_node_id).modify_transfer(
                 remote_id, target_rate_kbps=target_rate_kbps, min_rate_kbps=min_rate_kbps
             )
+            poll_soon(ctx, job.source_node_id)  # its expected end moved
 
 
 def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:

@@ -29,7 +29,7 @@ from orchestrator.errors import (
 )
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext, UnitOfWork
-from orchestrator.services.conveyor import confirm
+from orchestrator.services.conveyor import confirm, pacing
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt
 from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
@@ -53,10 +53,12 @@ class PollSummary:
     failed: int = 0
     checked: int = 0
     resynced: bool = False
+    next_in: float | None = None  # adaptive polling: seconds until the node's next poll
     skipped: str | None = None
     error: str | None = None
     moved: dict[str, int] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)  # "job <id> <state>", for Flower's search
+    seen_now: dict[str, pacing.Seen] = field(default_factory=dict)  # open transfers' counters
 
     def __str__(self) -> str:
         name = self.node or f"#{self.node_id}"
@@ -69,6 +71,8 @@ class PollSummary:
         text += f", {self.checked} checked by id)" if self.checked else ")"
         if self.resynced:
             text += "; cursor resynchronised"
+        if self.next_in is not None:
+            text += f"; next poll in {self.next_in:.1f} s"
         if self.error:
             text += f"; error: {self.error}"
         if self.ended:
@@ -105,7 +109,9 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.error = str(exc)
     else:
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
-    _release_lease(ctx, node_id, owner, summary.error)
+    summary.next_in = _release_lease(
+        ctx, node_id, owner, summary.error, planned=not summary.skipped, seen=summary.seen_now
+    )
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
     if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
@@ -241,6 +247,10 @@ def _apply_page(
         summary.seen += 1
         before = (attempt.status, attempt.bytes_transferred, attempt.files_completed)
         moved = apply_snapshot(work, attempt, transfer, now=now, settings=ctx.settings)
+        if not transfer.status.is_terminal:
+            summary.seen_now[attempt.id] = pacing.Seen(
+                transfer.bytes_transferred, transfer.bytes_expected, transfer.rate_kbps, now
+            )
         after = (attempt.status, attempt.bytes_transferred, attempt.files_completed)
         if before != after:
             summary.changed += 1
@@ -318,17 +328,34 @@ def _confirm(
             summary.failed += 1
 
 
-def _release_lease(ctx: ServiceContext, node_id: int, owner: str, error: str | None) -> None:
+def _release_lease(
+    ctx: ServiceContext,
+    node_id: int,
+    owner: str,
+    error: str | None,
+    *,
+    planned: bool = True,
+    seen: dict[str, pacing.Seen] | None = None,
+) -> float | None:
+    """Let the node go; with adaptive polling, say when it is read next (seconds from now)."""
+    values: dict[str, object] = {"lease_until": None, "lease_owner": None}
+    if error:
+        values["last_error"] = error[:2000]
+    next_in = None
+    if planned and ctx.settings.poll_mode == "adaptive":
+        now = ctx.now()
+        values["next_poll_at"] = at = pacing.plan_next_poll(
+            ctx, node_id, failed=error is not None, seen=seen
+        )
+        next_in = (at - now).total_seconds() if at else None
     with ctx.sessions() as session:
-        values: dict[str, object] = {"lease_until": None, "lease_owner": None}
-        if error:
-            values["last_error"] = error[:2000]
         session.execute(
             update(NodeCursorRow)
             .where(NodeCursorRow.node_id == node_id, NodeCursorRow.lease_owner == owner)
             .values(**values)
         )
         session.commit()
+    return next_in
 
 
 def source_nodes_to_poll(ctx: ServiceContext) -> list[tuple[int, str]]:
@@ -349,8 +376,23 @@ def source_nodes_to_poll(ctx: ServiceContext) -> list[tuple[int, str]]:
 
 
 def send_polls(ctx: ServiceContext) -> str:
-    """One poll task per source node with transfers to follow, each named for Flower."""
-    nodes = source_nodes_to_poll(ctx)
+    """Each poll interval: one poll per source node with transfers to follow (fixed mode), or
+    those whose plan says now, once nodes with unplanned transfers are brought forward."""
+    if ctx.settings.poll_mode == "adaptive":
+        pacing.bring_forward_unplanned(ctx)
+        return send_due_polls(ctx)
+    return _send(ctx, source_nodes_to_poll(ctx))
+
+
+def send_due_polls(ctx: ServiceContext) -> str:
+    """Adaptive polling's tick: a poll for each node whose planned time has come."""
+    if ctx.settings.poll_mode != "adaptive":
+        return "fixed polling: nothing to do"
+    return _send(ctx, pacing.claim_due(ctx))
+
+
+def _send(ctx: ServiceContext, nodes: list[tuple[int, str]]) -> str:
+    """One poll task per node, each named for Flower."""
     interval = ctx.settings.poll_interval
     for node_id, name in nodes:
         ctx.enqueue(

@@ -1,0 +1,201 @@
+"""Adaptive polling: each source node's next poll, planned after a poll and claimed by the tick.
+
+After each poll the node's open transfers decide when it is read next (``domain.pacing``), kept
+in ``node_cursors.next_poll_at``. A frequent tick claims the nodes whose time has come with one
+UPDATE … RETURNING (pushing their time one base interval on, so a lost message costs one
+interval) and sends their polls. At each base interval, nodes whose open transfers the plan has
+not seen yet (a first transfer, or new ones since the last poll) are brought forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
+from orchestrator.domain.pacing import OpenTransfer, Pace, next_poll_in
+from orchestrator.domain.states import MAY_HOLD_TRANSFER
+from orchestrator.services.context import ServiceContext
+from orchestrator.settings import Settings
+
+
+def pace_of(settings: Settings) -> Pace:
+    """The rule's bounds from the settings (the floor never above the base interval)."""
+    base = settings.poll_interval
+    return Pace(
+        base=base,
+        floor=min(settings.poll_floor_seconds, base),
+        ceiling=base * settings.poll_ceiling_intervals,
+    )
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A transfer's counters as this poll's feed gave them (the database's may be older)."""
+
+    bytes_transferred: int
+    bytes_expected: int | None
+    rate_kbps: float | None
+    at: datetime
+
+
+def plan_next_poll(
+    ctx: ServiceContext, node_id: int, *, failed: bool, seen: Mapping[str, Seen] | None = None
+) -> datetime | None:
+    """When to poll the node next, from its open transfers; None when it holds none.
+
+    ``seen`` holds what this poll read, by attempt id: byte counts are written at most every
+    ORCH_PROGRESS_SECONDS, so the rows alone would predict from counters seconds old.
+    """
+    now = ctx.now()
+    pace = pace_of(ctx.settings)
+    if failed:  # the node did not answer: try again after one interval, as fixed polling does
+        return now + timedelta(seconds=pace.base)
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(
+                AttemptRow.id,
+                AttemptRow.status,
+                AttemptRow.bytes_transferred,
+                AttemptRow.bytes_expected,
+                AttemptRow.rate_kbps,
+                AttemptRow.last_seen_at,
+                AttemptRow.check_after,
+                JobRow.cancel_requested,
+            )
+            .join(JobRow, JobRow.id == AttemptRow.job_id)
+            .where(
+                AttemptRow.source_node_id == node_id,
+                AttemptRow.ended_at.is_(None),
+                JobRow.state.in_(MAY_HOLD_TRANSFER),
+            )
+        ).all()
+    if not rows:
+        return None
+    seen = seen or {}
+    transfers = []
+    for row in rows:
+        fresh = seen.get(row.id)
+        counters = (
+            Seen(row.bytes_transferred or 0, row.bytes_expected, row.rate_kbps, row.last_seen_at)
+            if fresh is None
+            else fresh
+        )
+        transfers.append(
+            OpenTransfer(
+                status=row.status,
+                bytes_transferred=counters.bytes_transferred,
+                bytes_expected=counters.bytes_expected,
+                rate_kbps=counters.rate_kbps,
+                seen_ago=(now - counters.at).total_seconds() if counters.at else 0.0,
+                check_in=(row.check_after - now).total_seconds() if row.check_after else None,
+                stopping=bool(row.cancel_requested),
+            )
+        )
+    return now + timedelta(seconds=next_poll_in(transfers, pace))
+
+
+def claim_due(ctx: ServiceContext) -> list[tuple[int, str]]:
+    """Nodes (id, name) whose next poll has come and that no poller holds, claimed for one."""
+    now = ctx.now()
+    due = (
+        NodeCursorRow.next_poll_at <= now,
+        or_(NodeCursorRow.lease_until.is_(None), NodeCursorRow.lease_until < now),
+    )
+    with ctx.sessions() as session:
+        # Most ticks find nothing due: read first, so they take no write lock (SQLite).
+        if session.scalars(select(NodeCursorRow.node_id).where(*due).limit(1)).first() is None:
+            return []
+        ids = session.scalars(
+            update(NodeCursorRow)
+            .where(*due)
+            .values(next_poll_at=now + timedelta(seconds=ctx.settings.poll_interval))
+            .returning(NodeCursorRow.node_id)
+        ).all()
+        session.commit()
+        if not ids:
+            return []
+        rows = session.execute(
+            select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(ids)).order_by(NodeRow.id)
+        ).all()
+    return [(int(row[0]), str(row[1])) for row in rows]
+
+
+def bring_forward_unplanned(ctx: ServiceContext) -> int:
+    """Nodes whose open transfers are not all in their plan: due within one base interval.
+
+    A node never planned (or planned empty) is due now; one with a transfer created since its
+    last poll, one interval after that poll. Returns how many nodes were moved.
+    """
+    now = ctx.now()
+    base = timedelta(seconds=ctx.settings.poll_interval)
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(
+                AttemptRow.source_node_id,
+                func.max(AttemptRow.created_at),
+                NodeCursorRow.node_id,
+                NodeCursorRow.next_poll_at,
+                NodeCursorRow.last_poll_at,
+            )
+            .join(JobRow, JobRow.id == AttemptRow.job_id)
+            .outerjoin(NodeCursorRow, NodeCursorRow.node_id == AttemptRow.source_node_id)
+            .where(AttemptRow.ended_at.is_(None), JobRow.state.in_(MAY_HOLD_TRANSFER))
+            .group_by(
+                AttemptRow.source_node_id,
+                NodeCursorRow.node_id,
+                NodeCursorRow.next_poll_at,
+                NodeCursorRow.last_poll_at,
+            )
+        ).all()
+        moved = 0
+        for node_id, newest, cursor, next_at, last_poll in rows:
+            if cursor is None:
+                session.add(NodeCursorRow(node_id=node_id, next_poll_at=now))
+                moved += 1
+                continue
+            if next_at is None or last_poll is None:
+                wanted = now
+            elif newest is not None and newest > last_poll:
+                wanted = last_poll + base
+            else:
+                continue
+            if next_at is None or next_at > wanted:
+                session.execute(
+                    update(NodeCursorRow)
+                    .where(
+                        NodeCursorRow.node_id == node_id,
+                        or_(
+                            NodeCursorRow.next_poll_at.is_(None),
+                            NodeCursorRow.next_poll_at > wanted,
+                        ),
+                    )
+                    .values(next_poll_at=wanted)
+                )
+                moved += 1
+        try:
+            session.commit()
+        except IntegrityError:  # a poll made the cursor row meanwhile: it plans the node
+            session.rollback()
+    return moved
+
+
+def poll_soon(ctx: ServiceContext, node_id: int) -> None:
+    """Read the node's feed at the next tick (we just asked it to change a transfer)."""
+    if ctx.settings.poll_mode != "adaptive":
+        return
+    now = ctx.now()
+    with ctx.sessions() as session:
+        session.execute(
+            update(NodeCursorRow)
+            .where(
+                NodeCursorRow.node_id == node_id,
+                or_(NodeCursorRow.next_poll_at.is_(None), NodeCursorRow.next_poll_at > now),
+            )
+            .values(next_poll_at=now)
+        )
+        session.commit()

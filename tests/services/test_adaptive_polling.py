@@ -1,0 +1,145 @@
+"""Adaptive polling on a fake clock: a poll of the real node plans the next one from the node's
+open transfers, and the tick sends it only once that time has come (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow
+from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor.polling import poll_node, send_due_polls, send_polls
+from orchestrator.taskqueue import TaskName
+from tests.services.conftest import Stack
+
+T0 = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+BASE = 2.0
+
+
+@pytest.fixture
+def stack_settings() -> dict[str, Any]:
+    return {"poll_interval": BASE, "poll_floor_seconds": 0.5, "poll_ceiling_intervals": 3.0}
+
+
+class Clock:
+    """Time that moves only when the test says."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def at(self, seconds: float) -> None:
+        self.now = T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(stack: Stack) -> Clock:
+    clock = Clock()
+    stack.ctx.clock = clock
+    return clock
+
+
+def open_transfer(stack: Stack, status: str, **counters: Any) -> str:
+    """A RUNNING job whose attempt the node is said to hold, as the last poll at T0 saw it.
+
+    The node does not know its remote id, so the feed never mentions it: only the database's
+    counters plan the next poll.
+    """
+    job_id = stack.new_job("anything")
+    with stack.ctx.sessions() as session:
+        job = session.get(JobRow, job_id)
+        assert job is not None
+        job.state, job.attempt_count = JobState.RUNNING.value, 1
+        session.add(
+            AttemptRow(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                number=1,
+                source_node_id=stack.a_id,
+                remote_id=f"not-on-the-node-{uuid.uuid4().hex[:8]}",
+                status=status,
+                created_at=T0 - timedelta(seconds=30),
+                submitted_at=T0 - timedelta(seconds=30),
+                last_seen_at=T0,
+                **counters,
+            )
+        )
+        session.commit()
+    return job_id
+
+
+def next_poll_in(stack: Stack) -> float:
+    with stack.ctx.sessions() as session:
+        at = session.scalar(
+            select(NodeCursorRow.next_poll_at).where(NodeCursorRow.node_id == stack.a_id)
+        )
+    assert at is not None
+    return (at - T0).total_seconds()
+
+
+def polls_sent(stack: Stack) -> list[int]:
+    return [int(args[0]) for task, args in stack.tasks.take() if task == TaskName.POLL]
+
+
+def test_a_transfer_about_to_end_brings_its_node_forward(stack: Stack, clock: Clock) -> None:
+    # 87,500 bytes left at 1,000 kbps: 0.7 s.
+    open_transfer(
+        stack, "running", bytes_transferred=912_500, bytes_expected=1_000_000, rate_kbps=1000.0
+    )
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert next_poll_in(stack) == pytest.approx(0.7)
+
+    stack.tasks.take()
+    clock.at(0.6)
+    send_due_polls(stack.ctx)
+    assert polls_sent(stack) == []
+    clock.at(0.75)
+    send_due_polls(stack.ctx)
+    assert polls_sent(stack) == [stack.a_id]
+    send_due_polls(stack.ctx)  # claimed: the next tick does not send it again
+    assert polls_sent(stack) == []
+
+
+def test_a_node_where_nothing_can_end_soon_waits_for_the_ceiling(
+    stack: Stack, clock: Clock
+) -> None:
+    open_transfer(stack, "paused", bytes_transferred=10, bytes_expected=1_000_000, rate_kbps=0.0)
+    # 60 s left at its rate.
+    open_transfer(stack, "running", bytes_transferred=0, bytes_expected=750_000, rate_kbps=100.0)
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert next_poll_in(stack) == pytest.approx(3 * BASE)
+
+    stack.tasks.take()
+    for second in (BASE, 2 * BASE, 3 * BASE - 0.1):
+        clock.at(second)
+        send_polls(stack.ctx)  # the fan-out at each interval leaves a planned node alone
+        send_due_polls(stack.ctx)
+        assert polls_sent(stack) == [], second
+    clock.at(3 * BASE)
+    send_due_polls(stack.ctx)
+    assert polls_sent(stack) == [stack.a_id]
+
+
+def test_a_transfer_whose_end_is_unknown_is_polled_each_base_interval(
+    stack: Stack, clock: Clock
+) -> None:
+    open_transfer(stack, "running", bytes_transferred=5_000, bytes_expected=None, rate_kbps=800.0)
+    open_transfer(stack, "running", bytes_transferred=5_000, bytes_expected=10**6, rate_kbps=None)
+    stack.tasks.take()
+    send_polls(stack.ctx)  # never planned: the fan-out sends it at once
+    assert polls_sent(stack) == [stack.a_id]
+
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert next_poll_in(stack) == pytest.approx(BASE)
+    clock.at(BASE - 0.1)
+    send_due_polls(stack.ctx)
+    assert polls_sent(stack) == []
+    clock.at(BASE)
+    send_due_polls(stack.ctx)
+    assert polls_sent(stack) == [stack.a_id]
