@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import revisions
+
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
     ("jobs", "jobs completed", "{:.0f}"),
@@ -252,34 +254,6 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
-def run_at(revision: str, argv: list[str]) -> dict[str, float]:
-    """This benchmark, run on another revision of the project (a temporary worktree)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            here = Path(__file__).resolve()
-            answer = subprocess.run(
-                [sys.executable, str(here), "--json", "--root", str(tree), *argv],
-                check=True,
-                capture_output=True,
-                env=env,
-                text=True,
-            )
-            return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                check=False,
-                capture_output=True,
-            )
-
-
 def main() -> None:
     """Parse the options, measure (and the other revision), print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -302,7 +276,11 @@ def main() -> None:
         value_at = shared.index(args.compare_with) if args.compare_with in shared else None
         if value_at is not None:
             shared.pop(value_at)
-    other = run_at(args.compare_with, shared) if args.compare_with else None
+    other = (
+        dict(revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared]))
+        if args.compare_with
+        else None
+    )
     ours = measure(args)
     if args.json:
         print(json.dumps(ours))

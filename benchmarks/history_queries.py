@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import revisions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hsts_bench"
@@ -295,44 +296,25 @@ def run_at(revision: str, url: str, repeat: int, metrics: bool) -> dict[str, lis
         for name, _ in extra:
             conn.execute(text(f"DROP INDEX {name}"))
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            tree = Path(tmp) / "tree"
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
-                check=True,
-                capture_output=True,
-            )
-            try:
-                answer = subprocess.run(
-                    [
-                        sys.executable,
-                        str(Path(__file__).resolve()),
-                        "--measure-only",
-                        "--root",
-                        str(tree),
-                        "--database-url",
-                        url,
-                        "--repeat",
-                        str(repeat),
-                        *([] if metrics else ["--no-metrics"]),
-                    ],
-                    check=True,
-                    capture_output=True,
-                    env={**os.environ, "PYTHONPATH": str(tree)},
-                    text=True,
-                )
-            finally:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                    check=False,
-                    capture_output=True,
-                )
+        figures = revisions.run_at(
+            ROOT,
+            revision,
+            __file__,
+            [
+                "--measure-only",
+                "--database-url",
+                url,
+                "--repeat",
+                str(repeat),
+                *([] if metrics else ["--no-metrics"]),
+            ],
+        )
     finally:
         with engine.begin() as conn:
             for _, definition in extra:
                 conn.execute(text(definition))
         engine.dispose()
-    return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
+    return dict(figures)
 
 
 def main() -> None:

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-
 from orchestrator.errors import ConfigError
 from orchestrator.settings import Settings
 
@@ -127,17 +125,6 @@ def write_private(path: Path, text: str) -> None:
     os.fchmod(fd, 0o600)  # a file from before keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-
-
-def broker_answers(url: str, timeout: float = 1.0) -> bool:
-    """Whether a Redis at ``url`` answers PING."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 def describe_broker(url: str) -> str:

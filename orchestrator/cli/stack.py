@@ -41,7 +41,6 @@ from orchestrator.cli.console import CliError, fail, out, usage
 from orchestrator.cli.local import database_failure
 from orchestrator.cli.redis_server import (
     EmbeddedRedis,
-    broker_answers,
     describe_broker,
     embedded_redis,
 )
@@ -368,7 +367,8 @@ def _start_redis(stack: Stack) -> EmbeddedRedis:
             "redis", redis.argv(), stack.env, stop_last=True, cwd=redis.workdir
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while child.running and not broker_answers(redis.url):
+        own = stack.settings.model_copy(update={"redis_url": redis.url})
+        while child.running and not broker.answers(own):
             if stack.stop.is_set():
                 raise Stopped
             if time.monotonic() > deadline:
