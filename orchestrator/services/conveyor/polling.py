@@ -230,8 +230,9 @@ def _apply_page(
     ).all()
     by_remote = {r.remote_id: r for r in rows if r.remote_id}
     by_id = {r.id: r for r in rows}
-    # Load the page's jobs in one query; apply_snapshot then finds them in the identity map.
-    session.scalars(select(JobRow).where(JobRow.id.in_({r.job_id for r in rows}))).all()
+    # Load the page's jobs in one query and hold them while the page is applied: the identity
+    # map keeps only rows something refers to, and apply_snapshot's get() must find them there.
+    jobs = session.scalars(select(JobRow).where(JobRow.id.in_({r.job_id for r in rows}))).all()
     for transfer in transfers:
         attempt = by_remote.get(transfer.remote_id) or by_id.get(str(transfer.tag(TAG_KEY)))
         if attempt is None:
@@ -261,6 +262,7 @@ def _apply_page(
                 summary.completed += 1
             elif moved in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.RETRY_WAIT):
                 summary.failed += 1
+    del jobs
 
 
 def _note_move(summary: PollSummary, attempt: AttemptRow, moved: JobState) -> None:
