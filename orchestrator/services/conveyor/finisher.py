@@ -48,7 +48,7 @@ def apply_snapshot(
     """
     if snapshot.status is TransferStatus.UNKNOWN:
         return None  # an answer that settles nothing is not a sighting (node-api.md §4.2)
-    if _progress_only(attempt, snapshot, now, settings):
+    if progress_only(attempt, snapshot, now, settings):
         return None  # written at most every ORCH_PROGRESS_SECONDS: no UPDATE for a byte count
     attempt.last_seen_at = now
     attempt.missing_since = None
@@ -115,7 +115,7 @@ def apply_snapshot(
     return None
 
 
-def _progress_only(
+def progress_only(
     attempt: AttemptRow, snapshot: TransferSnapshot, now: datetime, settings: Settings
 ) -> bool:
     """Whether the snapshot only moves a running transfer's counters, written not long ago."""

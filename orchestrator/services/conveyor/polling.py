@@ -31,7 +31,7 @@ from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext, UnitOfWork
 from orchestrator.services.conveyor import confirm, pacing
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
-from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt
+from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, progress_only
 from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
 
 log = logging.getLogger(__name__)
@@ -230,11 +230,20 @@ def _apply_page(
     ).all()
     by_remote = {r.remote_id: r for r in rows if r.remote_id}
     by_id = {r.id: r for r in rows}
-    # Load the page's jobs in one query and hold them while the page is applied: the identity
-    # map keeps only rows something refers to, and apply_snapshot's get() must find them there.
-    jobs = session.scalars(select(JobRow).where(JobRow.id.in_({r.job_id for r in rows}))).all()
-    for transfer in transfers:
-        attempt = by_remote.get(transfer.remote_id) or by_id.get(str(transfer.tag(TAG_KEY)))
+    matched = [
+        (transfer, by_remote.get(transfer.remote_id) or by_id.get(str(transfer.tag(TAG_KEY))))
+        for transfer in transfers
+    ]
+    # Load in one query the jobs this page writes to, and hold them while it is applied: the
+    # identity map keeps only rows something refers to, and apply_snapshot's get() must find
+    # them there. A transfer whose counters alone moved, written not long ago, needs no job.
+    written = {
+        attempt.job_id
+        for transfer, attempt in matched
+        if attempt is not None and not progress_only(attempt, transfer, now, ctx.settings)
+    }
+    jobs = session.scalars(select(JobRow).where(JobRow.id.in_(written))).all() if written else []
+    for transfer, attempt in matched:
         if attempt is None:
             continue
         if attempt.remote_id not in (None, transfer.remote_id):
