@@ -254,7 +254,7 @@ def cancel(job_id: JobId, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> 
 
 @app.command()
 def pause(job_id: JobId, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
-    """Pause a job's transfer on the source node (resume it with `jobs resume`).
+    """Pause a job's transfer on the node that runs it (resume it with `jobs resume`).
 
     Example: hsts-orchestrator jobs pause 3f0c...
     """
