@@ -12,6 +12,7 @@ from orchestrator.domain.jobs import (
     DestinationPath,
     Labels,
     SourcePaths,
+    TransferMode,
     TransferOptions,
 )
 from orchestrator.domain.schedules import (
@@ -75,6 +76,7 @@ class ScheduleUpdate(BaseModel):
     enabled: bool | None = None
     alerts: ScheduleAlerts | None = None
     labels: Labels | None = Field(default=None, max_length=SCHEDULE_LABELS)
+    mode: TransferMode | None = None
 
 
 class RunOut(BaseModel):

@@ -112,6 +112,13 @@ class JobOut(BaseModel):
         default=None, description="when a person acknowledged this failure (cleared by a retry)"
     )
     acknowledged_by: str | None = Field(default=None, description="the name of their token")
+    mode: str = Field(
+        default="push",
+        description="push: the source node runs the transfer; pull: the destination node does",
+    )
+    runs_on: str = Field(
+        default="", description="the node that runs (holds) the transfer, e.g. 'node-b' for a pull"
+    )
 
 
 class JobDetail(JobOut):

@@ -107,10 +107,20 @@ def submit(
     ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the job id.")] = False,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull",
+            help="The destination node runs the transfer and fetches the files (for a source "
+            "that cannot open connections to the destination). Default: the source pushes.",
+        ),
+    ] = False,
 ) -> None:
     """Queue a transfer of paths on one node into a folder of another.
 
     Example: hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch
+
+    Pull mode (node-b fetches from node-a): add --pull.
 
     With --watch the exit status is the job's outcome (see `jobs watch`).
     """
@@ -130,6 +140,8 @@ def submit(
         "priority": priority,
         "labels": parse_labels(label or []),
     }
+    if pull:
+        body["mode"] = "pull"
     if max_attempts is not None:
         body["max_attempts"] = max_attempts
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
@@ -141,7 +153,8 @@ def submit(
             out.print(
                 f"job {job['id']} {job['state']}: {job['source_node']}:"
                 f"{','.join(job['source_paths'])} -> {job['destination_node']}:"
-                f"{job['destination_path'] or '/'}",
+                f"{job['destination_path'] or '/'}"
+                + (f" (pulled by {job['runs_on']})" if job.get("mode") == "pull" else ""),
                 markup=False,
             )
         if watch:
@@ -254,7 +267,7 @@ def cancel(job_id: JobId, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> 
 
 @app.command()
 def pause(job_id: JobId, api: ApiUrl = DEFAULT_API, token: ApiToken = None) -> None:
-    """Pause a job's transfer on the source node (resume it with `jobs resume`).
+    """Pause a job's transfer on the node that runs it (resume it with `jobs resume`).
 
     Example: hsts-orchestrator jobs pause 3f0c...
     """
@@ -396,6 +409,7 @@ def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
         ("state", _state_text(job["state"])),
         ("from", f"{job['source_node']}:{', '.join(job['source_paths'])}"),
         ("to", f"{job['destination_node']}:{job['destination_path'] or '/'}"),
+        *([("mode", f"pulled by {job['runs_on']}")] if job.get("mode") == "pull" else []),
         ("progress", _progress(job) or "-"),
         (
             "files",

@@ -91,6 +91,14 @@ def add(
     description: Annotated[str, typer.Option(help="What the schedule is for.")] = "",
     label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it switched off.")] = False,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull",
+            help="The destination node runs each transfer and fetches the files (for a "
+            "source that cannot open connections to the destination).",
+        ),
+    ] = False,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
 ) -> None:
@@ -121,6 +129,7 @@ def add(
         "overlap": overlap.value,
         "enabled": not disabled,
         "labels": parse_labels(label or []),
+        "mode": "pull" if pull else "push",
     }
     with ApiClient(api, token) as client:
         try:
@@ -223,6 +232,7 @@ def show(
         ("when", _timing(item)),
         ("from", f"{item['source_node']}:{', '.join(item['source_paths'])}"),
         ("to", f"{item['destination_node']}:{item['destination_path'] or '/'}"),
+        *([("mode", f"pulled by {item['destination_node']}")] if item["mode"] == "pull" else []),
         ("overwrite", str(item["options"].get("overwrite", "diff"))),
         ("overlap", item["overlap"]),
         ("next run", when(item["next_run_at"])),

@@ -123,6 +123,8 @@ class JobRow(Base):
     # clears it, so the next failure is news again.
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    # push: the source runs the transfer; pull: the destination does (services/conveyor/modes).
+    mode: Mapped[str] = mapped_column(String(8), default="push", server_default="push")
 
 
 class JobLabelRow(Base):
@@ -137,7 +139,11 @@ class JobLabelRow(Base):
 
 
 class AttemptRow(Base):
-    """One node transfer of a job: its uuid travels in the spec's tags before the POST."""
+    """One node transfer of a job: its uuid travels in the spec's tags before the POST.
+
+    ``source_node_id`` is the node that runs (holds) the transfer: the job's source for a
+    push, its destination for a pull. Polling, the tag search and the feed cursor use it.
+    """
 
     __tablename__ = "attempts"
     __table_args__ = (
@@ -290,6 +296,7 @@ class ScheduleRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     alerts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    mode: Mapped[str] = mapped_column(String(8), default="push", server_default="push")
     managed_by: Mapped[str] = mapped_column(String(16), default="api")  # api | config
     done_until: Mapped[datetime] = mapped_column(UtcDateTime())
     skipped_slots: Mapped[int] = mapped_column(Integer, default=0)

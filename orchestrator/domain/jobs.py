@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -133,6 +134,13 @@ NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 NodeName = Field(min_length=1, max_length=64, pattern=NODE_NAME_PATTERN)
 
 
+class TransferMode(StrEnum):
+    """Which node runs a job's transfer (and is polled for it)."""
+
+    PUSH = "push"  # the source runs it and sends, with a token from the destination
+    PULL = "pull"  # the destination runs it and fetches, with a token from the source
+
+
 class JobSpec(BaseModel):
     """A request to copy paths of one node to a folder of another."""
 
@@ -146,6 +154,11 @@ class JobSpec(BaseModel):
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
     labels: Labels = Field(default_factory=dict, max_length=MAX_LABELS)
+    mode: TransferMode = Field(
+        default=TransferMode.PUSH,
+        description="push: the source node runs the transfer; pull: the destination node runs "
+        "it (for a source that cannot open connections to the destination)",
+    )
 
 
 def job_label(

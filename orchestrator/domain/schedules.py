@@ -17,6 +17,7 @@ from orchestrator.domain.jobs import (
     Labels,
     NodeName,
     SourcePaths,
+    TransferMode,
     TransferOptions,
 )
 
@@ -112,6 +113,7 @@ class ScheduleSpec(ScheduleTiming):
     alerts: ScheduleAlerts = ScheduleAlerts()
     # Each run adds the labels "schedule" and "trigger"; a job holds 20 at most.
     labels: Labels = Field(default_factory=dict, max_length=SCHEDULE_LABELS)
+    mode: TransferMode = TransferMode.PUSH  # pull: the destination node runs each run's transfer
 
     @field_validator("options")
     @classmethod
@@ -137,6 +139,7 @@ class ScheduleSpec(ScheduleTiming):
             priority=self.priority,
             max_attempts=self.max_attempts,
             labels={**self.labels, "schedule": self.id, "trigger": trigger},
+            mode=self.mode,
         )
 
 

@@ -162,7 +162,7 @@ def retry(job_id: JobIdDep, ctx: ContextDep, _: SubmitDep) -> JobDetail:
 
 @router.post("/{job_id}/pause", response_model=JobDetail, responses=ERRORS, summary="Pause")
 def pause(job_id: JobIdDep, ctx: ContextDep, _: SubmitDep) -> JobDetail:
-    """Pause the job's transfer on the source node."""
+    """Pause the job's transfer on the node that runs it."""
     control.pause_job(ctx, job_id)
     return job_detail(ctx, job_id)
 

@@ -1,7 +1,8 @@
 """What people do to running jobs: cancel, pause, resume, change the rate or priority, retry.
 
 Controls on a job whose transfer is on the node act through the node (PUT or CANCEL on the
-source); the poller then records the node's new status, so the database follows the node.
+node that runs it: the source, or the destination for a pull); the poller then records the
+node's new status, so the database follows the node.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestrator.domain.states import (
 from orchestrator.errors import NodeNotFound
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, get_job
+from orchestrator.services.conveyor.modes import runner_id
 from orchestrator.services.conveyor.pacing import poll_soon
 from orchestrator.services.conveyor.transitions import InvalidTransition, move
 from orchestrator.services.events import record
@@ -60,8 +62,8 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
     if remote_id is None:
         return state
     try:
-        ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
-        poll_soon(ctx, job.source_node_id)
+        ctx.clients.get(runner_id(job)).cancel_transfer(remote_id)
+        poll_soon(ctx, runner_id(job))
     except NodeNotFound:
         # The node forgot the transfer: nothing left to stop.
         with ctx.unit_of_work() as work:
@@ -72,18 +74,18 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
 
 
 def pause_job(ctx: ServiceContext, job_id: str) -> None:
-    """Pause the job's transfer on the source node."""
+    """Pause the job's transfer on the node that runs it."""
     job, remote_id = _on_node(ctx, job_id, {JobState.SUBMITTED, JobState.RUNNING}, "paused")
-    ctx.clients.get(job.source_node_id).pause_transfer(remote_id)
-    poll_soon(ctx, job.source_node_id)
+    ctx.clients.get(runner_id(job)).pause_transfer(remote_id)
+    poll_soon(ctx, runner_id(job))
     _note(ctx, job_id, "pause requested")
 
 
 def resume_job(ctx: ServiceContext, job_id: str) -> None:
     """Resume the job's paused transfer."""
     job, remote_id = _on_node(ctx, job_id, {JobState.PAUSED}, "resumed")
-    ctx.clients.get(job.source_node_id).resume_transfer(remote_id)
-    poll_soon(ctx, job.source_node_id)
+    ctx.clients.get(runner_id(job)).resume_transfer(remote_id)
+    poll_soon(ctx, runner_id(job))
     _note(ctx, job_id, "resume requested")
 
 
@@ -120,10 +122,10 @@ def change_rate(
     if state in POSTED:
         remote_id = _remote_id(ctx, job)
         if remote_id is not None:
-            ctx.clients.get(job.source_node_id).modify_transfer(
+            ctx.clients.get(runner_id(job)).modify_transfer(
                 remote_id, target_rate_kbps=target_rate_kbps, min_rate_kbps=min_rate_kbps
             )
-            poll_soon(ctx, job.source_node_id)  # its expected end moved
+            poll_soon(ctx, runner_id(job))  # its expected end moved
 
 
 def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:

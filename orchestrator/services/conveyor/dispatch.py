@@ -1,7 +1,11 @@
 """dispatch: admit QUEUED jobs by priority then age, within per-node and per-link limits.
 
-Admitted jobs are sent to submit in batches that share a destination, so one upload_setup
-call serves the batch.
+Admitted jobs are sent to submit in batches that share the node granting their tokens (the
+destination; for pulls, the source), so one upload_setup (download_setup) call serves the batch.
+
+Limits follow the bytes, whichever node runs the transfer: a job counts against its source's
+``max_outbound`` and its destination's ``max_inbound``, push or pull. A pull is therefore
+counted on the node that runs it (the destination, as inbound) and on the node that serves it.
 
 A job whose destination paths overlap those of a job under way (``HOLDS_A_DESTINATION``, or
 admitted earlier in the same run) waits behind it: two transfers writing one file fail.
@@ -22,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
-from orchestrator.domain.jobs import job_label
+from orchestrator.domain.jobs import TransferMode, job_label
 from orchestrator.domain.leases import DestinationLeases, Lease, written_paths
 from orchestrator.domain.states import HOLDS_A_DESTINATION, HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
@@ -41,6 +45,7 @@ class DispatchSummary:
 
     admitted: list[str] = field(default_factory=list)
     waiting: int = 0
+    # (job id, the node granting its token): submit batches share one *_setup call there
     admitted_to: list[tuple[str, int]] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
@@ -124,6 +129,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 JobRow.waiting_reason,
                 JobRow.source_paths,
                 JobRow.destination_path,
+                JobRow.mode,
             )
             .where(JobRow.state == JobState.QUEUED)
             .order_by(JobRow.priority.desc(), JobRow.created_at)
@@ -167,7 +173,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             in_count[dst.id] += 1
             link_count[link] += 1
             leases.take(dst.id, writes, Lease(job.id, job.destination_path))
-            summary.admitted_to.append((job.id, dst.id))
+            granter = src.id if job.mode == TransferMode.PULL else dst.id
+            summary.admitted_to.append((job.id, granter))
         for reason, job_ids in reasons.items():
             session.execute(
                 update(JobRow)
@@ -188,11 +195,11 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         admitted = set(summary.admitted)  # a job canceled meanwhile did not move
         summary.admitted_to = [(j, d) for j, d in summary.admitted_to if j in admitted]
         work.commit()
-    by_destination: dict[int, list[str]] = {}
-    for job_id, destination_id in summary.admitted_to:
-        by_destination.setdefault(destination_id, []).append(job_id)
+    by_granter: dict[int, list[str]] = {}
+    for job_id, granter_id in summary.admitted_to:
+        by_granter.setdefault(granter_id, []).append(job_id)
     size = ctx.settings.submit_batch_size
-    for job_ids in by_destination.values():
+    for job_ids in by_granter.values():
         for start in range(0, len(job_ids), size):
             batch = job_ids[start : start + size]
             ctx.enqueue(TaskName.SUBMIT, *batch, argsrepr=_listed([labels[j] for j in batch]))

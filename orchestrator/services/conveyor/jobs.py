@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import JobLabelRow, JobRow, NodeRow
-from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.jobs import JobSpec, TransferMode
 from orchestrator.domain.paths import UnsafePath, confine
 from orchestrator.domain.states import JobState
 from orchestrator.errors import OrchestratorError
@@ -54,7 +54,11 @@ class KeyOwner:
 
 def request_digest(spec: JobSpec) -> str:
     """The SHA-256 of a job request as validated (so equivalent bodies match)."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # A push leaves ``mode`` out, so keys given before pull mode existed still match.
+    drop = {"mode"} if spec.mode is TransferMode.PUSH else None
+    canonical = json.dumps(
+        spec.model_dump(mode="json", exclude=drop), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -140,6 +144,7 @@ def create_job(
             state_changed_at=now,
             request_digest=digest,
             created_by_token=key_owner.token_id if key_owner else None,
+            mode=spec.mode,
         )
         session.add(job)
         try:
@@ -154,7 +159,8 @@ def create_job(
                 job.id,
                 "state",
                 f"queued: {len(spec.source_paths)} path(s) from {source.name} "
-                f"to {destination.name}:{destination_path}",
+                f"to {destination.name}:{destination_path}"
+                + (f", pulled by {destination.name}" if spec.mode is TransferMode.PULL else ""),
                 at=now,
                 to_state=JobState.QUEUED,
             )

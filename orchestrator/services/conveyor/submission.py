@@ -3,9 +3,11 @@
 1. CAS ADMITTED → SUBMITTING and commit an attempt row (its uuid goes in the spec's tags).
 2. /files/info on the source, once per batch: a missing source path fails its job at once;
    files' sizes become the job's expected totals.
-3. upload_setup on the destination (a fresh token every time).
+3. upload_setup on the destination (a fresh token every time); for a pull, download_setup on
+   the source (modes.py).
 4. Mark the attempt "posting" and commit: from here on, the node may hold a transfer.
-5. POST /ops/transfers on the source; record the remote id and CAS SUBMITTING → SUBMITTED.
+5. POST /ops/transfers on the node that runs the transfer (the source; for a pull, the
+   destination); record the remote id and CAS SUBMITTING → SUBMITTED.
 A redelivered or swept submit of a SUBMITTING job resumes at the step it reached; an attempt
 that may have been posted is looked up by its tag before anything is posted again.
 """
@@ -26,17 +28,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
-from orchestrator.domain.jobs import TransferOptions
-from orchestrator.domain.paths import confine
+from orchestrator.domain.jobs import TransferMode
 from orchestrator.domain.states import AttemptState, JobState
 from orchestrator.domain.transfers import (
     TAG_KEY,
-    PathPair,
     TransferSnapshot,
     TransferSpec,
     TransferStatus,
-    UploadRequest,
-    attempt_tags,
 )
 from orchestrator.errors import (
     InvalidIterationToken,
@@ -51,6 +49,7 @@ from orchestrator.errors import (
 from orchestrator.logsetup import log_context
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor import modes
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
 from orchestrator.services.conveyor.sourcecheck import Verdict, check_sources
 from orchestrator.services.conveyor.transitions import move, move_many
@@ -105,8 +104,9 @@ class SubmitReport:
 def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
     """Drive jobs' submissions as far as they can go; the report says what happened to each.
 
-    Jobs that need a token share one upload_setup call per destination node (the call takes
-    a list of transfer requests), so a batch costs one request there instead of one per job.
+    Jobs that need a token share one upload_setup call per destination node (one
+    download_setup per source node for pulls; the call takes a list of transfer requests), so
+    a batch costs one request there instead of one per job.
     """
     report = SubmitReport()
     ready: list[_Work] = []
@@ -127,10 +127,10 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
             if isinstance(work, JobOutcome):
                 report.outcomes.append(work)
                 continue
-            with log_context(node=work.source.name, attempt=claimed.number):
+            with log_context(node=work.runner.name, attempt=claimed.number):
                 try:
                     early = _resume(ctx, work)
-                except NodeConfigurationError as exc:  # the source's entry is unusable
+                except NodeConfigurationError as exc:  # the runner's entry is unusable
                     early = _not_posted(ctx, work.job, work.attempt, exc)
             if early is not None:
                 report.outcomes.append(early)
@@ -138,10 +138,10 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
                 ready.append(work)
                 lease.pending.add(job_id)
     ready = _check_sources(ctx, ready, lease, report)
-    by_destination: dict[int, list[_Work]] = {}
+    by_granter: dict[tuple[str, int], list[_Work]] = {}
     for work in ready:
-        by_destination.setdefault(work.destination.id, []).append(work)
-    for group in by_destination.values():
+        by_granter.setdefault((work.job.mode, work.granter.id), []).append(work)
+    for group in by_granter.values():
         report.outcomes.extend(_grant_and_post(ctx, group, lease))
     return report
 
@@ -191,6 +191,16 @@ class _Work:
     source: NodeRow
     destination: NodeRow
 
+    @property
+    def runner(self) -> NodeRow:
+        """The node that runs the transfer (the POST goes there)."""
+        return modes.runner(self.job, self.source, self.destination)
+
+    @property
+    def granter(self) -> NodeRow:
+        """The node that grants the token."""
+        return modes.granter(self.job, self.source, self.destination)
+
 
 def _claim_admitted(
     ctx: ServiceContext, job_ids: tuple[str, ...]
@@ -232,7 +242,7 @@ def _claim_admitted(
                 id=str(uuid.uuid4()),
                 job_id=job_id,
                 number=jobs[job_id].attempt_count + 1,
-                source_node_id=jobs[job_id].source_node_id,
+                source_node_id=modes.runner_id(jobs[job_id]),
                 status=AttemptState.CREATED,
                 created_at=now,
             )
@@ -290,7 +300,7 @@ def _claim(ctx: ServiceContext, job_id: str) -> JobOutcome | AttemptRow:
                 id=str(uuid.uuid4()),
                 job_id=job_id,
                 number=number,
-                source_node_id=job.source_node_id,
+                source_node_id=modes.runner_id(job),
                 status=AttemptState.CREATED,
                 created_at=now,
             )
@@ -340,7 +350,7 @@ def _load(ctx: ServiceContext, job_id: str, attempt: AttemptRow) -> _Work | JobO
 def _resume(ctx: ServiceContext, work: _Work) -> JobOutcome | None:
     """Finish what an earlier run started; None when the job needs a token and a POST."""
     job, attempt = work.job, work.attempt
-    src = ctx.clients.get(work.source.id)
+    src = ctx.clients.get(attempt.source_node_id)  # the node that runs the transfer
     if attempt.remote_id is not None:
         return _record_posted(ctx, job, attempt, attempt.remote_id, src, node=src.node)
     if attempt.post_started_at is not None:
@@ -434,19 +444,13 @@ def _record_sizes(ctx: ServiceContext, sized: dict[str, Verdict]) -> None:
 def _grant_and_post(
     ctx: ServiceContext, group: list[_Work], lease: _BatchLease
 ) -> list[JobOutcome]:
-    """One upload_setup on the destination for the group, then one POST per job."""
-    destination = group[0].destination
-    requests = [
-        UploadRequest(
-            destination_root=w.job.destination_path,
-            remote_host=destination.transfer_host,
-            token_life_seconds=ctx.settings.token_life_seconds,
-        )
-        for w in group
-    ]
+    """One *_setup on the group's granting node (upload_setup on the destination, or for a
+    pull download_setup on the source), then one POST per job."""
     lease.keep()
     try:
-        grants = ctx.clients.get(destination.id).upload_setup(requests)
+        grants = modes.request_grants(
+            ctx, group[0].granter, TransferMode(group[0].job.mode), [w.job for w in group]
+        )
     except NodeError as exc:
         lease.pending.difference_update(w.job.id for w in group)
         return [_not_posted(ctx, w.job, w.attempt, exc) for w in group]
@@ -454,7 +458,7 @@ def _grant_and_post(
     for work, grant in zip(group, grants, strict=True):
         lease.pending.discard(work.job.id)  # its own POST claim renews its lease
         lease.keep()
-        with log_context(job_id=work.job.id, node=work.source.name, attempt=work.attempt.number):
+        with log_context(job_id=work.job.id, node=work.runner.name, attempt=work.attempt.number):
             if isinstance(grant, NodeError):
                 outcomes.append(_not_posted(ctx, work.job, work.attempt, grant))
             else:
@@ -463,20 +467,13 @@ def _grant_and_post(
 
 
 def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome:
-    """Build the source's spec from the grant, mark the attempt posting, POST, record."""
+    """Build the runner's spec from the grant, mark the attempt posting, POST, record."""
     job, attempt = work.job, work.attempt
     try:
-        src = ctx.clients.get(work.source.id)
-    except NodeConfigurationError as exc:  # the source's entry is unusable: nothing was posted
+        src = ctx.clients.get(attempt.source_node_id)  # the node that runs the transfer
+    except NodeConfigurationError as exc:  # the runner's entry is unusable: nothing was posted
         return _not_posted(ctx, job, attempt, exc)
-    options = TransferOptions.model_validate(job.options)
-    spec = grant.for_source(
-        [PathPair(source=p["source"]) for p in job.source_paths],
-        source_root=confine(job.source_root, ""),
-        tags=attempt_tags(attempt.id, job.id),
-        remote_host=work.destination.transfer_host,
-        options=options.to_spec_fields(source_root=job.source_root),
-    )
+    spec = modes.spec_to_post(job, attempt.id, grant, work.source, work.destination)
     if not _mark_posting(ctx, job.id, attempt.id):
         return JobOutcome(
             job.id,
@@ -507,11 +504,11 @@ def _look_for_tag(
         found, unbroken = _search_tag(src, attempt)
     except NodeError as exc:
         if exc.retryable:
-            _recheck_soon(ctx, job.id, attempt, f"cannot search the source for the tag: {exc}")
+            _recheck_soon(ctx, job.id, attempt, f"cannot search {src.node} for the tag: {exc}")
             return JobOutcome(
                 job.id, Outcome.WAITING, f"job {job.id}: tag search failed; will try again"
             )
-        return _cannot_tell(ctx, job, attempt, f"the source cannot be searched for its tag ({exc})")
+        return _cannot_tell(ctx, job, attempt, f"{src.node} cannot be searched for its tag ({exc})")
     if found:
         transfer = sorted(found, key=lambda t: t.started_at or ctx.now())[0]
         if transfer.status is TransferStatus.CANCELED and not job.cancel_requested:
@@ -531,7 +528,7 @@ def _look_for_tag(
             ctx,
             job,
             attempt,
-            "the source restarted since (it refuses the change-feed cursor saved before the "
+            f"{src.node} restarted since (it refuses the change-feed cursor saved before the "
             "POST), so a transfer that started and ended meanwhile may be gone from its log",
         )
     # The node's log since the POST has no transfer with this attempt's tag: nothing started.
@@ -548,9 +545,10 @@ def _look_for_tag(
 
 
 def _search_tag(src: NodeClient, attempt: AttemptRow) -> tuple[list[TransferSnapshot], bool]:
-    """The attempt's transfers on the source, and whether the search covered the node's whole
-    log since the POST: searched from the cursor saved when the POST was claimed; a node that
-    refuses it has restarted since, and whatever ended before that may be gone from its log."""
+    """The attempt's transfers on the node that runs it, and whether the search covered the
+    node's whole log since the POST: searched from the cursor saved when the POST was claimed;
+    a node that refuses it has restarted since, and whatever ended before that may be gone from
+    its log."""
     if attempt.feed_token_at_post is not None:
         try:
             return src.find_transfers_by_tag(
@@ -629,7 +627,7 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
     marks the attempt first posts it, the other stops here.
     """
     now = ctx.now()
-    cursor = (  # the source's saved feed position: a later tag search starts from it
+    cursor = (  # the runner's saved feed position: a later tag search starts from it
         select(NodeCursorRow.iteration_token)
         .where(NodeCursorRow.node_id == AttemptRow.source_node_id)
         .scalar_subquery()
@@ -775,7 +773,7 @@ def _store_remote_id(
             .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
             .values(remote_id=remote_id, status=AttemptState.WAITING, submitted_at=now)
         )
-        message = f"transfer {remote_id} started on the source node (attempt {attempt.number})"
+        message = f"transfer {remote_id} started on {node} (attempt {attempt.number})"
         moved = move_many(
             work,
             {job.id: message},
@@ -797,7 +795,7 @@ def _store_remote_id(
         work.commit()
     if cancel:
         try:
-            ctx.clients.get(job.source_node_id).cancel_transfer(remote_id)
+            ctx.clients.get(attempt.source_node_id).cancel_transfer(remote_id)
         except NodeError as exc:
             log.warning("cancel of %s for job %s failed: %s", remote_id, job.id, exc)
     transfer = f"{remote_id} on {node} (attempt {attempt.number})"

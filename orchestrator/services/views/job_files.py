@@ -52,18 +52,20 @@ def job_files(
     if offset < 0 or limit < 1:
         raise ValueError("offset: must be 0 or more, with a limit of 1 or more")
     with ctx.sessions() as session:
-        source_node_id = get_job(session, job_id).source_node_id
-        query = select(AttemptRow.number, AttemptRow.remote_id).where(
-            AttemptRow.job_id == job_id, AttemptRow.remote_id.is_not(None)
-        )
+        get_job(session, job_id)
+        query = select(
+            AttemptRow.number,
+            AttemptRow.remote_id,
+            AttemptRow.source_node_id,  # its runner
+        ).where(AttemptRow.job_id == job_id, AttemptRow.remote_id.is_not(None))
         if attempt is not None:
             query = query.where(AttemptRow.number == attempt)
         found = session.execute(query.order_by(AttemptRow.number.desc()).limit(1)).first()
     if found is None:
         return FilesPage(attempt=None, remote_id=None)
-    number, remote_id = found[0], str(found[1])
+    number, remote_id, runner_id = found[0], str(found[1]), int(found[2])
     try:
-        files = ctx.clients.get(source_node_id).transfer_files(remote_id)
+        files = ctx.clients.get(runner_id).transfer_files(remote_id)
     except NodeError as exc:
         return FilesPage(number, remote_id, offset=offset, problem=_in_words(exc))
     return FilesPage(

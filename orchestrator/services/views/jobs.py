@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import AttemptRow, JobEventRow, JobLabelRow, JobRow, NodeRow
 from orchestrator.domain import units
-from orchestrator.domain.jobs import job_label
+from orchestrator.domain.jobs import TransferMode, job_label
 from orchestrator.domain.states import JobState
 from orchestrator.domain.transfers import bytes_per_second, eta_seconds
 from orchestrator.services.context import ServiceContext
@@ -59,6 +59,8 @@ class JobView:
     next_attempt_at: datetime | None  # while waiting to retry
     acknowledged_at: datetime | None  # a person has seen this failure (by whom: the token)
     acknowledged_by: str | None
+    mode: str = "push"  # push | pull
+    runs_on: str = ""  # the node that runs the transfer: the source, or for a pull the destination
     attempt_list: list[AttemptRow] = field(default_factory=list)
     events: list[JobEventRow] = field(default_factory=list)
 
@@ -114,6 +116,7 @@ class JobView:
 def project(job: JobRow, names: dict[int, str]) -> JobView:
     """The view of a job row (``names``: node names by id)."""
     running = job.state == JobState.RUNNING
+    runner = job.destination_node_id if job.mode == TransferMode.PULL else job.source_node_id
     eta = eta_seconds(job.bytes_transferred, job.bytes_expected, job.rate_kbps) if running else None
     return JobView(
         id=job.id,
@@ -147,6 +150,8 @@ def project(job: JobRow, names: dict[int, str]) -> JobView:
         next_attempt_at=job.next_attempt_at if job.state == JobState.RETRY_WAIT else None,
         acknowledged_at=job.acknowledged_at,
         acknowledged_by=job.acknowledged_by,
+        mode=job.mode,
+        runs_on=names.get(runner, "?"),
     )
 
 

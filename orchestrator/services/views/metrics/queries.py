@@ -122,7 +122,7 @@ def transfer_durations(session: Session) -> dict[tuple[int, int, str], Histogram
     start = func.coalesce(AttemptRow.started_at, AttemptRow.submitted_at)
     inner = (
         select(
-            AttemptRow.source_node_id.label("source"),
+            JobRow.source_node_id.label("source"),  # the attempt's holds the runner
             JobRow.destination_node_id.label("destination"),
             AttemptRow.status.label("status"),
             _seconds_between(session, start, AttemptRow.ended_at).label("d"),
