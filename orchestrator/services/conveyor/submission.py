@@ -3,7 +3,8 @@
 1. CAS ADMITTED → SUBMITTING and commit an attempt row (its uuid goes in the spec's tags).
 2. /files/info on the source, once per batch: a missing source path fails its job at once;
    files' sizes become the job's expected totals.
-3. upload_setup on the destination (a fresh token every time).
+3. upload_setup on the destination (a fresh token every time); an SSH endpoint's spec is
+   built from its registry entry instead (sshgrant).
 4. Mark the attempt "posting" and commit: from here on, the node may hold a transfer.
 5. POST /ops/transfers on the source; record the remote id and CAS SUBMITTING → SUBMITTED.
 A redelivered or swept submit of a SUBMITTING job resumes at the step it reached; an attempt
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -28,6 +30,7 @@ from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.paths import confine
+from orchestrator.domain.sshendpoints import SSH
 from orchestrator.domain.states import AttemptState, JobState
 from orchestrator.domain.transfers import (
     TAG_KEY,
@@ -53,6 +56,7 @@ from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
 from orchestrator.services.conveyor.sourcecheck import Verdict, check_sources
+from orchestrator.services.conveyor.sshgrant import ssh_grants
 from orchestrator.services.conveyor.transitions import move, move_many
 
 log = logging.getLogger(__name__)
@@ -445,8 +449,12 @@ def _grant_and_post(
         for w in group
     ]
     lease.keep()
+    grants: Sequence[TransferSpec | NodeError]
     try:
-        grants = ctx.clients.get(destination.id).upload_setup(requests)
+        if destination.kind == SSH:  # no Node API there: the spec comes from the registry
+            grants = ssh_grants(ctx, destination, [w.job.destination_path for w in group])
+        else:
+            grants = ctx.clients.get(destination.id).upload_setup(requests)
     except NodeError as exc:
         lease.pending.difference_update(w.job.id for w in group)
         return [_not_posted(ctx, w.job, w.attempt, exc) for w in group]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import NodeRow, ScheduleRow
 from orchestrator.domain.schedules import ScheduleSpec
+from orchestrator.domain.sshendpoints import SSH
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.services.alerts.rules import known_channels
 from orchestrator.services.context import ServiceContext
@@ -192,7 +193,12 @@ def update_row(
 def _fill(
     session: Session, row: ScheduleRow, spec: ScheduleSpec, channels: set[str] | None
 ) -> None:
-    row.source_node_id = _node(session, "source_node", spec.source_node).id
+    source = _node(session, "source_node", spec.source_node)
+    if source.kind == SSH:
+        raise ScheduleRejected(
+            "source_node", f"node {source.name!r} is an SSH endpoint: it can only be a destination"
+        )
+    row.source_node_id = source.id
     row.destination_node_id = _node(session, "destination_node", spec.destination_node).id
     if row.source_node_id == row.destination_node_id:
         raise ScheduleRejected("destination_node", "source and destination must be two nodes")
