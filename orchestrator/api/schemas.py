@@ -193,7 +193,9 @@ def _node_kind(value: Any) -> str:
     return "ssh" if isinstance(value, SshEndpointCreate) else "node_api"
 
 
-# The body of POST /api/v1/nodes: a Node API node unless "kind" says "ssh".
+# The body of POST /api/v1/nodes: a Node API node unless "kind" says "ssh". Validation errors
+# carry the tag in their location; the error handler leaves it out of the field it names.
+UNION_TAGS = frozenset({"node_api", "ssh"})
 AnyNodeCreate = Annotated[
     Annotated[NodeCreate, Tag("node_api")] | Annotated[SshEndpointCreate, Tag("ssh")],
     Discriminator(_node_kind),

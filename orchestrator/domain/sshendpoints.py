@@ -11,8 +11,8 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from orchestrator.domain.nodes import NodeUsername, RootPath
@@ -75,7 +75,9 @@ class SshEndpointRegistration(BaseModel):
     ssh_port: SshPort = DEFAULT_SSH_PORT
     ssh_user: NodeUsername = Field(description="the transfer user on the endpoint")
     ssh_password: SecretStr | None = Field(default=None, max_length=1024)
-    ssh_private_key: SecretStr | None = Field(default=None, max_length=MAX_KEY_LENGTH)
+    ssh_private_key: SecretStr | None = Field(
+        default=None, max_length=MAX_KEY_LENGTH, validate_default=True
+    )
     sshfp: Fingerprint = Field(default=None, description="host key fingerprint to pin")
     root_path: RootPath = "/"
     max_inbound: int = Field(default=10, ge=1, le=1000)
@@ -89,14 +91,14 @@ class SshEndpointRegistration(BaseModel):
 
     @field_validator("ssh_private_key")
     @classmethod
-    def _pem(cls, value: SecretStr | None) -> SecretStr | None:
-        return None if value is None else private_key(value)
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> SshEndpointRegistration:
-        if (self.ssh_password is None) == (self.ssh_private_key is None):
+    def _pem_and_one_credential(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if (info.data.get("ssh_password") is None) == (value is None):
+            if "ssh_password" not in info.data and value is not None:
+                return private_key(value)  # the password itself was refused
             raise ValueError("give exactly one of ssh_password and ssh_private_key")
-        return self
+        return None if value is None else private_key(value)
 
     @property
     def auth_kind(self) -> Literal["ssh_password", "ssh_key"]:
