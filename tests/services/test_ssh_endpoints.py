@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,8 @@ from pydantic import SecretStr
 
 from hstssim.cluster import SimCluster
 from orchestrator.api.app import create_app
+from orchestrator.cli import main
+from orchestrator.cli import nodes as cli_nodes
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.sshendpoints import SshEndpointRegistration
 from orchestrator.domain.states import JobState
@@ -228,3 +231,40 @@ def test_the_api_registers_an_endpoint_and_refuses_bad_input_naming_the_field(
     }
     refused = http.post("/api/v1/jobs", json=job, headers=headers)
     assert refused.status_code == 422 and refused.json()["field"] == "source_node"
+
+
+def test_the_cli_registers_an_endpoint_with_a_key_file_and_refuses_two_credentials(
+    stack: Stack,
+    client: tuple[TestClient, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    http, headers = client
+
+    class ViaTestClient:  # the CLI's ApiClient, over the in-process app
+        def __init__(self, *_: object) -> None: ...
+        def __enter__(self) -> ViaTestClient:
+            return self
+
+        def __exit__(self, *_: object) -> None: ...
+        def post(self, path: str, body: dict[str, Any]) -> Any:
+            answer = http.post(path, json=body, headers=headers)
+            assert answer.status_code == 201, answer.text
+            return answer.json()
+
+    monkeypatch.setattr(cli_nodes, "ApiClient", ViaTestClient)
+    key_file = tmp_path / "xfer_key"
+    key_file.write_text(PRIVATE_PEM)
+    monkeypatch.setenv("XFER_PW", PASSWORD)
+    target = ["--ssh", stack.b.host, "--ssh-user", "xfer", "--ssh-port", str(stack.b.fasp_port)]
+
+    both = main(["nodes", "add", "p", *target, "--ssh-password-env", "XFER_PW",
+                 "--ssh-key-file", str(key_file)])  # fmt: skip
+    assert both == 2 and "exactly one of --ssh-password-env" in capsys.readouterr().err
+    added = main(["nodes", "add", "p", *target, "--ssh-key-file", str(key_file)])
+    printed = capsys.readouterr()
+    assert added == 0, printed.err
+    assert "SSH endpoint p registered" in printed.out and KEY_CANARY not in printed.out
+    shown = http.get("/api/v1/nodes/p", headers=headers).json()
+    assert shown["auth_kind"] == "ssh_key" and shown["username"] == "xfer"
