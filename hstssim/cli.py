@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -29,6 +30,9 @@ examples:
       /tmp/sim/node-b; one JSON object per node on stdout
   hstssim --tls-cert cert.pem --tls-key key.pem --admin-token s3cret
       HTTPS on the API ports; the same admin token on every node
+  XFER_PW=s3cret hstssim --ssh-password-env XFER_PW --ssh-authorized-key id_ed25519.pub
+      every node also accepts SSH logins of its transfer user xfer on its data port (its
+      "SSH port", printed as ssh_port): a destination reached without its Node API
   hstssim --fault '{"kind":"http_error","endpoint":"POST /ops/transfers","status":503,"count":2}'
       the first two POST /ops/transfers on each node answer 503
   hstssim --fault '{"kind":"spec_echo","count":0}' \\
@@ -100,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--retention", type=float, help="seconds ended transfers are kept (default 129600)")
     add("--max-retries", type=int, help="node-side session retries (default 3)")
     add("--retry-delay", type=float, help="seconds between session retries (default 1)")
+    add(
+        "--ssh-password-env",
+        metavar="VAR",
+        help="environment variable holding the transfer user's SSH password (every node)",
+    )
+    add(
+        "--ssh-authorized-key",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="OpenSSH public key file whose private key may log in (repeatable)",
+    )
     return parser
 
 
@@ -132,6 +149,14 @@ def make_configs(args: argparse.Namespace, root: Path) -> list[NodeConfig]:
             config.max_retries = args.max_retries
         if args.retry_delay is not None:
             config.retry_delay_seconds = args.retry_delay
+        if args.ssh_password_env:
+            config.ssh_password = os.environ.get(args.ssh_password_env) or None
+        config.ssh_authorized_keys = [
+            line
+            for path in args.ssh_authorized_key
+            for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
         configs.append(config)
     return configs
 
@@ -186,6 +211,8 @@ def node_summary(node: RunningNode, answers: bool) -> dict[str, Any]:
         "api_url": node.api_url,
         "api_port": node.api_port,
         "fasp_port": node.fasp_port,
+        "ssh_port": node.fasp_port,  # SSH logins are served on the data port
+        "ssh_fingerprint": node.config.ssh_fingerprint,
         "host": node.host,
         "docroot": str(node.config.docroot),
         "node_user": node.config.node_user,

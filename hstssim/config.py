@@ -52,6 +52,12 @@ class NodeConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # SSH logins of the transfer user on the data plane (an SSH-only destination): its password
+    # and the OpenSSH public keys ("ssh-ed25519 AAAA...") it accepts; none by default.
+    ssh_password: str | None = None
+    ssh_authorized_keys: list[str] = field(default_factory=list)
+    # The host key fingerprint a client may pin with sshfp (aspera.conf ssh_fingerprint).
+    ssh_fingerprint: str = field(default_factory=lambda: secrets.token_hex(20))
 
     @property
     def scheme(self) -> str:

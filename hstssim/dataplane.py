@@ -2,7 +2,8 @@
 
 # Handshake: the client sends {"op":"hello","direction","token","remote_user",...}; the server
 # checks the token (one this node issued, for its transfer user, the same direction, not
-# expired) and answers {"op":"welcome","server_node_id",...} or {"op":"refused","error_code",
+# expired), or the transfer user's SSH password or key and the pinned sshfp (sshlogin.py),
+# and answers {"op":"welcome","server_node_id",...} or {"op":"refused","error_code",
 # "error_desc"}. Then streams.py takes over: for direction "send" the client sends the files,
 # for "receive" the server does.
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hstssim import errors_table as codes
-from hstssim import paths, sources
+from hstssim import paths, sources, sshlogin
 from hstssim.auth import check_basic, check_bearer
 from hstssim.context import NodeContext
 from hstssim.errors_table import SessionFailure
@@ -153,9 +154,14 @@ class DataPlaneServer:
         user = str(hello.get("remote_user", ""))
         if self._ctx.faults.take("reject_tokens") is not None:
             raise SessionFailure(codes.AUTH)
+        everything = Grant(("",), ("",))
+        if sshlogin.carries_login(hello):  # SSH credentials instead of a token
+            sshlogin.check_login(config, hello)
+            if hello.get("direction") not in ("send", "receive") or user != config.transfer_user:
+                raise SessionFailure(codes.AUTH)
+            return everything  # the transfer user's docroot bounds it, as for scp
         if hello.get("direction") not in ("send", "receive") or user != config.transfer_user:
             raise SessionFailure(codes.AUTH)
-        everything = Grant(("",), ("",))
         if token.startswith("Basic "):
             if check_basic(config, token[6:].strip()) is None:
                 raise SessionFailure(codes.AUTH)

@@ -181,7 +181,9 @@ class TransferManager:
             link, welcome, rtt = await open_session(
                 self._ctx,
                 spec.remote_host,
-                spec.fasp_port,
+                # An SSH login is made on ssh_port, as ascp's control connection; the peer's
+                # one data plane listener stands for its SSH server and its FASP port alike.
+                spec.ssh_port if spec.ssh_login else spec.fasp_port,
                 self._hello(transfer, session),
                 getattr(drop, "after_bytes", None),
             )
@@ -229,6 +231,9 @@ class TransferManager:
             "overwrite": spec.overwrite,
             "resume_policy": spec.resume_policy,
             "cookie": spec.cookie,
+            "remote_password": spec.remote_password,
+            "ssh_private_key": spec.ssh_private_key,
+            "sshfp": spec.sshfp,
         }
 
     def _receive_policy(self, spec: TransferSpec) -> ReceivePolicy:

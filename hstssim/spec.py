@@ -12,7 +12,10 @@ RATE_POLICIES = ("fixed", "high", "fair", "low")
 DEFAULT_OVERWRITE = "diff"  # ascp's default
 DEFAULT_RESUME = "sparse_csum"  # OAS446 transferPostRequest default
 DEFAULT_PORT = 33001
-REQUIRED_FIELDS = ("direction", "paths", "remote_host", "token")
+REQUIRED_FIELDS = ("direction", "paths", "remote_host")
+# OAS446 requires token; node-api.md §3.2 says SSH credentials may stand in its place. The
+# tolerant reading: a token, or remote_password, or ssh_private_key.
+CREDENTIAL_FIELDS = ("token", "remote_password", "ssh_private_key")
 
 
 class SpecError(ValueError):
@@ -52,10 +55,20 @@ class TransferSpec:
     cipher: str
     create_dir: bool
     remote_access_key: str | None
+    remote_password: str | None = None
+    ssh_private_key: str | None = None
+    sshfp: str | None = None
+
+    @property
+    def ssh_login(self) -> bool:
+        """Whether the session logs in with SSH credentials rather than a token."""
+        return bool(self.remote_password or self.ssh_private_key)
 
     @property
     def token_type(self) -> str:
         """Return the start_spec token_type for the kind of token given."""
+        if not self.token:
+            return "none"
         if self.token.startswith("Basic "):
             return "basic_token"
         if self.token.startswith("Bearer "):
@@ -130,13 +143,15 @@ def parse_transfer_spec(body: Any) -> TransferSpec:
     if not isinstance(body, dict):
         raise SpecError("the request body must be a JSON object (a transfer spec)")
     missing = [name for name in REQUIRED_FIELDS if body.get(name) in (None, "")]
+    if all(body.get(name) in (None, "") for name in CREDENTIAL_FIELDS):
+        missing.append("token")
     if missing:
         raise SpecError(f"missing required field(s): {', '.join(missing)}")
     nulls = sorted(name for name, value in body.items() if value is None)
     if nulls:
         raise SpecError(f"null values are not accepted, remove them first: {', '.join(nulls)}")
-    for name in ("direction", "remote_host", "token"):
-        if not isinstance(body[name], str):
+    for name in ("direction", "remote_host", *CREDENTIAL_FIELDS):
+        if name in body and not isinstance(body[name], str):
             raise SpecError(f"{name} must be a string")
     if body["direction"] not in DIRECTIONS:
         raise SpecError("direction must be send or receive")
@@ -148,7 +163,7 @@ def parse_transfer_spec(body: Any) -> TransferSpec:
         direction=body["direction"],
         remote_host=body["remote_host"],
         remote_user=_opt_str(body, "remote_user") or "xfer",
-        token=body["token"],
+        token=body.get("token", ""),
         fasp_port=as_int(body.get("fasp_port", DEFAULT_PORT), "fasp_port", 1),
         ssh_port=as_int(body.get("ssh_port", DEFAULT_PORT), "ssh_port", 1),
         paths=_paths(body["paths"]),
@@ -168,4 +183,7 @@ def parse_transfer_spec(body: Any) -> TransferSpec:
         cipher=_opt_str(body, "cipher") or "none",
         create_dir=as_bool(body.get("create_dir", True), "create_dir"),
         remote_access_key=_opt_str(body, "remote_access_key"),
+        remote_password=_opt_str(body, "remote_password"),
+        ssh_private_key=_opt_str(body, "ssh_private_key"),
+        sshfp=_opt_str(body, "sshfp"),
     )

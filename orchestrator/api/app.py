@@ -24,6 +24,7 @@ from orchestrator.api.routes import (
     tokens,
 )
 from orchestrator.api.routes.metrics import router as metrics_router
+from orchestrator.api.schemas import UNION_TAGS
 from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
 from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
@@ -108,12 +109,13 @@ def _error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
         detail = [
             {
-                "field": ".".join(str(p) for p in e["loc"] if p != "body"),
+                "field": ".".join(str(p) for p in e["loc"] if p != "body" and p not in UNION_TAGS),
                 "reason": e["msg"].removeprefix("Value error, "),
             }
             for e in exc.errors()
         ]
         first = detail[0] if detail else {"field": None, "reason": "invalid request"}
+        first = {**first, "field": first["field"] or None}
         return JSONResponse(
             {
                 "error": f"{first['field']}: {first['reason']}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, HttpUrl, Tag, field_validator
 
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.nodes import (
@@ -17,6 +17,7 @@ from orchestrator.domain.nodes import (
     TransferHost,
     plain_base_url,
 )
+from orchestrator.domain.sshendpoints import SshEndpointRegistration
 
 
 class JobCreate(JobSpec):
@@ -157,6 +158,9 @@ class NodeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: Literal["node_api"] = Field(
+        default="node_api", description='a node with a Node API; "ssh" for an SSH endpoint'
+    )
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     base_url: HttpUrl = Field(description="the Node API URL, e.g. https://hsts.example.com:9092")
     auth_kind: Literal["node_user", "access_key", "bearer"] = "node_user"
@@ -181,6 +185,28 @@ class NodeCreate(BaseModel):
     @classmethod
     def _plain_url(cls, url: HttpUrl) -> HttpUrl:
         return plain_base_url(url)
+
+
+class SshEndpointCreate(SshEndpointRegistration):
+    """An SSH endpoint to register: a destination without a Node API, reached by its transfer
+    user's password or private key (exactly one; stored encrypted, never returned)."""
+
+    kind: Literal["ssh"]
+
+
+def _node_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "ssh" if value.get("kind") == "ssh" else "node_api"
+    return "ssh" if isinstance(value, SshEndpointCreate) else "node_api"
+
+
+# The body of POST /api/v1/nodes: a Node API node unless "kind" says "ssh". Validation errors
+# carry the tag in their location; the error handler leaves it out of the field it names.
+UNION_TAGS = frozenset({"node_api", "ssh"})
+AnyNodeCreate = Annotated[
+    Annotated[NodeCreate, Tag("node_api")] | Annotated[SshEndpointCreate, Tag("ssh")],
+    Discriminator(_node_kind),
+]
 
 
 class NodeUpdate(NodeChanges):
@@ -221,6 +247,14 @@ class NodeOut(BaseModel):
     check_error: str | None = Field(
         default=None, description="why the last health check found the node unreachable"
     )
+    kind: str = Field(
+        default="node_api",
+        description="node_api, or ssh: an SSH endpoint (a destination with no Node API; its "
+        "host is transfer_host, auth_kind says ssh_password or ssh_key, username is its "
+        "transfer user)",
+    )
+    ssh_port: int | None = None
+    sshfp: str | None = Field(default=None, description="the pinned host key fingerprint")
 
 
 class NodeCheckOut(BaseModel):

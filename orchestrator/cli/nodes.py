@@ -66,9 +66,12 @@ def read_secret(password_env: str | None, password_stdin: bool) -> str:
 def add(
     name: Annotated[str, typer.Argument(help="A name for the node (jobs use it).")],
     url: Annotated[
-        str, typer.Option(help="Node API URL, e.g. https://hsts:9092.", show_default=False)
-    ],
-    user: Annotated[str, typer.Option(help="Node user, or access key id.", show_default=False)],
+        str | None,
+        typer.Option(help="Node API URL, e.g. https://hsts:9092.", show_default=False),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="Node user, or access key id.", show_default=False)
+    ] = None,
     password_env: Annotated[
         str | None,
         typer.Option(
@@ -94,6 +97,52 @@ def add(
     root: Annotated[str, typer.Option(help="Jobs may only touch this subtree.")] = "/",
     max_out: Annotated[int, typer.Option(min=1, max=1000, help="Outbound transfers.")] = 10,
     max_in: Annotated[int, typer.Option(min=1, max=1000, help="Inbound transfers.")] = 10,
+    ssh: Annotated[
+        str | None,
+        typer.Option(
+            "--ssh",
+            help="Register an SSH endpoint at this host instead: a destination with no Node "
+            "API, reached by its transfer user's SSH password or key.",
+            show_default=False,
+            rich_help_panel="SSH endpoint",
+        ),
+    ] = None,
+    ssh_user: Annotated[
+        str | None,
+        typer.Option(
+            help="The endpoint's transfer user.",
+            show_default=False,
+            rich_help_panel="SSH endpoint",
+        ),
+    ] = None,
+    ssh_password_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of an environment variable that holds the transfer user's password.",
+            show_default=False,
+            rich_help_panel="SSH endpoint",
+        ),
+    ] = None,
+    ssh_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The transfer user's private key (PEM, without passphrase).",
+            show_default=False,
+            rich_help_panel="SSH endpoint",
+        ),
+    ] = None,
+    ssh_port: Annotated[
+        int,
+        typer.Option(min=1, max=65535, help="The SSH port.", rich_help_panel="SSH endpoint"),
+    ] = 33001,
+    sshfp: Annotated[
+        str | None,
+        typer.Option(
+            help="Host key fingerprint to pin (hex, or SHA256:...); ascp refuses another host.",
+            show_default=False,
+            rich_help_panel="SSH endpoint",
+        ),
+    ] = None,
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
 ) -> None:
@@ -101,7 +150,29 @@ def add(
 
     Example: NODE_PW=s3cret hsts-orchestrator nodes add paris --url https://hsts-paris:9092
     --user orchestrator --password-env NODE_PW --transfer-host hsts-paris.example.com
+
+    An SSH endpoint (a destination with no Node API):
+    XFER_PW=s3cret hsts-orchestrator nodes add partner --ssh hsts.partner.example.com
+    --ssh-user xfer --ssh-password-env XFER_PW --sshfp b42dcb718dd3a04c90e160817d40da9af6e8895a
     """
+    if ssh is not None:
+        if url is not None or user is not None or password_env or password_stdin:
+            usage("--ssh registers an SSH endpoint: give --ssh-user and its credential, no --url")
+        body_ssh = ssh_endpoint_body(
+            name, ssh, ssh_user, ssh_password_env, ssh_key_file, ssh_port, sshfp
+        )
+        body_ssh["root_path"] = root
+        body_ssh["max_inbound"] = max_in
+        with ApiClient(api, token) as client:
+            node = client.post("/api/v1/nodes", body_ssh)
+        out.print(
+            f"SSH endpoint {node['name']} registered: {node['base_url']} (transfer user "
+            f"{node['username']}); it can be a job's destination only",
+            markup=False,
+        )
+        return
+    if url is None or user is None:
+        usage("give --url and --user (a Node API node), or --ssh HOST (an SSH endpoint)")
     secret = read_secret(password_env, password_stdin)
     body: dict[str, Any] = {
         "name": name,
@@ -123,6 +194,42 @@ def add(
         f"{node['username']}); check it with: hsts-orchestrator nodes check {node['name']}",
         markup=False,
     )
+
+
+def ssh_endpoint_body(
+    name: str,
+    host: str,
+    user: str | None,
+    password_env: str | None,
+    key_file: Path | None,
+    port: int,
+    sshfp: str | None,
+) -> dict[str, Any]:
+    """The API body of an SSH endpoint; its credential from a named variable or a key file."""
+    if not user:
+        usage("--ssh needs --ssh-user (the endpoint's transfer user)")
+    if (password_env is None) == (key_file is None):
+        usage("give the credential with exactly one of --ssh-password-env VAR or --ssh-key-file")
+    body: dict[str, Any] = {
+        "kind": "ssh",
+        "name": name,
+        "ssh_host": host,
+        "ssh_port": port,
+        "ssh_user": user,
+        "sshfp": sshfp,
+    }
+    if password_env is not None:
+        password = os.environ.get(password_env)  # a variable the user names, not a setting
+        if not password:
+            usage(f"--ssh-password-env: the environment variable {password_env} is not set")
+        body["ssh_password"] = password
+    else:
+        assert key_file is not None
+        try:
+            body["ssh_private_key"] = key_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            usage(f"--ssh-key-file: cannot read {key_file}: {type(exc).__name__}")
+    return body
 
 
 def _reachable(node: dict[str, Any]) -> str:

@@ -54,6 +54,12 @@ class NodeRow(Base):
         Integer, default=129600, server_default="129600"
     )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # node_api: reached over its Node API. ssh: an SSH endpoint, a destination reached only by
+    # its transfer user's SSH credentials (auth_kind ssh_password | ssh_key, the host in
+    # transfer_host, base_url an ssh:// URL shown to people and never called).
+    kind: Mapped[str] = mapped_column(String(16), default="node_api", server_default="node_api")
+    ssh_port: Mapped[int | None] = mapped_column(Integer)
+    sshfp: Mapped[str | None] = mapped_column(String(128))  # host key fingerprint to pin
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -174,6 +174,10 @@ class NodeChanges(BaseModel):
     max_inbound: int | None = Field(default=None, ge=1, le=1000)
     activity_retention_seconds: int | None = Field(default=None, ge=60, le=366 * 86400)
     enabled: bool | None = None
+    ssh_port: int | None = Field(default=None, ge=1, le=65535, description="SSH endpoints only")
+    sshfp: str | None = Field(
+        default=None, max_length=128, description="SSH endpoints only: host key fingerprint"
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -149,7 +149,10 @@ class TransferSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    token: SecretStr
+    token: SecretStr | None = None
+    # An SSH endpoint's credentials, in place of a token (node-api.md §3.2, "SSH credentials").
+    remote_password: SecretStr | None = None
+    ssh_private_key: SecretStr | None = None
     direction: str
     remote_host: str
     remote_user: str | None = None
@@ -184,15 +187,21 @@ class TransferSpec(BaseModel):
         if remote_host is not None:
             update["remote_host"] = remote_host
         data = {**self.model_dump(), **(options or {}), **update}
-        data["token"] = self.token
+        for secret in SPEC_SECRETS:
+            data[secret] = getattr(self, secret)
         return TransferSpec.model_validate(data)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body for POST /ops/transfers, with every null removed (node-api.md §3.2)."""
         raw = self.model_dump()
-        raw["token"] = self.token.get_secret_value()
+        for name in SPEC_SECRETS:
+            secret: SecretStr | None = getattr(self, name)
+            raw[name] = None if secret is None else secret.get_secret_value()
         body: dict[str, Any] = _drop_nulls(raw)
         return body
+
+
+SPEC_SECRETS = ("token", "remote_password", "ssh_private_key")  # revealed in to_body only
 
 
 def _merge_tags(base: dict[str, Any] | None, ours: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from orchestrator.api.deps import AdminDep, ContextDep, ReadDep
-from orchestrator.api.schemas import NodeCheckOut, NodeCreate, NodeOut, NodeUpdate, error_responses
+from orchestrator.api.schemas import (
+    AnyNodeCreate,
+    NodeCheckOut,
+    NodeOut,
+    NodeUpdate,
+    SshEndpointCreate,
+    error_responses,
+)
 from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.services.nodes import registry
 from orchestrator.services.nodes.checks import check_node
@@ -21,9 +28,18 @@ def _out(view: NodeView) -> NodeOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=NodeOut, responses=ERRORS)
-def register(body: NodeCreate, ctx: ContextDep, _: AdminDep) -> NodeOut:
-    """Register a node; its secret is encrypted at rest and never shown again."""
-    registry.register_node(ctx, NodeRegistration.model_validate(body.model_dump()))
+def register(body: AnyNodeCreate, ctx: ContextDep, _: AdminDep) -> NodeOut:
+    """Register a node; its secret is encrypted at rest and never shown again.
+
+    With ``"kind": "ssh"``, an SSH endpoint: a destination with no Node API, reached by its
+    transfer user's ``ssh_password`` or ``ssh_private_key`` (PEM), its host key pinned by
+    ``sshfp``. It can only be a destination."""
+    if isinstance(body, SshEndpointCreate):
+        registry.register_ssh_endpoint(ctx, body)
+    else:
+        registry.register_node(
+            ctx, NodeRegistration.model_validate(body.model_dump(exclude={"kind"}))
+        )
     return _out(show_node(ctx, body.name))
 
 
@@ -42,7 +58,7 @@ def show(name: str, ctx: ContextDep, _: ReadDep) -> NodeOut:
 @router.patch("/{name}", response_model=NodeOut, responses=ERRORS)
 def update(name: str, body: NodeUpdate, ctx: ContextDep, _: AdminDep) -> NodeOut:
     """Change a node's settings (a new secret replaces the old one)."""
-    nullable = {"ca_bundle", "transfer_host"}
+    nullable = {"ca_bundle", "transfer_host", "sshfp"}
     changes = {
         key: value
         for key, value in body.model_dump(exclude_unset=True).items()

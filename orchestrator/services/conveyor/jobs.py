@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from orchestrator.db.tables import JobLabelRow, JobRow, NodeRow
 from orchestrator.domain.jobs import JobSpec, TransferMode
 from orchestrator.domain.paths import UnsafePath, confine
+from orchestrator.domain.sshendpoints import SSH
 from orchestrator.domain.states import JobState
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.context import ServiceContext
@@ -113,6 +114,18 @@ def create_job(
         destination = _node(nodes, "destination_node", spec.destination_node)
         if source.id == destination.id:
             raise JobRejected("destination_node", "source and destination must be two nodes")
+        if source.kind == SSH:
+            raise JobRejected(
+                "source_node",
+                f"node {source.name!r} is an SSH endpoint: it can only be a destination "
+                "(it has no Node API to start a transfer on)",
+            )
+        if destination.kind == SSH and spec.mode is TransferMode.PULL:
+            raise JobRejected(
+                "mode",
+                f"node {destination.name!r} is an SSH endpoint: it cannot run a pull "
+                "(it has no Node API); push to it instead",
+            )
         try:
             for path in spec.source_paths:
                 confine(source.root_path, path)

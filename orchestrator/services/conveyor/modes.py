@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from orchestrator.db.tables import JobRow, NodeRow
 from orchestrator.domain.jobs import TransferMode, TransferOptions
 from orchestrator.domain.paths import confine
+from orchestrator.domain.sshendpoints import SSH
 from orchestrator.domain.transfers import (
     DownloadRequest,
     PathPair,
@@ -26,6 +27,7 @@ from orchestrator.domain.transfers import (
 )
 from orchestrator.errors import NodeError
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.sshgrant import ssh_grants
 
 
 def pulls(job: JobRow) -> bool:
@@ -65,6 +67,8 @@ def request_grants(
 ) -> list[TransferSpec | NodeError]:
     """One ``*_setup`` call on ``node`` for jobs of one mode whose tokens it grants; a spec
     or an error per job, in order. The specs name ``node`` by its transfer address."""
+    if node.kind == SSH:  # no Node API there: the spec comes from the registry
+        return list(ssh_grants(ctx, node, [job.destination_path for job in jobs]))
     client = ctx.clients.get(node.id)
     life = ctx.settings.token_life_seconds
     if mode is TransferMode.PUSH:

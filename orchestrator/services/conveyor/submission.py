@@ -4,7 +4,7 @@
 2. /files/info on the source, once per batch: a missing source path fails its job at once;
    files' sizes become the job's expected totals.
 3. upload_setup on the destination (a fresh token every time); for a pull, download_setup on
-   the source (modes.py).
+   the source; an SSH endpoint's spec is built from its registry entry instead (modes.py).
 4. Mark the attempt "posting" and commit: from here on, the node may hold a transfer.
 5. POST /ops/transfers on the node that runs the transfer (the source; for a pull, the
    destination); record the remote id and CAS SUBMITTING → SUBMITTED.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -447,6 +448,7 @@ def _grant_and_post(
     """One *_setup on the group's granting node (upload_setup on the destination, or for a
     pull download_setup on the source), then one POST per job."""
     lease.keep()
+    grants: Sequence[TransferSpec | NodeError]
     try:
         grants = modes.request_grants(
             ctx, group[0].granter, TransferMode(group[0].job.mode), [w.job for w in group]

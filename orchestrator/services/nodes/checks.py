@@ -8,11 +8,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import NodeHealthRow, NodeRow
+from orchestrator.domain.sshendpoints import SSH
 from orchestrator.errors import NodeError
 from orchestrator.logsetup import redact
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.registry import node_named
+from orchestrator.services.nodes.sshprobe import probe
 
 VERSION_CHARS = 64  # what node_health.version holds
 
@@ -50,6 +52,12 @@ def ask(client: NodeClient, name: str) -> NodeCheck:
     )
 
 
+def ask_ssh(name: str, host: str, port: int, timeout: float) -> NodeCheck:
+    """An SSH endpoint's check: whether its SSH port accepts a connection (no Node API)."""
+    error = probe(host, port, timeout)
+    return NodeCheck(name=name, reachable=error is None, error=error)
+
+
 def record_check(session: Session, node_id: int, check: NodeCheck, at: datetime) -> None:
     """Keep a check as the node's health (the caller commits); a reachability fact only."""
     row = session.get(NodeHealthRow, node_id)
@@ -65,13 +73,17 @@ def record_check(session: Session, node_id: int, check: NodeCheck, at: datetime)
 
 
 def check_node(ctx: ServiceContext, name: str) -> NodeCheck:
-    """Ping the node and read /info, and record the outcome as its health; the node's errors
-    are reported, not raised (a registry entry that cannot be used at all raises
-    NodeConfigurationError)."""
+    """Ping the node and read /info (an SSH endpoint: connect to its SSH port), and record the
+    outcome as its health; the node's errors are reported, not raised (a registry entry that
+    cannot be used at all raises NodeConfigurationError)."""
     with ctx.sessions() as session:
-        node_id = node_named(session, name).id
-    client = ctx.clients.get(node_id)  # NodeConfigurationError: the entry is unusable (422)
-    check = ask(client, name)
+        row = node_named(session, name)
+        node_id, kind, host, port = row.id, row.kind, row.transfer_host, row.ssh_port
+    if kind == SSH:  # no Node API: whether its SSH port answers
+        check = ask_ssh(name, host or "", port or 0, ctx.settings.node_connect_timeout)
+    else:
+        client = ctx.clients.get(node_id)  # NodeConfigurationError: the entry is unusable (422)
+        check = ask(client, name)
     with ctx.sessions() as session:
         if session.get(NodeRow, node_id) is not None:  # not removed meanwhile
             record_check(session, node_id, check, ctx.now())

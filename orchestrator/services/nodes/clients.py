@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.crypto import SecretBox
 from orchestrator.db.tables import NodeRow
 from orchestrator.domain.nodes import NodeConnection, Timeouts
-from orchestrator.errors import ConfigError
+from orchestrator.domain.sshendpoints import SSH
+from orchestrator.errors import ConfigError, NodeConfigurationError
 from orchestrator.logsetup import register_secret
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.nodeapi.observe import CallObserver
@@ -84,6 +85,12 @@ class NodeClients:
             row = session.get(NodeRow, node_id)
             if row is None:
                 raise NodeNotRegistered(f"node id {node_id} is not registered")
+            if row.kind == SSH:
+                raise NodeConfigurationError(
+                    f"node {row.name!r} is an SSH endpoint: it has no Node API to call",
+                    node=row.name,
+                    field="kind",
+                )
             version = (row.updated_at, row.base_url, row.secret_encrypted)
             with self._lock:
                 cached = self._clients.get(node_id)

@@ -1,5 +1,7 @@
 """The slow round over every enabled node (ping and /info), so destinations have a health too.
 
+An SSH endpoint has no Node API: its check is a TCP connect to its SSH port.
+
 Each node is asked in its own thread and recorded as soon as it answers; a node that has not
 answered by the round's deadline is recorded unreachable, so one slow node holds no one back.
 A check only states reachability: it never changes a job.
@@ -14,10 +16,11 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from sqlalchemy import select
 
 from orchestrator.db.tables import NodeRow
+from orchestrator.domain.sshendpoints import SSH
 from orchestrator.errors import NodeError
 from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.nodes.checks import NodeCheck, ask, record_check
+from orchestrator.services.nodes.checks import NodeCheck, ask, ask_ssh, record_check
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,9 @@ def check_all(ctx: ServiceContext) -> str:
     """Check every enabled node and record each outcome; returns a one-line summary."""
     with ctx.sessions() as session:
         nodes = session.execute(
-            select(NodeRow.id, NodeRow.name).where(NodeRow.enabled).order_by(NodeRow.name)
+            select(NodeRow.id, NodeRow.name, NodeRow.kind, NodeRow.transfer_host, NodeRow.ssh_port)
+            .where(NodeRow.enabled)
+            .order_by(NodeRow.name)
         ).all()
     if not nodes:
         return "no enabled node to check"
@@ -44,7 +49,14 @@ def check_all(ctx: ServiceContext) -> str:
     pending: dict[Future[NodeCheck], tuple[int, str]] = {}
     down: list[str] = []
     try:
-        for node_id, name in nodes:
+        for node_id, name, kind, host, port in nodes:
+            if kind == SSH:  # no Node API: whether its SSH port answers
+                timeout = ctx.settings.node_connect_timeout
+                pending[pool.submit(ask_ssh, name, host or "", port or 0, timeout)] = (
+                    node_id,
+                    name,
+                )
+                continue
             try:
                 client = ctx.clients.get(node_id)
             except NodeError as exc:  # the registry entry cannot be used (its CA bundle)

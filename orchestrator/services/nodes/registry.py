@@ -13,6 +13,7 @@ from orchestrator.crypto import SecretBox
 from orchestrator.db.tables import JobRow, NodeRow, ScheduleRow
 from orchestrator.domain.nodes import NodeChanges, NodeRegistration
 from orchestrator.domain.paths import normalise_root
+from orchestrator.domain.sshendpoints import SSH, SshEndpointRegistration, fingerprint, private_key
 from orchestrator.errors import ConfigError
 from orchestrator.logsetup import register_secret
 from orchestrator.services.context import ServiceContext
@@ -23,10 +24,50 @@ class NodeInUse(ConfigError):
     """A node that jobs or schedules refer to cannot be deleted."""
 
 
+class NodeChangeRefused(ValueError):
+    """A change that does not fit the node's kind (``field`` names it): bad input, 422."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+# What an SSH endpoint's registry entry can change; its host is transfer_host.
+SSH_CHANGES = frozenset(
+    {"username", "secret", "transfer_host", "ssh_port", "sshfp", "root_path", "max_inbound"}
+    | {"enabled"}
+)
+
+
 def register_node(ctx: ServiceContext, node: NodeRegistration) -> int:
     """Add a node to the registry; returns its id."""
     with ctx.sessions() as session:
         row = _add(session, node, ctx.clients.box)
+        session.commit()
+        return row.id
+
+
+def register_ssh_endpoint(ctx: ServiceContext, node: SshEndpointRegistration) -> int:
+    """Add an SSH endpoint (a destination with no Node API); returns its id."""
+    register_secret(node.secret)
+    row = NodeRow(
+        name=node.name,
+        kind=SSH,
+        base_url=node.url,
+        auth_kind=node.auth_kind,
+        username=node.ssh_user,
+        secret_encrypted=ctx.clients.box.encrypt(node.secret),
+        insecure=False,
+        transfer_host=node.ssh_host,
+        ssh_port=node.ssh_port,
+        sshfp=node.sshfp,
+        root_path=normalise_root(node.root_path),
+        max_outbound=1,  # never a source: jobs from it are refused
+        max_inbound=node.max_inbound,
+        enabled=True,
+    )
+    with ctx.sessions() as session:
+        _insert(session, row)
         session.commit()
         return row.id
 
@@ -48,12 +89,16 @@ def _add(session: Session, node: NodeRegistration, box: SecretBox) -> NodeRow:
         activity_retention_seconds=node.activity_retention_seconds,
         enabled=True,
     )
+    return _insert(session, row)
+
+
+def _insert(session: Session, row: NodeRow) -> NodeRow:
     session.add(row)
     try:
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise ConfigError(f"a node named {node.name!r} is already registered") from None
+        raise ConfigError(f"a node named {row.name!r} is already registered") from None
     return row
 
 
@@ -67,18 +112,46 @@ def update_node(ctx: ServiceContext, name: str, changes: dict[str, object]) -> N
 
 
 def _change(session: Session, row: NodeRow, changes: dict[str, object], box: SecretBox) -> None:
+    _fits_kind(row, changes)
     for key, value in changes.items():
         if key == "secret":
             secret = value if isinstance(value, SecretStr) else SecretStr(str(value))
+            if row.auth_kind == "ssh_key":
+                try:
+                    secret = private_key(secret)
+                except ValueError as exc:
+                    raise NodeChangeRefused("secret", str(exc)) from None
             register_secret(secret)
             row.secret_encrypted = box.encrypt(secret)
+        elif key == "sshfp":
+            try:
+                row.sshfp = fingerprint(None if value is None else str(value))
+            except ValueError as exc:
+                raise NodeChangeRefused("sshfp", str(exc)) from None
         elif key == "root_path":
             row.root_path = normalise_root(str(value))
         elif key == "base_url":
             row.base_url = str(value).rstrip("/")
         else:
             setattr(row, key, value)
+    if row.kind == SSH:
+        host = row.transfer_host or ""
+        row.base_url = f"ssh://{f'[{host}]' if ':' in host else host}:{row.ssh_port}"
     session.flush()
+
+
+def _fits_kind(row: NodeRow, changes: dict[str, object]) -> None:
+    """Refuse a change an entry of this kind does not have."""
+    if row.kind == SSH:
+        for key in changes:
+            if key not in SSH_CHANGES:
+                raise NodeChangeRefused(key, f"node {row.name!r} is an SSH endpoint: no {key}")
+        if "transfer_host" in changes and not changes["transfer_host"]:
+            raise NodeChangeRefused("transfer_host", "an SSH endpoint needs its host")
+        return
+    for key in ("ssh_port", "sshfp"):
+        if changes.get(key) is not None:
+            raise NodeChangeRefused(key, f"node {row.name!r} has a Node API: no {key}")
 
 
 def ensure_node(ctx: ServiceContext, node: NodeRegistration) -> bool:

@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import NodeRow, ScheduleRow
+from orchestrator.domain.jobs import TransferMode
 from orchestrator.domain.schedules import ScheduleSpec
+from orchestrator.domain.sshendpoints import SSH
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.services.alerts.rules import known_channels
 from orchestrator.services.context import ServiceContext
@@ -193,8 +195,18 @@ def update_row(
 def _fill(
     session: Session, row: ScheduleRow, spec: ScheduleSpec, channels: set[str] | None
 ) -> None:
-    row.source_node_id = _node(session, "source_node", spec.source_node).id
-    row.destination_node_id = _node(session, "destination_node", spec.destination_node).id
+    source = _node(session, "source_node", spec.source_node)
+    if source.kind == SSH:
+        raise ScheduleRejected(
+            "source_node", f"node {source.name!r} is an SSH endpoint: it can only be a destination"
+        )
+    row.source_node_id = source.id
+    destination = _node(session, "destination_node", spec.destination_node)
+    if destination.kind == SSH and spec.mode is TransferMode.PULL:
+        raise ScheduleRejected(
+            "mode", f"node {destination.name!r} is an SSH endpoint: it cannot run a pull"
+        )
+    row.destination_node_id = destination.id
     if row.source_node_id == row.destination_node_id:
         raise ScheduleRejected("destination_node", "source and destination must be two nodes")
     if channels is not None:

@@ -37,6 +37,9 @@ class NodeView:
     checked_at: datetime | None  # the last health check
     version: str | None  # the node's software version, from its /info
     check_error: str | None  # why the last check found it unreachable
+    kind: str = "node_api"  # node_api | ssh (an SSH endpoint: a destination without Node API)
+    ssh_port: int | None = None
+    sshfp: str | None = None
 
 
 def node_reachability(cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> Reachability:
@@ -73,6 +76,9 @@ def _view(row: NodeRow, cursor: NodeCursorRow | None, health: NodeHealthRow | No
         checked_at=health.checked_at if health else None,
         version=health.version if health else None,
         check_error=health.error if health and not health.reachable else None,
+        kind=row.kind,
+        ssh_port=row.ssh_port,
+        sshfp=row.sshfp,
     )
 
 
