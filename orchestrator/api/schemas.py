@@ -112,6 +112,15 @@ class JobOut(BaseModel):
         default=None, description="when a person acknowledged this failure (cleared by a retry)"
     )
     acknowledged_by: str | None = Field(default=None, description="the name of their token")
+    deadline: datetime | None = Field(default=None, description="when the job must be done by")
+    eta: datetime | None = Field(
+        default=None,
+        description="when the job is expected to end: at submit from the link's measured rate "
+        "and the work ahead of it, then from its own rate each poll (deadline jobs before "
+        "they run; every job while it runs)",
+    )
+    at_risk: bool = Field(default=False, description="expected to end after its deadline")
+    deadline_missed: bool = Field(default=False, description="it ended after its deadline")
 
 
 class JobDetail(JobOut):
@@ -119,6 +128,11 @@ class JobDetail(JobOut):
 
     attempt_list: list[AttemptOut]
     events: list[EventOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="on submit: what the caller should know, e.g. a deadline the link's "
+        "measured rate cannot meet",
+    )
 
 
 class JobList(BaseModel):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.domain.deadlines import DeadlinePolicy
 from orchestrator.domain.paths import UnsafePath, clean_relative, confine
 from orchestrator.domain.text import unreadable_character
 
@@ -146,6 +147,14 @@ class JobSpec(BaseModel):
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
     labels: Labels = Field(default_factory=dict, max_length=MAX_LABELS)
+    deadline: AwareDatetime | None = Field(
+        default=None, description="when the job must be done by (a time with its zone)"
+    )
+    deadline_policy: DeadlinePolicy = Field(
+        default="warn",
+        description="a deadline the link's measured rate cannot meet: 'warn' accepts the job "
+        "with a warning, 'reject' refuses it (422)",
+    )
 
 
 def job_label(
