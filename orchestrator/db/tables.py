@@ -18,7 +18,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -128,7 +127,7 @@ class JobRow(Base):
     # then its own rate while it runs), and whether that is after the deadline.
     deadline: Mapped[datetime | None] = mapped_column(UtcDateTime())
     eta: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    at_risk: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    at_risk: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class JobLabelRow(Base):

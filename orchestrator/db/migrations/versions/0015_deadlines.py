@@ -21,7 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("deadline", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("eta", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(
-            sa.Column("at_risk", sa.Boolean(), nullable=False, server_default=sa.false())
+            sa.Column("at_risk", sa.Boolean(), nullable=False, server_default="0")
         )
     op.create_table(
         "link_rates",
