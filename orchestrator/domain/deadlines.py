@@ -15,6 +15,7 @@ DeadlinePolicy = Literal["warn", "reject"]
 EMA_WEIGHT = 0.3  # the newest transfer's share of a link's rate
 ETA_STEP_SECONDS = 5.0  # a running job's ETA is written again only when it moves by more
 MIN_SAMPLE_SECONDS = 0.5  # shorter transfers say more about latency than about the link
+MAX_AHEAD = timedelta(days=3650)  # an ETA further off is capped (a datetime ends at year 9999)
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -92,7 +93,8 @@ def finish_at(now: datetime, rate: float | None, nbytes: int) -> datetime | None
     """When ``nbytes`` will have moved at ``rate`` bytes per second; None without a rate."""
     if not rate or rate <= 0:
         return None
-    return now + timedelta(seconds=max(0, nbytes) / rate)
+    seconds = min(max(0, nbytes) / rate, MAX_AHEAD.total_seconds())
+    return now + timedelta(seconds=seconds)
 
 
 def clock(at: datetime, now: datetime) -> str:
