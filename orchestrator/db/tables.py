@@ -295,6 +295,7 @@ class ScheduleRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     alerts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    deadline_after_seconds: Mapped[int | None] = mapped_column(Integer)  # each run's deadline
     managed_by: Mapped[str] = mapped_column(String(16), default="api")  # api | config
     done_until: Mapped[datetime] = mapped_column(UtcDateTime())
     skipped_slots: Mapped[int] = mapped_column(Integer, default=0)

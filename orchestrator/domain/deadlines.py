@@ -6,7 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
 
 from orchestrator.domain import units
 
@@ -31,6 +33,27 @@ def relative_seconds(text: str) -> float | None:
     if found is None:
         return None
     return float(found.group(1)) * _UNIT_SECONDS[found.group(2).lower()]
+
+
+MAX_DEADLINE_AFTER = 366 * 86400
+
+
+def _duration_seconds(value: Any) -> Any:
+    """'2h' as 7200; numbers (seconds) as they are; the rest for pydantic to refuse."""
+    if isinstance(value, str):
+        seconds = relative_seconds(value)
+        if seconds is None:
+            raise ValueError(f"{value!r} is not a duration like '90m', '2h' or '1d'")
+        return round(seconds)
+    return value
+
+
+# A deadline relative to a schedule run's start: '2h', '90m', or seconds.
+DeadlineAfter = Annotated[
+    int | None,
+    BeforeValidator(_duration_seconds),
+    Field(default=None, ge=60, le=MAX_DEADLINE_AFTER),
+]
 
 
 def parse_deadline(text: str, now: datetime) -> datetime:

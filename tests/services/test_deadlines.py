@@ -8,15 +8,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from orchestrator.db.tables import JobRow, LinkRateRow
 from orchestrator.domain.deadlines import clock
 from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.jobs import JobRejected, create_job, get_job
 from orchestrator.services.conveyor.polling import poll_node
 from orchestrator.services.events import events_of
+from orchestrator.services.schedules.runs import run_now
+from orchestrator.services.schedules.store import create_schedule, get_schedule, spec_of
 from orchestrator.services.views.jobs import show_job
 from tests.services.conftest import Stack
 from tests.support.sim import write_tree
@@ -118,7 +122,9 @@ def test_a_running_job_keeps_its_eta_is_flagged_at_risk_and_its_late_end_is_reco
     write_tree(stack.root_a, {"late/f.bin": payload})
     deadline = stack.ctx.now() + timedelta(seconds=1)
     job_id = stack.new_job(
-        "late", deadline=deadline.isoformat(), options={"target_rate_kbps": 8000}  # 1 MB/s
+        "late",
+        deadline=deadline.isoformat(),
+        options={"target_rate_kbps": 8000},  # 1 MB/s
     )
     run_tasks(stack.ctx, stack.tasks)
 
@@ -145,3 +151,32 @@ def test_a_running_job_keeps_its_eta_is_flagged_at_risk_and_its_late_end_is_reco
         link = session.get(LinkRateRow, (stack.a_id, stack.b_id))
         assert link is not None and link.transfers == 1
         assert 100_000 < link.bytes_per_second < 2_000_000, "about the 1 MB/s it was given"
+
+
+def test_each_run_of_a_schedule_gets_its_relative_deadline(stack: Stack) -> None:
+    spec = ScheduleSpec.model_validate(
+        {
+            "id": "hourly",
+            "cron": "0 * * * *",
+            "source_node": "node-a",
+            "source_paths": ["media"],
+            "destination_node": "node-b",
+            "destination_path": "replica",
+            "deadline_after": "2h",
+        }
+    )
+    create_schedule(stack.ctx, spec)
+    with stack.ctx.sessions() as session:
+        assert spec_of(session, get_schedule(session, "hourly")).deadline_after == 7200
+
+    before = stack.ctx.now()
+    created = run_now(stack.ctx, "hourly")
+
+    deadline = show_job(stack.ctx, created.job.id).deadline
+    assert deadline is not None
+    assert before + timedelta(hours=2) <= deadline <= stack.ctx.now() + timedelta(hours=2)
+    assert created.warnings == (
+        "no measured throughput for node-a → node-b yet; the deadline is not checked",
+    )
+    with pytest.raises(ValidationError, match="is not a duration"):
+        ScheduleSpec.model_validate({**spec.model_dump(), "deadline_after": "soon"})

@@ -88,6 +88,7 @@ def spec_of(
             "enabled": row.enabled,
             "alerts": row.alerts or {},
             "labels": row.labels or {},
+            "deadline_after": row.deadline_after_seconds,
         }
     )
 
@@ -218,6 +219,7 @@ def _fill(
         "enabled": spec.enabled,
         "alerts": spec.alerts.model_dump(),
         "labels": dict(spec.labels),
+        "deadline_after_seconds": spec.deadline_after,
     }
     for key, value in values.items():
         setattr(row, key, value)

@@ -1,4 +1,4 @@
-"""Deadlines: jobs.deadline, jobs.eta and jobs.at_risk; link_rates, each node pair's measured rate
+"""Deadlines: jobs.deadline, eta and at_risk; schedules.deadline_after_seconds; link_rates
 
 Revision ID: 0015_deadlines
 Revises: 0014
@@ -20,9 +20,9 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("deadline", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("eta", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(
-            sa.Column("at_risk", sa.Boolean(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("at_risk", sa.Boolean(), nullable=False, server_default="0"))
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("deadline_after_seconds", sa.Integer(), nullable=True))
     op.create_table(
         "link_rates",
         sa.Column("source_node_id", sa.Integer(), nullable=False),
@@ -50,6 +50,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("link_rates")
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.drop_column("deadline_after_seconds")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("at_risk")
         batch_op.drop_column("eta")
