@@ -49,11 +49,9 @@ def _duration_seconds(value: Any) -> Any:
 
 
 # A deadline relative to a schedule run's start: '2h', '90m', or seconds.
-DeadlineAfter = Annotated[
-    int | None,
-    BeforeValidator(_duration_seconds),
-    Field(default=None, ge=60, le=MAX_DEADLINE_AFTER),
-]
+DeadlineAfter = (
+    Annotated[int, BeforeValidator(_duration_seconds), Field(ge=60, le=MAX_DEADLINE_AFTER)] | None
+)
 
 
 def parse_deadline(text: str, now: datetime) -> datetime:

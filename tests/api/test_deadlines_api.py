@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from orchestrator.db.tables import LinkRateRow
 from tests.api.conftest import Api
+from tests.api.test_dashboard import sign_in
 from tests.support.sim import write_tree
 
 
@@ -48,6 +49,10 @@ def test_an_infeasible_deadline_is_a_warning_or_a_422(api: Api) -> None:
     assert [j["at_risk"] for j in listed] == [True]
     shown = api.client.get(f"/api/v1/jobs/{job['id']}", headers=api.headers("read")).json()
     assert shown["warnings"] == [], "said once, at submit; the event log keeps it"
+    sign_in(api, "read")
+    page = api.client.get(f"/jobs/{job['id']}/live").text
+    assert '<dd id="deadline">' in page and '<strong class="err">at risk</strong>' in page
+    assert '<dd id="eta">' in page
 
     refused = api.client.post(
         "/api/v1/jobs", json={**body, "deadline_policy": "reject"}, headers=submit
