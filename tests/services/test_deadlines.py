@@ -16,6 +16,7 @@ from orchestrator.domain.deadlines import clock
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.jobs import JobRejected, create_job, get_job
 from orchestrator.services.conveyor.polling import poll_node
 from orchestrator.services.events import events_of
@@ -180,3 +181,16 @@ def test_each_run_of_a_schedule_gets_its_relative_deadline(stack: Stack) -> None
     )
     with pytest.raises(ValidationError, match="is not a duration"):
         ScheduleSpec.model_validate({**spec.model_dump(), "deadline_after": "soon"})
+
+
+def test_a_queue_message_carries_a_deadline_and_hears_its_warning(stack: Stack) -> None:
+    body = spec("queued", deadline=stack.ctx.now() + timedelta(hours=1)).model_dump(mode="json")
+
+    said = submit_message(stack.ctx, body)
+
+    assert said.startswith("job ") and said.endswith(
+        " queued; warning: no measured throughput for node-a → node-b yet; the deadline is "
+        "not checked"
+    )
+    past = {**body, "deadline": "2020-01-01T00:00:00Z"}
+    assert submit_message(stack.ctx, past).startswith("rejected: deadline: 2020-01-01 00:00:00")
