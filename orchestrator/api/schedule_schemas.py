@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.domain.deadlines import DeadlineAfter
 from orchestrator.domain.jobs import (
     NODE_NAME_PATTERN,
     DestinationPath,
@@ -77,6 +78,7 @@ class ScheduleUpdate(BaseModel):
     alerts: ScheduleAlerts | None = None
     labels: Labels | None = Field(default=None, max_length=SCHEDULE_LABELS)
     mode: TransferMode | None = None
+    deadline_after: DeadlineAfter = None
 
 
 class RunOut(BaseModel):

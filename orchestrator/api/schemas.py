@@ -120,6 +120,15 @@ class JobOut(BaseModel):
     runs_on: str = Field(
         default="", description="the node that runs (holds) the transfer, e.g. 'node-b' for a pull"
     )
+    deadline: datetime | None = Field(default=None, description="when the job must be done by")
+    eta: datetime | None = Field(
+        default=None,
+        description="when the job is expected to end: at submit from the link's measured rate "
+        "and the work ahead of it, then from its own rate each poll (deadline jobs before "
+        "they run; every job while it runs)",
+    )
+    at_risk: bool = Field(default=False, description="expected to end after its deadline")
+    deadline_missed: bool = Field(default=False, description="it ended after its deadline")
 
 
 class JobDetail(JobOut):
@@ -127,6 +136,11 @@ class JobDetail(JobOut):
 
     attempt_list: list[AttemptOut]
     events: list[EventOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="on submit: what the caller should know, e.g. a deadline the link's "
+        "measured rate cannot meet",
+    )
 
 
 class JobList(BaseModel):

@@ -66,6 +66,11 @@ def say_error(message: str) -> None:
     err.print(f"error: {message}", markup=False, style="bold red", soft_wrap=True)
 
 
+def say_warning(message: str) -> None:
+    """Print ``warning: message`` on stderr as a single line (no markup, no wrapping)."""
+    err.print(f"warning: {message}", markup=False, style="yellow", soft_wrap=True)
+
+
 def human_bytes(count: int | float | None) -> str:
     """1536 -> '1.54 KB' (decimal units, as the dashboard shows them)."""
     return units.size(count, missing="?")

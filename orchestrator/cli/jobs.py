@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import typer
 from rich.text import Text
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
-from orchestrator.cli.console import human_bytes, human_rate, out, usage, when
+from orchestrator.cli.console import human_bytes, human_rate, out, say_warning, usage, when
 from orchestrator.cli.output import (
     Column,
     Output,
@@ -20,6 +21,7 @@ from orchestrator.cli.output import (
     print_rows,
 )
 from orchestrator.cli.watch import watch_job
+from orchestrator.domain.deadlines import BadDeadline, parse_deadline
 from orchestrator.domain.states import JobState
 
 app = typer.Typer(
@@ -105,6 +107,21 @@ def submit(
         str | None,
         typer.Option(help="Submitting again with the same key returns the first job."),
     ] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(
+            help="Done by: a time with its zone (2026-12-01T06:00Z) or a duration from now "
+            "(2h, 90m). A deadline the link's measured rate cannot meet is warned about.",
+            show_default=False,
+        ),
+    ] = None,
+    reject_late: Annotated[
+        bool,
+        typer.Option(
+            "--reject-late",
+            help="Refuse the job instead of warning when it would miss its --deadline.",
+        ),
+    ] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the job id.")] = False,
     pull: Annotated[
@@ -121,6 +138,7 @@ def submit(
     Example: hsts-orchestrator jobs submit --from node-a:outgoing --to node-b:incoming --watch
 
     Pull mode (node-b fetches from node-a): add --pull.
+    Example: hsts-orchestrator jobs submit --from node-a:big --to node-b:in --deadline 2h
 
     With --watch the exit status is the job's outcome (see `jobs watch`).
     """
@@ -144,6 +162,14 @@ def submit(
         body["mode"] = "pull"
     if max_attempts is not None:
         body["max_attempts"] = max_attempts
+    if deadline is not None:
+        try:
+            body["deadline"] = parse_deadline(deadline, datetime.now(UTC)).isoformat()
+        except BadDeadline as exc:
+            usage(f"--deadline {exc}")
+        body["deadline_policy"] = "reject" if reject_late else "warn"
+    elif reject_late:
+        usage("--reject-late needs a --deadline")
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     with ApiClient(api, token) as client:
         job = client.post("/api/v1/jobs", body, headers=headers)
@@ -157,6 +183,8 @@ def submit(
                 + (f" (pulled by {job['runs_on']})" if job.get("mode") == "pull" else ""),
                 markup=False,
             )
+        for warning in job.get("warnings") or []:
+            say_warning(warning)
         if watch:
             raise typer.Exit(watch_job(client, job["id"]))
 
@@ -402,6 +430,22 @@ def _progress(job: dict[str, Any], *, short: bool = False) -> str:
     return human_bytes(done) if done else ""
 
 
+def _eta(job: dict[str, Any]) -> str:
+    """When the job should end, and the seconds left at its current rate while it runs."""
+    text = when(job.get("eta")) if job.get("eta") else "-"
+    if job.get("eta_seconds") is not None:
+        text += f" ({job['eta_seconds']:.0f} s left)"
+    return text
+
+
+def _deadline(job: dict[str, Any]) -> str:
+    """The deadline, and whether the job is expected to miss it or did."""
+    text = when(job["deadline"])
+    if job.get("deadline_missed"):
+        return text + " (missed)"
+    return text + (" (at risk: expected after it)" if job.get("at_risk") else "")
+
+
 def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
     """A job as people read it."""
     rows: list[tuple[str, str | Text]] = [
@@ -417,7 +461,7 @@ def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
             + (f" / {job['files_expected']}" if job.get("files_expected") is not None else ""),
         ),
         ("rate", human_rate(job.get("rate_kbps"))),
-        ("eta", f"{job['eta_seconds']:.0f} s" if job.get("eta_seconds") is not None else "-"),
+        ("eta", _eta(job)),
         ("attempts", f"{job['attempts']} of {job['max_attempts']}"),
         ("priority", str(job["priority"])),
         ("created", when(job["created_at"])),
@@ -427,6 +471,8 @@ def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
         rows.append(("labels", ", ".join(f"{k}={v}" for k, v in job["labels"].items())))
     if job.get("options"):
         rows.append(("options", ", ".join(f"{k}={v}" for k, v in job["options"].items())))
+    if job.get("deadline"):
+        rows.append(("deadline", _deadline(job)))
     if job.get("waiting_reason"):
         rows.append(("waiting", job["waiting_reason"]))
     if job.get("reason"):

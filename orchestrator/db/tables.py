@@ -1,5 +1,5 @@
 """The tables: nodes, jobs and their labels, attempts, cursors, job events, schedules, throughput
-(per node pair and per job), tokens and dashboard sessions, alerts, node health."""
+(per node pair and per job), link rates, tokens and dashboard sessions, alerts, node health."""
 
 from __future__ import annotations
 
@@ -131,6 +131,11 @@ class JobRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     # push: the source runs the transfer; pull: the destination does (services/conveyor/modes).
     mode: Mapped[str] = mapped_column(String(8), default="push", server_default="push")
+    # When the job must be done by, when it is expected to end (the link's rate at submit,
+    # then its own rate while it runs), and whether that is after the deadline.
+    deadline: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    eta: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    at_risk: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class JobLabelRow(Base):
@@ -303,6 +308,7 @@ class ScheduleRow(Base):
     alerts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     mode: Mapped[str] = mapped_column(String(8), default="push", server_default="push")
+    deadline_after_seconds: Mapped[int | None] = mapped_column(Integer)  # each run's deadline
     managed_by: Mapped[str] = mapped_column(String(16), default="api")  # api | config
     done_until: Mapped[datetime] = mapped_column(UtcDateTime())
     skipped_slots: Mapped[int] = mapped_column(Integer, default=0)
@@ -326,6 +332,22 @@ class ThroughputMinuteRow(Base):
     )
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     files: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LinkRateRow(Base):
+    """A node pair's measured rate: an EMA of its finished transfers' average rates."""
+
+    __tablename__ = "link_rates"
+
+    source_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    destination_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    bytes_per_second: Mapped[float] = mapped_column(Float)
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class JobMinuteRow(Base):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.domain.deadlines import DeadlinePolicy
 from orchestrator.domain.paths import UnsafePath, clean_relative, confine
 from orchestrator.domain.text import unreadable_character
 
@@ -158,6 +159,14 @@ class JobSpec(BaseModel):
         default=TransferMode.PUSH,
         description="push: the source node runs the transfer; pull: the destination node runs "
         "it (for a source that cannot open connections to the destination)",
+    )
+    deadline: AwareDatetime | None = Field(
+        default=None, description="when the job must be done by (a time with its zone)"
+    )
+    deadline_policy: DeadlinePolicy = Field(
+        default="warn",
+        description="a deadline the link's measured rate cannot meet: 'warn' accepts the job "
+        "with a warning, 'reject' refuses it (422)",
     )
 
 

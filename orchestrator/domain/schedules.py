@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from orchestrator.domain.deadlines import DeadlineAfter
 from orchestrator.domain.jobs import (
     MAX_LABELS,
     DestinationPath,
@@ -114,6 +115,8 @@ class ScheduleSpec(ScheduleTiming):
     # Each run adds the labels "schedule" and "trigger"; a job holds 20 at most.
     labels: Labels = Field(default_factory=dict, max_length=SCHEDULE_LABELS)
     mode: TransferMode = TransferMode.PUSH  # pull: the destination node runs each run's transfer
+    # Each run must be done this long after it starts (seconds; '2h' is taken too).
+    deadline_after: DeadlineAfter = None
 
     @field_validator("options")
     @classmethod
@@ -128,8 +131,14 @@ class ScheduleSpec(ScheduleTiming):
             cron=self.cron, interval_seconds=self.interval_seconds, timezone=self.timezone
         )
 
-    def job_spec(self, trigger: str) -> JobSpec:
-        """The job one run of this schedule creates."""
+    def job_spec(self, trigger: str, started: datetime | None = None) -> JobSpec:
+        """The job one run of this schedule creates (``started``: when the run is made, now
+        by default; its deadline, if any, counts from then, so a late slot is not born past
+        it)."""
+        deadline = None
+        if self.deadline_after is not None:
+            begun = started if started is not None else datetime.now(UTC)
+            deadline = begun + timedelta(seconds=self.deadline_after)
         return JobSpec(
             source_node=self.source_node,
             source_paths=self.source_paths,
@@ -140,6 +149,7 @@ class ScheduleSpec(ScheduleTiming):
             max_attempts=self.max_attempts,
             labels={**self.labels, "schedule": self.id, "trigger": trigger},
             mode=self.mode,
+            deadline=deadline,
         )
 
 

@@ -43,6 +43,8 @@ def nowhere() -> dict[str, str]:
         (["jobs", "submit", "--to", "node-b:in"], "Missing option '--from'"),
         (["jobs", "submit", "--from", "a:x", "--to", "b:y", "--label", "nokey"], "KEY=VALUE"),
         (["jobs", "submit", "--from", "a:x", "--to", "b:y", "--priority", "1000"], "--priority"),
+        (["jobs", "submit", "--from", "a:x", "--to", "b:y", "--deadline", "soon"], "(2h, 90m)"),
+        (["jobs", "submit", "--from", "a:x", "--to", "b:y", "--reject-late"], "needs a --deadline"),
         (["jobs", "list", "--state", "bogus"], "--state"),
         (["jobs", "frobnicate"], "No such command"),
         (["jobs", "list", "--api", "ftp://x"], "not an http(s) URL"),

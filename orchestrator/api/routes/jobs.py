@@ -44,13 +44,15 @@ def full_job_id(job_id: str, ctx: ContextDep, _: ReadDep) -> str:
 JobIdDep = Annotated[str, Depends(full_job_id)]
 
 
-def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
+def job_detail(ctx: ContextDep, job_id: str, warnings: tuple[str, ...] = ()) -> JobDetail:
     """The API's answer for one job: the job view with its attempts and events."""
     view = show_job(ctx, job_id)
     return JobDetail.model_validate(
         {
             **{k: v for k, v in vars(view).items() if k not in ("attempt_list", "events")},
             "progress": view.progress,
+            "deadline_missed": view.deadline_missed,
+            "warnings": list(warnings),
             "attempt_list": [
                 AttemptOut.model_validate(a, from_attributes=True) for a in view.attempt_list
             ],
@@ -81,7 +83,11 @@ def submit_job(
         ),
     ] = None,
 ) -> JobDetail:
-    """Queue a job; it is committed before anything is sent to a worker."""
+    """Queue a job; it is committed before anything is sent to a worker.
+
+    With a ``deadline``, the job's finish is estimated from the link's measured rate and the
+    work ahead of it: a deadline it would miss is said in ``warnings`` (202), or refused (422)
+    with ``deadline_policy: "reject"``."""
     check_caller_key(idempotency_key)
     created = create_job(
         ctx,
@@ -91,7 +97,7 @@ def submit_job(
     )
     if not created.created:
         response.status_code = status.HTTP_200_OK
-    return job_detail(ctx, created.job.id)
+    return job_detail(ctx, created.job.id, created.warnings)
 
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
@@ -135,7 +141,10 @@ def list_all(
     )
     page = find_jobs(ctx, where, limit=limit, cursor=cursor)
     items = [
-        JobOut.model_validate({**vars(view), "progress": view.progress}) for view in page.items
+        JobOut.model_validate(
+            {**vars(view), "progress": view.progress, "deadline_missed": view.deadline_missed}
+        )
+        for view in page.items
     ]
     return JobList(items=items, next_cursor=page.next_cursor)
 

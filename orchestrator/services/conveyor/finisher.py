@@ -21,6 +21,7 @@ from orchestrator.domain.states import (
 )
 from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
 from orchestrator.services.context import UnitOfWork
+from orchestrator.services.conveyor.deadlines import follow_running, note_end
 from orchestrator.services.conveyor.throughput import ThroughputTally
 from orchestrator.services.conveyor.transitions import move
 from orchestrator.services.events import record
@@ -75,6 +76,8 @@ def apply_snapshot(
     job.files_completed = snapshot.files_completed
     job.files_skipped = snapshot.files_skipped
     job.rate_kbps = snapshot.rate_kbps
+    if not snapshot.status.is_terminal:
+        follow_running(work, job, now)
     current = JobState(job.state)
     # Attempts abandoned before reaching the node (submit failures) do not use up the budget.
     transfers_tried = job.attempt_count - job.submit_failures
@@ -110,6 +113,8 @@ def apply_snapshot(
         values["reason"] = "canceled on the node"
     moved = move(work, job.id, current, target, message, at=now, values=values)
     if moved is not None:
+        if target.is_terminal:
+            note_end(work, job, attempt, target, now)
         work.session.expire(job)
         return target
     return None

@@ -45,4 +45,5 @@ def submit_message(ctx: ServiceContext, body: Any, idempotency_key: str | None =
         log.warning("rejected a job message: %s", exc)
         return f"rejected: {exc}"
     verb = "queued" if created.created else "already known"
-    return f"job {created.job.id} {verb}"
+    said = "".join(f"; warning: {warning}" for warning in created.warnings)
+    return f"job {created.job.id} {verb}{said}"

@@ -18,8 +18,11 @@ from orchestrator.domain.jobs import JobSpec, TransferMode
 from orchestrator.domain.paths import UnsafePath, confine
 from orchestrator.domain.sshendpoints import SSH
 from orchestrator.domain.states import JobState
+from orchestrator.domain.units import moment
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.deadlines import admission, source_size
+from orchestrator.services.conveyor.sourcecheck import Verdict
 from orchestrator.services.events import record
 from orchestrator.services.nodes.registry import not_registered
 from orchestrator.taskqueue import TaskName
@@ -54,12 +57,15 @@ class KeyOwner:
 
 
 def request_digest(spec: JobSpec) -> str:
-    """The SHA-256 of a job request as validated (so equivalent bodies match)."""
-    # A push leaves ``mode`` out, so keys given before pull mode existed still match.
-    drop = {"mode"} if spec.mode is TransferMode.PUSH else None
-    canonical = json.dumps(
-        spec.model_dump(mode="json", exclude=drop), sort_keys=True, separators=(",", ":")
-    )
+    """The SHA-256 of a job request as validated (so equivalent bodies match); a push without
+    a deadline digests as it did before pull mode and deadlines existed."""
+    fields = spec.model_dump(mode="json")
+    if spec.mode is TransferMode.PUSH:
+        fields.pop("mode")
+    if spec.deadline is None:
+        fields.pop("deadline")
+        fields.pop("deadline_policy")
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -80,6 +86,7 @@ class Created:
 
     job: JobRow
     created: bool
+    warnings: tuple[str, ...] = ()
 
 
 def create_job(
@@ -100,6 +107,8 @@ def create_job(
     """
     now = ctx.now()
     digest = request_digest(spec)
+    sized = _sized(ctx, spec) if spec.deadline is not None else None
+    warnings: list[str] = []
     with ctx.unit_of_work() as work:
         session = work.session
         if guard is not None:
@@ -159,6 +168,8 @@ def create_job(
             created_by_token=key_owner.token_id if key_owner else None,
             mode=spec.mode,
         )
+        if spec.deadline is not None:
+            warnings = _admit_deadline(session, job, spec, source, destination, sized, now)
         session.add(job)
         try:
             # A racing twin (same idempotency key or schedule slot) fails here or at commit.
@@ -177,6 +188,8 @@ def create_job(
                 at=now,
                 to_state=JobState.QUEUED,
             )
+            for warning in warnings:
+                record(session, job.id, "deadline", warning, at=now)
             work.after_commit(TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH))
             work.commit()
         except IntegrityError:
@@ -185,7 +198,48 @@ def create_job(
             if existing is not None:
                 return Created(_same_request(existing, digest, key_owner), created=False)
             raise
-    return Created(job, created=True)
+    return Created(job, created=True, warnings=tuple(warnings))
+
+
+def _sized(ctx: ServiceContext, spec: JobSpec) -> Verdict | None:
+    """A deadline job's own size, asked of its source node before the transaction."""
+    with ctx.sessions() as session:
+        node = session.scalar(select(NodeRow).where(NodeRow.name == spec.source_node))
+        if node is None:
+            return None  # refused below, with the field
+        session.expunge(node)
+    return source_size(ctx, node, list(spec.source_paths))
+
+
+def _admit_deadline(
+    session: Session,
+    job: JobRow,
+    spec: JobSpec,
+    source: NodeRow,
+    destination: NodeRow,
+    sized: Verdict | None,
+    now: datetime,
+) -> list[str]:
+    """Set the job's deadline and first ETA; the warnings to give, or JobRejected when the
+    deadline is past, or cannot be met and the caller asked to reject such a job."""
+    deadline = spec.deadline
+    assert deadline is not None
+    if deadline <= now:
+        raise JobRejected(
+            "deadline", f"{moment(deadline)} is not in the future (it is {moment(now)})"
+        )
+    own = sized.bytes_expected if sized is not None and not sized.missing else None
+    if own is not None and sized is not None:
+        job.bytes_expected, job.files_expected = own, sized.files_expected
+    estimate = admission(
+        session, source, destination, priority=spec.priority, deadline=deadline, own_bytes=own
+    )
+    warning = estimate.warning(now)
+    feasible = estimate.feasible(now)
+    if not feasible and spec.deadline_policy == "reject":
+        raise JobRejected("deadline", f"{warning} (refused: deadline_policy is 'reject')")
+    job.deadline, job.eta, job.at_risk = deadline, estimate.eta(now), not feasible
+    return [warning] if warning else []
 
 
 def _twin(

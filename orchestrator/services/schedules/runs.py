@@ -128,7 +128,7 @@ def _run_slot(ctx: ServiceContext, item: _Due, summary: TickSummary) -> None:
     try:
         created = create_job(
             ctx,
-            spec.job_spec("schedule"),
+            spec.job_spec("schedule", ctx.now()),
             idempotency_key=slot_key(item.schedule_id, item.slot),
             schedule_id=item.schedule_id,
             slot_time=item.slot,
@@ -243,7 +243,7 @@ def run_now(
 
     return create_job(
         ctx,
-        spec.job_spec("manual"),
+        spec.job_spec("manual", ctx.now()),
         idempotency_key=key,
         schedule_id=schedule_id,
         slot_time=ctx.now(),

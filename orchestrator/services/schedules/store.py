@@ -91,6 +91,7 @@ def spec_of(
             "alerts": row.alerts or {},
             "labels": row.labels or {},
             "mode": row.mode,
+            "deadline_after": row.deadline_after_seconds,
         }
     )
 
@@ -232,6 +233,7 @@ def _fill(
         "alerts": spec.alerts.model_dump(),
         "labels": dict(spec.labels),
         "mode": spec.mode.value,
+        "deadline_after_seconds": spec.deadline_after,
     }
     for key, value in values.items():
         setattr(row, key, value)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from orchestrator.db.tables import AttemptRow, JobEventRow, JobLabelRow, JobRow, NodeRow
 from orchestrator.domain import units
 from orchestrator.domain.jobs import TransferMode, job_label
-from orchestrator.domain.states import JobState
+from orchestrator.domain.states import SETTLED, JobState
 from orchestrator.domain.transfers import bytes_per_second, eta_seconds
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected, get_job
@@ -59,10 +59,23 @@ class JobView:
     next_attempt_at: datetime | None  # while waiting to retry
     acknowledged_at: datetime | None  # a person has seen this failure (by whom: the token)
     acknowledged_by: str | None
+    deadline: datetime | None  # when the job must be done by
+    eta: datetime | None  # when it is expected to end (while it is not over)
+    at_risk: bool  # expected after its deadline
     mode: str = "push"  # push | pull
     runs_on: str = ""  # the node that runs the transfer: the source, or for a pull the destination
     attempt_list: list[AttemptRow] = field(default_factory=list)
     events: list[JobEventRow] = field(default_factory=list)
+
+    @property
+    def deadline_missed(self) -> bool:
+        """It ended (neither canceled nor still open) after its deadline."""
+        return (
+            self.deadline is not None
+            and self.finished_at is not None
+            and self.state != JobState.CANCELED
+            and self.finished_at > self.deadline
+        )
 
     @property
     def rate_bytes(self) -> float | None:
@@ -152,6 +165,9 @@ def project(job: JobRow, names: dict[int, str]) -> JobView:
         acknowledged_by=job.acknowledged_by,
         mode=job.mode,
         runs_on=names.get(runner, "?"),
+        deadline=job.deadline,
+        eta=None if JobState(job.state) in SETTLED else job.eta,
+        at_risk=job.at_risk and JobState(job.state) not in SETTLED,
     )
 
 
