@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hstssim import checksums
+
 DIRECTIONS = ("send", "receive")
 OVERWRITE_POLICIES = ("never", "always", "diff", "older", "diff+older")
 RESUME_POLICIES = ("none", "attrs", "sparse_csum", "full_csum")
@@ -52,6 +54,7 @@ class TransferSpec:
     cipher: str
     create_dir: bool
     remote_access_key: str | None
+    file_checksum: str = "none"
 
     @property
     def token_type(self) -> str:
@@ -168,4 +171,5 @@ def parse_transfer_spec(body: Any) -> TransferSpec:
         cipher=_opt_str(body, "cipher") or "none",
         create_dir=as_bool(body.get("create_dir", True), "create_dir"),
         remote_access_key=_opt_str(body, "remote_access_key"),
+        file_checksum=_choice(body, "file_checksum", checksums.CHOICES, checksums.NONE),
     )
