@@ -5,30 +5,52 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import uuid
 
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import jobs as jobs_cli
+from orchestrator.cli.client import ApiClient
 from tests.api.conftest import Api
 from tests.support.sim import write_tree
 from tests.support.stack import settle
 
 
-def test_checksums_are_listed_paged_and_exported_as_csv(api: Api) -> None:
+def cli(api: Api, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """Run ``hsts-orchestrator jobs ARGS`` against the test app; its standard output."""
+
+    class ThroughTheApp(ApiClient):
+        def __init__(self, url: str, token: str | None, **_: object) -> None:
+            super().__init__(url, token)
+            self._http.close()
+            self._http = api.client
+
+        def close(self) -> None:
+            """The test client outlives the command."""
+
+    monkeypatch.setattr(jobs_cli, "ApiClient", ThroughTheApp)
+    api.client.headers.update(api.headers("submit"))
+    result = CliRunner().invoke(jobs_cli.app, list(args), env={"ORCH_API_TOKEN": "x"})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_checksums_are_listed_paged_and_exported_as_csv(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = f"k-{uuid.uuid4().hex[:8]}"  # the simulated nodes outlive one database's run
     files = {f"{folder}/{n}.bin": os.urandom(2000 + n) for n in range(3)}
     write_tree(api.stack.root_a, files)
-    job = api.client.post(
-        "/api/v1/jobs",
-        json={
-            "source_node": "node-a",
-            "source_paths": [folder],
-            "destination_node": "node-b",
-            "destination_path": "sums",
-            "options": {"file_checksum": "sha256", "require_checksums": True},
-        },
-        headers=api.headers("submit"),
-    ).json()
+    submitted = cli(
+        api, monkeypatch, "submit", "--from", f"node-a:{folder}", "--to", "node-b:sums",
+        "--checksum", "sha256", "--require-checksums", "--quiet",
+    )  # fmt: skip
+    job = api.client.get(f"/api/v1/jobs/{submitted.strip()}", headers=api.headers()).json()
     assert job["options"]["file_checksum"] == "sha-256"
+    assert job["options"]["require_checksums"] is True
     settle(api.stack.ctx, api.stack.tasks, [api.stack.a_id])
     expected = {f"/sums/{rel}": hashlib.sha256(data).hexdigest() for rel, data in files.items()}
 
@@ -50,6 +72,10 @@ def test_checksums_are_listed_paged_and_exported_as_csv(api: Api) -> None:
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert {r["path"]: r["checksum"] for r in rows} == expected
     assert {r["size"] for r in rows} == {str(len(d)) for d in files.values()}
+    from_cli = csv.DictReader(io.StringIO(cli(api, monkeypatch, "files", job["id"], "-o", "csv")))
+    assert {r["path"]: r["checksum"] for r in from_cli} == expected
+    as_json = json.loads(cli(api, monkeypatch, "files", job["id"], "-o", "json"))
+    assert {f["path"]: f["checksum"] for f in as_json} == expected
     wrong = api.client.get(url, params={"format": "xml"}, headers=api.headers("read"))
     assert wrong.status_code == 422 and wrong.json()["field"] == "query.format"
 
