@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import jobs as jobs_cli
 from orchestrator.cli.client import ApiClient
 from tests.api.conftest import Api
+from tests.api.test_dashboard import sign_in
 from tests.support.sim import write_tree
 from tests.support.stack import settle
 
@@ -76,6 +77,12 @@ def test_checksums_are_listed_paged_and_exported_as_csv(
     assert {r["path"]: r["checksum"] for r in from_cli} == expected
     as_json = json.loads(cli(api, monkeypatch, "files", job["id"], "-o", "json"))
     assert {f["path"]: f["checksum"] for f in as_json} == expected
+    sign_in(api, "read")
+    page = api.client.get(f"/jobs/{job['id']}").text
+    assert all(checksum in page for checksum in expected.values())
+    assert f'href="/jobs/{job["id"]}/files.csv"' in page
+    console_csv = api.client.get(f"/jobs/{job['id']}/files.csv")
+    assert console_csv.status_code == 200 and console_csv.text == exported.text
     wrong = api.client.get(url, params={"format": "xml"}, headers=api.headers("read"))
     assert wrong.status_code == 422 and wrong.json()["field"] == "query.format"
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -12,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from orchestrator.api.deps import ContextDep, ReadDep, SubmitDep
+from orchestrator.api.downloads import csv_download
 from orchestrator.api.schemas import (
     AttemptOut,
     EventOut,
@@ -30,11 +28,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor import control
 from orchestrator.services.conveyor.jobs import KeyOwner, check_caller_key, create_job
 from orchestrator.services.views.jobs import JobFilter, find_jobs, resolve_job_id, show_job
-from orchestrator.services.views.stored_files import (
-    CSV_COLUMNS,
-    every_stored_file,
-    stored_files,
-)
+from orchestrator.services.views.stored_files import stored_files
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -179,30 +173,13 @@ def files(
     """The files of the job's completed transfer with their checksums, stored when the job
     asked for checksums (options.file_checksum or require_checksums); empty otherwise."""
     if format == "csv":
-        return StreamingResponse(
-            _csv(ctx, job_id),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="job-{job_id}-files.csv"'},
-        )
+        return csv_download(ctx, job_id)
     page = stored_files(ctx, job_id, offset=offset, limit=limit)
     return JobFileList(
         items=[JobFileOut.model_validate(vars(f)) for f in page.items],
         total=page.total,
         next_offset=page.next_offset,
     )
-
-
-def _csv(ctx: ContextDep, job_id: str) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for n, stored in enumerate(every_stored_file(ctx, job_id), start=1):
-        writer.writerow(stored.row())
-        if n % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 @router.post("/{job_id}/cancel", response_model=JobDetail, responses=ERRORS, summary="Cancel")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -90,3 +92,22 @@ def every_stored_file(ctx: ServiceContext, job_id: str) -> Iterator[StoredFile]:
         if page.next_offset is None:
             return
         offset = page.next_offset
+
+
+def csv_export(ctx: ServiceContext, job_id: str) -> Iterator[str]:
+    """The job's stored files as CSV text (a header, then a row per file), in chunks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for n, stored in enumerate(every_stored_file(ctx, job_id), start=1):
+        writer.writerow(stored.row())
+        if n % _EXPORT_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def csv_filename(job_id: str) -> str:
+    """The name an export is saved under."""
+    return f"job-{job_id}-files.csv"
