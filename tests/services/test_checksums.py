@@ -55,6 +55,30 @@ def test_a_required_checksum_the_node_did_not_report_needs_attention(stack: Stac
     assert (stored.checksum_type, stored.checksum) == ("none", None)
 
 
+def test_files_the_node_forgot_make_a_job_requiring_checksums_need_attention(
+    stack: Stack,
+) -> None:
+    write_tree(stack.root_a, {"c4/f.bin": os.urandom(3000)})
+    job_id = stack.new_job(
+        "c4", options={"file_checksum": "sha-512", "require_checksums": True, "overwrite": "always"}
+    )
+    run_tasks(stack.ctx, stack.tasks)
+    reader = (TaskName.COLLECT_FILES, (job_id,))
+
+    def completed_on_the_node() -> bool:
+        poll_node(stack.ctx, stack.a_id, owner="test-poller")
+        return reader in stack.tasks.take()
+
+    wait_for(completed_on_the_node)
+    stack.admin_a.expire()  # the node's activity retention passed before the files were read
+    collect_files(stack.ctx, job_id)
+    with stack.ctx.sessions() as session:
+        job = get_job(session, job_id)
+    assert job.state == JobState.NEEDS_ATTENTION
+    assert job.reason is not None and "no longer lists the transfer's files" in job.reason
+    assert stored_files(stack.ctx, job_id).total == 0
+
+
 def test_a_lost_reader_is_sent_again_by_the_sweeper_and_a_second_run_stores_nothing_twice(
     stack: Stack,
 ) -> None:
@@ -75,6 +99,11 @@ def test_a_lost_reader_is_sent_again_by_the_sweeper_and_a_second_run_stores_noth
         sweep(stack.ctx)
         return reader in stack.tasks.take()
 
+    wait_for(sent_again)
+    stack.admin_a.fault(kind="http_error", endpoint="GET /ops/transfers/{id}", status=503)
+    assert "503" in collect_files(stack.ctx, job_id)  # the node stumbles: nothing changes
+    with stack.ctx.sessions() as session:
+        assert get_job(session, job_id).state in (JobState.SUBMITTED, JobState.RUNNING)
     wait_for(sent_again)
     assert "completed" in collect_files(stack.ctx, job_id)
     assert "not waiting" in collect_files(stack.ctx, job_id)  # a redelivery changes nothing

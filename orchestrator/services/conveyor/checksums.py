@@ -75,17 +75,17 @@ def collect_files(ctx: ServiceContext, job_id: str) -> str:
         held = _held(session.get(JobRow, job_id), session)
     if held is None:
         return f"job {job_id}: not waiting for its files"
-    problem = None
+    lost = None
     files: list[TransferFile] = []
     try:
         files = ctx.clients.get(held.source_node_id).transfer_files(held.remote_id)
     except NodeNotFound as exc:
         # The node no longer keeps the record (its activity retention): asking again is useless.
-        problem = redact(f"the node no longer lists the transfer's files: {exc}")
+        lost = redact(f"the node no longer lists the transfer's files: {exc}")
     except NodeError as exc:
         log.warning("job %s: files not read yet (the sweeper asks again): %s", job_id, exc)
         return f"job {job_id}: {redact(str(exc))}"
-    return _end(ctx, job_id, held, files, problem)
+    return _end(ctx, job_id, held, files, lost)
 
 
 def _held(job: JobRow | None, session: Session) -> _Held | None:
@@ -116,20 +116,18 @@ def _held(job: JobRow | None, session: Session) -> _Held | None:
 
 
 def _end(
-    ctx: ServiceContext, job_id: str, held: _Held, files: list[TransferFile], problem: str | None
+    ctx: ServiceContext, job_id: str, held: _Held, files: list[TransferFile], lost: str | None
 ) -> str:
     """Store the files and end the job, if it is still where it was when they were read."""
-    if problem is None and held.options.require_checksums:
-        problem = _missing(files)
+    problem = _problem(held.options, files, lost)
     now = ctx.now()
     target = JobState.COMPLETED if problem is None else JobState.NEEDS_ATTENTION
-    summary = f"{units.files(len(files))} and their checksums stored" if files else "no files"
-    message = (
-        f"{summary}; "
-        + units.moved(held.files_completed, held.bytes_transferred, held.files_skipped)
-        if problem is None
-        else f"{summary}; {problem}"
-    )
+    summary = f"{units.files(len(files))} stored with their checksums" if files else "no files"
+    if problem is not None:
+        message = f"{summary}; {problem}"
+    else:
+        moved = units.moved(held.files_completed, held.bytes_transferred, held.files_skipped)
+        message = f"{summary}; {moved}" + (f"; {lost}" if lost else "")
     values: dict[str, object] = {} if problem is None else {"reason": problem}
     with ctx.unit_of_work() as work:
         if move(work, job_id, held.state, target, message, at=now, values=values) is None:
@@ -154,6 +152,13 @@ def _end(
             )
         work.commit()
     return f"job {job_id}: {target}; {summary}"
+
+
+def _problem(options: TransferOptions, files: list[TransferFile], lost: str | None) -> str | None:
+    """Why the job needs a person (None: it completes); ``lost`` says why no files were read."""
+    if not options.require_checksums:
+        return None
+    return lost or _missing(files)
 
 
 def _missing(files: list[TransferFile]) -> str | None:

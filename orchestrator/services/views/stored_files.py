@@ -1,4 +1,4 @@
-"""A job's stored files and their checksums (what its completed transfer reported), paged."""
+"""A job's stored files and their checksums (what its last completed transfer reported), paged."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ScalarSelect, Select, func, select
 
 from orchestrator.db.tables import JobFileRow
 from orchestrator.services.context import ServiceContext
@@ -65,8 +65,17 @@ def _query(job_id: str) -> Select[int, str, int, str, str | None, str | None]:
             JobFileRow.checksum_type,
             JobFileRow.checksum,
         )
+        .where(JobFileRow.job_id == job_id, JobFileRow.attempt_number == _latest(job_id))
+        .order_by(JobFileRow.position)
+    )
+
+
+def _latest(job_id: str) -> ScalarSelect[int]:
+    """The newest attempt whose files are stored (a retried job keeps the older ones)."""
+    return (
+        select(func.max(JobFileRow.attempt_number))
         .where(JobFileRow.job_id == job_id)
-        .order_by(JobFileRow.attempt_number, JobFileRow.position)
+        .scalar_subquery()
     )
 
 
@@ -77,7 +86,9 @@ def stored_files(
     with ctx.sessions() as session:
         get_job(session, job_id)
         total = session.scalar(
-            select(func.count()).select_from(JobFileRow).where(JobFileRow.job_id == job_id)
+            select(func.count())
+            .select_from(JobFileRow)
+            .where(JobFileRow.job_id == job_id, JobFileRow.attempt_number == _latest(job_id))
         )
         rows = session.execute(_query(job_id).offset(offset).limit(limit)).all()
     return StoredFilesPage([StoredFile(*row) for row in rows], offset, int(total or 0))
