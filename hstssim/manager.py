@@ -192,7 +192,7 @@ class TransferManager:
             session.server_ip_address = link.peer_address
             session.network_delay_usec = rtt
             if spec.direction == "send":
-                await send_items(link, items, control.pacer, tracker)
+                await send_items(link, items, control.pacer, tracker, spec.file_checksum)
             else:
                 self._note_plan(transfer, session, _precalc_from(welcome))
                 await receive_items(link, self._receive_policy(spec), control.pacer, tracker)
@@ -252,6 +252,7 @@ class TransferManager:
             overwrite=spec.overwrite,
             resume_policy=spec.resume_policy,
             on_file_written=written,
+            file_checksum=spec.file_checksum,
         )
 
     def _note_plan(self, transfer: Transfer, session: SessionRecord, plan: Precalc) -> None:

@@ -52,6 +52,8 @@ class FileRecord:
     error_code: int = 0
     error_desc: str = ""
     skipped: bool = False
+    checksum_type: str = "none"
+    checksum: str | None = None
 
 
 @dataclass

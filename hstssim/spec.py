@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hstssim import checksums
+
 DIRECTIONS = ("send", "receive")
 OVERWRITE_POLICIES = ("never", "always", "diff", "older", "diff+older")
 RESUME_POLICIES = ("none", "attrs", "sparse_csum", "full_csum")
@@ -63,6 +65,8 @@ class TransferSpec:
     def ssh_login(self) -> bool:
         """Whether the session logs in with SSH credentials rather than a token."""
         return bool(self.remote_password or self.ssh_private_key)
+
+    file_checksum: str = "none"
 
     @property
     def token_type(self) -> str:
@@ -186,4 +190,5 @@ def parse_transfer_spec(body: Any) -> TransferSpec:
         remote_password=_opt_str(body, "remote_password"),
         ssh_private_key=_opt_str(body, "ssh_private_key"),
         sshfp=_opt_str(body, "sshfp"),
+        file_checksum=_choice(body, "file_checksum", checksums.CHOICES, checksums.NONE),
     )

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from hstssim import checksums, paths
 from hstssim import errors_table as codes
-from hstssim import paths
+from hstssim.checksums import Hasher
 from hstssim.errors_table import SessionFailure
 from hstssim.pacing import Pacer
 from hstssim.sources import Item, digest
@@ -37,8 +38,8 @@ class Progress(Protocol):
     def file_data(self, target: str, nbytes: int) -> None:
         """Bytes of a file went over the wire."""
 
-    def file_done(self, target: str) -> None:
-        """A file is complete at the destination."""
+    def file_done(self, target: str, checksum: str | None = None) -> None:
+        """A file is complete at the destination (with its checksum, when one was asked)."""
 
     def file_skipped(self, target: str, size: int) -> None:
         """The overwrite policy left a file alone."""
@@ -56,7 +57,7 @@ class NullProgress:
     def file_data(self, target: str, nbytes: int) -> None:
         """Ignore."""
 
-    def file_done(self, target: str) -> None:
+    def file_done(self, target: str, checksum: str | None = None) -> None:
         """Ignore."""
 
     def file_skipped(self, target: str, size: int) -> None:
@@ -86,20 +87,25 @@ async def _expect(link: Link, op: str) -> dict[str, Any]:
     return message
 
 
-async def send_items(link: Link, items: list[Item], pacer: Pacer, progress: Progress) -> None:
-    """Send every item of the plan, then end the session politely."""
+async def send_items(
+    link: Link, items: list[Item], pacer: Pacer, progress: Progress, file_checksum: str = "none"
+) -> None:
+    """Send every item of the plan, then end the session politely; with ``file_checksum`` each
+    file's checksum is computed over the bytes sent (and, on a resume, the bytes already there)."""
     for item in items:
         if item.kind == "dir":
             await link.send_json({"op": "dir", "path": item.target})
             await _expect(link, "ok")
             progress.dir_done(item.target)
         else:
-            await _send_file(link, item, pacer, progress)
+            await _send_file(link, item, pacer, progress, file_checksum)
     await link.send_json({"op": "done"})
     await _expect(link, "bye")
 
 
-async def _send_file(link: Link, item: Item, pacer: Pacer, progress: Progress) -> None:
+async def _send_file(
+    link: Link, item: Item, pacer: Pacer, progress: Progress, file_checksum: str
+) -> None:
     """Announce one file, answer the receiver's checks, and stream it from the agreed offset."""
     await link.send_json(
         {"op": "file", "path": item.target, "size": item.size, "mtime": item.mtime}
@@ -118,6 +124,7 @@ async def _send_file(link: Link, item: Item, pacer: Pacer, progress: Progress) -
             raise SessionFailure(codes.FASP_PROTO, f"protocol error: unexpected {reply.get('op')}")
     offset = int(reply["offset"])
     progress.file_started(item.target, item.size, offset)
+    hasher = await _hasher_after(file_checksum, item.local, offset, codes.DISK_READ)
     try:
         handle = item.local.open("rb")
     except OSError as exc:
@@ -137,10 +144,23 @@ async def _send_file(link: Link, item: Item, pacer: Pacer, progress: Progress) -
                 progress.file_data(item.target, exc.delivered)
                 raise
             remaining -= len(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
             progress.file_data(item.target, len(chunk))
     await link.send_json({"op": "eof"})
     await _expect(link, "stored")
-    progress.file_done(item.target)
+    progress.file_done(item.target, None if hasher is None else hasher.hexdigest())
+
+
+async def _hasher_after(algorithm: str, path: Path, offset: int, code: int) -> Hasher | None:
+    """A hasher for the algorithm (None if none asked), fed the file's first offset bytes."""
+    hasher = checksums.new_hasher(algorithm)
+    if hasher is not None and offset > 0:
+        try:
+            await asyncio.to_thread(checksums.hash_prefix, hasher, path, offset)
+        except OSError as exc:
+            raise SessionFailure(code) from exc
+    return hasher
 
 
 async def _digest(path: Path, length: int, mode: str) -> str:
@@ -161,6 +181,7 @@ class ReceivePolicy:
     overwrite: str
     resume_policy: str
     on_file_written: Callable[[], None]
+    file_checksum: str = "none"
 
 
 class _Receiver:
@@ -252,6 +273,13 @@ class _Receiver:
             handle = partial.open("r+b" if offset else "wb")
         except OSError as exc:
             raise await self.fail(codes.DISK_WRITE) from exc
+        try:
+            hasher = await _hasher_after(
+                self.policy.file_checksum, partial, offset, codes.DISK_WRITE
+            )
+        except SessionFailure:
+            handle.close()
+            raise
         await self.link.send_json({"op": "accept", "offset": offset})
         self.progress.file_started(target, size, offset)
         with handle:
@@ -264,6 +292,8 @@ class _Receiver:
                     break
                 handle.write(payload)
                 written += len(payload)
+                if hasher is not None:
+                    hasher.update(payload)
                 self.progress.file_data(target, len(payload))
                 await self.pacer.wait(len(payload))
         end = decode(payload)
@@ -275,7 +305,7 @@ class _Receiver:
             raise await self.fail(codes.CANNOT_RENAME_PARTIAL_FILES) from exc
         self.policy.on_file_written()
         await self.link.send_json({"op": "stored"})
-        self.progress.file_done(target)
+        self.progress.file_done(target, None if hasher is None else hasher.hexdigest())
 
 
 async def receive_items(

@@ -61,12 +61,15 @@ class SessionTracker:
             record.bytes_written += nbytes
         self._changed()
 
-    def file_done(self, target: str) -> None:
-        """Mark a file completed."""
+    def file_done(self, target: str, checksum: str | None = None) -> None:
+        """Mark a file completed, with the checksum of its bytes when the spec asked for one."""
         record = self._transfer.files.get(self._path(target))
         if record is not None:
             record.status = model.COMPLETED
             record.end_time_usec = now_usec()
+            if checksum is not None:
+                record.checksum_type = self._transfer.spec.file_checksum
+                record.checksum = checksum
         self._session.files_completed += 1
         self._changed()
 

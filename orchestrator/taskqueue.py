@@ -26,6 +26,7 @@ class TaskName(StrEnum):
     POLL_ALL = "orchestrator.poll_all"
     POLL_DUE = "orchestrator.poll_due"  # adaptive polling's tick
     POLL = "orchestrator.poll"
+    COLLECT_FILES = "orchestrator.collect_files"  # a completed job's files and checksums
     SWEEP = "orchestrator.sweep"
     DELIVER_ALERTS = "orchestrator.deliver_alerts"
     REPLICATION_TICK = "orchestrator.replication_tick"
@@ -43,6 +44,7 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.POLL_ALL: "poll",
     TaskName.POLL_DUE: "poll",
     TaskName.POLL: "poll",
+    TaskName.COLLECT_FILES: "default",
     TaskName.SWEEP: "default",
     TaskName.DELIVER_ALERTS: "default",
     TaskName.REPLICATION_TICK: "default",

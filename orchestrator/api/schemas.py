@@ -63,6 +63,25 @@ class AttemptOut(BaseModel):
     ended_at: datetime | None
 
 
+class JobFileOut(BaseModel):
+    """One file of a job's completed transfer, with the checksum its source node reported."""
+
+    attempt: int
+    path: str
+    size: int
+    status: str
+    checksum_type: str | None = Field(description='"none" or null: the node reported none')
+    checksum: str | None
+
+
+class JobFileList(BaseModel):
+    """A page of a job's stored files."""
+
+    items: list[JobFileOut]
+    total: int
+    next_offset: int | None
+
+
 class EventOut(BaseModel):
     """One entry of a job's event log."""
 

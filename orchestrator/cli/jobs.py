@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -40,6 +42,27 @@ class Overwrite(StrEnum):
     older = "older"
     diff_older = "diff+older"
 
+
+class Checksum(StrEnum):
+    """A file checksum the node computes for every file it sends."""
+
+    md5 = "md5"
+    sha1 = "sha1"
+    sha256 = "sha256"
+    sha384 = "sha384"
+    sha512 = "sha512"
+
+
+class FilesOutput(StrEnum):
+    """How ``jobs files`` prints."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FILES_PAGE = 1000
+FILE_COLUMNS = ("attempt", "path", "size", "status", "checksum_type", "checksum")
 
 JobId = Annotated[str, typer.Argument(help="The job id.", show_default=False)]
 
@@ -103,6 +126,21 @@ def submit(
     label: Annotated[
         list[str] | None, typer.Option("--label", help="KEY=VALUE, repeatable.")
     ] = None,
+    checksum: Annotated[
+        Checksum | None,
+        typer.Option(
+            help="Have the node report each file's checksum; the job stores them "
+            "(see `jobs files`).",
+            show_default=False,
+        ),
+    ] = None,
+    require_checksums: Annotated[
+        bool,
+        typer.Option(
+            "--require-checksums",
+            help="A file the node reports without a checksum makes the job needs_attention.",
+        ),
+    ] = False,
     idempotency_key: Annotated[
         str | None,
         typer.Option(help="Submitting again with the same key returns the first job."),
@@ -139,6 +177,8 @@ def submit(
 
     Pull mode (node-b fetches from node-a): add --pull.
     Example: hsts-orchestrator jobs submit --from node-a:big --to node-b:in --deadline 2h
+    With --checksum sha256 the job ends once every file's checksum is stored: list them with
+    `jobs files JOB`.
 
     With --watch the exit status is the job's outcome (see `jobs watch`).
     """
@@ -149,6 +189,10 @@ def submit(
         options["target_rate_kbps"] = rate
     if overwrite is not None:
         options["overwrite"] = overwrite.value
+    if checksum is not None:
+        options["file_checksum"] = checksum.value
+    if require_checksums:
+        options["require_checksums"] = True
     body: dict[str, Any] = {
         "source_node": source_node,
         "source_paths": source_paths,
@@ -279,6 +323,57 @@ def show(
         print_json(job)
         return
     print_job(job, wide=wide)
+
+
+@app.command()
+def files(
+    job_id: JobId,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    output: Annotated[
+        FilesOutput, typer.Option("--output", "-o", help="table, json or csv (for a file).")
+    ] = FilesOutput.table,
+) -> None:
+    """List a job's files with the checksums its node reported (jobs submitted with
+    --checksum or --require-checksums; stored when the transfer completed).
+
+    Example: hsts-orchestrator jobs files 3f0c1a2b -o csv > checksums.csv
+    """
+    items: list[dict[str, Any]] = []
+    with ApiClient(api, token) as client:
+        offset: int | None = 0
+        while offset is not None:
+            page = client.get(
+                f"/api/v1/jobs/{segment(job_id)}/files", offset=offset, limit=FILES_PAGE
+            )
+            items += page["items"]
+            offset = page["next_offset"]
+    if output is FilesOutput.json:
+        print_json(items)
+    elif output is FilesOutput.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(FILE_COLUMNS)
+        writer.writerows(
+            [item[c] if item[c] is not None else "" for c in FILE_COLUMNS] for item in items
+        )
+    elif not items:
+        out.print(
+            "no files stored: the job did not ask for checksums (jobs submit --checksum sha256),"
+            " or its transfer has not completed yet"
+        )
+    else:
+        print_rows(
+            [Column("path", cut=True), Column("size"), Column("checksum")],
+            (
+                (
+                    item["path"],
+                    human_bytes(item["size"]),
+                    f"{item['checksum_type']}:{item['checksum']}" if item["checksum"] else "none",
+                )
+                for item in items
+            ),
+            wide=True,
+        )
 
 
 @app.command()

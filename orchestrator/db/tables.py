@@ -1,5 +1,6 @@
 """The tables: nodes, jobs and their labels, attempts, cursors, job events, schedules, throughput
-(per node pair and per job), link rates, tokens and dashboard sessions, alerts, node health."""
+(per node pair and per job), link rates, job files, tokens and dashboard sessions, alerts, node
+health."""
 
 from __future__ import annotations
 
@@ -193,6 +194,27 @@ class AttemptRow(Base):
     # confirmed it since a resync, or the node's last answer settled nothing (a back-off).
     check_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
     unsettled_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class JobFileRow(Base):
+    """One file of a job's completed transfer, with the checksum its source node reported."""
+
+    __tablename__ = "job_files"
+    __table_args__ = (
+        UniqueConstraint("attempt_id", "position"),
+        Index("ix_job_files_job", "job_id", "attempt_number", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # the file's place in the node's files[]
+    path: Mapped[str] = mapped_column(Text())
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    checksum_type: Mapped[str | None] = mapped_column(String(16))
+    checksum: Mapped[str | None] = mapped_column(String(256))
 
 
 class NodeCursorRow(Base):

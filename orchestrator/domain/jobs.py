@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.domain.checksums import Algorithm
 from orchestrator.domain.deadlines import DeadlinePolicy
 from orchestrator.domain.paths import UnsafePath, clean_relative, confine
 from orchestrator.domain.text import unreadable_character
@@ -34,6 +35,10 @@ class TransferOptions(BaseModel):
     remove_after_transfer: bool = False
     move_after_transfer: str | None = Field(default=None, min_length=1, max_length=1024)
     precalculate_job_size: bool = True
+    # Per-file checksums the node computes and reports (stored with the job's files).
+    file_checksum: Algorithm | None = None
+    # A completed transfer with a file lacking a checksum makes the job NEEDS_ATTENTION.
+    require_checksums: bool = False
 
     @field_validator("move_after_transfer")
     @classmethod
@@ -44,6 +49,11 @@ class TransferOptions(BaseModel):
             return clean_relative(value)
         except UnsafePath as exc:
             raise ValueError(str(exc)) from None
+
+    @property
+    def reads_checksums(self) -> bool:
+        """Whether the job's files and their checksums are read and stored when it completes."""
+        return self.file_checksum is not None or self.require_checksums
 
     def move_target(self, source_root: str) -> str | None:
         """Where the source node moves files after the transfer: under the source's root, like
@@ -65,6 +75,7 @@ class TransferOptions(BaseModel):
             "symlink_policy": self.symlink_policy,
             "precalculate_job_size": self.precalculate_job_size,
             "move_after_transfer": self.move_target(source_root),
+            "file_checksum": self.file_checksum,
         }
         if self.preserve_timestamps:
             fields["preserve_times"] = True

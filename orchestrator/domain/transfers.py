@@ -244,6 +244,8 @@ class TransferFile(BaseModel):
     start_byte: int = 0  # above 0: the file resumed from there
     error_code: int = 0
     error_text: str = ""
+    checksum_type: str | None = None  # "none" when the transfer asked for no checksum
+    checksum: str | None = None
 
 
 class NodeInfo(BaseModel):

@@ -126,6 +126,8 @@ class WireFile(_Wire):
     error_desc: str | None = None
     error_description: str | None = None
     start_byte: LenientInt = 0
+    checksum_type: str | None = None
+    checksum: str | None = None
 
     def to_file(self) -> TransferFile:
         """Our view of this file; "No error" is the node's way of saying there is none."""
@@ -138,6 +140,8 @@ class WireFile(_Wire):
             start_byte=self.start_byte,
             error_code=self.error_code,
             error_text="" if text.strip().lower() == "no error" else text,
+            checksum_type=self.checksum_type,
+            checksum=self.checksum or None,
         )
 
 

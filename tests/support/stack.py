@@ -21,6 +21,7 @@ from orchestrator.db.tables import JobRow
 from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.checksums import collect_files
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.polling import poll_node
 from orchestrator.services.conveyor.reconcile import sweep
@@ -113,6 +114,8 @@ def run_tasks(ctx: ServiceContext, recorder: RecordingEnqueue) -> int:
                 dispatch(ctx)
             elif task == TaskName.SUBMIT:
                 submit(ctx, *args)
+            elif task == TaskName.COLLECT_FILES:
+                collect_files(ctx, *args)
             ran += 1
     return ran
 

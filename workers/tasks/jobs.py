@@ -1,10 +1,11 @@
-"""Tasks that move jobs: dispatch, submit, and the sweeper."""
+"""Tasks that move jobs: dispatch, submit, file checksums, and the sweeper."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from orchestrator.logsetup import redact
+from orchestrator.services.conveyor.checksums import collect_files
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.reconcile import sweep
@@ -33,6 +34,12 @@ def dispatch_jobs() -> str:
 def submit_jobs(*job_ids: str) -> str:
     """Submit jobs' transfers (at most one node transfer per attempt)."""
     return str(submit(runtime.context(), *job_ids))
+
+
+@app.task(name=TaskName.COLLECT_FILES.value, base=OrchestratorTask)
+def collect_job_files(job_id: str) -> str:
+    """Store a completed transfer's files and checksums, then end its job."""
+    return collect_files(runtime.context(), job_id)
 
 
 @app.task(name=TaskName.SWEEP.value, base=HousekeepingTask)

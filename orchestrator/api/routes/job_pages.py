@@ -9,10 +9,11 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from orchestrator.api import render
 from orchestrator.api.deps import ContextDep
+from orchestrator.api.downloads import csv_download
 from orchestrator.api.web import (
     REFRESH_MS,
     caller_of,
@@ -37,10 +38,12 @@ from orchestrator.services.views.jobs import (
     show_job,
 )
 from orchestrator.services.views.nodes import list_nodes
+from orchestrator.services.views.stored_files import stored_files
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+CHECKSUMS_SHOWN = 50  # the rest is in the CSV export
 NO_SUCH_JOB = "No such job"
 
 
@@ -76,6 +79,7 @@ def _job_page(
         "job.html",
         job=job,
         files=files,
+        checksums=stored_files(ctx, job_id, limit=CHECKSUMS_SHOWN),
         over_time=job_progress(ctx, job_id),
         refresh_ms=REFRESH_MS,
     )
@@ -96,6 +100,20 @@ def job_files_page(
 ) -> HTMLResponse:
     """The job page with one page of its files, as the source node lists them now."""
     return _job_page(request, ctx, job_id, files_offset=offset)
+
+
+@router.get("/jobs/{job_id}/files.csv", response_model=None)
+def job_files_csv(job_id: str, request: Request, ctx: ContextDep) -> Response:
+    """The job's stored files and checksums, as a CSV download."""
+    if caller_of(request, ctx) is None:
+        raise not_signed_in()
+    try:
+        full_id = resolve_job_id(ctx, job_id)
+    except JobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except JobRejected as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return csv_download(ctx, full_id)
 
 
 @router.get("/jobs/{job_id}/live", response_class=HTMLResponse)

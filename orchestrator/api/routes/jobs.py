@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from orchestrator.api.deps import ContextDep, ReadDep, SubmitDep
+from orchestrator.api.downloads import csv_download
 from orchestrator.api.schemas import (
     AttemptOut,
     EventOut,
     JobCreate,
     JobDetail,
+    JobFileList,
+    JobFileOut,
     JobList,
     JobOut,
     PriorityChange,
@@ -24,6 +28,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor import control
 from orchestrator.services.conveyor.jobs import KeyOwner, check_caller_key, create_job
 from orchestrator.services.views.jobs import JobFilter, find_jobs, resolve_job_id, show_job
+from orchestrator.services.views.stored_files import stored_files
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -153,6 +158,37 @@ def list_all(
 def show(job_id: JobIdDep, ctx: ContextDep, _: ReadDep) -> JobDetail:
     """A job with its attempts, progress, ETA, why it waits, and the node's error."""
     return job_detail(ctx, job_id)
+
+
+@router.get(
+    "/{job_id}/files",
+    response_model=JobFileList,
+    responses={
+        **ERRORS,
+        200: {"content": {"text/csv": {}}, "description": "a page (JSON) or every file (CSV)"},
+    },
+    summary="A job's files and checksums",
+)
+def files(
+    job_id: JobIdDep,
+    ctx: ContextDep,
+    _: ReadDep,
+    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    format: Annotated[
+        Literal["json", "csv"], Query(description="csv: every file, as a download")
+    ] = "json",
+) -> JobFileList | StreamingResponse:
+    """The files of the job's completed transfer with their checksums, stored when the job
+    asked for checksums (options.file_checksum or require_checksums); empty otherwise."""
+    if format == "csv":
+        return csv_download(ctx, job_id)
+    page = stored_files(ctx, job_id, offset=offset, limit=limit)
+    return JobFileList(
+        items=[JobFileOut.model_validate(vars(f)) for f in page.items],
+        total=page.total,
+        next_offset=page.next_offset,
+    )
 
 
 @router.post("/{job_id}/cancel", response_model=JobDetail, responses=ERRORS, summary="Cancel")

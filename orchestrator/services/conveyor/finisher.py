@@ -21,6 +21,7 @@ from orchestrator.domain.states import (
 )
 from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
 from orchestrator.services.context import UnitOfWork
+from orchestrator.services.conveyor.checksums import await_files, reads_checksums
 from orchestrator.services.conveyor.deadlines import follow_running, note_end
 from orchestrator.services.conveyor.throughput import ThroughputTally
 from orchestrator.services.conveyor.transitions import move
@@ -88,6 +89,9 @@ def apply_snapshot(
     if target is None or target == current or current not in MAY_HOLD_TRANSFER:
         return None
     if not can_move(current, target):
+        return None
+    if target is JobState.COMPLETED and reads_checksums(job):
+        await_files(work, job, attempt, now=now)  # the job ends once its files are stored
         return None
     values: dict[str, object] = {}
     message = f"node {snapshot.status}: transfer {snapshot.remote_id}"

@@ -21,6 +21,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.services.alerts.delivery import alerts_due
 from orchestrator.services.alerts.outbox import on_node_lagging
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.checksums import held_for_files
 from orchestrator.services.conveyor.transitions import move
 from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.taskqueue import TaskName
@@ -38,6 +39,7 @@ class SweepSummary:
     resubmitted: int = 0
     dispatch_sent: bool = False
     alerts_sent: bool = False
+    files_read_again: int = 0  # completed jobs whose files and checksums are read again
     at_risk: list[str] = field(default_factory=list)  # nodes whose records may expire unread
 
     def __str__(self) -> str:
@@ -46,6 +48,11 @@ class SweepSummary:
             f"{self.resubmitted} submit(s) re-sent, dispatch "
             + ("sent" if self.dispatch_sent else "not needed")
             + (", alert sender woken" if self.alerts_sent else "")
+            + (
+                f", {self.files_read_again} job(s)' files read again"
+                if self.files_read_again
+                else ""
+            )
             + (f"; records at risk on {', '.join(self.at_risk)}" if self.at_risk else "")
         )
 
@@ -96,6 +103,10 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
     for job_id in stuck:
         ctx.enqueue(TaskName.SUBMIT, job_id)
         summary.resubmitted += 1
+    held = held_for_files(ctx, older_than=timedelta(seconds=ctx.settings.queued_sweep_seconds))
+    for job_id in held:
+        ctx.enqueue(TaskName.COLLECT_FILES, job_id)
+    summary.files_read_again = len(held)
     summary.at_risk = _watch_retention(ctx)
     if alerts_due(ctx):
         ctx.enqueue(TaskName.DELIVER_ALERTS)
