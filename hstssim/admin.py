@@ -160,6 +160,7 @@ def create_router(ctx: NodeContext, manager: TransferManager) -> APIRouter:
         address = ctx.network.address(name)
         if address is None or name == ctx.config.name:
             return None
+        # The cluster's nodes share one host; nothing connects there (the load moves no bytes).
         return ctx.config.advertise_host or ctx.config.host, address.fasp_port
 
     @router.post("/foreign_transfers")

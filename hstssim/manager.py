@@ -176,40 +176,15 @@ class TransferManager:
         control.session = session
         self._set_status(transfer, model.RUNNING)
         tracker = SessionTracker(transfer, session, lambda: self.progress(transfer))
-        link: Link | None = None
+        opened: list[Link] = []
         try:
             fault = self._ctx.faults.take("fail_transfers")
             if isinstance(fault, FailTransfers):
                 raise SessionFailure(fault.error_code, fault.error_desc)
             if transfer.foreign is not None:
                 await self._foreign_session(transfer, control, session)
-                return 0, ""
-            drop = self._ctx.faults.take("drop_connection")
-            items: list[sources.Item] = []
-            if spec.direction == "send":
-                items = sources.plan(self._ctx.config.docroot, spec.source_root, spec.paths)
-                self._note_plan(transfer, session, sources.precalc_of(items))
-                items = [item for item in items if not tracker.done_before(item)]
-            link, welcome, rtt = await open_session(
-                self._ctx,
-                spec.remote_host,
-                spec.fasp_port,
-                self._hello(transfer, session),
-                getattr(drop, "after_bytes", None),
-            )
-            session.server_node_id = str(welcome.get("server_node_id", ""))
-            session.client_ip_address = link.local_address
-            session.server_ip_address = link.peer_address
-            session.network_delay_usec = rtt
-            self._join_network(
-                transfer, control, session, self._ctx.network.name_of(session.server_node_id)
-            )
-            if spec.direction == "send":
-                await send_items(link, items, control.pacer, tracker)
             else:
-                self._note_plan(transfer, session, _precalc_from(welcome))
-                await receive_items(link, self._receive_policy(spec), control.pacer, tracker)
-            await link.close()
+                await self._data_session(transfer, control, session, tracker, opened)
             code, desc = 0, ""
         except SessionFailure as failure:
             code, desc = failure.code, failure.desc
@@ -220,13 +195,50 @@ class TransferManager:
             code, desc = codes.INTERNAL_ERROR, codes.describe(codes.INTERNAL_ERROR)
         finally:
             self._ctx.network.leave(transfer.id)
-            if link is not None:
+            for link in opened:
                 link.abort()  # no-op after a polite close; frees the socket otherwise
         if code != 0:
             tracker.fail_open_files(code, desc)
         self._end_session(session, code, desc)
         self._ctx.store.record_change(transfer)
         return code, desc
+
+    async def _data_session(
+        self,
+        transfer: Transfer,
+        control: _Control,
+        session: SessionRecord,
+        tracker: SessionTracker,
+        opened: list[Link],
+    ) -> None:
+        """Move the files over the data plane; the link opened goes into opened."""
+        spec = transfer.spec
+        drop = self._ctx.faults.take("drop_connection")
+        items: list[sources.Item] = []
+        if spec.direction == "send":
+            items = sources.plan(self._ctx.config.docroot, spec.source_root, spec.paths)
+            self._note_plan(transfer, session, sources.precalc_of(items))
+            items = [item for item in items if not tracker.done_before(item)]
+        link, welcome, rtt = await open_session(
+            self._ctx,
+            spec.remote_host,
+            spec.fasp_port,
+            self._hello(transfer, session),
+            getattr(drop, "after_bytes", None),
+        )
+        opened.append(link)
+        session.server_node_id = str(welcome.get("server_node_id", ""))
+        session.client_ip_address = link.local_address
+        session.server_ip_address = link.peer_address
+        session.network_delay_usec = rtt
+        peer = self._ctx.network.name_of(session.server_node_id)
+        self._join_network(transfer, control, session, peer)
+        if spec.direction == "send":
+            await send_items(link, items, control.pacer, tracker)
+        else:
+            self._note_plan(transfer, session, _precalc_from(welcome))
+            await receive_items(link, self._receive_policy(spec), control.pacer, tracker)
+        await link.close()
 
     async def _foreign_session(
         self, transfer: Transfer, control: _Control, session: SessionRecord

@@ -45,25 +45,46 @@ def cancel(sim, *ids):
         assert answer.status_code == 204
 
 
+def flows(sim, name):
+    """Return the flows on the cluster's network, as node name's admin API shows them."""
+    return sim.admin(name).get("/admin/network").json()["flows"]
+
+
+def download_spec(sim, src, source):
+    """Call download_setup on src and return its transfer spec without null members."""
+    request = {"paths": [{"source": source}]}
+    answer = sim.client(src).post(
+        "/files/download_setup", json={"transfer_requests": [{"transfer_request": request}]}
+    )
+    assert answer.status_code == 200, answer.text
+    spec = answer.json()["transfer_specs"][0]["transfer_spec"]
+    return {key: value for key, value in spec.items() if value is not None}
+
+
 def test_two_transfers_at_80_on_a_100_mbps_link_get_50_each(sim, wait_for):
     set_link(sim, MBPS_100)
     size = 4 * 1024 * 1024
-    data = {name: sim.random_file("a", name, size) for name in ("one.bin", "two.bin")}
-    spec = sim.upload_spec("b")
-    ids = [sim.start("a", spec, [name], target_rate_kbps=80_000) for name in data]
-    rates_become(sim, wait_for, dict.fromkeys(ids, 50_000))
-    flows = sim.admin("b").get("/admin/network").json()["flows"]  # one network, seen from b
-    assert sorted(f["rate_kbps"] for f in flows) == [50_000, 50_000]
-    assert {(f["from"], f["to"]) for f in flows} == {("node-a", "node-b")}
-    ended = [sim.wait("a", transfer_id) for transfer_id in ids]
+    pushed = sim.random_file("a", "push.bin", size)
+    pulled = sim.random_file("a", "pub/pull.bin", size)
+    # Both cross node-a -> node-b: an upload node-a runs and a download node-b runs.
+    upload = sim.start("a", sim.upload_spec("b"), ["push.bin"], target_rate_kbps=80_000)
+    download_body = {**download_spec(sim, "a", "/pub/pull.bin"), "destination_root": "/In"}
+    download = sim.start("b", download_body, ["/pub/pull.bin"], target_rate_kbps=80_000)
+    wait_for(lambda: sorted(f["rate_kbps"] for f in flows(sim, "b")) == [50_000, 50_000])
+    assert {(f["node"], f["from"], f["to"]) for f in flows(sim, "a")} == {
+        ("node-a", "node-a", "node-b"),
+        ("node-b", "node-a", "node-b"),
+    }
+    rates_become(sim, wait_for, {upload: 50_000})
+    ended = [sim.wait("a", upload), sim.wait("b", download)]
     assert [t["status"] for t in ended] == ["completed", "completed"]
-    for name, content in data.items():
-        assert (sim.docroot("b") / "Upload" / name).read_bytes() == content
+    assert (sim.docroot("b") / "Upload/push.bin").read_bytes() == pushed
+    assert (sim.docroot("b") / "In/pull.bin").read_bytes() == pulled
     # The link never carried more than 100 Mbps: 8 MiB took at least 8 MiB / 100 Mbps.
     first = min(t["start_time_usec"] for t in ended)
     last = max(t["end_time_usec"] for t in ended)
     assert (last - first) / 1e6 >= 2 * size * 8 / (MBPS_100 * 1000) * 0.95
-    assert sim.admin("a").get("/admin/network").json()["flows"] == []
+    assert flows(sim, "a") == []
 
 
 def test_fixed_is_served_first_then_fair_gets_twice_low(sim, wait_for):
@@ -125,12 +146,13 @@ def test_other_clients_transfers_show_without_our_tag_and_take_capacity(sim, wai
     sized = foreign(sim, target_rate_kbps=8_000, bytes=40_000, rate_policy="high")
     done = sim.wait("a", sized)
     assert (done["status"], done["bytes_transferred"], done["files"]) == ("completed", 40_000, [])
+    assert done["sessions"][0]["status"] == "completed"
     listed = {t["id"]: t for t in sim.client("a").get("/ops/transfers").json()}
     assert "tags" not in listed[endless]["start_spec"]
     assert listed[endless]["title"] == "backup of another client"
     tagged = sim.client("a").get("/ops/transfers", params={"tag": "orchestrator.job_id"}).json()
     assert tagged == []
-    (flow,) = sim.admin("a").get("/admin/network").json()["flows"]
+    (flow,) = flows(sim, "a")
     assert (flow["transfer_id"], flow["foreign"], flow["rate_kbps"]) == (endless, True, 8_000)
     wait_for(lambda: sim.transfer("a", endless)["bytes_transferred"] > 0)
     cancel(sim, endless)
