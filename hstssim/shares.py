@@ -70,22 +70,7 @@ def _fill(
 
     active = list(flows)
     while active:
-        best, frozen = math.inf, {}  # type: float, dict[str, float]
-        for constraint in {c for d in active for c in d.constraints if c in remaining}:
-            members = [d for d in active if constraint in d.constraints]
-            capacity = remaining[constraint]
-            floors = sum(rate(d, 0.0) for d in members)
-            if floors >= capacity - _EPSILON:
-                scale = capacity / floors if floors > 0 else 0.0
-                level, rates = 0.0, {d.key: rate(d, 0.0) * scale for d in members}
-            else:
-                level = _level(members, capacity, rate, weight, floor)
-                rates = {d.key: rate(d, level) for d in members}
-            if level < best - _EPSILON:
-                best, frozen = level, rates
-            elif level <= best + _EPSILON and level < math.inf:
-                for key, value in rates.items():
-                    frozen[key] = min(value, frozen.get(key, value))
+        frozen = _binding(active, remaining, rate, weight, floor)
         if not frozen:  # no constraint binds: everyone gets its target (or unlimited)
             for demand in active:
                 result[demand.key] = demand.target_kbps if demand.target_kbps > 0 else None
@@ -96,6 +81,39 @@ def _fill(
                 result[demand.key] = frozen[demand.key]
                 _consume(remaining, demand, frozen[demand.key])
         active = [d for d in active if d.key not in frozen]
+
+
+def _binding(
+    active: list[Demand],
+    remaining: dict[Hashable, float],
+    rate: Callable[[Demand, float], float],
+    weight: Callable[[Demand], float],
+    floor: Callable[[Demand], float],
+) -> dict[str, float]:
+    """Return the rates of the flows that the first constraint to fill freezes ({}: none)."""
+    best: tuple[float, float] = (math.inf, math.inf)
+    frozen: dict[str, float] = {}
+    for constraint in sorted(
+        {c for d in active for c in d.constraints if c in remaining}, key=repr
+    ):
+        members = [d for d in active if constraint in d.constraints]
+        capacity = remaining[constraint]
+        floors = sum(rate(d, 0.0) for d in members)
+        if floors >= capacity - _EPSILON:
+            # The minimums alone overflow it: the tightest such constraint scales them first.
+            scale = capacity / floors if floors > 0 else 0.0
+            if (0.0, scale) < best:
+                best, frozen = (0.0, scale), {d.key: rate(d, 0.0) * scale for d in members}
+            continue
+        level = _level(members, capacity, rate, weight, floor)
+        if level == math.inf or level > best[0] + _EPSILON:
+            continue
+        rates = {d.key: rate(d, level) for d in members}
+        if level < best[0] - _EPSILON:
+            best, frozen = (level, 1.0), rates
+        elif best[1] >= 1.0:  # a tie: rates depend on the level only, so both freeze
+            frozen.update(rates)
+    return frozen
 
 
 def _consume(remaining: dict[Hashable, float], demand: Demand, kbps: float) -> None:
@@ -114,20 +132,31 @@ def _level(
 ) -> float:
     """Return the lowest level at which members fill capacity (inf if they never do)."""
     # The sum of rates is piecewise linear in the level, bending where a member leaves its
-    # floor or reaches its ceiling: walk the bends, then interpolate on the crossing segment.
+    # floor or reaches its ceiling: find the segment where it crosses capacity, interpolate.
     bends = {0.0}
     for demand in members:
         bends.add(floor(demand) / weight(demand))
         if demand.ceiling < math.inf:
             bends.add(demand.ceiling / weight(demand))
-    previous, used = 0.0, sum(rate(d, 0.0) for d in members)
-    for point in sorted(bends):
-        total = sum(rate(d, point) for d in members)
-        if total >= capacity:
-            if total == used:
-                return point
-            return previous + (capacity - used) * (point - previous) / (total - used)
-        previous, used = point, total
+    points = sorted(bends)
+
+    def total(level: float) -> float:
+        return sum(rate(d, level) for d in members)
+
+    # The sum never falls as the level rises: bisect for the first bend where it fills.
+    low, high = 0, len(points)
+    while low < high:
+        middle = (low + high) // 2
+        if total(points[middle]) >= capacity:
+            high = middle
+        else:
+            low = middle + 1
+    if low == 0:
+        return 0.0
+    previous, used = points[low - 1], total(points[low - 1])
+    if low < len(points):
+        point, reached = points[low], total(points[low])
+        return previous + (capacity - used) * (point - previous) / (reached - used)
     slope = sum(weight(d) for d in members if d.ceiling == math.inf)
     if slope <= 0:
         return math.inf

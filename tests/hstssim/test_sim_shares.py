@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from hstssim.shares import Demand, allocate
@@ -74,3 +76,44 @@ def test_node_capacity_binds_across_links():
 
 def test_nothing_configured_means_targets_or_unlimited():
     assert allocate([on_link("x", 0), on_link("y", 5_000, "low")], {}) == {"x": None, "y": 5_000}
+
+
+def test_random_networks_never_overflow_and_leave_no_idle_capacity():
+    rng = random.Random(13)
+    policies = ("fixed", "high", "fair", "low")
+    keys = [("link", "a", "b"), ("link", "b", "a"), ("out", "a"), ("in", "b"), ("in", "a")]
+    for _ in range(300):
+        capacities = {key: rng.choice([0, 1_000, 50_000, 100_000]) for key in keys}
+        demands = [
+            Demand(
+                str(index),
+                tuple(rng.sample(keys, rng.randint(1, 3))),
+                rng.choice([0, 5_000, 40_000, 80_000]),
+                rng.choice([0, 0, 10_000]),
+                rng.choice(policies),
+            )
+            for index in range(rng.randint(1, 8))
+        ]
+        rates = allocate(demands, capacities)
+        for key, capacity in capacities.items():
+            used = sum(rates[d.key] or 0 for d in demands if key in d.constraints)
+            assert used <= capacity + 1e-6, (key, capacity, rates)
+        for demand in demands:
+            rate = rates[demand.key]
+            if rate is None:  # unlimited: nothing it crosses has a capacity
+                assert not any(key in capacities for key in demand.constraints)
+                continue
+            assert rate >= -1e-9
+            if demand.target_kbps:
+                assert rate <= demand.target_kbps + 1e-6
+            if demand.target_kbps and rate >= demand.target_kbps - 1e-6:
+                continue
+            # Below its target: one of its capacities is full (max-min: nothing left idle).
+            full = [
+                key
+                for key in demand.constraints
+                if key in capacities
+                and sum(rates[d.key] or 0 for d in demands if key in d.constraints)
+                >= capacities[key] - 1e-6
+            ]
+            assert full, (demand, rates, capacities)
