@@ -43,9 +43,9 @@ then, for a node printed with api http://127.0.0.1:PORT and user node_admin / PA
   curl -u node_admin:PASSWORD http://127.0.0.1:PORT/info
   curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:PORT/admin/counters
   curl -H 'X-Admin-Token: TOKEN' -d '{"kind":"reject_tokens"}' http://127.0.0.1:PORT/admin/faults
-  curl -H 'X-Admin-Token: TOKEN' -X PUT http://127.0.0.1:PORT/admin/network \
+  curl -H 'X-Admin-Token: TOKEN' -X PUT http://127.0.0.1:PORT/admin/network \\
        -d '{"links":[{"from":"node-a","to":"node-b","capacity_kbps":50000}]}'
-  curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:PORT/admin/foreign_transfers \
+  curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:PORT/admin/foreign_transfers \\
        -d '{"peer":"node-b","target_rate_kbps":20000}'     another client's transfer, until canceled
 
 fault kinds: fail_transfers, failed_code_zero, error_code_string, drop_connection,
@@ -129,8 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="capacity of the link FROM -> TO in kbps, shared by its transfers (repeatable; "
         "default: unlimited)",
     )
-    add("--inbound-kbps", type=int, default=0, help="each node's total inbound capacity")
-    add("--outbound-kbps", type=int, default=0, help="each node's total outbound capacity")
+    add(
+        "--inbound-kbps",
+        type=int,
+        default=0,
+        help="each node's total inbound capacity in kbps (default: unlimited)",
+    )
+    add(
+        "--outbound-kbps",
+        type=int,
+        default=0,
+        help="each node's total outbound capacity in kbps (default: unlimited)",
+    )
     return parser
 
 
@@ -266,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--link {src}:{dst}: nodes are {', '.join(sorted(names))}")
     if args.max_sessions is not None and args.max_sessions < 1:
         parser.error("--max-sessions must be at least 1")
+    if args.inbound_kbps < 0 or args.outbound_kbps < 0:
+        parser.error("--inbound-kbps and --outbound-kbps take kbps, 0 (unlimited) or more")
     temp_root = args.root is None
     root = Path(tempfile.mkdtemp(prefix="hstssim-")) if temp_root else args.root
     stop = threading.Event()

@@ -85,7 +85,8 @@ class TransferManager:
         control = _Control(pacer=Pacer(transfer.target_rate_kbps))
         self._controls[transfer.id] = control
         self._ctx.store.add(transfer)
-        self._ctx.counters.transfers_created += 1
+        if load is None:  # transfers_created counts what Node API clients posted
+            self._ctx.counters.transfers_created += 1
         control.task = asyncio.get_running_loop().create_task(self._lifecycle(transfer, control))
         return transfer
 

@@ -187,6 +187,7 @@ def test_cli_links_and_session_limit_reach_the_cluster_network(tmp_path):
         (["--link", "node-a=5"], "FROM:TO=KBPS"),
         (["--link", "node-a:node-z=5"], "nodes are node-a, node-b"),
         (["--max-sessions", "0"], "--max-sessions"),
+        (["--outbound-kbps", "-5"], "--outbound-kbps"),
     ],
 )
 def test_cli_rejects_bad_links_and_limits(capsys, argv, message):

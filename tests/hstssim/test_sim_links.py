@@ -155,6 +155,7 @@ def test_other_clients_transfers_show_without_our_tag_and_take_capacity(sim, wai
     (flow,) = flows(sim, "a")
     assert (flow["transfer_id"], flow["foreign"], flow["rate_kbps"]) == (endless, True, 8_000)
     wait_for(lambda: sim.transfer("a", endless)["bytes_transferred"] > 0)
+    assert sim.admin("a").get("/admin/counters").json()["transfers_created"] == 0
     cancel(sim, endless)
     assert sim.wait("a", endless)["status"] == "canceled"
 
