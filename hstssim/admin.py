@@ -1,4 +1,5 @@
-"""The admin API under /admin (X-Admin-Token only): counters, transfers, faults, settings."""
+"""The admin API under /admin (X-Admin-Token only): counters, transfers, faults, settings,
+link capacities and other clients' transfers."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from hstssim import views
+from hstssim import capacity, foreign, views
 from hstssim.config import RUNTIME_SETTINGS
 from hstssim.context import NodeContext
 from hstssim.faults import FaultError
+from hstssim.manager import TransferManager
 from hstssim.model import Transfer
 from hstssim.responses import ApiError, empty, read_json
+from hstssim.spec import SpecError
 
 
 def _check(ctx: NodeContext, request: Request) -> None:
@@ -45,7 +48,7 @@ def _setting_value(name: str, value: Any) -> Any:
     return kind(value)
 
 
-def create_router(ctx: NodeContext) -> APIRouter:
+def create_router(ctx: NodeContext, manager: TransferManager) -> APIRouter:
     """Return the admin routes of one node."""
     router = APIRouter(prefix="/admin")
 
@@ -134,5 +137,41 @@ def create_router(ctx: NodeContext) -> APIRouter:
         for name, value in changes.items():
             setattr(ctx.config, name, value)
         return JSONResponse(_settings(ctx))
+
+    @router.get("/network")
+    async def get_network(request: Request) -> Response:
+        _check(ctx, request)
+        return JSONResponse(ctx.network.snapshot())
+
+    @router.put("/network")
+    async def put_network(request: Request) -> Response:
+        _check(ctx, request)
+        try:
+            links, nodes = capacity.parse(
+                await read_json(request), ctx.config.name, ctx.network.knows
+            )
+        except SpecError as exc:
+            raise ApiError(400, str(exc)) from exc
+        capacity.apply(ctx.network, links, nodes)
+        return JSONResponse(ctx.network.snapshot())
+
+    def peer(name: str) -> tuple[str, int] | None:
+        """Return another node's (host, fasp_port), or None if it is not on the network."""
+        address = ctx.network.address(name)
+        if address is None or name == ctx.config.name:
+            return None
+        # The cluster's nodes share one host; nothing connects there (the load moves no bytes).
+        return ctx.config.advertise_host or ctx.config.host, address.fasp_port
+
+    @router.post("/foreign_transfers")
+    async def start_foreign(request: Request) -> Response:
+        _check(ctx, request)
+        body = await read_json(request)
+        try:
+            asked = foreign.parse(body, peer)
+        except SpecError as exc:
+            raise ApiError(400, str(exc)) from exc
+        transfer = manager.create(asked.spec, body, None, asked.load)
+        return JSONResponse(shown(transfer), status_code=201)
 
     return router

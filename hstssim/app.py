@@ -263,5 +263,5 @@ def create_app(ctx: NodeContext, manager: TransferManager) -> FastAPI:
     async def cancel_transfer(request: Request, id: str) -> Response:
         return await api.cancel(request, id)
 
-    app.include_router(admin.create_router(ctx))
+    app.include_router(admin.create_router(ctx, manager))
     return app

@@ -35,6 +35,10 @@ examples:
       "SSH port", printed as ssh_port): a destination reached without its Node API
   hstssim --fault '{"kind":"http_error","endpoint":"POST /ops/transfers","status":503,"count":2}'
       the first two POST /ops/transfers on each node answer 503
+  hstssim --nodes 3 --link node-a:node-b=100000 --max-sessions 2
+      the link node-a -> node-b carries 100 Mbps, shared by the transfers on it (by
+      rate_policy: fixed first, then high:fair:low as 4:2:1); each node runs 2 sessions at
+      once and queues the others (status waiting)
   hstssim --fault '{"kind":"spec_echo","count":0}' \\
           --fault '{"kind":"short_page","size":2,"count":0}'
       every node answers POST /ops/transfers with a spec echo, and feed pages of 2 at most
@@ -43,6 +47,10 @@ then, for a node printed with api http://127.0.0.1:PORT and user node_admin / PA
   curl -u node_admin:PASSWORD http://127.0.0.1:PORT/info
   curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:PORT/admin/counters
   curl -H 'X-Admin-Token: TOKEN' -d '{"kind":"reject_tokens"}' http://127.0.0.1:PORT/admin/faults
+  curl -H 'X-Admin-Token: TOKEN' -X PUT http://127.0.0.1:PORT/admin/network \\
+       -d '{"links":[{"from":"node-a","to":"node-b","capacity_kbps":50000}]}'
+  curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:PORT/admin/foreign_transfers \\
+       -d '{"peer":"node-b","target_rate_kbps":20000}'     another client's transfer, until canceled
 
 fault kinds: fail_transfers, failed_code_zero, error_code_string, drop_connection,
 reject_tokens, spec_echo, invalid_iteration_token, short_page, repeat_change, and per endpoint
@@ -67,6 +75,17 @@ def _fault(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"bad fault {text!r}: {exc}") from exc
     assert isinstance(data, dict)
     return data
+
+
+def _link(text: str) -> tuple[str, str, int]:
+    """Parse a FROM:TO=KBPS link capacity."""
+    ends, sep, kbps = text.partition("=")
+    src, colon, dst = ends.partition(":")
+    if not sep or not colon or not src or not dst or src == dst or not kbps.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected FROM:TO=KBPS between two nodes, e.g. node-a:node-b=100000, got {text!r}"
+        )
+    return src, dst, int(kbps)
 
 
 def _access_key(text: str) -> tuple[str, str]:
@@ -117,6 +136,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="OpenSSH public key file whose private key may log in (repeatable)",
     )
+    add("--max-sessions", type=int, help="sessions each node runs at once; more wait (default 20)")
+    add(
+        "--link",
+        type=_link,
+        action="append",
+        default=[],
+        metavar="FROM:TO=KBPS",
+        help="capacity of the link FROM -> TO in kbps, shared by its transfers (repeatable; "
+        "default: unlimited)",
+    )
+    add(
+        "--inbound-kbps",
+        type=int,
+        default=0,
+        help="each node's total inbound capacity in kbps (default: unlimited)",
+    )
+    add(
+        "--outbound-kbps",
+        type=int,
+        default=0,
+        help="each node's total outbound capacity in kbps (default: unlimited)",
+    )
     return parser
 
 
@@ -157,6 +198,11 @@ def make_configs(args: argparse.Namespace, root: Path) -> list[NodeConfig]:
             for line in path.read_text().splitlines()
             if line.strip() and not line.startswith("#")
         ]
+        if args.max_sessions is not None:
+            config.max_concurrent_sessions = args.max_sessions
+        config.inbound_kbps = args.inbound_kbps
+        config.outbound_kbps = args.outbound_kbps
+        config.links = {dst: kbps for src, dst, kbps in args.link if src == name}
         configs.append(config)
     return configs
 
@@ -251,6 +297,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--nodes must be at least 1")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    names = {node_name(index) for index in range(args.nodes)}
+    for src, dst, _ in args.link:
+        if not {src, dst} <= names:
+            parser.error(f"--link {src}:{dst}: nodes are {', '.join(sorted(names))}")
+    if args.max_sessions is not None and args.max_sessions < 1:
+        parser.error("--max-sessions must be at least 1")
+    if args.inbound_kbps < 0 or args.outbound_kbps < 0:
+        parser.error("--inbound-kbps and --outbound-kbps take kbps, 0 (unlimited) or more")
     temp_root = args.root is None
     root = Path(tempfile.mkdtemp(prefix="hstssim-")) if temp_root else args.root
     stop = threading.Event()

@@ -12,6 +12,7 @@ from types import TracebackType
 
 from hstssim.config import NodeConfig
 from hstssim.context import NodeContext
+from hstssim.network import Network
 from hstssim.node import SimNode
 
 START_TIMEOUT = 15.0
@@ -45,7 +46,7 @@ def url_host(host: str) -> str:
 class RunningNode:
     """A started node: its name, config (with the real ports), URLs and credentials."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, network: Network | None = None) -> None:
         self.config = copy.deepcopy(config)
         self._api_sock = bind(config.host, config.api_port)
         try:
@@ -57,7 +58,7 @@ class RunningNode:
         self.config.fasp_port = self._data_sock.getsockname()[1]
         self.config.docroot = Path(self.config.docroot)
         self.config.docroot.mkdir(parents=True, exist_ok=True)
-        self._node = SimNode(self.config, self.api_url)
+        self._node = SimNode(self.config, self.api_url, network)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"hstssim-{config.name}")
@@ -137,26 +138,29 @@ class RunningNode:
 class SimCluster:
     """Several running nodes, addressed by name; a context manager that stops them on exit."""
 
-    def __init__(self, nodes: list[RunningNode]) -> None:
+    def __init__(self, nodes: list[RunningNode], network: Network | None = None) -> None:
         self._nodes = {node.name: node for node in nodes}
+        self.network = network or Network()
 
     @classmethod
     def start(cls, configs: Iterable[NodeConfig]) -> SimCluster:
-        """Start one node per config (names must differ) and return the cluster."""
+        """Start one node per config (names must differ), all on one network, and return the
+        cluster."""
         configs = list(configs)
         names = [c.name for c in configs]
         if len(set(names)) != len(names):
             raise ValueError(f"node names must be unique: {names}")
         nodes: list[RunningNode] = []
+        network = Network()
         try:
             for config in configs:
-                nodes.append(RunningNode(config))
+                nodes.append(RunningNode(config, network))
             for node in nodes:
                 node.start()
         except BaseException:
-            cls(nodes).stop()
+            cls(nodes, network).stop()
             raise
-        return cls(nodes)
+        return cls(nodes, network)
 
     def __getitem__(self, name: str) -> RunningNode:
         return self._nodes[name]

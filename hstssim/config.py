@@ -41,7 +41,7 @@ class NodeConfig:
     activity_logging: bool = True
     retention_seconds: float = 129600.0
     token_life_seconds: int = 86400
-    max_concurrent_sessions: int = 20
+    max_concurrent_sessions: int = 20  # sessions beyond it wait in the node's queue
     max_retries: int = 3
     retry_delay_seconds: float = 1.0
     default_target_rate_kbps: int = 0
@@ -58,6 +58,11 @@ class NodeConfig:
     ssh_authorized_keys: list[str] = field(default_factory=list)
     # The host key fingerprint a client may pin with sshfp (aspera.conf ssh_fingerprint).
     ssh_fingerprint: str = field(default_factory=lambda: secrets.token_hex(20))
+    # Capacities in kbps, 0 or absent: unlimited. links maps a peer's name to the capacity of
+    # the link from this node to it; transfers crossing a capacity share it (shares.py).
+    inbound_kbps: int = 0
+    outbound_kbps: int = 0
+    links: dict[str, int] = field(default_factory=dict)
 
     @property
     def scheme(self) -> str:

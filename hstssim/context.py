@@ -8,19 +8,21 @@ from dataclasses import dataclass, field
 from hstssim.config import NodeConfig
 from hstssim.counters import Counters
 from hstssim.faults import FaultRegistry
+from hstssim.network import Network
 from hstssim.store import TransferStore
 from hstssim.tokens import TokenIssuer
 
 
 @dataclass
 class NodeContext:
-    """Configuration, counters, faults, transfer records and token keys of one node."""
+    """Configuration, counters, faults, transfer records, token keys and links of one node."""
 
     config: NodeConfig
     api_url: str = ""
     counters: Counters = field(default_factory=Counters)
     faults: FaultRegistry = field(default_factory=FaultRegistry)
     store: TransferStore = field(default_factory=TransferStore)
+    network: Network = field(default_factory=Network)  # shared by the nodes of a cluster
     tokens: TokenIssuer = field(init=False)
 
     def __post_init__(self) -> None:

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hstssim import errors_table as codes
-from hstssim import model, paths, sources
+from hstssim import foreign, model, paths, sources
 from hstssim.context import NodeContext
 from hstssim.dataplane import open_session
 from hstssim.errors_table import SessionFailure
 from hstssim.faults import FailTransfers
-from hstssim.model import Precalc, SessionRecord, Transfer, now_usec
+from hstssim.model import ForeignLoad, Precalc, SessionRecord, Transfer, now_usec
+from hstssim.network import Flow
 from hstssim.pacing import Pacer
 from hstssim.slots import SessionSlots
 from hstssim.spec import TransferSpec
@@ -55,8 +56,15 @@ class TransferManager:
         self._controls: dict[str, _Control] = {}
         self._slots = SessionSlots(lambda: max(1, ctx.config.max_concurrent_sessions))
 
-    def create(self, spec: TransferSpec, raw: dict[str, Any], access_key: str | None) -> Transfer:
-        """Queue a new transfer (status waiting) and start its lifecycle."""
+    def create(
+        self,
+        spec: TransferSpec,
+        raw: dict[str, Any],
+        access_key: str | None,
+        load: ForeignLoad | None = None,
+    ) -> Transfer:
+        """Queue a new transfer (status waiting) and start its lifecycle (load: another
+        client's transfer, which moves no files)."""
         config = self._ctx.config
         tags = copy.deepcopy(spec.tags)
         if access_key is not None:
@@ -72,11 +80,13 @@ class TransferManager:
             target_rate_kbps=spec.target_rate_kbps or config.default_target_rate_kbps,
             min_rate_kbps=spec.min_rate_kbps,
             rate_policy=spec.rate_policy,
+            foreign=load,
         )
         control = _Control(pacer=Pacer(transfer.target_rate_kbps))
         self._controls[transfer.id] = control
         self._ctx.store.add(transfer)
-        self._ctx.counters.transfers_created += 1
+        if load is None:  # transfers_created counts what Node API clients posted
+            self._ctx.counters.transfers_created += 1
         control.task = asyncio.get_running_loop().create_task(self._lifecycle(transfer, control))
         return transfer
 
@@ -167,36 +177,15 @@ class TransferManager:
         control.session = session
         self._set_status(transfer, model.RUNNING)
         tracker = SessionTracker(transfer, session, lambda: self.progress(transfer))
-        link: Link | None = None
+        opened: list[Link] = []
         try:
             fault = self._ctx.faults.take("fail_transfers")
             if isinstance(fault, FailTransfers):
                 raise SessionFailure(fault.error_code, fault.error_desc)
-            drop = self._ctx.faults.take("drop_connection")
-            items: list[sources.Item] = []
-            if spec.direction == "send":
-                items = sources.plan(self._ctx.config.docroot, spec.source_root, spec.paths)
-                self._note_plan(transfer, session, sources.precalc_of(items))
-                items = [item for item in items if not tracker.done_before(item)]
-            link, welcome, rtt = await open_session(
-                self._ctx,
-                spec.remote_host,
-                # An SSH login is made on ssh_port, as ascp's control connection; the peer's
-                # one data plane listener stands for its SSH server and its FASP port alike.
-                spec.ssh_port if spec.ssh_login else spec.fasp_port,
-                self._hello(transfer, session),
-                getattr(drop, "after_bytes", None),
-            )
-            session.server_node_id = str(welcome.get("server_node_id", ""))
-            session.client_ip_address = link.local_address
-            session.server_ip_address = link.peer_address
-            session.network_delay_usec = rtt
-            if spec.direction == "send":
-                await send_items(link, items, control.pacer, tracker, spec.file_checksum)
+            if transfer.foreign is not None:
+                await self._foreign_session(transfer, control, session)
             else:
-                self._note_plan(transfer, session, _precalc_from(welcome))
-                await receive_items(link, self._receive_policy(spec), control.pacer, tracker)
-            await link.close()
+                await self._data_session(transfer, control, session, tracker, opened)
             code, desc = 0, ""
         except SessionFailure as failure:
             code, desc = failure.code, failure.desc
@@ -206,13 +195,97 @@ class TransferManager:
             log.exception("%s: session of %s crashed", self._ctx.config.name, transfer.id)
             code, desc = codes.INTERNAL_ERROR, codes.describe(codes.INTERNAL_ERROR)
         finally:
-            if link is not None:
+            self._ctx.network.leave(transfer.id)
+            for link in opened:
                 link.abort()  # no-op after a polite close; frees the socket otherwise
         if code != 0:
             tracker.fail_open_files(code, desc)
         self._end_session(session, code, desc)
         self._ctx.store.record_change(transfer)
         return code, desc
+
+    async def _data_session(
+        self,
+        transfer: Transfer,
+        control: _Control,
+        session: SessionRecord,
+        tracker: SessionTracker,
+        opened: list[Link],
+    ) -> None:
+        """Move the files over the data plane; the link opened goes into opened."""
+        spec = transfer.spec
+        drop = self._ctx.faults.take("drop_connection")
+        items: list[sources.Item] = []
+        if spec.direction == "send":
+            items = sources.plan(self._ctx.config.docroot, spec.source_root, spec.paths)
+            self._note_plan(transfer, session, sources.precalc_of(items))
+            items = [item for item in items if not tracker.done_before(item)]
+        link, welcome, rtt = await open_session(
+            self._ctx,
+            spec.remote_host,
+            # An SSH login is made on ssh_port, as ascp's control connection; the peer's
+            # one data plane listener stands for its SSH server and its FASP port alike.
+            spec.ssh_port if spec.ssh_login else spec.fasp_port,
+            self._hello(transfer, session),
+            getattr(drop, "after_bytes", None),
+        )
+        opened.append(link)
+        session.server_node_id = str(welcome.get("server_node_id", ""))
+        session.client_ip_address = link.local_address
+        session.server_ip_address = link.peer_address
+        session.network_delay_usec = rtt
+        peer = self._ctx.network.name_of(session.server_node_id)
+        self._join_network(transfer, control, session, peer)
+        if spec.direction == "send":
+            await send_items(link, items, control.pacer, tracker, spec.file_checksum)
+        else:
+            self._note_plan(transfer, session, _precalc_from(welcome))
+            await receive_items(link, self._receive_policy(spec), control.pacer, tracker)
+        await link.close()
+
+    async def _foreign_session(
+        self, transfer: Transfer, control: _Control, session: SessionRecord
+    ) -> None:
+        """Run another client's session: bytes counted at the share its links give it."""
+        load = transfer.foreign
+        assert load is not None
+        self._join_network(transfer, control, session, load.peer)
+        await foreign.move(load, session, control.pacer, lambda: self.progress(transfer))
+
+    def _join_network(
+        self, transfer: Transfer, control: _Control, session: SessionRecord, peer: str | None
+    ) -> None:
+        """Put the running session on the network, which paces it by its share of the links."""
+        loop = asyncio.get_running_loop()
+        here = self._ctx.config.name
+        outbound = transfer.spec.direction == "send"
+
+        def apply(kbps: float | None) -> None:
+            if control.session is session and not session.end_time_usec:
+                session.share_kbps = kbps
+                control.pacer.set_share(kbps)
+
+        def deliver(kbps: float | None) -> None:
+            # Always through the loop, so shares arrive in the order the network sent them.
+            try:
+                loop.call_soon_threadsafe(apply, kbps)
+            except RuntimeError:  # the node's loop has closed: nothing left to pace
+                log.debug("share for %s after its node stopped", transfer.id)
+
+        self._ctx.network.join(
+            Flow(
+                transfer_id=transfer.id,
+                node=here,
+                src=here if outbound else peer,
+                dst=peer if outbound else here,
+                target_kbps=transfer.target_rate_kbps,
+                min_kbps=transfer.min_rate_kbps,
+                policy=transfer.rate_policy,
+                deliver=deliver,
+                foreign=transfer.foreign is not None,
+                held=control.pacer.paused,
+            )
+        )
 
     def _hello(self, transfer: Transfer, session: SessionRecord) -> dict[str, Any]:
         """Return the handshake message for a session of this transfer."""
@@ -274,6 +347,7 @@ class TransferManager:
         if control is None or control.pacer.paused:
             return
         control.pacer.pause()
+        self._ctx.network.update(transfer.id, held=True)
         self._set_status(transfer, model.PAUSED)
 
     def resume(self, transfer: Transfer) -> None:
@@ -282,6 +356,7 @@ class TransferManager:
         if control is None or not control.pacer.paused:
             return
         control.pacer.resume()
+        self._ctx.network.update(transfer.id, held=False)
         in_session = control.session is not None and not control.session.end_time_usec
         self._set_status(transfer, model.RUNNING if in_session else model.WAITING)
 
@@ -303,18 +378,24 @@ class TransferManager:
         min_rate_kbps: int | None,
         rate_policy: str | None,
     ) -> None:
-        """Change the rates; the running stream follows on its next chunk."""
+        """Change the rates; the running stream follows at once (re-shared if on the network)."""
+        control = self._controls.get(transfer.id)
         if target_rate_kbps is not None:
             transfer.target_rate_kbps = target_rate_kbps
-            control = self._controls.get(transfer.id)
-            if control is not None:
-                control.pacer.set_rate(target_rate_kbps)
-                if control.session is not None:
-                    control.session.target_rate_kbps = target_rate_kbps
+            if control is not None and control.session is not None:
+                control.session.target_rate_kbps = target_rate_kbps
         if min_rate_kbps is not None:
             transfer.min_rate_kbps = min_rate_kbps
         if rate_policy is not None:
             transfer.rate_policy = rate_policy
+        shared = self._ctx.network.update(
+            transfer.id,
+            target_kbps=transfer.target_rate_kbps,
+            min_kbps=transfer.min_rate_kbps,
+            policy=transfer.rate_policy,
+        )
+        if control is not None and target_rate_kbps is not None and not shared:
+            control.pacer.set_rate(target_rate_kbps)
         self._ctx.store.record_change(transfer)
 
     async def shutdown(self) -> None:

@@ -83,11 +83,20 @@ class SessionRecord:
     files_planned: int = 0
     dirs_planned: int = 0
     precalc: Precalc | None = None
+    share_kbps: float | None = None  # the rate its links give it (None: not limited by them)
 
     def elapsed_usec(self) -> int:
         """Return how long the session ran (so far)."""
         end = self.end_time_usec or now_usec()
         return max(0, end - self.start_time_usec)
+
+
+@dataclass(frozen=True)
+class ForeignLoad:
+    """What another client's transfer moves: bytes (None: until canceled) with a peer node."""
+
+    peer: str
+    total_bytes: int | None
 
 
 @dataclass
@@ -115,6 +124,7 @@ class Transfer:
     last_seq: int | None = None
     last_change: float = field(default_factory=time.time)
     last_logged: float = 0.0
+    foreign: ForeignLoad | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -15,6 +15,7 @@ from hstssim.context import NodeContext
 from hstssim.dataplane import DataPlaneServer
 from hstssim.instrument import NodeApiGate, endpoint_keys
 from hstssim.manager import TransferManager
+from hstssim.network import Network, NodeAddress
 
 GRACEFUL_SHUTDOWN_SECONDS = 1
 
@@ -22,8 +23,12 @@ GRACEFUL_SHUTDOWN_SECONDS = 1
 class SimNode:
     """Wires a node's parts together and runs them until asked to stop."""
 
-    def __init__(self, config: NodeConfig, api_url: str) -> None:
-        self.ctx = NodeContext(config, api_url)
+    def __init__(self, config: NodeConfig, api_url: str, network: Network | None = None) -> None:
+        self.ctx = NodeContext(config, api_url, network=network or Network())
+        self.ctx.network.register(NodeAddress(config.name, config.node_id, config.fasp_port))
+        self.ctx.network.set_node(config.name, config.inbound_kbps, config.outbound_kbps)
+        for peer, kbps in config.links.items():
+            self.ctx.network.set_link(config.name, peer, kbps)
         self.manager = TransferManager(self.ctx)
         self.dataplane = DataPlaneServer(self.ctx)
         self.app = create_app(self.ctx, self.manager)

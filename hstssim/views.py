@@ -63,6 +63,14 @@ def _retry_timeout(transfer: Transfer) -> int:
     return DEFAULT_RETRY_TIMEOUT
 
 
+def _calc_rate(record: SessionRecord, avg: float) -> float:
+    """Return the rate the session is given: its link share, else its target, else its average."""
+    share = record.share_kbps
+    if share is not None and share != record.target_rate_kbps and not record.end_time_usec:
+        return round(share, 2)
+    return record.target_rate_kbps or avg
+
+
 def session(transfer: Transfer, record: SessionRecord, client_node_id: str) -> dict[str, Any]:
     """Return one sessions[] entry."""
     elapsed = record.elapsed_usec()
@@ -88,7 +96,7 @@ def session(transfer: Transfer, record: SessionRecord, client_node_id: str) -> d
         "directories_completed": record.directories_completed,
         "target_rate_kbps": record.target_rate_kbps,
         "min_rate_kbps": record.min_rate_kbps,
-        "calc_rate_kbps": record.target_rate_kbps or avg,
+        "calc_rate_kbps": _calc_rate(record, avg),
         "network_delay_usec": record.network_delay_usec,
         "avg_rate_kbps": avg,
         "error_code": record.error_code,

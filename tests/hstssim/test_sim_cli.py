@@ -166,3 +166,32 @@ def test_cli_rejects_bad_faults(capsys):
         main(["--fault", '{"kind":"nope"}'])
     assert exit_info.value.code == 2
     assert "bad fault" in capsys.readouterr().err
+
+
+def test_cli_links_and_session_limit_reach_the_cluster_network(tmp_path):
+    argv = ["--link", "node-a:node-b=100000", "--max-sessions", "2", "--inbound-kbps", "500000"]
+    configs = make_configs(build_parser().parse_args(argv), tmp_path)
+    assert [c.links for c in configs] == [{"node-b": 100_000}, {}]
+    assert {c.max_concurrent_sessions for c in configs} == {2}
+    with SimCluster.start(configs) as cluster:
+        node = cluster["node-b"]
+        admin = {"X-Admin-Token": node.admin_token}
+        network = httpx.get(node.api_url + "/admin/network", headers=admin).json()
+    assert network["links"] == [{"from": "node-a", "to": "node-b", "capacity_kbps": 100_000}]
+    assert network["nodes"]["node-b"] == {"inbound_kbps": 500_000, "outbound_kbps": 0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--link", "node-a=5"], "FROM:TO=KBPS"),
+        (["--link", "node-a:node-z=5"], "nodes are node-a, node-b"),
+        (["--max-sessions", "0"], "--max-sessions"),
+        (["--outbound-kbps", "-5"], "--outbound-kbps"),
+    ],
+)
+def test_cli_rejects_bad_links_and_limits(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
