@@ -35,6 +35,7 @@ from orchestrator.domain.states import UNDER_WAY, JobState
 from orchestrator.services.alerts.outbox import on_operator_event
 from orchestrator.services.context import ServiceContext, UnitOfWork
 from orchestrator.services.events import record
+from orchestrator.services.nodes.registry import node_named
 from orchestrator.settings import Settings
 from orchestrator.taskqueue import TaskName
 
@@ -190,10 +191,14 @@ def release_destination(work: UnitOfWork, job: JobRow, *, now: datetime) -> None
         )
 
 
-def release_node(ctx: ServiceContext, node_id: int) -> int:
-    """An operator's resume: release the node's hold and close the breakers of its links."""
+def release_node(ctx: ServiceContext, name: str) -> int:
+    """An operator's resume: release the node's hold and close the breakers of its links.
+
+    Returns how many breakers it released.
+    """
     with ctx.unit_of_work() as work:
         session = work.session
+        node_id = node_named(session, name).id
         released = rowcount(
             session.execute(
                 delete(BreakerRow).where(
