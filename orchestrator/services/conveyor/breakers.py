@@ -58,7 +58,8 @@ def policy_of(settings: Settings) -> BreakerPolicy:
 
 
 def _names(session: Session, *node_ids: int) -> list[str]:
-    found = dict(session.execute(select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(node_ids))))
+    rows = session.execute(select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(node_ids)))
+    found = {int(node_id): str(name) for node_id, name in rows}
     return [found.get(node_id, f"#{node_id}") for node_id in node_ids]
 
 
@@ -101,9 +102,16 @@ def note_link_outcome(work: UnitOfWork, job: JobRow, *, success: bool, now: date
     session = work.session
     policy = policy_of(work.ctx.settings)
     src, dst = job.source_node_id, job.destination_node_id
-    row = _ensure(session, key_of(Scope.LINK, src, dst), Scope.LINK, src, dst)
+    key = key_of(Scope.LINK, src, dst)
+    # A link with no row has had no failure: a success there changes nothing (one read).
+    found = _locked(session, key) if success else _ensure(session, key, Scope.LINK, src, dst)
+    if found is None:
+        return
+    row = found
     row.outcomes = remember(row.outcomes, SUCCESS if success else FAILURE, policy.window)
     state = BreakerState(row.state)
+    if success and state is BreakerState.CLOSED:
+        return
     source, destination = _names(session, src, dst)
     link = f"{source} → {destination}"
     if success:
