@@ -131,7 +131,7 @@ def test_an_existing_different_file_fails_naming_it(stack: Stack) -> None:
         reason = get_job(session, job_id).reason
     assert reason == (
         "destination file node-b:/in-e2/e2/f.bin exists and differs from the source (5 bytes "
-        "there, 7 on node-a); set the job's options.overwrite (\"always\", or \"diff\" to skip "
+        'there, 7 on node-a); set the job\'s options.overwrite ("always", or "diff" to skip '
         "equal files)"
     )
 
