@@ -235,6 +235,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _breaker_can_open(self) -> Settings:
+        if self.breaker_failures > self.breaker_window:
+            raise ValueError(
+                f"ORCH_BREAKER_FAILURES ({self.breaker_failures}) must not exceed "
+                f"ORCH_BREAKER_WINDOW ({self.breaker_window}), or no link's breaker ever opens"
+            )
+        return self
+
     def effective_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under data_dir."""
         if self.database_url:

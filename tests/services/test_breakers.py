@@ -18,6 +18,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.services.events import events_of
 from orchestrator.services.views.metrics.collector import _breaker_families
 from orchestrator.services.views.metrics.queries import node_names
+from orchestrator.settings import Settings
 from tests.services.conftest import Stack
 from tests.support.alerts import write_alerts_file
 from tests.support.sim import write_tree
@@ -141,3 +142,8 @@ def test_a_failing_link_opens_holds_probes_and_closes(stack: Stack) -> None:
     assert _open_links(stack) == []
     with stack.ctx.sessions() as session:
         assert len(session.scalars(select(AlertRow)).all()) == 1, "one alert per opening"
+
+
+def test_a_breaker_that_could_never_open_is_refused_at_start(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match=r"ORCH_BREAKER_FAILURES \(9\) must not exceed"):
+        Settings(data_dir=tmp_path, breaker_window=8, breaker_failures=9)

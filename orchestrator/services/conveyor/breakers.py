@@ -253,6 +253,7 @@ class Gates:
         rows = session.scalars(
             select(BreakerRow)
             .where(BreakerRow.state != BreakerState.CLOSED.value)
+            .order_by(BreakerRow.key)
             .with_for_update()
         ).all()
         probes = [r.probe_job_id for r in rows if r.probe_job_id is not None]
