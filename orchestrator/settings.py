@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = Field(
         default=600.0, gt=0, description="longest retry wait (the wait doubles each attempt)"
     )
+    breaker_window: int = Field(
+        default=8, ge=1, le=32, description="recent attempts a link's circuit breaker weighs"
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, le=32, description="failed attempts of the window that open a link"
+    )
+    breaker_cool_down_seconds: float = Field(
+        default=60.0, gt=0, description="first pause of an opened link or held destination"
+    )
+    breaker_cool_down_max_seconds: float = Field(
+        default=900.0, gt=0, description="longest pause (it doubles each failed probe)"
+    )
     submit_batch_size: int = Field(
         default=20, ge=1, le=500, description="jobs per submit task (one upload_setup each)"
     )
@@ -220,6 +232,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"ORCH_SUBMIT_LEASE_SECONDS ({self.submit_lease_seconds}) must exceed one node "
                 f"call (connect + read timeouts = {call})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _breaker_can_open(self) -> Settings:
+        if self.breaker_failures > self.breaker_window:
+            raise ValueError(
+                f"ORCH_BREAKER_FAILURES ({self.breaker_failures}) must not exceed "
+                f"ORCH_BREAKER_WINDOW ({self.breaker_window}), or no link's breaker ever opens"
             )
         return self
 

@@ -412,6 +412,24 @@ def enable(
 
 
 @app.command()
+def resume(
+    name: NodeArg,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Release a node held for a full disk, and close the circuit breakers of its links.
+
+    Use it once the space is free (or the link is healthy again): the jobs that wait for the
+    node are admitted at the next dispatch instead of after the next probe.
+
+    Example: hsts-orchestrator nodes resume paris
+    """
+    with ApiClient(api, token) as client:
+        client.post(f"/api/v1/nodes/{segment(name)}/resume")
+    out.print(f"node {name} resumed: its held jobs and paused links go on", markup=False)
+
+
+@app.command()
 def remove(
     name: NodeArg,
     api: ApiUrl = DEFAULT_API,

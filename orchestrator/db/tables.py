@@ -409,3 +409,29 @@ class AlertRow(Base):
     last_error: Mapped[str | None] = mapped_column(MaskedText())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BreakerRow(Base):
+    """A circuit breaker on a link (source → destination) or a hold on a destination node.
+
+    ``key`` is "link:<source id>:<destination id>" or "destination:<node id>". A row that
+    exists is open or probing; closing deletes it (a link breaker keeps its row while closed
+    to remember its recent ``outcomes``, "s"/"f" oldest first).
+    """
+
+    __tablename__ = "breakers"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # link | destination
+    source_node_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), nullable=True
+    )
+    destination_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="closed")  # closed | open | probing
+    outcomes: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str | None] = mapped_column(MaskedText())
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    probe_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    cool_down_seconds: Mapped[float | None] = mapped_column(Float)
+    probe_job_id: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)

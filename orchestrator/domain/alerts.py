@@ -65,7 +65,8 @@ class AlertDefaults(BaseModel):
     on_job_end: Policy = "never"
     job_end_channels: list[str] = Field(default_factory=list)
     streak_channels: list[str] = Field(default_factory=list)
-    # Told when a source node's poll lag nears the time it keeps transfer records.
+    # Told when a source node's poll lag nears the time it keeps transfer records, when a link's
+    # circuit breaker opens, when a full destination is held, and when a node is disabled.
     node_channels: list[str] = Field(default_factory=list)
 
 

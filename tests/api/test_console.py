@@ -24,7 +24,7 @@ def test_a_failed_job_page_shows_the_node_error_its_class_what_to_do_and_the_tim
     folder = f"p-{uuid.uuid4().hex[:8]}"
     _tree(api, folder, 1)
     api.stack.admin_a.settings(max_retries=0)
-    api.stack.admin_a.fault(kind="fail_transfers", error_code=19, error_desc="login refused")
+    api.stack.admin_a.fault(kind="fail_transfers", error_code=5, error_desc="login refused")
     job_id = api.stack.new_job(folder, labels={"team": "media"})
     assert settle(api.stack.ctx, api.stack.tasks, [api.stack.a_id])[job_id] == JobState.FAILED
 
@@ -39,7 +39,7 @@ def test_a_failed_job_page_shows_the_node_error_its_class_what_to_do_and_the_tim
     problem = re.search(r'<section class="card" id="problem".*?</section>', html, re.S)
     assert problem, html
     assert 'data-error-class="configuration"' in problem.group(0)
-    assert "[19] AUTH" in problem.group(0)
+    assert "[5] NO_PERMS" in problem.group(0)
     assert "login refused" in problem.group(0)
     assert "token_encryption_key" in problem.group(0), "what to do, from the operations guide"
     remote_id = api.stack.admin_a.transfers()[-1]["id"]

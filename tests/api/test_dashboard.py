@@ -176,7 +176,7 @@ def test_a_hostile_label_and_node_error_text_render_inert(api: Api) -> None:
     folder = f"h-{uuid.uuid4().hex[:8]}"
     write_tree(api.stack.root_a, {f"{folder}/f.bin": b"x"})
     api.stack.admin_a.settings(max_retries=0)
-    api.stack.admin_a.fault(kind="fail_transfers", error_code=19, error_desc=HOSTILE)
+    api.stack.admin_a.fault(kind="fail_transfers", error_code=5, error_desc=HOSTILE)
     labels = {"team": HOSTILE, 'x" onmouseover"alert(2)': "y"}  # keys hold no '='
     answer = api.client.post(
         "/api/v1/jobs", json=spec_for(folder, labels=labels), headers=api.headers("submit")
@@ -190,7 +190,7 @@ def test_a_hostile_label_and_node_error_text_render_inert(api: Api) -> None:
     assert verdict(html) == ("bad", ["1 job(s) failed in the last 24 h"])
     problems = section(html, "problems")
     assert 'data-state="failed"' in problems
-    assert "[19]" in problems
+    assert "[5]" in problems
     escaped = "&lt;script&gt;window.pwned=1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
     assert escaped in problems, "the node's own text, escaped"
     assert f"team={escaped}" in problems, "the label, escaped"

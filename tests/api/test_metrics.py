@@ -81,7 +81,7 @@ def test_database_figures_equal_the_database(api: Api) -> None:
     stack.admin_a.fault(kind="fail_transfers", error_code=36)  # retryable: a second attempt
     retried = new_job(api, {"r.bin": os.urandom(25_000)})
     settle(stack.ctx, stack.tasks, [stack.a_id])
-    stack.admin_a.fault(kind="fail_transfers", error_code=19)  # configuration: fails for good
+    stack.admin_a.fault(kind="fail_transfers", error_code=5)  # configuration: fails for good
     new_job(api, {"p.bin": b"p" * 100})
     states = settle(stack.ctx, stack.tasks, [stack.a_id])
     assert sorted(states.values()) == ["completed", "completed", "failed"], states

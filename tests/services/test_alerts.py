@@ -217,7 +217,7 @@ def test_a_failing_schedule_alerts_once_at_its_streak_and_once_when_it_recovers(
     )
     create_schedule(stack.ctx, spec)
     stack.admin_a.settings(max_retries=0)
-    stack.admin_a.fault(kind="fail_transfers", error_code=19, count=3)
+    stack.admin_a.fault(kind="fail_transfers", error_code=5, count=3)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     runs: list[str] = []
     heard: list[list[str]] = []
@@ -248,7 +248,7 @@ def test_a_failing_schedule_alerts_once_at_its_streak_and_once_when_it_recovers(
     }
     assert failing["job"]["id"] == runs[1]
     assert failing["job"]["state"] == "failed"
-    assert failing["job"]["error_code"] == 19
+    assert failing["job"]["error_code"] == 5
     assert recovered["job"]["id"] == runs[3]
     assert recovered["schedule"]["failed_runs"] == 3
     assert alert_events(stack, runs[1]) == ["alert sent to ops (HTTP 200)"]

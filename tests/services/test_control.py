@@ -88,7 +88,7 @@ def test_pause_resume_and_rate_change_go_through_the_node(stack: Stack) -> None:
 def test_retry_of_a_failed_job_gets_a_fresh_budget(stack: Stack) -> None:
     write_tree(stack.root_a, {"rf/f": b"f"})
     stack.admin_a.settings(max_retries=0)
-    stack.admin_a.fault(kind="fail_transfers", error_code=19)
+    stack.admin_a.fault(kind="fail_transfers", error_code=5)
     spec = JobSpec(
         source_node="node-a",
         source_paths=["rf"],

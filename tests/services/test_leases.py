@@ -55,7 +55,7 @@ def test_a_job_to_the_same_folder_waits_until_the_one_before_fails_then_complete
 ) -> None:
     write_tree(stack.root_a, {"ls/f.bin": b"x" * 20_000})
     stack.admin_a.settings(max_retries=0)
-    stack.admin_a.fault(kind="fail_transfers", error_code=19, count=1)
+    stack.admin_a.fault(kind="fail_transfers", error_code=5, count=1)
     first, second, third = (job(stack, "ls", "in-ls") for _ in range(3))
 
     run_tasks(stack.ctx, stack.tasks)

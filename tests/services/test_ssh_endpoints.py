@@ -132,7 +132,8 @@ def test_a_wrong_password_fails_once_with_the_ascp_authentication_code(stack: St
         assert job.reason is not None
         assert "ascp error 19 (AUTH)" in job.reason, job.reason
         assert "authentication failure" in job.reason
-        assert len(attempts_of(session, job_id)) == 1, "not retryable: one attempt only"
+        assert "SSH endpoint ssh-wrong refused the login of" in job.reason, job.reason
+        assert len(attempts_of(session, job_id)) == 1, "no token to renew: one attempt only"
     assert not (stack.root_b / "in-w").exists()
 
 

@@ -148,7 +148,7 @@ def test_node_secrets_and_upload_tokens_stay_secret(rig: Rig) -> None:
         rig.admin_a.settings(max_retries=0)
         rig.admin_a.fault(
             kind="fail_transfers",
-            error_code=19,
+            error_code=5,
             error_desc=f"login refused for {rig.a.config.node_user}/{node_passwords[0]}",
         )
         (echoed,) = rig.jobs(["echo"], sizes=[100])

@@ -18,7 +18,7 @@ def test_failure_classes_end_as_they_should(rig: Rig) -> None:
     (retried,) = rig.jobs(["retryable"], sizes=SIZES)
     rig.wait(lambda: rig.states().get(retried) == JobState.COMPLETED, "retried job completes")
 
-    rig.admin_a.fault(kind="fail_transfers", error_code=19)  # AUTH: needs a person's fix
+    rig.admin_a.fault(kind="fail_transfers", error_code=5)  # NO_PERMS: needs a person's fix
     (failed,) = rig.jobs(["permanent"], sizes=SIZES)
     rig.wait(lambda: rig.states().get(failed) == JobState.FAILED, "permanent code fails")
 
@@ -31,9 +31,9 @@ def test_failure_classes_end_as_they_should(rig: Rig) -> None:
         assert (first.status, first.error_code) == ("failed", 36)
         assert second.status == "completed"
         job = get_job(session, failed)
-        assert job.error_code == 19
+        assert job.error_code == 5
         assert job.error_text, "the node's own text is kept"
-        assert job.reason is not None and "AUTH" in job.reason
+        assert job.reason is not None and "NO_PERMS" in job.reason
         assert len(attempts_of(session, failed)) == 1, "a permanent code is not retried"
         assert "no error code" in (get_job(session, odd).reason or "")
     assert rig.admin_a.counters()["transfers_created"] == 4

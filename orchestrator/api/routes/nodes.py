@@ -14,6 +14,7 @@ from orchestrator.api.schemas import (
     error_responses,
 )
 from orchestrator.domain.nodes import NodeRegistration
+from orchestrator.services.conveyor import breakers
 from orchestrator.services.nodes import registry
 from orchestrator.services.nodes.checks import check_node
 from orchestrator.services.views.nodes import NodeView, list_nodes, show_node
@@ -79,6 +80,13 @@ def disable(name: str, ctx: ContextDep, _: AdminDep) -> NodeOut:
 def enable(name: str, ctx: ContextDep, _: AdminDep) -> NodeOut:
     """Admit jobs to and from the node again (after maintenance)."""
     registry.update_node(ctx, name, {"enabled": True})
+    return _out(show_node(ctx, name))
+
+
+@router.post("/{name}/resume", response_model=NodeOut, responses=ERRORS)
+def resume(name: str, ctx: ContextDep, _: AdminDep) -> NodeOut:
+    """Release a held destination (full disk) and close the circuit breakers of its links."""
+    breakers.release_node(ctx, name)
     return _out(show_node(ctx, name))
 
 

@@ -294,3 +294,35 @@ def _insert(
     session.execute(
         insert(AlertRow).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
+
+
+def on_operator_event(
+    work: UnitOfWork,
+    kind: str,
+    event: str,
+    summary: str,
+    details: dict[str, Any],
+    *,
+    episode: str,
+    at: datetime,
+) -> int:
+    """Alert the node channels once per ``episode`` (a breaker opening, a node disabled).
+
+    Returns how many alerts were queued (0 when no channel is set or the episode was told).
+    """
+    channels = alert_rules(work.ctx.settings).config().defaults.node_channels
+    for channel in channels:
+        alert_id = str(uuid.uuid4())
+        payload = {
+            "event": event,
+            "delivery": alert_id,
+            "occurred_at": at.isoformat(),
+            "summary": summary,
+            **details,
+        }
+        key = f"{kind}:{episode}:{channel}"
+        _insert(work.session, alert_id, kind, None, None, channel, payload, key, at)
+    if channels:
+        enqueue = work.ctx.enqueue
+        work.after_commit(TaskName.DELIVER_ALERTS, lambda: enqueue(TaskName.DELIVER_ALERTS))
+    return len(channels)

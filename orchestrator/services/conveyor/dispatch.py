@@ -10,6 +10,9 @@ counted on the node that runs it (the destination, as inbound) and on the node t
 A job whose destination paths overlap those of a job under way (``HOLDS_A_DESTINATION``, or
 admitted earlier in the same run) waits behind it: two transfers writing one file fail.
 
+A link whose circuit breaker is open, or a held destination, admits nothing but its probe
+(services/conveyor/breakers.py).
+
 A job that waits says why (``waiting_reason``). One dispatcher runs at a time: each run first
 updates the "dispatch" lock row (seeded by the migrations), which serialises runs on SQLite and
 PostgreSQL alike.
@@ -30,6 +33,7 @@ from orchestrator.domain.jobs import TransferMode, job_label
 from orchestrator.domain.leases import DestinationLeases, Lease, written_paths
 from orchestrator.domain.states import HOLDS_A_DESTINATION, HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.breakers import Gates
 from orchestrator.services.conveyor.transitions import move_many
 from orchestrator.taskqueue import TaskName
 
@@ -136,6 +140,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             .limit(BATCH)
         ).all()
         leases = _held_leases(session) if queued else DestinationLeases()
+        gates = Gates.load(session) if queued else Gates()
         admit: dict[str, str] = {}  # job id -> its event message
         labels: dict[str, str] = {}  # job id -> the job in one line, for Flower
         reasons: dict[str, list[str]] = {}  # a new waiting reason -> the jobs it is now true for
@@ -159,6 +164,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 reason = f"destination node {dst.name} is at its limit ({dst.max_inbound} active)"
             elif link_count[link] >= ctx.settings.max_per_link:
                 reason = f"link {src.name}→{dst.name} is at its limit ({ctx.settings.max_per_link})"
+            else:  # last: a breaker's probe goes through only when the job is admitted
+                reason = gates.why_waiting(job.id, src, dst, now, session)
             if reason is not None:
                 summary.waiting += 1
                 if job.waiting_reason != reason:

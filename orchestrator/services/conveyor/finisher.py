@@ -23,6 +23,7 @@ from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
 from orchestrator.services.context import UnitOfWork
 from orchestrator.services.conveyor.checksums import await_files, reads_checksums
 from orchestrator.services.conveyor.deadlines import follow_running, note_end
+from orchestrator.services.conveyor.remedies import count_end, remedy_failure
 from orchestrator.services.conveyor.throughput import ThroughputTally
 from orchestrator.services.conveyor.transitions import move
 from orchestrator.services.events import record
@@ -66,6 +67,8 @@ def apply_snapshot(
         work.accumulator(ThroughputTally).add(
             now, job.id, job.source_node_id, job.destination_node_id, moved_bytes, moved_files
         )
+    if job is not None and snapshot.status.is_terminal:
+        count_end(work, job, snapshot, now=now)
     if job is None or job.attempt_count != attempt.number:
         return None
     job.bytes_transferred = snapshot.bytes_transferred
@@ -82,10 +85,18 @@ def apply_snapshot(
     current = JobState(job.state)
     # Attempts abandoned before reaching the node (submit failures) do not use up the budget.
     transfers_tried = job.attempt_count - job.submit_failures
-    target = state_for_transfer(snapshot, attempts_left=transfers_tried < job.max_attempts)
+    attempts_left = transfers_tried < job.max_attempts
+    target = state_for_transfer(snapshot, attempts_left=attempts_left)
     if target is JobState.CANCELED and current is JobState.SUBMITTING and not job.cancel_requested:
         # Canceled before we recorded it: our own clean-up after a failed DB write.
         target = JobState.RETRY_WAIT
+    remedied = None
+    if target in (JobState.FAILED, JobState.RETRY_WAIT) and snapshot.error is not None:
+        remedied = remedy_failure(
+            work, job, attempt, snapshot.error, attempts_left=attempts_left, now=now
+        )
+    if remedied is not None:
+        target = remedied.target
     if target is None or target == current or current not in MAY_HOLD_TRANSFER:
         return None
     if not can_move(current, target):
@@ -102,7 +113,7 @@ def apply_snapshot(
         message += "; " + units.moved(
             snapshot.files_completed, snapshot.bytes_transferred, snapshot.files_skipped
         )
-    if target is JobState.RETRY_WAIT:
+    if target is JobState.RETRY_WAIT and remedied is None:
         values["next_attempt_at"] = now + retry_delay(settings, attempt.number)
         message += f"; attempt {attempt.number + 1} after back-off"
     if target is JobState.FAILED:
@@ -115,6 +126,9 @@ def apply_snapshot(
         )
     if target is JobState.CANCELED and not job.cancel_requested:
         values["reason"] = "canceled on the node"
+    if remedied is not None:  # the remediation table's action (domain/remediation.py)
+        message += remedied.message
+        values.update(remedied.values)
     moved = move(work, job.id, current, target, message, at=now, values=values)
     if moved is not None:
         if target.is_terminal:

@@ -50,8 +50,9 @@ from orchestrator.errors import (
 from orchestrator.logsetup import log_context
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor import modes
+from orchestrator.services.conveyor import existing, modes
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
+from orchestrator.services.conveyor.refusals import disable_refusing_node
 from orchestrator.services.conveyor.sourcecheck import Verdict, check_sources
 from orchestrator.services.conveyor.transitions import move, move_many
 
@@ -64,6 +65,7 @@ class Outcome(StrEnum):
     """How far one job's submission got in this run."""
 
     SUBMITTED = "submitted"  # the node holds its transfer, recorded (posted now or adopted)
+    COMPLETED = "completed"  # nothing to post: the destination already held the files
     WAITING = "waiting"  # an unclear POST: the tag is looked up again later
     RETRYING = "retrying"  # nothing started on the node; a new attempt after back-off
     FAILED = "failed"
@@ -139,6 +141,7 @@ def submit(ctx: ServiceContext, *job_ids: str) -> SubmitReport:
                 ready.append(work)
                 lease.pending.add(job_id)
     ready = _check_sources(ctx, ready, lease, report)
+    ready = _settle_existing(ctx, ready, lease, report)
     by_granter: dict[tuple[str, int], list[_Work]] = {}
     for work in ready:
         by_granter.setdefault((work.job.mode, work.granter.id), []).append(work)
@@ -427,6 +430,27 @@ def _source_missing(ctx: ServiceContext, work: _Work, reason: str) -> JobOutcome
     return JobOutcome(job.id, Outcome.FAILED, f"job {job.id} failed: {reason}")
 
 
+def _settle_existing(
+    ctx: ServiceContext, ready: list[_Work], lease: _BatchLease, report: SubmitReport
+) -> list[_Work]:
+    """Jobs whose last transfer found a destination file: compare, end the job, post nothing."""
+    kept = []
+    for work in ready:
+        if not existing.needs_comparison(ctx, work.job, work.attempt):
+            kept.append(work)
+            continue
+        lease.pending.discard(work.job.id)
+        lease.keep()
+        job_id = work.job.id
+        result = existing.compare(ctx, work.job, work.source, work.destination)
+        if not existing.settle(ctx, work.job, work.attempt, result):
+            report.outcomes.append(_skipped(job_id, "moved on while it was compared"))
+        else:
+            outcome = Outcome(result.target.value)
+            report.outcomes.append(JobOutcome(job_id, outcome, f"job {job_id}: {result.text}"))
+    return kept
+
+
 def _record_sizes(ctx: ServiceContext, sized: dict[str, Verdict]) -> None:
     """The jobs' expected bytes and files, known before their transfers start."""
     with ctx.sessions() as session:
@@ -673,6 +697,8 @@ def _not_posted(
     ctx: ServiceContext, job: JobRow, attempt: AttemptRow, exc: NodeError
 ) -> JobOutcome:
     """The node answered and created nothing: back off and retry, or fail for good."""
+    if isinstance(exc, NodeAuthError) and (text := disable_refusing_node(ctx, job, attempt, exc)):
+        return JobOutcome(job.id, Outcome.RETRYING, text)
     now = ctx.now()
     failures = job.submit_failures + 1
     permanent = isinstance(exc, TransferSetupError) or not exc.retryable

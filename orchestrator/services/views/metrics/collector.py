@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.domain.ascp import ErrorClass
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.breakers import open_breakers
 from orchestrator.services.nodes.calls import read_totals, redis_connector
 from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.services.views import throughput
@@ -140,7 +141,28 @@ def database_families(session: Session, now: datetime, history: HistorySums) -> 
         transfer_seconds,
         *_poll_families(session, now, name),
         _retries(history.retries),
+        *_breaker_families(session, name),
     ]
+
+
+def _breaker_families(session: Session, name: Callable[[int], str]) -> list[GaugeMetricFamily]:
+    """Links whose circuit breaker is open (or probing), and destinations held."""
+    links = GaugeMetricFamily(
+        f"{P}_link_breaker_open",
+        "1 while the link's circuit breaker stops new submissions (open or probing).",
+        labels=["source", "destination"],
+    )
+    held = GaugeMetricFamily(
+        f"{P}_destination_held",
+        "1 while jobs to the node are held (a full disk), until a probe succeeds.",
+        labels=["node"],
+    )
+    for scope, source, destination in open_breakers(session):
+        if scope == "link" and source is not None:
+            links.add_metric([name(source), name(destination)], 1)
+        elif scope == "destination":
+            held.add_metric([name(destination)], 1)
+    return [links, held]
 
 
 def _poll_families(
