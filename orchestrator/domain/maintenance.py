@@ -19,6 +19,7 @@ UNKNOWN_HORIZON = timedelta(hours=1)
 # An estimate is stretched by this much before it is compared with the time left: throughput
 # measured over recent minutes is not a promise.
 ESTIMATE_MARGIN = 1.25
+NOTED_AHEAD = timedelta(days=7)  # how far ahead the node views mention the next window
 
 
 class MaintenanceSpec(BaseModel):
@@ -219,4 +220,14 @@ class Calendar:
                 why = admission_refusal(nxt, self.now, estimate_seconds)
                 if why is not None:
                     return why
+        return None
+
+    def note(self, node_id: int) -> str | None:
+        """The node's maintenance in a few words: under way, or the next one within a week."""
+        on = self.current.get(node_id)
+        if on is not None:
+            return f"in maintenance until {clock(on.end, self.now)} ({on.reason})"
+        nxt = self.upcoming.get(node_id)
+        if nxt is not None and nxt.start - self.now <= NOTED_AHEAD:
+            return f"maintenance at {clock(nxt.start, self.now)} ({nxt.reason})"
         return None
