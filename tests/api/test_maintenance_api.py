@@ -3,10 +3,17 @@ names the field; the node views say when the next window is."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from orchestrator.cli import main
 from tests.api.conftest import Api
+from tests.api.test_dashboard import panels, sign_in
+from tests.api.test_node_health import node_row, serving
+from tests.api.test_node_health import wide_tables as wide_tables  # the fixture
 
 URL = "/api/v1/nodes/node-b/maintenance"
 
@@ -81,3 +88,44 @@ def test_bad_windows_are_422s_that_say_why(api: Api) -> None:
     )
     assert missing.status_code == 422
     assert missing.json()["field"] == "reason"
+
+
+def test_the_cli_adds_lists_and_removes_and_the_dashboard_shows_it(
+    api: Api, capsys: pytest.CaptureFixture[str], wide_tables: None
+) -> None:
+    admin = ["--token", api.tokens["admin"]]
+    with serving(api) as url:
+        recurring = [
+            *("nodes", "maintenance", "add", "node-b", "--cron", "0 2 * * SUN"),
+            *("--duration", "2h", "--tz", "Europe/Paris", "--reason", "OS patching"),
+        ]
+        assert main([*recurring, "--api", url, *admin]) == 0
+        added = capsys.readouterr().out
+        assert "maintenance window " in added
+        assert "every '0 2 * * SUN' (Europe/Paris) for 2h; next start 20" in added
+        start = datetime.now(UTC) - timedelta(minutes=1)
+        end = start + timedelta(hours=2)
+        one_off = [
+            *("nodes", "maintenance", "add", "node-b", "--start", start.isoformat()),
+            *("--end", end.isoformat(), "--reason", "disk swap"),
+        ]
+        assert main([*one_off, "--api", url, *admin]) == 0
+        assert "in progress until" in capsys.readouterr().out
+        both = ["--cron", "0 2 * * *", "--start", start.isoformat(), "--reason", "x"]
+        assert main(["nodes", "maintenance", "add", "node-b", *both, "--api", url, *admin]) == 2
+        assert "give --cron with --duration, or --start with --end" in capsys.readouterr().err
+        listed = ["nodes", "maintenance", "list", "node-b", "--wide", "--api", url, *admin]
+        assert main(listed) == 0
+        table = capsys.readouterr().out
+        assert "every '0 2 * * SUN' (Europe/Paris) for 2h" in table, table
+        assert re.search(r"until \d{4}-.*disk swap", table), table
+        assert main(["nodes", "show", "node-b", "--api", url, *admin]) == 0
+        assert "in maintenance until" in capsys.readouterr().out
+        sign_in(api)
+        assert "in maintenance until" in node_row(panels(api), "node-b")
+        window_id = api.client.get(URL, headers=api.headers()).json()[1]["id"]
+        removed = ["nodes", "maintenance", "remove", "node-b", str(window_id)]
+        assert main([*removed, "--api", url, *admin]) == 0
+        assert f"maintenance window {window_id} of node node-b removed" in capsys.readouterr().out
+        assert main([*removed, "--api", url, *admin]) == 1
+        assert "no maintenance window" in capsys.readouterr().err
