@@ -19,6 +19,8 @@ UNKNOWN_HORIZON = timedelta(hours=1)
 # An estimate is stretched by this much before it is compared with the time left: throughput
 # measured over recent minutes is not a promise.
 ESTIMATE_MARGIN = 1.25
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # one-off windows fall between these
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 NOTED_AHEAD = timedelta(days=7)  # how far ahead the node views mention the next window
 
 
@@ -54,7 +56,11 @@ class MaintenanceSpec(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
+        if value is None:
+            return None
+        if not EARLIEST <= value <= LATEST:
+            raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+        return value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:

@@ -73,6 +73,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "not both",
     ),
     ({}, "", "give cron"),
+    ({"start": "9999-12-31T23:59:59-01:00", "end": "9999-12-31T23:59:59Z"}, "start", "between"),
 ]
 
 
