@@ -119,8 +119,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         ),
         "prune-history": (TaskName.PRUNE_HISTORY, "default", PRUNE_EVERY),
         "check-nodes": (TaskName.CHECK_NODES, "default", settings.node_check_seconds),
-        # Each poll interval: a window's transfers resume within one interval of its end.
-        "maintenance-tick": (TaskName.MAINTENANCE_TICK, "default", settings.poll_interval),
+        # Twice per poll interval: a window's transfers resume within one interval of its end,
+        # however late a tick runs.
+        "maintenance-tick": (TaskName.MAINTENANCE_TICK, "default", settings.poll_interval / 2),
     }
     if settings.poll_mode == "adaptive":
         # Half the floor (domain/pacing.py): a node due now waits at most that for its poll.

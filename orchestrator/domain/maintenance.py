@@ -134,6 +134,14 @@ class Window:
             return self._occurrence(self.starts_at) if self.starts_at > now else None
         return self._occurrence(next_cron_slot(self._timing(), now))
 
+    def last_end(self, now: datetime) -> datetime | None:
+        """When the latest occurrence that is over by ``now`` ended, if any."""
+        if self.cron is None:
+            assert self.ends_at is not None
+            return self.ends_at if self.ends_at <= now else None
+        length = timedelta(seconds=self.duration_seconds or 0)
+        return latest_slot(self._timing(), now - length) + length
+
     def describe(self) -> str:
         """'every "0 2 * * SUN" (Europe/Paris) for 2h' or 'from … to …'."""
         if self.cron is None:
@@ -198,20 +206,24 @@ class Calendar:
     now: datetime
     current: dict[int, Occurrence]  # node id -> the occurrence under way (the longest)
     upcoming: dict[int, Occurrence]  # node id -> the next occurrence to start
+    last_end: datetime | None = None  # when the latest occurrence over by now ended
 
     @classmethod
     def at(cls, windows: list[tuple[int, Window]], now: datetime) -> Calendar:
         """The calendar of ``(node id, window)`` pairs at ``now``."""
         current: dict[int, Occurrence] = {}
         upcoming: dict[int, Occurrence] = {}
+        ends: list[datetime] = []
         for node_id, window in windows:
+            if (ended := window.last_end(now)) is not None:
+                ends.append(ended)
             on = window.current(now)
             if on is not None and (node_id not in current or on.end > current[node_id].end):
                 current[node_id] = on
             nxt = window.upcoming(now)
             if nxt is not None and (node_id not in upcoming or nxt.start < upcoming[node_id].start):
                 upcoming[node_id] = nxt
-        return cls(now, current, upcoming)
+        return cls(now, current, upcoming, max(ends, default=None))
 
     def blocking(self, *node_ids: int) -> Occurrence | None:
         """The maintenance under way on any of these nodes (the one ending last)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
@@ -28,6 +28,9 @@ from orchestrator.taskqueue import TaskName
 log = logging.getLogger(__name__)
 
 PAUSABLE = (JobState.SUBMITTED, JobState.RUNNING)
+# After a window ends, the ticks of this many poll intervals wake the dispatcher (one would do,
+# but a tick may run late or its message be lost); the sweeper does it anyway, later.
+RELEASE_TICKS = 3
 EVENT = "maintenance"
 
 
@@ -57,25 +60,12 @@ def maintenance_tick(ctx: ServiceContext) -> TickSummary:
     if plan.current:
         _pause_running(ctx, plan, now, summary)
     _resume_released(ctx, plan, now, summary)
-    if summary.resumed or summary.restarted or _maintenance_waits(ctx):
-        ctx.enqueue(TaskName.DISPATCH)  # held jobs may go now (or learn their new reason)
+    ended_lately = plan.last_end is not None and (now - plan.last_end) <= timedelta(
+        seconds=RELEASE_TICKS * ctx.settings.poll_interval
+    )
+    if summary.resumed or summary.restarted or ended_lately:
+        ctx.enqueue(TaskName.DISPATCH)  # the jobs it held may go now
     return summary
-
-
-def _maintenance_waits(ctx: ServiceContext) -> bool:
-    """Whether a queued job waits for a maintenance window (its reason may be out of date)."""
-    with ctx.sessions() as session:
-        return (
-            session.scalar(
-                select(JobRow.id)
-                .where(
-                    JobRow.state == JobState.QUEUED,
-                    JobRow.waiting_reason.like("%maintenance%"),
-                )
-                .limit(1)
-            )
-            is not None
-        )
 
 
 def _pause_running(
