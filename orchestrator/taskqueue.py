@@ -119,8 +119,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         ),
         "prune-history": (TaskName.PRUNE_HISTORY, "default", PRUNE_EVERY),
         "check-nodes": (TaskName.CHECK_NODES, "default", settings.node_check_seconds),
-        # Twice per poll interval: a window's transfers resume within one interval of its end,
-        # however late a tick runs.
+        # Twice per poll interval (conveyor/maintenance.py tick_seconds): a window's transfers
+        # resume within one interval of its end, however late a tick runs.
         "maintenance-tick": (TaskName.MAINTENANCE_TICK, "default", settings.poll_interval / 2),
     }
     if settings.poll_mode == "adaptive":

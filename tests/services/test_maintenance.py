@@ -149,7 +149,7 @@ def test_transfers_pause_at_the_start_and_resume_after_the_end(stack: Stack) -> 
     paused, resumed = messages(ctx, job_id, "maintenance")
     assert paused.startswith("paused: node node-b in maintenance until ")
     assert paused.endswith(" UTC (disk swap)")
-    assert resumed.startswith("resumed: maintenance ended at ")
+    assert resumed.startswith("resumed: maintenance over (planned until ")
     with ctx.sessions() as session:
         assert [a.status for a in attempts_of(session, job_id)] == ["completed"]
     assert stack.admin_a.counters()["transfers_created"] == 2  # one each: no failure, no retry

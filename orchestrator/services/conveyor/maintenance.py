@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db.tables import AttemptRow, JobRow, MaintenanceHoldRow
 from orchestrator.domain.maintenance import Calendar, Occurrence, clock, in_maintenance_text
@@ -23,6 +24,7 @@ from orchestrator.services.conveyor.pacing import poll_soon
 from orchestrator.services.conveyor.transitions import move
 from orchestrator.services.events import record
 from orchestrator.services.nodes.maintenance import calendar
+from orchestrator.settings import Settings
 from orchestrator.taskqueue import TaskName
 
 log = logging.getLogger(__name__)
@@ -51,15 +53,23 @@ class TickSummary:
         )
 
 
+def tick_seconds(settings: Settings) -> float:
+    """How often beat runs the maintenance tick: twice per poll interval."""
+    return settings.poll_interval / 2
+
+
 def maintenance_tick(ctx: ServiceContext) -> TickSummary:
     """Pause what runs on a node in maintenance, resume what a finished window paused."""
     now = ctx.now()
     with ctx.sessions() as session:
         plan = calendar(session, now)
+        # Ticks come every half poll interval: pausing what a window will hold by the next one
+        # means no byte moves in the window, at the cost of pausing up to one tick early.
+        ahead = calendar(session, now + timedelta(seconds=tick_seconds(ctx.settings)))
     summary = TickSummary(nodes_in_maintenance=sorted({o.node for o in plan.current.values()}))
-    if plan.current:
-        _pause_running(ctx, plan, now, summary)
-    _resume_released(ctx, plan, now, summary)
+    if ahead.current:
+        _pause_running(ctx, ahead, now, summary)
+    _resume_released(ctx, (plan, ahead), now, summary)
     ended_lately = plan.last_end is not None and (now - plan.last_end) <= timedelta(
         seconds=RELEASE_TICKS * ctx.settings.poll_interval
     )
@@ -122,7 +132,10 @@ def _pause_one(
                 paused_at=now,
             )
         )
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:
+            return False  # another tick (one sent when a window was added) holds it already
     try:
         ctx.clients.get(source_id).pause_transfer(remote_id)
     except NodeError as exc:
@@ -140,7 +153,7 @@ def _pause_one(
 
 
 def _resume_released(
-    ctx: ServiceContext, plan: Calendar, now: datetime, summary: TickSummary
+    ctx: ServiceContext, plans: tuple[Calendar, ...], now: datetime, summary: TickSummary
 ) -> None:
     with ctx.sessions() as session:
         holds = session.execute(
@@ -150,8 +163,8 @@ def _resume_released(
         ).all()
     sources: set[int] = set()
     for hold, source_id, destination_id in holds:
-        if plan.blocking(source_id, destination_id) is not None:
-            continue  # still (or again) in maintenance
+        if any(plan.blocking(source_id, destination_id) for plan in plans):
+            continue  # still (or again, or by the next tick) in maintenance
         outcome = _resume_one(ctx, hold, now)
         if outcome == "resumed":
             summary.resumed.append(hold.job_id)
@@ -172,7 +185,7 @@ def _resume_one(ctx: ServiceContext, hold: MaintenanceHoldRow, now: datetime) ->
     if not on_node:
         _drop(ctx, hold.job_id)  # it ended, or moved on to another attempt meanwhile
         return "dropped"
-    ended = f"maintenance ended at {clock(hold.until, now)}"
+    ended = f"maintenance over (planned until {clock(hold.until, now)})"
     try:
         ctx.clients.get(hold.node_id).resume_transfer(hold.remote_id)
     except NodeError as exc:
