@@ -32,6 +32,7 @@ class TaskName(StrEnum):
     REPLICATION_TICK = "orchestrator.replication_tick"
     PRUNE_HISTORY = "orchestrator.prune_history"
     CHECK_NODES = "orchestrator.check_nodes"
+    MAINTENANCE_TICK = "orchestrator.maintenance_tick"  # pause and resume for node maintenance
     # One per job that ends failed or needing attention: it fails on purpose, with the node's
     # code and text, so Flower's failed tasks are the failed jobs.
     JOB_FAILED = "orchestrator.job_failed"
@@ -50,6 +51,7 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.REPLICATION_TICK: "default",
     TaskName.PRUNE_HISTORY: "default",
     TaskName.CHECK_NODES: "default",
+    TaskName.MAINTENANCE_TICK: "default",
     TaskName.JOB_FAILED: "default",
 }
 
@@ -107,7 +109,8 @@ def configure_celery(app: Celery, settings: Settings) -> None:
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Beat's entries: poll fan-out each poll interval (and adaptive polling's tick), the
-    sweeper, the replication tick, history retention and the nodes' health checks."""
+    sweeper, the replication tick, history retention, the nodes' health checks and the
+    maintenance tick."""
     entries = {
         "poll-all-nodes": (TaskName.POLL_ALL, "poll", settings.poll_interval),
         "sweep": (TaskName.SWEEP, "default", settings.sweep_interval),
@@ -118,6 +121,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         ),
         "prune-history": (TaskName.PRUNE_HISTORY, "default", PRUNE_EVERY),
         "check-nodes": (TaskName.CHECK_NODES, "default", settings.node_check_seconds),
+        # Twice per poll interval (conveyor/maintenance.py tick_seconds): a window's transfers
+        # resume within one interval of its end, however late a tick runs.
+        "maintenance-tick": (TaskName.MAINTENANCE_TICK, "default", settings.poll_interval / 2),
     }
     if settings.poll_mode == "adaptive":
         # Half the floor (domain/pacing.py): a node due now waits at most that for its poll.

@@ -19,6 +19,7 @@ TASK_MODULES = (
     "workers.hooks",
     "workers.tasks.alerts",
     "workers.tasks.jobs",
+    "workers.tasks.maintenance",
     "workers.tasks.polling",
     "workers.tasks.replication",
 )

@@ -277,6 +277,11 @@ class NodeOut(BaseModel):
         "destinations alike, every ORCH_NODE_CHECK_SECONDS",
     )
     version: str | None = Field(default=None, description="the node's version, from /info")
+    maintenance: str | None = Field(
+        default=None,
+        description="its maintenance window under way, or the next one within a week, with the "
+        "reason (see /api/v1/nodes/{name}/maintenance)",
+    )
     check_error: str | None = Field(
         default=None, description="why the last health check found the node unreachable"
     )

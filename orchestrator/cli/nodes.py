@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
-from orchestrator.cli.console import fail, out, usage, when
+from orchestrator.cli.console import fail, out, seconds_of, usage, when
 from orchestrator.cli.output import (
     Column,
     Output,
@@ -331,6 +331,7 @@ def show(
             ("last check", when(node.get("checked_at"))),
             ("last poll", when(node.get("last_poll_at"))),
             ("error", _error(node) or "-"),
+            ("maintenance", node.get("maintenance") or "-"),
         ],
         wide=wide,
     )
@@ -523,3 +524,146 @@ def _first_problem(exc: Exception) -> str:
         first = exc.errors()[0]
         return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
     return f"not YAML ({type(exc).__name__})"
+
+
+maintenance_app = typer.Typer(
+    help="A node's maintenance windows: before one, work that cannot finish in time waits; "
+    "during it, the node's transfers are paused and its queued jobs held; after it, they "
+    "resume.\n\n"
+    "Example: hsts-orchestrator nodes maintenance add paris --cron '0 2 * * SUN' "
+    "--duration 2h --tz Europe/Paris --reason 'OS patching'",
+    no_args_is_help=True,
+)
+app.add_typer(maintenance_app, name="maintenance")
+
+
+@maintenance_app.command("add")
+def add_maintenance(
+    name: NodeArg,
+    reason: Annotated[
+        str, typer.Option(help="Why (shown to every job that waits).", show_default=False)
+    ],
+    cron: Annotated[
+        str | None,
+        typer.Option(help="Recurring: when it starts, 5 cron fields.", show_default=False),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(help="Recurring: how long it lasts: 30m, 2h, 1d.", show_default=False),
+    ] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of the cron.")] = "UTC",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="One-off: ISO 8601 with an offset, e.g. 2026-12-24T22:00:00+01:00.",
+            show_default=False,
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="One-off: when it ends.", show_default=False)
+    ] = None,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Add a maintenance window: --cron with --duration (and --tz), or --start with --end.
+
+    Example: hsts-orchestrator nodes maintenance add paris --cron '0 2 * * SUN' --duration 2h
+    --tz Europe/Paris --reason 'OS patching'
+
+    Example: hsts-orchestrator nodes maintenance add paris --start 2026-12-24T22:00:00Z
+    --end 2026-12-25T02:00:00Z --reason 'storage migration'
+    """
+    recurring = cron is not None or duration is not None
+    if recurring == (start is not None or end is not None):
+        usage("give --cron with --duration, or --start with --end")
+    if recurring and (cron is None or duration is None):
+        usage("a recurring window needs both --cron and --duration")
+    if not recurring and (start is None or end is None):
+        usage("a one-off window needs both --start and --end")
+    body: dict[str, Any] = {"reason": reason}
+    if recurring:
+        assert duration is not None
+        body |= {
+            "cron": cron,
+            "duration_seconds": seconds_of(duration, "--duration"),
+            "timezone": tz,
+        }
+    else:
+        body |= {"start": start, "end": end}
+    with ApiClient(api, token) as client:
+        window = client.post(f"/api/v1/nodes/{segment(name)}/maintenance", body)
+    out.print(
+        f"maintenance window {window['id']} of node {name}: {window['description']}; "
+        f"next start {when(window.get('next_start'))}"
+        + (
+            f", in progress until {when(window['in_progress_until'])}"
+            if window.get("in_progress_until")
+            else ""
+        ),
+        markup=False,
+    )
+
+
+@maintenance_app.command("list")
+def list_maintenance(
+    name: NodeArg,
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    output: OutputOpt = Output.table,
+    wide: WideOpt = False,
+) -> None:
+    """List a node's maintenance windows, with their next start (UTC).
+
+    Example: hsts-orchestrator nodes maintenance list paris
+    """
+    with ApiClient(api, token) as client:
+        windows = client.get(f"/api/v1/nodes/{segment(name)}/maintenance")
+    if output is Output.json:
+        print_json(windows)
+        return
+    if not windows:
+        out.print(
+            f"node {name} has no maintenance window "
+            "(add one: hsts-orchestrator nodes maintenance add --help)",
+            markup=False,
+        )
+        return
+    print_rows(
+        MAINTENANCE_COLUMNS,
+        (
+            (
+                str(w["id"]),
+                w["description"],
+                "until " + when(w["in_progress_until"]) if w.get("in_progress_until") else "-",
+                when(w.get("next_start")),
+                w["reason"],
+            )
+            for w in windows
+        ),
+        wide=wide,
+    )
+
+
+MAINTENANCE_COLUMNS = (
+    Column("ID"),
+    Column("WHEN", cut=True),
+    Column("IN PROGRESS"),
+    Column("NEXT START"),
+    Column("REASON", cut=True),
+)
+
+
+@maintenance_app.command("remove")
+def remove_maintenance(
+    name: NodeArg,
+    window_id: Annotated[int, typer.Argument(help="The window's id (see: list).", min=1)],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+) -> None:
+    """Remove a maintenance window; what it paused resumes at the next tick.
+
+    Example: hsts-orchestrator nodes maintenance remove paris 3
+    """
+    with ApiClient(api, token) as client:
+        client.delete(f"/api/v1/nodes/{segment(name)}/maintenance/{window_id}")
+    out.print(f"maintenance window {window_id} of node {name} removed", markup=False)

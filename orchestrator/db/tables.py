@@ -435,3 +435,33 @@ class BreakerRow(Base):
     cool_down_seconds: Mapped[float | None] = mapped_column(Float)
     probe_job_id: Mapped[str | None] = mapped_column(String(36))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class MaintenanceWindowRow(Base):
+    """A node's maintenance window: recurring (cron, duration, time zone) or one-off."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_node", "node_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    cron: Mapped[str | None] = mapped_column(String(128))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    starts_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class MaintenanceHoldRow(Base):
+    """A job whose transfer the orchestrator paused for a node's maintenance: resumed after it."""
+
+    __tablename__ = "maintenance_holds"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    remote_id: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime] = mapped_column(UtcDateTime())  # the window's end when paused
+    paused_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -32,7 +32,7 @@ ChannelName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 @lru_cache(maxsize=1024)
-def _cron_problem(value: str) -> str:
+def cron_problem(value: str) -> str:
     """What is wrong with a cron expression ('' when nothing): schedules are read often."""
     if len(value.split()) != 5 or not croniter.is_valid(value):
         return (
@@ -44,6 +44,15 @@ def _cron_problem(value: str) -> str:
     except (CroniterBadDateError, ValueError):
         return f"{value!r} never fires (no such date)"
     return ""
+
+
+def known_zone(value: str) -> str:
+    """The time zone's name if it is an IANA time zone; ValueError saying so otherwise."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone, e.g. 'Europe/Paris'") from None
+    return value
 
 
 class ScheduleAlerts(BaseModel):
@@ -72,7 +81,7 @@ class ScheduleTiming(BaseModel):
         if value is None:
             return None
         value = " ".join(value.split())
-        problem = _cron_problem(value)
+        problem = cron_problem(value)
         if problem:
             raise ValueError(problem)
         return value
@@ -80,11 +89,7 @@ class ScheduleTiming(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone, e.g. 'Europe/Paris'") from None
-        return value
+        return known_zone(value)
 
     @field_validator("interval_seconds")
     @classmethod

@@ -23,18 +23,22 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
 from orchestrator.domain.jobs import TransferMode, job_label
 from orchestrator.domain.leases import DestinationLeases, Lease, written_paths
+from orchestrator.domain.maintenance import Calendar, in_maintenance_text
 from orchestrator.domain.states import HOLDS_A_DESTINATION, HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.breakers import Gates
+from orchestrator.services.conveyor.throughput import measured_rate
 from orchestrator.services.conveyor.transitions import move_many
+from orchestrator.services.nodes.maintenance import calendar
 from orchestrator.taskqueue import TaskName
 
 BATCH = 500
@@ -90,6 +94,27 @@ def _held_leases(session: Session) -> DestinationLeases:
     return leases
 
 
+def _before_maintenance(
+    session: Session,
+    windows: Calendar,
+    link: tuple[int, int],
+    job: Row[Any],
+    rates: dict[tuple[int, int], float | None],
+) -> str | None:
+    """Why the job may not start before a window of its nodes (domain/maintenance.py's rule):
+    its estimate is the bytes left over the link's measured throughput."""
+    if not (windows.upcoming.keys() & set(link)):
+        return None
+    estimate = None
+    if job.bytes_expected:
+        if link not in rates:
+            rates[link] = measured_rate(session, *link, windows.now)
+        rate = rates[link]
+        if rate:
+            estimate = max(0, job.bytes_expected - (job.bytes_transferred or 0)) / rate
+    return windows.refusal(link, estimate)
+
+
 def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSummary:
     """Admit what the limits allow; enqueue a submit for each admitted job after commit."""
     summary = DispatchSummary()
@@ -134,6 +159,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 JobRow.source_paths,
                 JobRow.destination_path,
                 JobRow.mode,
+                JobRow.bytes_expected,
+                JobRow.bytes_transferred,
             )
             .where(JobRow.state == JobState.QUEUED)
             .order_by(JobRow.priority.desc(), JobRow.created_at)
@@ -141,6 +168,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         ).all()
         leases = _held_leases(session) if queued else DestinationLeases()
         gates = Gates.load(session) if queued else Gates()
+        windows = calendar(session, now) if queued else Calendar(now, {}, {})
+        rates: dict[tuple[int, int], float | None] = {}  # bytes/s measured per link
         admit: dict[str, str] = {}  # job id -> its event message
         labels: dict[str, str] = {}  # job id -> the job in one line, for Flower
         reasons: dict[str, list[str]] = {}  # a new waiting reason -> the jobs it is now true for
@@ -153,6 +182,10 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 reason = f"source node {src.name} is disabled"
             elif not dst.enabled:
                 reason = f"destination node {dst.name} is disabled"
+            elif (down := windows.blocking(src.id, dst.id)) is not None:
+                reason = in_maintenance_text(down, now)
+            elif early := _before_maintenance(session, windows, link, job, rates):
+                reason = early
             elif (blocker := leases.holder(dst.id, writes)) is not None:
                 reason = (
                     f"behind job {blocker.job_id[:8]} "

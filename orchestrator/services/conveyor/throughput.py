@@ -5,8 +5,9 @@ commits)."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import upsert
@@ -17,6 +18,8 @@ JobKey = tuple[str, datetime]
 # Rows of one per-job statement: 4 parameters each stay under SQLite's 32766 (a feed page may
 # carry up to 10 000 transfers).
 JOB_ROWS_PER_STATEMENT = 1000
+# How far back a link's throughput is measured for an estimate of a new job's duration.
+RATE_WINDOW = timedelta(minutes=15)
 
 
 def minute_of(at: datetime) -> datetime:
@@ -102,3 +105,20 @@ class ThroughputTally:
         self.files.clear()
         self.job_bytes.clear()
         self.job_files.clear()
+
+
+def measured_rate(
+    session: Session, source_id: int, destination_id: int, now: datetime
+) -> float | None:
+    """Bytes per second the link moved in its busy minutes of the last RATE_WINDOW (None when
+    it moved nothing): the throughput a new job on it can expect."""
+    since = minute_of(now - RATE_WINDOW)
+    total, minutes = session.execute(
+        select(func.sum(ThroughputMinuteRow.bytes), func.count()).where(
+            ThroughputMinuteRow.source_node_id == source_id,
+            ThroughputMinuteRow.destination_node_id == destination_id,
+            ThroughputMinuteRow.minute >= since,
+            ThroughputMinuteRow.bytes > 0,
+        )
+    ).one()
+    return float(total) / (60 * minutes) if minutes and total else None

@@ -1,5 +1,5 @@
-"""Nodes as readers see them: settings without the secret, what the poller last saw, and the
-last health check (ping and /info)."""
+"""Nodes as readers see them: settings without the secret, what the poller last saw, the
+last health check (ping and /info), and their maintenance."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from orchestrator.db.tables import NodeCursorRow, NodeHealthRow, NodeRow
+from orchestrator.domain.maintenance import Calendar
 from orchestrator.domain.nodes import Reachability, reachability
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.nodes.maintenance import calendar
 from orchestrator.services.nodes.registry import node_named
 
 
@@ -40,6 +42,7 @@ class NodeView:
     kind: str = "node_api"  # node_api | ssh (an SSH endpoint: a destination without Node API)
     ssh_port: int | None = None
     sshfp: str | None = None
+    maintenance: str | None = None  # under way, or the next window within a week
 
 
 def node_reachability(cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> Reachability:
@@ -54,7 +57,12 @@ def node_reachability(cursor: NodeCursorRow | None, health: NodeHealthRow | None
     )
 
 
-def _view(row: NodeRow, cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> NodeView:
+def _view(
+    row: NodeRow,
+    cursor: NodeCursorRow | None,
+    health: NodeHealthRow | None,
+    windows: Calendar,
+) -> NodeView:
     seen = node_reachability(cursor, health)
     return NodeView(
         name=row.name,
@@ -79,6 +87,7 @@ def _view(row: NodeRow, cursor: NodeCursorRow | None, health: NodeHealthRow | No
         kind=row.kind,
         ssh_port=row.ssh_port,
         sshfp=row.sshfp,
+        maintenance=windows.note(row.id),
     )
 
 
@@ -86,7 +95,12 @@ def show_node(ctx: ServiceContext, name: str) -> NodeView:
     """One node."""
     with ctx.sessions() as session:
         row = node_named(session, name)
-        return _view(row, session.get(NodeCursorRow, row.id), session.get(NodeHealthRow, row.id))
+        return _view(
+            row,
+            session.get(NodeCursorRow, row.id),
+            session.get(NodeHealthRow, row.id),
+            calendar(session, ctx.now()),
+        )
 
 
 def list_nodes(ctx: ServiceContext) -> list[NodeView]:
@@ -98,4 +112,5 @@ def list_nodes(ctx: ServiceContext) -> list[NodeView]:
             .outerjoin(NodeHealthRow, NodeHealthRow.node_id == NodeRow.id)
             .order_by(NodeRow.name)
         ).all()
-        return [_view(row, cursor, health) for row, cursor, health in rows]
+        windows = calendar(session, ctx.now())
+        return [_view(row, cursor, health, windows) for row, cursor, health in rows]

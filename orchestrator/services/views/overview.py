@@ -29,6 +29,7 @@ from orchestrator.domain.states import (
 from orchestrator.domain.transfers import bytes_per_second
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.freshness import poll_status
+from orchestrator.services.nodes.maintenance import calendar
 from orchestrator.services.views import throughput
 from orchestrator.services.views.jobs import JobView, project
 from orchestrator.services.views.nodes import node_reachability
@@ -66,6 +67,7 @@ class NodeLine:
     rate_in: float
     moved_out: int  # bytes, the last hour
     moved_in: int
+    maintenance: str | None = None  # under way, or the next window within a week
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,7 @@ def _nodes(
         moved_in[destination] += int(nbytes or 0)
     late = max(15.0, 5 * poll_interval)
     lags = {p.node_id: p.lag_seconds for p in poll_status(session, now)}  # as /metrics says
+    windows = calendar(session, now)
     lines = []
     for node, cursor, checked in session.execute(
         select(NodeRow, NodeCursorRow, NodeHealthRow)
@@ -293,6 +296,7 @@ def _nodes(
                 rate_in=rate_in[node.id],
                 moved_out=moved_out[node.id],
                 moved_in=moved_in[node.id],
+                maintenance=windows.note(node.id),
             )
         )
     return lines
