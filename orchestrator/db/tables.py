@@ -78,6 +78,7 @@ class JobRow(Base):
             postgresql_where=text(OPEN_FAILURE),
             sqlite_where=text(OPEN_FAILURE),
         ),
+        Index("ix_jobs_parent", "parent_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -123,6 +124,13 @@ class JobRow(Base):
     # clears it, so the next failure is news again.
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    # Fan-out: a parent job is never dispatched; its state, bytes and files sum up its parts,
+    # ordinary jobs (one per destination) whose parent_id names it. The parent's own
+    # destination columns hold its first destination.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE", name="fk_jobs_parent_id_jobs")
+    )
+    is_parent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class JobLabelRow(Base):

@@ -49,7 +49,12 @@ def job_detail(ctx: ContextDep, job_id: str) -> JobDetail:
     view = show_job(ctx, job_id)
     return JobDetail.model_validate(
         {
-            **{k: v for k, v in vars(view).items() if k not in ("attempt_list", "events")},
+            **{
+                k: v
+                for k, v in vars(view).items()
+                if k not in ("attempt_list", "events", "destinations")
+            },
+            "destinations": [vars(d) for d in view.destinations],
             "progress": view.progress,
             "attempt_list": [
                 AttemptOut.model_validate(a, from_attributes=True) for a in view.attempt_list

@@ -7,7 +7,8 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -54,7 +55,10 @@ class KeyOwner:
 
 def request_digest(spec: JobSpec) -> str:
     """The SHA-256 of a job request as validated (so equivalent bodies match)."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    body = spec.model_dump(mode="json")
+    if body["destinations"] is None:  # as the digests of jobs made before fan-out were taken
+        del body["destinations"]
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -103,41 +107,58 @@ def create_job(
             existing = job_by_key(session, idempotency_key)
             if existing is not None:
                 return Created(_same_request(existing, digest, key_owner), created=False)
-        named = {spec.source_node, spec.destination_node}
+        targets = spec.targets()
+        named = {spec.source_node, *(t.node for t in targets)}
         nodes = {n.name: n for n in session.scalars(select(NodeRow).where(NodeRow.name.in_(named)))}
         source = _node(nodes, "source_node", spec.source_node)
-        destination = _node(nodes, "destination_node", spec.destination_node)
-        if source.id == destination.id:
-            raise JobRejected("destination_node", "source and destination must be two nodes")
+        fields = _destination_fields(spec)
+        places: list[tuple[NodeRow, str]] = []
+        for (node_field, path_field), target in zip(fields, targets, strict=True):
+            destination = _node(nodes, node_field, target.node)
+            if source.id == destination.id:
+                raise JobRejected(node_field, "source and destination must be two nodes")
+            try:
+                places.append((destination, confine(destination.root_path, target.path)))
+            except UnsafePath as exc:
+                raise JobRejected(path_field, str(exc)) from None
         try:
             for path in spec.source_paths:
                 confine(source.root_path, path)
-            destination_path = confine(destination.root_path, spec.destination_path)
         except UnsafePath as exc:
             raise JobRejected("source_paths", str(exc)) from None
         try:
             spec.options.move_target(source.root_path)
         except UnsafePath as exc:
             raise JobRejected("options.move_after_transfer", str(exc)) from None
-        job = JobRow(
-            id=str(uuid.uuid4()),
-            source_node_id=source.id,
-            source_root=source.root_path,
-            source_paths=[{"source": p} for p in spec.source_paths],
-            source_paths_text="\n".join(spec.source_paths),
-            destination_node_id=destination.id,
-            destination_path=destination_path,
-            options=spec.options.model_dump(exclude_defaults=True),
-            priority=spec.priority,
-            max_attempts=spec.max_attempts,
-            labels=spec.labels,
+        fanout = spec.destinations is not None
+
+        def new_row(destination: NodeRow, destination_path: str, **extra: Any) -> JobRow:
+            return JobRow(
+                id=str(uuid.uuid4()),
+                source_node_id=source.id,
+                source_root=source.root_path,
+                source_paths=[{"source": p} for p in spec.source_paths],
+                source_paths_text="\n".join(spec.source_paths),
+                destination_node_id=destination.id,
+                destination_path=destination_path,
+                options=spec.options.model_dump(exclude_defaults=True),
+                priority=spec.priority,
+                max_attempts=spec.max_attempts,
+                labels=spec.labels,
+                created_at=now,
+                updated_at=now,
+                state_changed_at=now,
+                **extra,
+            )
+
+        job = new_row(
+            *places[0],
             idempotency_key=idempotency_key,
             schedule_id=schedule_id,
             slot_time=slot_time,
-            state=JobState.QUEUED,
-            created_at=now,
-            updated_at=now,
-            state_changed_at=now,
+            # A fan-out's parent is never dispatched: it runs while its parts do.
+            state=JobState.RUNNING if fanout else JobState.QUEUED,
+            is_parent=fanout,
             request_digest=digest,
             created_by_token=key_owner.token_id if key_owner else None,
         )
@@ -149,15 +170,20 @@ def create_job(
                 JobLabelRow(job_id=job.id, key=key, value=value)
                 for key, value in spec.labels.items()
             )
+            where = ", ".join(f"{node.name}:{path}" for node, path in places)
             record(
                 session,
                 job.id,
                 "state",
-                f"queued: {len(spec.source_paths)} path(s) from {source.name} "
-                f"to {destination.name}:{destination_path}",
+                f"{'fan-out' if fanout else 'queued'}: {len(spec.source_paths)} path(s) "
+                f"from {source.name} to {where}",
                 at=now,
-                to_state=JobState.QUEUED,
+                to_state=JobState(job.state),
             )
+            if fanout:
+                _add_parts(
+                    session, job, [new_row(*place, state=JobState.QUEUED) for place in places], now
+                )
             work.after_commit(TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH))
             work.commit()
         except IntegrityError:
@@ -167,6 +193,34 @@ def create_job(
                 return Created(_same_request(existing, digest, key_owner), created=False)
             raise
     return Created(job, created=True)
+
+
+def _add_parts(session: Session, parent: JobRow, parts: list[JobRow], now: datetime) -> None:
+    """A fan-out's parts, one ordinary job per destination, each with its own attempts."""
+    for number, part in enumerate(parts, start=1):
+        part.parent_id = parent.id
+        # Apart by a microsecond, so that created_at orders them as the destinations were given.
+        part.created_at = part.created_at + timedelta(microseconds=number)
+        session.add(part)
+    session.flush()
+    for part in parts:
+        record(
+            session,
+            part.id,
+            "state",
+            f"queued: destination of fan-out job {parent.id[:8]}",
+            at=now,
+            to_state=JobState.QUEUED,
+        )
+
+
+def _destination_fields(spec: JobSpec) -> list[tuple[str, str]]:
+    """The request fields that name each destination (what a refusal points at)."""
+    if spec.destinations is None:
+        return [("destination_node", "destination_path")]
+    return [
+        (f"destinations.{i}.node", f"destinations.{i}.path") for i in range(len(spec.destinations))
+    ]
 
 
 def _twin(
