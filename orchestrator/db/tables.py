@@ -126,12 +126,10 @@ class JobRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     # Fan-out: a parent job is never dispatched; its state, bytes and files sum up its parts,
     # ordinary jobs (one per destination) whose parent_id names it. The parent's own
-    # destination columns hold its first destination.
-    parent_id: Mapped[str | None] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE", name="fk_jobs_parent_id_jobs")
-    )
+    # destination columns hold its first destination. No foreign key (migration 0015 says why):
+    # retention removes a parent and its parts alike, as they end together.
+    parent_id: Mapped[str | None] = mapped_column(String(36))
     is_parent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
-
 
 class JobLabelRow(Base):
     """One label of a job, so that a label filter is an index lookup, not a scan of jobs."""

@@ -17,20 +17,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("parent_id", sa.String(length=36), nullable=True))
-        batch_op.add_column(
-            sa.Column("is_parent", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.create_foreign_key(
-            "fk_jobs_parent_id_jobs", "jobs", ["parent_id"], ["id"], ondelete="CASCADE"
-        )
-        batch_op.create_index("ix_jobs_parent", ["parent_id"], unique=False)
+    # Columns added in place, outside a batch: on SQLite a batch with an index copies the table,
+    # and dropping the old jobs table takes (ON DELETE CASCADE) every label, event and attempt
+    # that referenced it. No foreign key on parent_id for the same reason: SQLite cannot add
+    # one without that copy.
+    op.add_column("jobs", sa.Column("parent_id", sa.String(length=36), nullable=True))
+    op.add_column(
+        "jobs", sa.Column("is_parent", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.create_index("ix_jobs_parent", "jobs", ["parent_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_parent", table_name="jobs")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.drop_index("ix_jobs_parent")
-        batch_op.drop_constraint("fk_jobs_parent_id_jobs", type_="foreignkey")
         batch_op.drop_column("is_parent")
         batch_op.drop_column("parent_id")
