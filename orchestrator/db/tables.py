@@ -131,6 +131,7 @@ class JobRow(Base):
     parent_id: Mapped[str | None] = mapped_column(String(36))
     is_parent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
+
 class JobLabelRow(Base):
     """One label of a job, so that a label filter is an index lookup, not a scan of jobs."""
 
