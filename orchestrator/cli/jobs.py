@@ -131,7 +131,7 @@ def submit(
     body: dict[str, Any] = {
         "source_node": source_node,
         "source_paths": source_paths,
-        **_where_to(targets),
+        **where_to(targets),
         "options": options,
         "priority": priority,
         "labels": parse_labels(label or []),
@@ -146,14 +146,14 @@ def submit(
         else:
             out.print(
                 f"job {job['id']} {job['state']}: {job['source_node']}:"
-                f"{','.join(job['source_paths'])} -> {_destinations_text(job)}",
+                f"{','.join(job['source_paths'])} -> {destinations_text(job)}",
                 markup=False,
             )
         if watch:
             raise typer.Exit(watch_job(client, job["id"]))
 
 
-def _where_to(targets: list[tuple[str, str]]) -> dict[str, Any]:
+def where_to(targets: list[tuple[str, str]]) -> dict[str, Any]:
     """The body's destination fields: one destination, or a fan-out's list."""
     if len(targets) == 1:
         (node, path), *_ = targets
@@ -161,7 +161,7 @@ def _where_to(targets: list[tuple[str, str]]) -> dict[str, Any]:
     return {"destinations": [{"node": node, "path": path} for node, path in targets]}
 
 
-def _destinations_text(job: dict[str, Any]) -> str:
+def destinations_text(job: dict[str, Any]) -> str:
     """'node-b:/in' or, for a fan-out, 'node-b:/in, node-c:/in'."""
     places = job.get("destinations") or [
         {"node": job["destination_node"], "path": job["destination_path"]}
@@ -416,7 +416,7 @@ def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
         ("job", job["id"]),
         ("state", _state_text(job["state"])),
         ("from", f"{job['source_node']}:{', '.join(job['source_paths'])}"),
-        ("to", _destinations_text(job)),
+        ("to", destinations_text(job)),
         ("progress", _progress(job) or "-"),
         (
             "files",

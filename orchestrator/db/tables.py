@@ -287,6 +287,9 @@ class ScheduleRow(Base):
     source_paths: Mapped[list[str]] = mapped_column(JSON)
     destination_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
     destination_path: Mapped[str] = mapped_column(String(1024))
+    # A fan-out schedule's destinations, [{"node_id", "path"}], the first also in the two
+    # columns above; None for one destination.
+    destinations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     cron: Mapped[str | None] = mapped_column(String(128))
     interval_seconds: Mapped[int | None] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")

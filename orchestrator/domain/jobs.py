@@ -153,6 +153,39 @@ class JobDestination(BaseModel):
     path: DestinationPath = Field(min_length=1, max_length=1024)
 
 
+def checked_destinations(
+    value: list[JobDestination] | None, info: ValidationInfo
+) -> list[JobDestination] | None:
+    """A fan-out's destinations, or None when the single destination's fields are given (a
+    ValueError when both or neither are, or a destination is listed twice)."""
+    single = [info.data.get("destination_node"), info.data.get("destination_path")]
+    if value is None:
+        if None in single:
+            raise ValueError(
+                "give destination_node and destination_path, or destinations (2 or more)"
+            )
+        return None
+    if any(part is not None for part in single):
+        raise ValueError("give either destinations or destination_node/destination_path, not both")
+    seen: set[tuple[str, str]] = set()
+    for target in value:
+        if (target.node, target.path) in seen:
+            raise ValueError(f"{target.node}:{target.path} is listed twice")
+        seen.add((target.node, target.path))
+    return value
+
+
+def targets_of(
+    destinations: list[JobDestination] | None, node: str | None, path: str | None
+) -> list[JobDestination]:
+    """Every destination, in the order given (one when there is no fan-out)."""
+    if destinations is not None:
+        return list(destinations)
+    assert node is not None
+    assert path is not None
+    return [JobDestination(node=node, path=path)]
+
+
 class JobSpec(BaseModel):
     """A request to copy paths of one node to a folder of another, or (``destinations``) to
     folders of several others at once: a fan-out."""
@@ -182,31 +215,11 @@ class JobSpec(BaseModel):
     def _one_way_to_say_where(
         cls, value: list[JobDestination] | None, info: ValidationInfo
     ) -> list[JobDestination] | None:
-        single = [info.data.get("destination_node"), info.data.get("destination_path")]
-        if value is None:
-            if None in single:
-                raise ValueError(
-                    "give destination_node and destination_path, or destinations (2 or more)"
-                )
-            return None
-        if any(part is not None for part in single):
-            raise ValueError(
-                "give either destinations or destination_node/destination_path, not both"
-            )
-        seen: set[tuple[str, str]] = set()
-        for target in value:
-            if (target.node, target.path) in seen:
-                raise ValueError(f"{target.node}:{target.path} is listed twice")
-            seen.add((target.node, target.path))
-        return value
+        return checked_destinations(value, info)
 
     def targets(self) -> list[JobDestination]:
         """Every destination of the job, in the order given (one for an ordinary job)."""
-        if self.destinations is not None:
-            return list(self.destinations)
-        assert self.destination_node is not None
-        assert self.destination_path is not None
-        return [JobDestination(node=self.destination_node, path=self.destination_path)]
+        return targets_of(self.destinations, self.destination_node, self.destination_path)
 
 
 def job_label(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.api.conftest import Api
+from tests.api.test_dashboard import sign_in
 from tests.support.sim import read_tree, write_tree
 from tests.support.stack import settle
 
@@ -47,8 +49,19 @@ def test_a_fanout_job_lists_its_destinations_and_the_list_shows_it_once(api: Api
         assert read_tree(api.stack.root_b / path) == files
     listed = api.client.get("/api/v1/jobs", headers=read).json()["items"]
     assert [j["id"] for j in listed] == [job["id"]]
-    part = api.client.get(f"/api/v1/jobs/{shown['destinations'][0]['job_id']}", headers=read)
+    part_id = shown["destinations"][0]["job_id"]
+    part = api.client.get(f"/api/v1/jobs/{part_id}", headers=read)
     assert part.json()["parent_id"] == job["id"]
+
+    # The job page: a destinations table, each row linking to its part; a part links back.
+    sign_in(api, "read")
+    page = api.client.get(f"/jobs/{job['id']}").text
+    table = re.search(r'<section class="card" id="destinations".*?</section>', page, re.S)
+    assert table, page
+    rows = re.findall(r'<tr data-destination="([^"]+)" data-state="([^"]+)"', table.group(0))
+    assert rows == [(f"node-b:/{p}", "completed") for p in paths]
+    assert f'href="/jobs/{part_id}"' in table.group(0)
+    assert f'id="parent" href="/jobs/{job["id"]}"' in api.client.get(f"/jobs/{part_id}").text
 
 
 @pytest.mark.parametrize(

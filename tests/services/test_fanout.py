@@ -12,10 +12,18 @@ import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
 from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.control import cancel_job, retry_job
 from orchestrator.services.conveyor.fanout import parts_of
 from orchestrator.services.conveyor.jobs import create_job
+from orchestrator.services.schedules.runs import run_now
+from orchestrator.services.schedules.store import (
+    change_schedule,
+    create_schedule,
+    get_schedule,
+    spec_of,
+)
 from orchestrator.services.views.jobs import JobFilter, attempts_of, find_jobs, show_job
 from tests.services.conftest import Stack
 from tests.support.sim import SimAdmin, fast_configs, fresh_admins, read_tree, write_tree
@@ -149,3 +157,38 @@ def test_cancel_of_the_parent_cancels_its_open_parts(
     run_tasks(stack.ctx, stack.tasks)
     assert set(part_states(stack, parent_id).values()) == {"canceled"}
     assert stack.admin_a.counters()["transfers_created"] == 0
+
+
+def test_a_schedule_with_several_destinations_runs_fan_out_jobs(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    folder = fresh("sch")
+    files = {f"{folder}/m.bin": os.urandom(10_000)}
+    write_tree(stack.root_a, files)
+    targets = [{"node": "node-c", "path": f"in-{folder}"}, {"node": "node-d", "path": "x"}]
+    spec = ScheduleSpec.model_validate(
+        {
+            "id": folder,
+            "interval_seconds": 3600,
+            "source_node": "node-a",
+            "source_paths": [folder],
+            "destinations": targets,
+        }
+    )
+    create_schedule(stack.ctx, spec)
+    with stack.ctx.sessions() as session:
+        assert spec_of(session, get_schedule(session, folder)) == spec  # read back as saved
+    run = run_now(stack.ctx, folder).job.id
+    settle_parent(stack, run, JobState.COMPLETED)
+    assert [(d.node, d.state) for d in show_job(stack.ctx, run).destinations] == [
+        ("node-c", "completed"),
+        ("node-d", "completed"),
+    ]
+    assert read_tree(more["node-c"][0].config.docroot / f"in-{folder}") == files
+    assert read_tree(more["node-d"][0].config.docroot / "x") == files
+
+    # One destination again: the list goes.
+    change_schedule(stack.ctx, folder, {"destination_node": "node-b", "destination_path": "y"})
+    with stack.ctx.sessions() as session:
+        changed = spec_of(session, get_schedule(session, folder))
+    assert (changed.destinations, changed.destination_node) == (None, "node-b")

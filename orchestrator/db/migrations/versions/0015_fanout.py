@@ -1,4 +1,4 @@
-"""jobs.parent_id and jobs.is_parent: a fan-out job is a parent whose parts are ordinary jobs
+"""jobs.parent_id, jobs.is_parent, schedules.destinations: fan-out (one job, several destinations)
 
 Revision ID: 0015_fanout
 Revises: 0014
@@ -26,9 +26,12 @@ def upgrade() -> None:
         "jobs", sa.Column("is_parent", sa.Boolean(), nullable=False, server_default=sa.false())
     )
     op.create_index("ix_jobs_parent", "jobs", ["parent_id"], unique=False)
+    op.add_column("schedules", sa.Column("destinations", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.drop_column("destinations")
     op.drop_index("ix_jobs_parent", table_name="jobs")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("is_parent")
