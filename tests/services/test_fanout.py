@@ -165,7 +165,10 @@ def test_a_schedule_with_several_destinations_runs_fan_out_jobs(
     folder = fresh("sch")
     files = {f"{folder}/m.bin": os.urandom(10_000)}
     write_tree(stack.root_a, files)
-    targets = [{"node": "node-c", "path": f"in-{folder}"}, {"node": "node-d", "path": "x"}]
+    targets = [
+        {"node": "node-c", "path": f"in-{folder}"},
+        {"node": "node-d", "path": f"x-{folder}"},
+    ]
     spec = ScheduleSpec.model_validate(
         {
             "id": folder,
@@ -185,7 +188,7 @@ def test_a_schedule_with_several_destinations_runs_fan_out_jobs(
         ("node-d", "completed"),
     ]
     assert read_tree(more["node-c"][0].config.docroot / f"in-{folder}") == files
-    assert read_tree(more["node-d"][0].config.docroot / "x") == files
+    assert read_tree(more["node-d"][0].config.docroot / f"x-{folder}") == files
 
     # One destination again: the list goes.
     change_schedule(stack.ctx, folder, {"destination_node": "node-b", "destination_path": "y"})
