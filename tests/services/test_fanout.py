@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from hstssim.cluster import RunningNode, SimCluster
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
+from orchestrator.services.context import utcnow
 from orchestrator.services.conveyor.control import cancel_job, retry_job
 from orchestrator.services.conveyor.fanout import parts_of
 from orchestrator.services.conveyor.jobs import create_job
+from orchestrator.services.conveyor.retention import prune_history
 from orchestrator.services.schedules.runs import run_now
 from orchestrator.services.schedules.store import (
     change_schedule,
@@ -195,3 +198,21 @@ def test_a_schedule_with_several_destinations_runs_fan_out_jobs(
     with stack.ctx.sessions() as session:
         changed = spec_of(session, get_schedule(session, folder))
     assert (changed.destinations, changed.destination_node) == (None, "node-b")
+
+
+def test_retention_removes_parts_only_with_their_parent(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    stack.ctx.settings = stack.ctx.settings.model_copy(update={"history_days": 30.0})
+    parent_id = fanout(stack, fresh("ret"))
+    with stack.ctx.sessions() as session:
+        first, *_ = parts_of(session, parent_id)
+    cancel_job(stack.ctx, first.id)  # one part ended; the job goes on
+    stack.ctx.clock = lambda: utcnow() + timedelta(days=31)
+    assert prune_history(stack.ctx).jobs == 0
+
+    cancel_job(stack.ctx, parent_id)
+    stack.ctx.clock = lambda: utcnow() + timedelta(days=62)
+    assert prune_history(stack.ctx).jobs == 4  # the parent and its three parts
+    with stack.ctx.sessions() as session:
+        assert parts_of(session, parent_id) == []
