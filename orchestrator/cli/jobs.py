@@ -84,6 +84,7 @@ def submit(
         list[str],
         typer.Option(
             "--to",
+            metavar="NODE:PATH",
             help="Destination node and folder: NODE:PATH. Give it 2 to 16 times for a fan-out "
             "(one transfer to each; the job completes when all do).",
             show_default=False,

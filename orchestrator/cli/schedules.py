@@ -72,6 +72,7 @@ def add(
         list[str],
         typer.Option(
             "--to",
+            metavar="NODE:PATH",
             help="Destination NODE:FOLDER; 2 to 16 of them make each run a fan-out job.",
             show_default=False,
         ),
@@ -280,6 +281,7 @@ def change(
         list[str] | None,
         typer.Option(
             "--to",
+            metavar="NODE:PATH",
             help="Destination NODE:FOLDER (repeat it for a fan-out); replaces every destination.",
             show_default=False,
         ),
