@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from orchestrator.db.base import Base, MaskedText, UtcDateTime
 
 OPEN_FAILURE = "acknowledged_at IS NULL AND state IN ('failed', 'needs_attention')"
+HAS_PARENT = "parent_id IS NOT NULL"
 
 
 def utcnow() -> datetime:
@@ -78,7 +79,14 @@ class JobRow(Base):
             postgresql_where=text(OPEN_FAILURE),
             sqlite_where=text(OPEN_FAILURE),
         ),
-        Index("ix_jobs_parent", "parent_id"),
+        # A fan-out's parts: partial, so that no plan takes it for "parent_id IS NULL" (every
+        # default list) instead of walking ix_jobs_created in order.
+        Index(
+            "ix_jobs_parent",
+            "parent_id",
+            postgresql_where=text(HAS_PARENT),
+            sqlite_where=text(HAS_PARENT),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -25,7 +25,15 @@ def upgrade() -> None:
     op.add_column(
         "jobs", sa.Column("is_parent", sa.Boolean(), nullable=False, server_default=sa.false())
     )
-    op.create_index("ix_jobs_parent", "jobs", ["parent_id"], unique=False)
+    # Partial: a plan for "parent_id IS NULL" (every default job list) must not take it.
+    op.create_index(
+        "ix_jobs_parent",
+        "jobs",
+        ["parent_id"],
+        unique=False,
+        postgresql_where=sa.text("parent_id IS NOT NULL"),
+        sqlite_where=sa.text("parent_id IS NOT NULL"),
+    )
     op.add_column("schedules", sa.Column("destinations", sa.JSON(), nullable=True))
 
 
