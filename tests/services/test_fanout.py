@@ -18,6 +18,7 @@ from orchestrator.domain.states import JobState
 from orchestrator.services.context import utcnow
 from orchestrator.services.conveyor.control import cancel_job, retry_job
 from orchestrator.services.conveyor.fanout import parts_of
+from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.jobs import create_job
 from orchestrator.services.conveyor.retention import prune_history
 from orchestrator.services.schedules.runs import run_now
@@ -216,3 +217,19 @@ def test_retention_removes_parts_only_with_their_parent(
     assert prune_history(stack.ctx).jobs == 4  # the parent and its three parts
     with stack.ctx.sessions() as session:
         assert parts_of(session, parent_id) == []
+
+
+def test_the_queue_entry_takes_destinations_too(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    body = {
+        "source_node": "node-a",
+        "source_paths": ["q"],
+        "destinations": [{"node": "node-b", "path": "q"}, {"node": "node-c", "path": "q"}],
+    }
+    said = submit_message(stack.ctx, body)
+    assert said.endswith(" queued"), said
+    parent_id = said.split()[1]
+    assert list(part_states(stack, parent_id).values()) == ["queued", "queued"]
+    refused = submit_message(stack.ctx, {**body, "destination_node": "node-b"})
+    assert refused.startswith("rejected: destinations: "), refused
