@@ -9,8 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.domain.deadlines import DeadlineAfter
 from orchestrator.domain.jobs import (
+    MAX_DESTINATIONS,
+    MIN_DESTINATIONS,
     NODE_NAME_PATTERN,
     DestinationPath,
+    JobDestination,
     Labels,
     SourcePaths,
     TransferMode,
@@ -26,7 +29,8 @@ from orchestrator.domain.schedules import (
 
 
 class ScheduleCreate(ScheduleSpec):
-    """A replication: copy source_paths of source_node into destination_path, on a timing."""
+    """A replication: copy source_paths of source_node into destination_path, on a timing (or
+    into each of ``destinations``: every run is then a fan-out job)."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -70,6 +74,12 @@ class ScheduleUpdate(BaseModel):
         default=None, min_length=1, max_length=64, pattern=NODE_NAME_PATTERN
     )
     destination_path: DestinationPath | None = Field(default=None, min_length=1, max_length=1024)
+    destinations: list[JobDestination] | None = Field(
+        default=None,
+        min_length=MIN_DESTINATIONS,
+        max_length=MAX_DESTINATIONS,
+        description="replaces destination_node/destination_path (and they replace it)",
+    )
     options: TransferOptions | None = None
     priority: int | None = Field(default=None, ge=-100, le=100)
     max_attempts: int | None = Field(default=None, ge=1, le=20)

@@ -21,7 +21,8 @@ from orchestrator.domain.sshendpoints import SshEndpointRegistration
 
 
 class JobCreate(JobSpec):
-    """A job to run: copy source_paths of source_node into destination_path of destination_node."""
+    """A job to run: copy source_paths of source_node into destination_path of destination_node,
+    or into each of ``destinations`` (2 to 16: a fan-out, one transfer per destination)."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -35,7 +36,16 @@ class JobCreate(JobSpec):
                     "destination_path": "incoming",
                     "options": {"target_rate_kbps": 100000, "overwrite": "diff"},
                     "priority": 0,
-                }
+                },
+                {
+                    "source_node": "paris",
+                    "source_paths": ["masters/film.mxf"],
+                    "destinations": [
+                        {"node": "london", "path": "incoming"},
+                        {"node": "tokyo", "path": "incoming"},
+                        {"node": "nyc", "path": "incoming"},
+                    ],
+                },
             ]
         },
     )
@@ -148,11 +158,29 @@ class JobOut(BaseModel):
     )
     at_risk: bool = Field(default=False, description="expected to end after its deadline")
     deadline_missed: bool = Field(default=False, description="it ended after its deadline")
+    parent_id: str | None = Field(
+        default=None, description="a fan-out destination's part: the job it belongs to"
+    )
+
+
+class DestinationOut(BaseModel):
+    """One destination of a fan-out job: its own job (part) and how far it got."""
+
+    node: str
+    path: str
+    job_id: str = Field(description="the part: an ordinary job with its own attempts")
+    state: str
+    bytes: int
+    files: int
+    error: str | None = Field(description="why this destination failed or needs attention")
 
 
 class JobDetail(JobOut):
-    """A job with its attempts and event log."""
+    """A job with its attempts and event log (a fan-out job: its destinations)."""
 
+    destinations: list[DestinationOut] = Field(
+        default_factory=list, description="a fan-out job's destinations; empty for others"
+    )
     attempt_list: list[AttemptOut]
     events: list[EventOut]
     warnings: list[str] = Field(

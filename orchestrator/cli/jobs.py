@@ -106,8 +106,14 @@ def submit(
         ),
     ],
     destination: Annotated[
-        str,
-        typer.Option("--to", help="Destination node and folder: NODE:PATH.", show_default=False),
+        list[str],
+        typer.Option(
+            "--to",
+            metavar="NODE:PATH",
+            help="Destination node and folder: NODE:PATH. Give it 2 to 16 times for a fan-out "
+            "(one transfer to each; the job completes when all do).",
+            show_default=False,
+        ),
     ],
     api: ApiUrl = DEFAULT_API,
     token: ApiToken = None,
@@ -179,11 +185,12 @@ def submit(
     Example: hsts-orchestrator jobs submit --from node-a:big --to node-b:in --deadline 2h
     With --checksum sha256 the job ends once every file's checksum is stored: list them with
     `jobs files JOB`.
+    Fan-out: hsts-orchestrator jobs submit --from a:/x --to b:/y --to c:/z
 
     With --watch the exit status is the job's outcome (see `jobs watch`).
     """
     source_node, source_paths = parse_source(source)
-    destination_node, destination_path = parse_destination(destination)
+    targets = [parse_destination(text) for text in destination]
     options: dict[str, Any] = {}
     if rate is not None:
         options["target_rate_kbps"] = rate
@@ -196,8 +203,7 @@ def submit(
     body: dict[str, Any] = {
         "source_node": source_node,
         "source_paths": source_paths,
-        "destination_node": destination_node,
-        "destination_path": destination_path,
+        **where_to(targets),
         "options": options,
         "priority": priority,
         "labels": parse_labels(label or []),
@@ -222,8 +228,7 @@ def submit(
         else:
             out.print(
                 f"job {job['id']} {job['state']}: {job['source_node']}:"
-                f"{','.join(job['source_paths'])} -> {job['destination_node']}:"
-                f"{job['destination_path'] or '/'}"
+                f"{','.join(job['source_paths'])} -> {destinations_text(job)}"
                 + (f" (pulled by {job['runs_on']})" if job.get("mode") == "pull" else ""),
                 markup=False,
             )
@@ -231,6 +236,22 @@ def submit(
             say_warning(warning)
         if watch:
             raise typer.Exit(watch_job(client, job["id"]))
+
+
+def where_to(targets: list[tuple[str, str]]) -> dict[str, Any]:
+    """The body's destination fields: one destination, or a fan-out's list."""
+    if len(targets) == 1:
+        (node, path), *_ = targets
+        return {"destination_node": node, "destination_path": path}
+    return {"destinations": [{"node": node, "path": path} for node, path in targets]}
+
+
+def destinations_text(job: dict[str, Any]) -> str:
+    """'node-b:/in' or, for a fan-out, 'node-b:/in, node-c:/in'."""
+    places = job.get("destinations") or [
+        {"node": job["destination_node"], "path": job["destination_path"]}
+    ]
+    return ", ".join(f"{d['node']}:{d['path'] or '/'}" for d in places)
 
 
 @app.command("list")
@@ -547,7 +568,7 @@ def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
         ("job", job["id"]),
         ("state", _state_text(job["state"])),
         ("from", f"{job['source_node']}:{', '.join(job['source_paths'])}"),
-        ("to", f"{job['destination_node']}:{job['destination_path'] or '/'}"),
+        ("to", destinations_text(job)),
         *([("mode", f"pulled by {job['runs_on']}")] if job.get("mode") == "pull" else []),
         ("progress", _progress(job) or "-"),
         (
@@ -574,7 +595,26 @@ def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
         rows.append(("reason", job["reason"]))
     if job.get("error_code") is not None or job.get("error_text"):
         rows.append(("node error", f"{job.get('error_code')}: {job.get('error_text') or ''}"))
+    if job.get("parent_id"):
+        rows.append(("part of", f"fan-out job {job['parent_id']}"))
     print_fields(rows, wide=wide)
+    if destinations := job.get("destinations"):
+        print_rows(
+            DESTINATION_COLUMNS,
+            (
+                (
+                    f"{d['node']}:{d['path'] or '/'}",
+                    d["job_id"],
+                    _state_text(d["state"]),
+                    human_bytes(d["bytes"]),
+                    str(d["files"]),
+                    d.get("error") or "",
+                )
+                for d in destinations
+            ),
+            wide=wide,
+            title="destinations",
+        )
     attempts = job.get("attempt_list") or []
     if attempts:
         print_rows(
@@ -616,5 +656,13 @@ ATTEMPT_COLUMNS = (
     Column("BYTES"),
     Column("ERROR", prose=True),
     Column("ENDED"),
+)
+DESTINATION_COLUMNS = (
+    Column("DESTINATION", cut=True),
+    Column("JOB", cut=True),
+    Column("STATE"),
+    Column("BYTES"),
+    Column("FILES"),
+    Column("ERROR", prose=True),
 )
 EVENT_COLUMNS = (Column("AT"), Column("KIND"), Column("MESSAGE", prose=True))

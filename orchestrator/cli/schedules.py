@@ -14,9 +14,11 @@ from orchestrator.cli.console import CliError, fail, human_bytes, out, seconds_o
 from orchestrator.cli.jobs import (
     SHORT_ID,
     Overwrite,
+    destinations_text,
     parse_destination,
     parse_labels,
     parse_source,
+    where_to,
 )
 from orchestrator.cli.output import (
     Column,
@@ -67,7 +69,13 @@ def add(
         typer.Option("--from", help="Source NODE:PATH[,PATH...].", show_default=False),
     ],
     destination: Annotated[
-        str, typer.Option("--to", help="Destination NODE:FOLDER.", show_default=False)
+        list[str],
+        typer.Option(
+            "--to",
+            metavar="NODE:PATH",
+            help="Destination NODE:FOLDER; 2 to 16 of them make each run a fan-out job.",
+            show_default=False,
+        ),
     ],
     cron: Annotated[
         str | None,
@@ -110,7 +118,7 @@ def add(
     if (cron is None) == (every is None):
         usage("give exactly one of --cron EXPR or --every INTERVAL")
     source_node, source_paths = parse_source(source)
-    destination_node, destination_path = parse_destination(destination)
+    targets = [parse_destination(text) for text in destination]
     options: dict[str, Any] = {"overwrite": overwrite.value}
     if rate is not None:
         options["target_rate_kbps"] = rate
@@ -122,8 +130,7 @@ def add(
         "timezone": tz,
         "source_node": source_node,
         "source_paths": source_paths,
-        "destination_node": destination_node,
-        "destination_path": destination_path,
+        **where_to(targets),
         "options": options,
         "priority": priority,
         "overlap": overlap.value,
@@ -176,7 +183,7 @@ def list_schedules(
                 Text(item["health"], style=_HEALTH_STYLE.get(item["health"], "")),
                 _timing(item),
                 f"{item['source_node']}:{','.join(item['source_paths'])}",
-                f"{item['destination_node']}:{item['destination_path'] or '/'}",
+                destinations_text(item),
                 _last_run(item["last_run"]),
                 when(item["next_run_at"]),
                 _streak(item),
@@ -231,8 +238,8 @@ def show(
         ("health", Text(item["health"], style=_HEALTH_STYLE.get(item["health"], ""))),
         ("when", _timing(item)),
         ("from", f"{item['source_node']}:{', '.join(item['source_paths'])}"),
-        ("to", f"{item['destination_node']}:{item['destination_path'] or '/'}"),
-        *([("mode", f"pulled by {item['destination_node']}")] if item["mode"] == "pull" else []),
+        ("to", destinations_text(item)),
+        *([("mode", "pulled by the destination")] if item["mode"] == "pull" else []),
         ("overwrite", str(item["options"].get("overwrite", "diff"))),
         ("overlap", item["overlap"]),
         ("next run", when(item["next_run_at"])),
@@ -281,7 +288,13 @@ def change(
         str | None, typer.Option("--from", help="Source NODE:PATH[,PATH...].", show_default=False)
     ] = None,
     destination: Annotated[
-        str | None, typer.Option("--to", help="Destination NODE:FOLDER.", show_default=False)
+        list[str] | None,
+        typer.Option(
+            "--to",
+            metavar="NODE:PATH",
+            help="Destination NODE:FOLDER (repeat it for a fan-out); replaces every destination.",
+            show_default=False,
+        ),
     ] = None,
     overlap: Annotated[
         Overlap | None, typer.Option(help="skip or queue.", show_default=False)
@@ -310,8 +323,8 @@ def change(
         patch["timezone"] = tz
     if source is not None:
         patch["source_node"], patch["source_paths"] = parse_source(source)
-    if destination is not None:
-        patch["destination_node"], patch["destination_path"] = parse_destination(destination)
+    if destination:
+        patch.update(where_to([parse_destination(text) for text in destination]))
     if overlap is not None:
         patch["overlap"] = overlap.value
     if priority is not None:

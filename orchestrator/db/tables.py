@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from orchestrator.db.base import Base, MaskedText, UtcDateTime
 
 OPEN_FAILURE = "acknowledged_at IS NULL AND state IN ('failed', 'needs_attention')"
+HAS_PARENT = "parent_id IS NOT NULL"
 
 
 def utcnow() -> datetime:
@@ -85,6 +86,14 @@ class JobRow(Base):
             postgresql_where=text(OPEN_FAILURE),
             sqlite_where=text(OPEN_FAILURE),
         ),
+        # A fan-out's parts: partial, so that no plan takes it for "parent_id IS NULL" (every
+        # default list) instead of walking ix_jobs_created in order.
+        Index(
+            "ix_jobs_parent",
+            "parent_id",
+            postgresql_where=text(HAS_PARENT),
+            sqlite_where=text(HAS_PARENT),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -137,6 +146,12 @@ class JobRow(Base):
     deadline: Mapped[datetime | None] = mapped_column(UtcDateTime())
     eta: Mapped[datetime | None] = mapped_column(UtcDateTime())
     at_risk: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Fan-out: a parent job is never dispatched; its state, bytes and files sum up its parts,
+    # ordinary jobs (one per destination) whose parent_id names it. The parent's own
+    # destination columns hold its first destination. No foreign key (migration 0021 says why):
+    # retention removes a parent and its parts alike, as they end together.
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    is_parent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class JobLabelRow(Base):
@@ -319,6 +334,9 @@ class ScheduleRow(Base):
     source_paths: Mapped[list[str]] = mapped_column(JSON)
     destination_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
     destination_path: Mapped[str] = mapped_column(String(1024))
+    # A fan-out schedule's destinations, [{"node_id", "path"}], the first also in the two
+    # columns above; None for one destination.
+    destinations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     cron: Mapped[str | None] = mapped_column(String(128))
     interval_seconds: Mapped[int | None] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from orchestrator.domain.checksums import Algorithm
 from orchestrator.domain.deadlines import DeadlinePolicy
@@ -153,15 +161,71 @@ class TransferMode(StrEnum):
     PULL = "pull"  # the destination runs it and fetches, with a token from the source
 
 
+MIN_DESTINATIONS = 2
+MAX_DESTINATIONS = 16
+
+
+class JobDestination(BaseModel):
+    """One destination of a job: a node and a folder under its root."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node: str = NodeName
+    path: DestinationPath = Field(min_length=1, max_length=1024)
+
+
+def checked_destinations(
+    value: list[JobDestination] | None, info: ValidationInfo
+) -> list[JobDestination] | None:
+    """A fan-out's destinations, or None when the single destination's fields are given (a
+    ValueError when both or neither are, or a destination is listed twice)."""
+    single = [info.data.get("destination_node"), info.data.get("destination_path")]
+    if value is None:
+        if None in single:
+            raise ValueError(
+                "give destination_node and destination_path, or destinations (2 or more)"
+            )
+        return None
+    if any(part is not None for part in single):
+        raise ValueError("give either destinations or destination_node/destination_path, not both")
+    seen: set[tuple[str, str]] = set()
+    for target in value:
+        if (target.node, target.path) in seen:
+            raise ValueError(f"{target.node}:{target.path} is listed twice")
+        seen.add((target.node, target.path))
+    return value
+
+
+def targets_of(
+    destinations: list[JobDestination] | None, node: str | None, path: str | None
+) -> list[JobDestination]:
+    """Every destination, in the order given (one when there is no fan-out)."""
+    if destinations is not None:
+        return list(destinations)
+    assert node is not None
+    assert path is not None
+    return [JobDestination(node=node, path=path)]
+
+
 class JobSpec(BaseModel):
-    """A request to copy paths of one node to a folder of another."""
+    """A request to copy paths of one node to a folder of another, or (``destinations``) to
+    folders of several others at once: a fan-out."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source_node: str = NodeName
     source_paths: SourcePaths = Field(min_length=1, max_length=1000)
-    destination_node: str = NodeName
-    destination_path: DestinationPath = Field(min_length=1, max_length=1024)
+    destination_node: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=NODE_NAME_PATTERN
+    )
+    destination_path: DestinationPath | None = Field(default=None, min_length=1, max_length=1024)
+    # After the single destination's fields: its validator reads them.
+    destinations: list[JobDestination] | None = Field(
+        default=None,
+        min_length=MIN_DESTINATIONS,
+        max_length=MAX_DESTINATIONS,
+        validate_default=True,
+    )
     options: TransferOptions = TransferOptions()
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
@@ -179,6 +243,17 @@ class JobSpec(BaseModel):
         description="a deadline the link's measured rate cannot meet: 'warn' accepts the job "
         "with a warning, 'reject' refuses it (422)",
     )
+
+    @field_validator("destinations")
+    @classmethod
+    def _one_way_to_say_where(
+        cls, value: list[JobDestination] | None, info: ValidationInfo
+    ) -> list[JobDestination] | None:
+        return checked_destinations(value, info)
+
+    def targets(self) -> list[JobDestination]:
+        """Every destination of the job, in the order given (one for an ordinary job)."""
+        return targets_of(self.destinations, self.destination_node, self.destination_path)
 
 
 def job_label(

@@ -12,14 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from orchestrator.domain.deadlines import DeadlineAfter
 from orchestrator.domain.jobs import (
+    MAX_DESTINATIONS,
     MAX_LABELS,
+    MIN_DESTINATIONS,
+    NODE_NAME_PATTERN,
     DestinationPath,
+    JobDestination,
     JobSpec,
     Labels,
     NodeName,
     SourcePaths,
     TransferMode,
     TransferOptions,
+    checked_destinations,
+    targets_of,
 )
 
 ScheduleId = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -109,8 +115,18 @@ class ScheduleSpec(ScheduleTiming):
     description: str = Field(default="", max_length=500)
     source_node: str = NodeName
     source_paths: SourcePaths = Field(min_length=1, max_length=MAX_SOURCE_PATHS)
-    destination_node: str = NodeName
-    destination_path: DestinationPath = Field(min_length=1, max_length=1024)
+    destination_node: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=NODE_NAME_PATTERN
+    )
+    destination_path: DestinationPath | None = Field(default=None, min_length=1, max_length=1024)
+    # Or several destinations: each run is a fan-out job (after the single destination's
+    # fields: its validator reads them).
+    destinations: list[JobDestination] | None = Field(
+        default=None,
+        min_length=MIN_DESTINATIONS,
+        max_length=MAX_DESTINATIONS,
+        validate_default=True,
+    )
     options: TransferOptions = INCREMENTAL
     priority: int = Field(default=0, ge=-100, le=100)
     max_attempts: int = Field(default=3, ge=1, le=20)
@@ -122,6 +138,17 @@ class ScheduleSpec(ScheduleTiming):
     mode: TransferMode = TransferMode.PUSH  # pull: the destination node runs each run's transfer
     # Each run must be done this long after it starts (seconds; '2h' is taken too).
     deadline_after: DeadlineAfter = None
+
+    @field_validator("destinations")
+    @classmethod
+    def _one_way_to_say_where(
+        cls, value: list[JobDestination] | None, info: ValidationInfo
+    ) -> list[JobDestination] | None:
+        return checked_destinations(value, info)
+
+    def targets(self) -> list[JobDestination]:
+        """Every destination of a run, in the order given."""
+        return targets_of(self.destinations, self.destination_node, self.destination_path)
 
     @field_validator("options")
     @classmethod
@@ -149,6 +176,7 @@ class ScheduleSpec(ScheduleTiming):
             source_paths=self.source_paths,
             destination_node=self.destination_node,
             destination_path=self.destination_path,
+            destinations=self.destinations,
             options=self.options,
             priority=self.priority,
             max_attempts=self.max_attempts,

@@ -4,15 +4,19 @@ copies (reliability.md F1-F4, F8, F9, F12, F13)."""
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
 from sqlalchemy import update
 
 from orchestrator.db.tables import NodeCursorRow, NodeRow
+from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import AttemptState, JobState
+from orchestrator.services.conveyor.jobs import create_job
 from orchestrator.services.events import events_of
 from orchestrator.taskqueue import TaskName
+from tests.support.sim import read_tree, write_tree
 from tests.workers.conftest import Admin, Rig
 
 HANG = 30.0  # far longer than the test needs: the worker is killed inside it
@@ -179,3 +183,47 @@ def test_worker_paused_past_its_lease_does_not_post_the_attempt_twice(rig: Rig) 
 
     rig.assert_converged([job_id])
     assert second.received(TaskName.SUBMIT) > 0
+
+
+def test_kill_during_submission_of_a_fanout_job_posts_each_destination_once(rig: Rig) -> None:
+    # As above: the first POST is acted on and its answer held back, the feed too; the kill
+    # lands inside the submit of a fan-out's parts (one batch: both go to node-b).
+    rig.admin_a.fault(kind="hang", endpoint="GET /ops/transfers", seconds=HANG, count=0)
+    rig.admin_a.fault(kind="hang", endpoint="POST /ops/transfers", seconds=HANG, after_effect=True)
+    rig.worker()
+    files = {f"kf/{'sub/' if i % 2 else ''}f{i}.bin": os.urandom(n) for i, n in enumerate(SIZES)}
+    write_tree(rig.a.config.docroot, files)
+    folders = ["in-kf/one", "in-kf/two"]
+    spec = {
+        "source_node": "node-a",
+        "source_paths": ["kf"],
+        "destinations": [{"node": "node-b", "path": folder} for folder in folders],
+    }
+    parent = create_job(rig.ctx, JobSpec.model_validate(spec)).job.id
+    rig.wait(lambda: rig.admin_a.counters()["transfers_created"] >= 1, "a transfer created")
+    rig.kill_workers()
+
+    held = {
+        t["start_spec"]["tags"]["orchestrator"]["attempt"]: t["id"] for t in rig.admin_a.transfers()
+    }
+    unrecorded = [a for a in rig.attempts() if a.remote_id is None and a.id in held]
+    assert unrecorded, "no part was caught between the POST and storing its id"
+    rig.admin_a.clear_faults()
+    rig.worker()
+
+    states = rig.wait_until_settled()
+    assert set(states.values()) == {JobState.COMPLETED}, states
+    assert len(states) == 3, "the parent and its two parts"
+    attempts = rig.attempts()
+    assert sorted(a.job_id for a in attempts) == sorted(set(states) - {parent})
+    assert rig.admin_a.counters()["transfers_created"] == 2, "one transfer per part, never two"
+    by_remote = {a.remote_id: a.id for a in attempts}
+    assert len(by_remote) == 2
+    for transfer in rig.admin_a.transfers():
+        assert (
+            by_remote[transfer["id"]] == transfer["start_spec"]["tags"]["orchestrator"]["attempt"]
+        )
+    for attempt in unrecorded:  # adopted by its tag, not posted again
+        assert next(a for a in attempts if a.id == attempt.id).remote_id == held[attempt.id]
+    for folder in folders:
+        assert read_tree(rig.b.config.docroot / folder) == files

@@ -54,7 +54,12 @@ def job_detail(ctx: ContextDep, job_id: str, warnings: tuple[str, ...] = ()) -> 
     view = show_job(ctx, job_id)
     return JobDetail.model_validate(
         {
-            **{k: v for k, v in vars(view).items() if k not in ("attempt_list", "events")},
+            **{
+                k: v
+                for k, v in vars(view).items()
+                if k not in ("attempt_list", "events", "destinations")
+            },
+            "destinations": [vars(d) for d in view.destinations],
             "progress": view.progress,
             "deadline_missed": view.deadline_missed,
             "warnings": list(warnings),

@@ -23,6 +23,7 @@ from orchestrator.domain.states import (
 )
 from orchestrator.errors import NodeNotFound
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.fanout import parts_of
 from orchestrator.services.conveyor.jobs import JobNotFound, get_job
 from orchestrator.services.conveyor.modes import runner_id
 from orchestrator.services.conveyor.pacing import poll_soon
@@ -40,8 +41,37 @@ def _remote_id(ctx: ServiceContext, job: JobRow) -> str | None:
         )
 
 
+def _parts(ctx: ServiceContext, job_id: str) -> list[JobRow] | None:
+    """A fan-out job's parts, or None for an ordinary job (a control then acts on it alone)."""
+    with ctx.sessions() as session:
+        job = get_job(session, job_id)
+        return parts_of(session, job_id) if job.is_parent else None
+
+
+def _on_parts(
+    ctx: ServiceContext, job_id: str, parts: list[JobRow], action: str, states: set[JobState]
+) -> list[JobRow]:
+    """The parts a parent's control applies to (those in ``states``), noted on the parent;
+    refused when there is none."""
+    chosen = [part for part in parts if JobState(part.state) in states]
+    if not chosen:
+        raise InvalidTransition(f"no destination of this fan-out job can be {action}")
+    _note(ctx, job_id, f"{action}: {len(chosen)} of {len(parts)} destinations")
+    return chosen
+
+
 def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
-    """Cancel a job wherever it is; returns its state after the request."""
+    """Cancel a job wherever it is; returns its state after the request (a fan-out job:
+    each of its open parts)."""
+    if (parts := _parts(ctx, job_id)) is not None:
+        open_parts = [p for p in parts if not JobState(p.state).is_terminal]
+        for part in _on_parts(ctx, job_id, open_parts, "cancel requested", set(JobState)):
+            try:
+                cancel_job(ctx, part.id)
+            except InvalidTransition:  # it ended meanwhile
+                continue
+        with ctx.sessions() as session:
+            return JobState(get_job(session, job_id).state)
     now = ctx.now()
     with ctx.unit_of_work() as work:
         job = get_job(work.session, job_id)
@@ -74,7 +104,11 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
 
 
 def pause_job(ctx: ServiceContext, job_id: str) -> None:
-    """Pause the job's transfer on the node that runs it."""
+    """Pause the job's transfer on the node that runs it (a fan-out job: its parts')."""
+    if (parts := _parts(ctx, job_id)) is not None:
+        for part in _on_parts(ctx, job_id, parts, "pause requested", {*POSTED} - {JobState.PAUSED}):
+            pause_job(ctx, part.id)
+        return
     job, remote_id = _on_node(ctx, job_id, {JobState.SUBMITTED, JobState.RUNNING}, "paused")
     ctx.clients.get(runner_id(job)).pause_transfer(remote_id)
     poll_soon(ctx, runner_id(job))
@@ -82,7 +116,11 @@ def pause_job(ctx: ServiceContext, job_id: str) -> None:
 
 
 def resume_job(ctx: ServiceContext, job_id: str) -> None:
-    """Resume the job's paused transfer."""
+    """Resume the job's paused transfer (a fan-out job: its parts' paused transfers)."""
+    if (parts := _parts(ctx, job_id)) is not None:
+        for part in _on_parts(ctx, job_id, parts, "resume requested", {JobState.PAUSED}):
+            resume_job(ctx, part.id)
+        return
     job, remote_id = _on_node(ctx, job_id, {JobState.PAUSED}, "resumed")
     ctx.clients.get(runner_id(job)).resume_transfer(remote_id)
     poll_soon(ctx, runner_id(job))
@@ -105,11 +143,15 @@ def change_rate(
     target_rate_kbps: int | None = None,
     min_rate_kbps: int | None = None,
 ) -> None:
-    """Change the job's rates; applied to the running transfer too."""
+    """Change the job's rates; applied to the running transfer too (a fan-out job: to each
+    of its open parts as well)."""
     changes = {"target_rate_kbps": target_rate_kbps, "min_rate_kbps": min_rate_kbps}
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         raise ValueError("give target_rate_kbps or min_rate_kbps")
+    for part in _parts(ctx, job_id) or []:
+        if not JobState(part.state).is_terminal:
+            change_rate(ctx, part.id, **changes)
     with ctx.sessions() as session:
         job = get_job(session, job_id)
         if JobState(job.state).is_terminal:
@@ -129,11 +171,15 @@ def change_rate(
 
 
 def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:
-    """Change a job's priority (matters while it waits for admission)."""
+    """Change a job's priority (matters while it waits for admission; a fan-out job's parts
+    take it too)."""
     if not -100 <= priority <= 100:
         raise ValueError("priority goes from -100 to 100")
     with ctx.sessions() as session:
         job = get_job(session, job_id)
+        if job.is_parent:
+            for part in parts_of(session, job_id):
+                part.priority = priority
         job.priority = priority
         record(session, job_id, "operator", f"priority set to {priority}", at=ctx.now())
         session.commit()
@@ -141,7 +187,16 @@ def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:
 
 
 def retry_job(ctx: ServiceContext, job_id: str) -> None:
-    """Queue a failed (or flagged) job again with a fresh attempt budget."""
+    """Queue a failed (or flagged) job again with a fresh attempt budget (a fan-out job: only
+    its parts that did not complete)."""
+    if (parts := _parts(ctx, job_id)) is not None:
+        with ctx.sessions() as session:
+            state = JobState(get_job(session, job_id).state)
+        if state not in FAILED_ENDS:
+            raise InvalidTransition(f"only failed or flagged jobs can be retried, not {state}")
+        for part in _on_parts(ctx, job_id, parts, "retry requested", set(FAILED_ENDS)):
+            retry_job(ctx, part.id)
+        return
     now = ctx.now()
     with ctx.unit_of_work() as work:
         job = get_job(work.session, job_id)

@@ -86,7 +86,7 @@ def _held_leases(session: Session) -> DestinationLeases:
     leases = DestinationLeases()
     held = session.execute(
         select(JobRow.id, JobRow.destination_node_id, JobRow.destination_path, JobRow.source_paths)
-        .where(JobRow.state.in_(HOLDS_A_DESTINATION))
+        .where(JobRow.state.in_(HOLDS_A_DESTINATION), JobRow.is_parent.is_(False))
         .order_by(JobRow.created_at, JobRow.id)
     )
     for job_id, node_id, folder, sources in held:
@@ -140,7 +140,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         nodes = {n.id: n for n in session.scalars(select(NodeRow))}
         active = session.execute(
             select(JobRow.source_node_id, JobRow.destination_node_id, func.count())
-            .where(JobRow.state.in_(HOLDS_A_SLOT))
+            # A fan-out's parent holds nothing itself: its parts are counted.
+            .where(JobRow.state.in_(HOLDS_A_SLOT), JobRow.is_parent.is_(False))
             .group_by(JobRow.source_node_id, JobRow.destination_node_id)
         ).all()
         out_count: Counter[int] = Counter()

@@ -7,7 +7,8 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -57,14 +58,16 @@ class KeyOwner:
 
 
 def request_digest(spec: JobSpec) -> str:
-    """The SHA-256 of a job request as validated (so equivalent bodies match); a push without
-    a deadline digests as it did before pull mode and deadlines existed."""
+    """The SHA-256 of a job request as validated (so equivalent bodies match); a push to one
+    destination without a deadline digests as it did before pull mode, fan-out and deadlines."""
     fields = spec.model_dump(mode="json")
     if spec.mode is TransferMode.PUSH:
         fields.pop("mode")
     if spec.deadline is None:
         fields.pop("deadline")
         fields.pop("deadline_policy")
+    if fields["destinations"] is None:
+        del fields["destinations"]
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -117,59 +120,82 @@ def create_job(
             existing = job_by_key(session, idempotency_key)
             if existing is not None:
                 return Created(_same_request(existing, digest, key_owner), created=False)
-        named = {spec.source_node, spec.destination_node}
+        targets = spec.targets()
+        named = {spec.source_node, *(t.node for t in targets)}
         nodes = {n.name: n for n in session.scalars(select(NodeRow).where(NodeRow.name.in_(named)))}
         source = _node(nodes, "source_node", spec.source_node)
-        destination = _node(nodes, "destination_node", spec.destination_node)
-        if source.id == destination.id:
-            raise JobRejected("destination_node", "source and destination must be two nodes")
         if source.kind == SSH:
             raise JobRejected(
                 "source_node",
                 f"node {source.name!r} is an SSH endpoint: it can only be a destination "
                 "(it has no Node API to start a transfer on)",
             )
-        if destination.kind == SSH and spec.mode is TransferMode.PULL:
-            raise JobRejected(
-                "mode",
-                f"node {destination.name!r} is an SSH endpoint: it cannot run a pull "
-                "(it has no Node API); push to it instead",
-            )
+        fields = _destination_fields(spec)
+        places: list[tuple[NodeRow, str]] = []
+        for (node_field, path_field), target in zip(fields, targets, strict=True):
+            destination = _node(nodes, node_field, target.node)
+            if source.id == destination.id:
+                raise JobRejected(node_field, "source and destination must be two nodes")
+            if destination.kind == SSH and spec.mode is TransferMode.PULL:
+                raise JobRejected(
+                    "mode",
+                    f"node {destination.name!r} is an SSH endpoint: it cannot run a pull "
+                    "(it has no Node API); push to it instead",
+                )
+            try:
+                places.append((destination, confine(destination.root_path, target.path)))
+            except UnsafePath as exc:
+                raise JobRejected(path_field, str(exc)) from None
         try:
             for path in spec.source_paths:
                 confine(source.root_path, path)
-            destination_path = confine(destination.root_path, spec.destination_path)
         except UnsafePath as exc:
             raise JobRejected("source_paths", str(exc)) from None
         try:
             spec.options.move_target(source.root_path)
         except UnsafePath as exc:
             raise JobRejected("options.move_after_transfer", str(exc)) from None
-        job = JobRow(
-            id=str(uuid.uuid4()),
-            source_node_id=source.id,
-            source_root=source.root_path,
-            source_paths=[{"source": p} for p in spec.source_paths],
-            source_paths_text="\n".join(spec.source_paths),
-            destination_node_id=destination.id,
-            destination_path=destination_path,
-            options=spec.options.model_dump(exclude_defaults=True),
-            priority=spec.priority,
-            max_attempts=spec.max_attempts,
-            labels=spec.labels,
+        fanout = spec.destinations is not None
+
+        def new_row(destination: NodeRow, destination_path: str, **extra: Any) -> JobRow:
+            return JobRow(
+                id=str(uuid.uuid4()),
+                source_node_id=source.id,
+                source_root=source.root_path,
+                source_paths=[{"source": p} for p in spec.source_paths],
+                source_paths_text="\n".join(spec.source_paths),
+                destination_node_id=destination.id,
+                destination_path=destination_path,
+                options=spec.options.model_dump(exclude_defaults=True),
+                priority=spec.priority,
+                max_attempts=spec.max_attempts,
+                labels=spec.labels,
+                created_at=now,
+                updated_at=now,
+                state_changed_at=now,
+                mode=spec.mode,
+                **extra,
+            )
+
+        job = new_row(
+            *places[0],
             idempotency_key=idempotency_key,
             schedule_id=schedule_id,
             slot_time=slot_time,
-            state=JobState.QUEUED,
-            created_at=now,
-            updated_at=now,
-            state_changed_at=now,
+            # A fan-out's parent is never dispatched: it runs while its parts do.
+            state=JobState.RUNNING if fanout else JobState.QUEUED,
+            is_parent=fanout,
             request_digest=digest,
             created_by_token=key_owner.token_id if key_owner else None,
-            mode=spec.mode,
         )
+        parts = [new_row(*place, state=JobState.QUEUED) for place in places] if fanout else []
         if spec.deadline is not None:
-            warnings = _admit_deadline(session, job, spec, source, destination, sized, now)
+            for row, (destination, _) in zip(parts or [job], places, strict=True):
+                warnings += _admit_deadline(session, row, spec, source, destination, sized, now)
+            if parts:  # the parent ends with its last part
+                job.deadline = spec.deadline
+                job.eta = max((p.eta for p in parts if p.eta is not None), default=None)
+                job.at_risk = any(p.at_risk for p in parts)
         session.add(job)
         try:
             # A racing twin (same idempotency key or schedule slot) fails here or at commit.
@@ -178,18 +204,22 @@ def create_job(
                 JobLabelRow(job_id=job.id, key=key, value=value)
                 for key, value in spec.labels.items()
             )
+            where = ", ".join(f"{node.name}:{path}" for node, path in places)
+            pulled_by = ", ".join(node.name for node, _ in places)
             record(
                 session,
                 job.id,
                 "state",
-                f"queued: {len(spec.source_paths)} path(s) from {source.name} "
-                f"to {destination.name}:{destination_path}"
-                + (f", pulled by {destination.name}" if spec.mode is TransferMode.PULL else ""),
+                f"{'fan-out' if fanout else 'queued'}: {len(spec.source_paths)} path(s) "
+                f"from {source.name} to {where}"
+                + (f", pulled by {pulled_by}" if spec.mode is TransferMode.PULL else ""),
                 at=now,
-                to_state=JobState.QUEUED,
+                to_state=JobState(job.state),
             )
             for warning in warnings:
                 record(session, job.id, "deadline", warning, at=now)
+            if fanout:
+                _add_parts(session, job, parts, now)
             work.after_commit(TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH))
             work.commit()
         except IntegrityError:
@@ -240,6 +270,34 @@ def _admit_deadline(
         raise JobRejected("deadline", f"{warning} (refused: deadline_policy is 'reject')")
     job.deadline, job.eta, job.at_risk = deadline, estimate.eta(now), not feasible
     return [warning] if warning else []
+
+
+def _add_parts(session: Session, parent: JobRow, parts: list[JobRow], now: datetime) -> None:
+    """A fan-out's parts, one ordinary job per destination, each with its own attempts."""
+    for number, part in enumerate(parts, start=1):
+        part.parent_id = parent.id
+        # Apart by a microsecond, so that created_at orders them as the destinations were given.
+        part.created_at = part.created_at + timedelta(microseconds=number)
+        session.add(part)
+    session.flush()
+    for part in parts:
+        record(
+            session,
+            part.id,
+            "state",
+            f"queued: destination of fan-out job {parent.id[:8]}",
+            at=now,
+            to_state=JobState.QUEUED,
+        )
+
+
+def _destination_fields(spec: JobSpec) -> list[tuple[str, str]]:
+    """The request fields that name each destination (what a refusal points at)."""
+    if spec.destinations is None:
+        return [("destination_node", "destination_path")]
+    return [
+        (f"destinations.{i}.node", f"destinations.{i}.path") for i in range(len(spec.destinations))
+    ]
 
 
 def _twin(

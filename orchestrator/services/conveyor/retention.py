@@ -58,6 +58,9 @@ def prune_history(ctx: ServiceContext) -> Pruned:
                     .where(
                         JobRow.state.in_([s.value for s in TERMINAL_STATES]),
                         JobRow.finished_at < cutoff,
+                        # A fan-out's parts go with their parent, never before it: a part that
+                        # ended long ago may belong to a job whose other parts still run.
+                        JobRow.parent_id.is_(None),
                     )
                     .order_by(JobRow.finished_at)
                     .limit(BATCH)
@@ -65,12 +68,19 @@ def prune_history(ctx: ServiceContext) -> Pruned:
             )
             if not jobs:
                 break
+            parents = [job.id for job in jobs if job.is_parent]
+            parts = (
+                list(session.scalars(select(JobRow).where(JobRow.parent_id.in_(parents))))
+                if parents
+                else []
+            )
             if archive is not None:
-                _archive(session, jobs, archive)
-                pruned.archived += len(jobs)
-            session.execute(delete(JobRow).where(JobRow.id.in_([job.id for job in jobs])))
+                _archive(session, jobs + parts, archive)
+                pruned.archived += len(jobs) + len(parts)
+            removed = [job.id for job in jobs + parts]
+            session.execute(delete(JobRow).where(JobRow.id.in_(removed)))
             session.commit()
-            pruned.jobs += len(jobs)
+            pruned.jobs += len(removed)
         if len(jobs) < BATCH:
             break
     with ctx.sessions() as session:

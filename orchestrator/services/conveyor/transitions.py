@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import JobEventRow, JobRow, NodeRow
 from orchestrator.domain.jobs import job_label
 from orchestrator.domain.states import FAILED_ENDS, JobState, can_move
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.alerts.outbox import on_job_end
 from orchestrator.services.context import UnitOfWork
+from orchestrator.services.conveyor.fanout import settle_parents
 from orchestrator.services.events import record
 from orchestrator.taskqueue import TaskName
 
@@ -51,13 +51,14 @@ def move(
         if target.is_terminal:
             changes["finished_at"] = at
         changes.update(values or {})
-        result = work.session.execute(
+        moved = work.session.execute(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.state == state)
             .values(**changes)
+            .returning(JobRow.parent_id)
             .execution_options(synchronize_session=False)
-        )
-        if rowcount(result) == 1:
+        ).first()
+        if moved is not None:
             record(
                 work.session,
                 job_id,
@@ -69,10 +70,25 @@ def move(
                 data=data,
             )
             if state != target:
-                on_job_end(work, job_id, target, at)
-                report_failure(work, job_id, target)
+                _ended(work, {job_id: moved.parent_id}, target, at)
             return state
     return None
+
+
+def _ended(
+    work: UnitOfWork, parents: dict[str, str | None], target: JobState, at: datetime
+) -> None:
+    """What a move calls for: alerts for an ordinary job; a fan-out part instead sums its
+    parent up again, and the parent alerts when its own state ends."""
+    for job_id, parent_id in parents.items():
+        if parent_id is None:
+            on_job_end(work, job_id, target, at)
+            report_failure(work, job_id, target)
+    for parent_id, parent_state in settle_parents(
+        work, [p for p in parents.values() if p is not None], at=at
+    ):
+        on_job_end(work, parent_id, parent_state, at)
+        report_failure(work, parent_id, parent_state)
 
 
 def move_many(
@@ -103,7 +119,7 @@ def move_many(
         update(JobRow)
         .where(JobRow.id.in_(list(messages)), JobRow.state == expected)
         .values(**changes)
-        .returning(JobRow.id, *returning)
+        .returning(JobRow.id, *returning, JobRow.parent_id)
         .execution_options(synchronize_session=False)
     ).all()
     moved = {row[0]: row for row in rows}
@@ -124,9 +140,7 @@ def move_many(
                 for job_id in ordered
             ],
         )
-        for job_id in ordered:
-            on_job_end(work, job_id, target, at)
-            report_failure(work, job_id, target)
+        _ended(work, {job_id: moved[job_id].parent_id for job_id in ordered}, target, at)
     return {job_id: moved[job_id] for job_id in ordered}
 
 

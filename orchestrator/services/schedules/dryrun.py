@@ -75,7 +75,8 @@ class DryRun:
 
 
 def dry_run(ctx: ServiceContext, schedule_id: str) -> DryRun:
-    """Compare the source paths with the destination folder as the next run would."""
+    """Compare the source paths with the destination folder as the next run would (a fan-out
+    schedule: its first destination)."""
     with ctx.sessions() as session:
         row = get_schedule(session, schedule_id)
         spec = spec_of(session, row)
@@ -84,7 +85,8 @@ def dry_run(ctx: ServiceContext, schedule_id: str) -> DryRun:
         source_root, destination_root = _roots(session, row.source_node_id, row.destination_node_id)
     policy = spec.options.overwrite or "diff"
     result = DryRun(schedule_id=schedule_id, overwrite=policy)
-    target = confine(destination_root, spec.destination_path)
+    # A fan-out schedule: compared with its first destination (row.destination_*), as listed.
+    target = confine(destination_root, row.destination_path)
     result.deadline = time.monotonic() + MAX_SECONDS
     for path in spec.source_paths:
         absolute = confine(source_root, path)

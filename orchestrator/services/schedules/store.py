@@ -81,8 +81,7 @@ def spec_of(
             "timezone": row.timezone,
             "source_node": names[row.source_node_id],
             "source_paths": row.source_paths,
-            "destination_node": names[row.destination_node_id],
-            "destination_path": row.destination_path,
+            **_where_to(row, names),
             "options": row.options,
             "priority": row.priority,
             "max_attempts": row.max_attempts,
@@ -96,6 +95,18 @@ def spec_of(
     )
 
 
+def _where_to(row: ScheduleRow, names: dict[int, str]) -> dict[str, Any]:
+    """A schedule row's destination fields: its one destination, or a fan-out's list."""
+    if not row.destinations:
+        return {
+            "destination_node": names[row.destination_node_id],
+            "destination_path": row.destination_path,
+        }
+    return {
+        "destinations": [{"node": names[d["node_id"]], "path": d["path"]} for d in row.destinations]
+    }
+
+
 def create_schedule(ctx: ServiceContext, spec: ScheduleSpec) -> None:
     """Save a schedule made through the API or CLI; its first slot is the first after now."""
     with ctx.sessions() as session:
@@ -104,7 +115,8 @@ def create_schedule(ctx: ServiceContext, spec: ScheduleSpec) -> None:
 
 
 def change_schedule(ctx: ServiceContext, schedule_id: str, patch: dict[str, Any]) -> None:
-    """Change some fields of a schedule; a cron replaces an interval and the other way round."""
+    """Change some fields of a schedule; a cron replaces an interval and the other way round,
+    and so do a list of destinations and the single destination's fields."""
     with ctx.sessions() as session:
         row = editable(get_schedule(session, schedule_id))
         merged = spec_of(session, row).model_dump()
@@ -112,6 +124,11 @@ def change_schedule(ctx: ServiceContext, schedule_id: str, patch: dict[str, Any]
             merged["interval_seconds"] = None
         if "interval_seconds" in patch and "cron" not in patch:
             merged["cron"] = None
+        single = {"destination_node", "destination_path"}
+        if "destinations" in patch and not single & patch.keys():
+            merged.update(destination_node=None, destination_path=None)
+        if single & patch.keys() and "destinations" not in patch:
+            merged["destinations"] = None
         spec = ScheduleSpec.model_validate({**merged, **patch})
         update_row(session, row, spec, now=ctx.now(), channels=known_channels(ctx.settings))
         session.commit()
@@ -202,14 +219,22 @@ def _fill(
             "source_node", f"node {source.name!r} is an SSH endpoint: it can only be a destination"
         )
     row.source_node_id = source.id
-    destination = _node(session, "destination_node", spec.destination_node)
-    if destination.kind == SSH and spec.mode is TransferMode.PULL:
-        raise ScheduleRejected(
-            "mode", f"node {destination.name!r} is an SSH endpoint: it cannot run a pull"
-        )
-    row.destination_node_id = destination.id
-    if row.source_node_id == row.destination_node_id:
-        raise ScheduleRejected("destination_node", "source and destination must be two nodes")
+    fanout = spec.destinations is not None
+    places: list[dict[str, Any]] = []
+    for i, target in enumerate(spec.targets()):
+        field = f"destinations.{i}.node" if fanout else "destination_node"
+        destination = _node(session, field, target.node)
+        if destination.id == row.source_node_id:
+            raise ScheduleRejected(field, "source and destination must be two nodes")
+        if destination.kind == SSH and spec.mode is TransferMode.PULL:
+            raise ScheduleRejected(
+                "mode", f"node {destination.name!r} is an SSH endpoint: it cannot run a pull"
+            )
+        places.append({"node_id": destination.id, "path": target.path})
+    # The first destination in the row's own columns (lists, dry runs); all of them, for a
+    # fan-out, in ``destinations``.
+    row.destination_node_id = places[0]["node_id"]
+    row.destinations = places if fanout else None
     if channels is not None:
         unknown = sorted(set(spec.alerts.channels) - channels)
         if unknown:
@@ -221,7 +246,7 @@ def _fill(
     values: dict[str, Any] = {
         "description": spec.description,
         "source_paths": list(spec.source_paths),
-        "destination_path": spec.destination_path,
+        "destination_path": places[0]["path"],
         "cron": spec.cron,
         "interval_seconds": spec.interval_seconds,
         "timezone": spec.timezone,

@@ -15,6 +15,7 @@ from orchestrator.domain.jobs import TransferMode, job_label
 from orchestrator.domain.states import SETTLED, JobState
 from orchestrator.domain.transfers import bytes_per_second, eta_seconds
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.fanout import parts_of
 from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected, get_job
 from orchestrator.services.events import events_of
 from orchestrator.services.nodes.registry import node_names
@@ -22,6 +23,33 @@ from orchestrator.services.nodes.registry import node_names
 
 class BadCursor(JobRejected):
     """A page cursor this API did not hand out."""
+
+
+@dataclass(frozen=True)
+class DestinationView:
+    """One destination of a fan-out job: its part (an ordinary job) and how far it got."""
+
+    node: str
+    path: str
+    job_id: str
+    state: str
+    bytes: int
+    files: int
+    error: str | None
+
+
+def destination_view(part: JobRow, names: dict[int, str]) -> DestinationView:
+    """A fan-out part as its parent lists it."""
+    settled_badly = part.state in (JobState.FAILED, JobState.NEEDS_ATTENTION)
+    return DestinationView(
+        node=names.get(part.destination_node_id, "?"),
+        path=part.destination_path,
+        job_id=part.id,
+        state=part.state,
+        bytes=part.bytes_transferred,
+        files=part.files_completed,
+        error=(part.reason or part.error_text) if settled_badly else None,
+    )
 
 
 @dataclass
@@ -64,6 +92,8 @@ class JobView:
     at_risk: bool  # expected after its deadline
     mode: str = "push"  # push | pull
     runs_on: str = ""  # the node that runs the transfer: the source, or for a pull the destination
+    parent_id: str | None = None  # a fan-out's part: the job it is one destination of
+    destinations: list[DestinationView] = field(default_factory=list)  # a fan-out's parts
     attempt_list: list[AttemptRow] = field(default_factory=list)
     events: list[JobEventRow] = field(default_factory=list)
 
@@ -168,13 +198,18 @@ def project(job: JobRow, names: dict[int, str]) -> JobView:
         deadline=job.deadline,
         eta=None if JobState(job.state) in SETTLED else job.eta,
         at_risk=job.at_risk and JobState(job.state) not in SETTLED,
+        parent_id=job.parent_id,
     )
 
 
 def show_job(ctx: ServiceContext, job_id: str) -> JobView:
-    """One job with its attempts and its event log."""
+    """One job with its attempts and its event log (a fan-out job: its destinations too)."""
     with ctx.sessions() as session:
-        view = project(get_job(session, job_id), node_names(session))
+        job = get_job(session, job_id)
+        names = node_names(session)
+        view = project(job, names)
+        if job.is_parent:
+            view.destinations = [destination_view(p, names) for p in parts_of(session, job_id)]
         view.attempt_list = attempts_of(session, job_id)
         view.events = events_of(session, job_id)
         return view
@@ -218,6 +253,7 @@ class JobFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     path: str | None = None  # a part of a source path or of the destination path, any case
+    parts: bool = False  # list fan-out parts as well (by default their parent stands for them)
 
 
 def _rows(
@@ -225,6 +261,8 @@ def _rows(
 ) -> tuple[list[JobRow], str | None]:
     """Job rows newest first, and the cursor of the next page (None on the last page)."""
     query = select(JobRow)
+    if not where.parts:
+        query = query.where(JobRow.parent_id.is_(None))
     if where.states:
         query = query.where(JobRow.state.in_(where.states))
     if where.node:

@@ -150,7 +150,10 @@ def overview(session: Session, now: datetime, *, poll_interval: float) -> Overvi
         str(state): int(n)
         for state, n in session.execute(
             select(JobRow.state, func.count())
-            .where(JobRow.state.in_([s for s in JobState if s not in TERMINAL_STATES]))
+            .where(
+                JobRow.state.in_([s for s in JobState if s not in TERMINAL_STATES]),
+                JobRow.parent_id.is_(None),  # a fan-out counts once, as its parent
+            )
             .group_by(JobRow.state)
         ).all()
     }
@@ -176,7 +179,7 @@ def overview(session: Session, now: datetime, *, poll_interval: float) -> Overvi
 
 def _unacknowledged(session: Session, *where: Any) -> int:
     """How many jobs match and nobody acknowledged."""
-    query = select(func.count()).select_from(JobRow).where(*where)
+    query = select(func.count()).select_from(JobRow).where(*where, JobRow.parent_id.is_(None))
     return int(session.scalar(query.where(JobRow.acknowledged_at.is_(None))) or 0)
 
 
@@ -184,7 +187,10 @@ def _jobs(
     session: Session, names: dict[int, str], states: Iterable[JobState], kind: str, *order: Any
 ) -> list[JobView]:
     rows = session.scalars(
-        select(JobRow).where(JobRow.state.in_(states)).order_by(*order).limit(LIMITS[kind])
+        select(JobRow)
+        .where(JobRow.state.in_(states), JobRow.parent_id.is_(None))
+        .order_by(*order)
+        .limit(LIMITS[kind])
     )
     return [project(job, names) for job in rows]
 
@@ -199,7 +205,7 @@ def _latest(
         for state in states
         for job in session.scalars(
             select(JobRow)
-            .where(JobRow.state == state)
+            .where(JobRow.state == state, JobRow.parent_id.is_(None))
             .order_by(JobRow.state_changed_at.desc())
             .limit(LIMITS[kind])
         )
@@ -223,7 +229,7 @@ def _nodes(
             func.count(),
             func.sum(JobRow.rate_kbps),
         )
-        .where(JobRow.state.in_(MAY_HOLD_TRANSFER))
+        .where(JobRow.state.in_(MAY_HOLD_TRANSFER), JobRow.is_parent.is_(False))
         .group_by(JobRow.source_node_id, JobRow.destination_node_id, JobRow.state)
     ).all():
         outbound[source] += n
