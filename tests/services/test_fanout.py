@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from hstssim.cluster import RunningNode, SimCluster
+from orchestrator.db.tables import JobFileRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
@@ -233,3 +236,51 @@ def test_the_queue_entry_takes_destinations_too(
     assert list(part_states(stack, parent_id).values()) == ["queued", "queued"]
     refused = submit_message(stack.ctx, {**body, "destination_node": "node-b"})
     assert refused.startswith("rejected: destinations: "), refused
+
+
+def test_destinations_whose_copies_differ_make_the_job_need_attention_naming_the_file(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    # The source file changes between two runs of one destination (node-c first refuses its
+    # token, and runs again on retry): every node reports the checksum of what it really
+    # moved, and the job says which file the destinations do not hold alike.
+    folder = fresh("fx")
+    write_tree(stack.root_a, {f"{folder}/same.bin": b"s" * 4000, f"{folder}/x.bin": b"1" * 5000})
+    _, admin_c = more["node-c"]
+    admin_c.fault(kind="reject_tokens", count=0)
+    options = {"file_checksum": "sha256", "overwrite": "always"}
+    parent_id = fanout(stack, folder, max_attempts=1, options=options)
+    settle_parent(stack, parent_id, JobState.FAILED)
+
+    admin_c.clear_faults()
+    write_tree(stack.root_a, {f"{folder}/x.bin": b"2" * 5000})
+    retry_job(stack.ctx, parent_id)
+    settle_parent(stack, parent_id, JobState.NEEDS_ATTENTION)
+
+    view = show_job(stack.ctx, parent_id)
+    assert set(part_states(stack, parent_id).values()) == {"completed"}
+    assert view.reason is not None
+    assert view.reason.startswith("the destinations' copies differ: "), view.reason
+    assert f"{folder}/x.bin: checksums differ across node-b:/in-{folder}" in view.reason
+    assert "same.bin" not in view.reason  # one file alike everywhere is not named
+    copy_c = more["node-c"][0].config.docroot / f"in-{folder}" / folder / "x.bin"
+    assert copy_c.read_bytes() == b"2" * 5000
+    assert (stack.root_b / f"in-{folder}" / folder / "x.bin").read_bytes() == b"1" * 5000
+
+
+def test_destinations_that_agree_complete_with_each_files_checksum_stored(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    folder = fresh("fs")
+    body = os.urandom(20_000)
+    write_tree(stack.root_a, {f"{folder}/m.bin": body})
+    parent_id = fanout(stack, folder, options={"file_checksum": "sha256", "overwrite": "always"})
+    settle_parent(stack, parent_id, JobState.COMPLETED)
+    with stack.ctx.sessions() as session:
+        parts = parts_of(session, parent_id)
+        sums = {
+            f.checksum
+            for p in parts
+            for f in session.scalars(select(JobFileRow).where(JobFileRow.job_id == p.id))
+        }
+    assert sums == {hashlib.sha256(body).hexdigest()}

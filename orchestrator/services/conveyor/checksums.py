@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import AttemptRow, JobFileRow, JobRow
@@ -131,7 +132,31 @@ def _end(
         message = f"{summary}; {moved}" + (f"; {lost}" if lost else "")
     values: dict[str, object] = {} if problem is None else {"reason": problem}
     with ctx.unit_of_work() as work:
+        # The files first: the move wakes a fan-out's parent, which compares its parts' files.
+        if files:
+            try:
+                work.session.execute(
+                    insert(JobFileRow),
+                    [
+                        {
+                            "job_id": job_id,
+                            "attempt_id": held.attempt_id,
+                            "attempt_number": held.attempt_number,
+                            "position": position,
+                            "path": f.path,
+                            "size": f.size,
+                            "status": f.status,
+                            "checksum_type": f.checksum_type,
+                            "checksum": f.checksum,
+                        }
+                        for position, f in enumerate(files)
+                    ],
+                )
+            except IntegrityError:
+                work.rollback()
+                return f"job {job_id}: its files were stored by another run"
         if move(work, job_id, held.state, target, message, at=now, values=values) is None:
+            work.rollback()
             return f"job {job_id}: moved on meanwhile, files not stored"
         job, attempt = (
             work.session.get(JobRow, job_id),
@@ -139,24 +164,6 @@ def _end(
         )
         if job is not None and attempt is not None:
             note_end(work, job, attempt, target, now)  # the link's rate, a missed deadline
-        if files:
-            work.session.execute(
-                insert(JobFileRow),
-                [
-                    {
-                        "job_id": job_id,
-                        "attempt_id": held.attempt_id,
-                        "attempt_number": held.attempt_number,
-                        "position": position,
-                        "path": f.path,
-                        "size": f.size,
-                        "status": f.status,
-                        "checksum_type": f.checksum_type,
-                        "checksum": f.checksum,
-                    }
-                    for position, f in enumerate(files)
-                ],
-            )
         work.commit()
     return f"job {job_id}: {target}; {summary}"
 

@@ -3,20 +3,23 @@ whenever a part changes state (in the part's own unit of work)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
 
-from orchestrator.db.tables import JobRow, NodeRow
+from orchestrator.db.tables import JobFileRow, JobRow, NodeRow
+from orchestrator.domain.checksums import checksum_disagreements
 from orchestrator.domain.fanout import fanout_state, total
+from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.states import FAILED_ENDS, SETTLED, JobState
 from orchestrator.services.context import UnitOfWork
 from orchestrator.services.events import record
 
 _DESTINATION = aliased(NodeRow)
+LISTED = 3  # files named in a reason
 
 
 def parts_of(session: Session, parent_id: str) -> list[JobRow]:
@@ -62,6 +65,8 @@ def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
             JobRow.reason,
             JobRow.error_text,
             JobRow.destination_path,
+            JobRow.id,
+            JobRow.attempt_count,
             _DESTINATION.name,
         )
         .join(_DESTINATION, _DESTINATION.id == JobRow.destination_node_id)
@@ -72,6 +77,9 @@ def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
         return None
     states = [JobState(p.state) for p in parts]
     target = fanout_state(states)
+    differ = _checksums_differ(session, parent_id, parts) if target is JobState.COMPLETED else None
+    if differ is not None:
+        target = JobState.NEEDS_ATTENTION
     values: dict[str, Any] = {
         "bytes_transferred": sum(p.bytes_transferred for p in parts),
         "bytes_expected": total([p.bytes_expected for p in parts]),
@@ -87,7 +95,9 @@ def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
             values["finished_at"] = at if target.is_terminal else None
         else:  # open again (a retry): the last end is history
             values.update(finished_at=None, reason=None, acknowledged_at=None, acknowledged_by=None)
-    if target in FAILED_ENDS:
+    if differ is not None:
+        values["reason"] = differ
+    elif target in FAILED_ENDS:
         bad = [p for p in parts if p.state != JobState.COMPLETED]
         values["reason"] = "; ".join(
             f"{p.name}:{p.destination_path} {p.state.replace('_', ' ')}"
@@ -108,3 +118,37 @@ def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
         message += f": {values['reason']}"
     record(session, parent_id, "state", message, at=at, from_state=before, to_state=target)
     return target
+
+
+def _checksums_differ(session: Session, parent_id: str, parts: Sequence[Any]) -> str | None:
+    """Why the destinations' copies are not the same file, when the job read checksums: the
+    first files whose checksums two destinations reported differently (None: they agree).
+
+    A file one destination reported no checksum for is the part's own concern (its
+    ``require_checksums``, which excuses files it did not write); here only two checksums
+    that were both reported are compared.
+    """
+    options = session.scalar(select(JobRow.options).where(JobRow.id == parent_id))
+    if not TransferOptions.model_validate(options or {}).reads_checksums:
+        return None
+    latest = {p.id: p.attempt_count for p in parts}
+    label = {p.id: f"{p.name}:{p.destination_path}" for p in parts}
+    per_destination: dict[str, dict[str, str | None]] = {label[p.id]: {} for p in parts}
+    rows = session.execute(
+        select(JobFileRow.job_id, JobFileRow.attempt_number, JobFileRow.path, JobFileRow.checksum)
+        .where(JobFileRow.job_id.in_(list(latest)), JobFileRow.checksum.is_not(None))
+        .order_by(JobFileRow.job_id, JobFileRow.position)
+    ).all()
+    for job_id, attempt_number, path, checksum in rows:
+        if attempt_number == latest[job_id]:
+            per_destination[label[job_id]][path] = checksum
+    found = [
+        d
+        for d in checksum_disagreements(per_destination)
+        if None not in d.checksums.values()  # reported by some destinations only: not compared
+    ]
+    if not found:
+        return None
+    named = "; ".join(str(d) for d in found[:LISTED])
+    more = f" and {len(found) - LISTED} more file(s)" if len(found) > LISTED else ""
+    return f"the destinations' copies differ: {named}{more}"
