@@ -120,7 +120,9 @@ def allocate(budget_kbps: int, claims: Sequence[Claim], now: datetime) -> dict[s
     for claim in claims:
         kbps = given[claim.key]
         shares[claim.key] = Share(
-            kbps, needs[claim.key], _why(claim, kbps, needs[claim.key], budget_kbps, deadline_kbps, now)
+            kbps,
+            needs[claim.key],
+            _why(claim, kbps, needs[claim.key], budget_kbps, deadline_kbps, now),
         )
     return shares
 

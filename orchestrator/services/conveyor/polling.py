@@ -29,7 +29,7 @@ from orchestrator.errors import (
 )
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext, UnitOfWork
-from orchestrator.services.conveyor import confirm, pacing
+from orchestrator.services.conveyor import allocation, confirm, pacing
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, progress_only
 from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
@@ -54,6 +54,7 @@ class PollSummary:
     checked: int = 0
     resynced: bool = False
     next_in: float | None = None  # adaptive polling: seconds until the node's next poll
+    rates_sent: int = 0  # link budgets: rate changes, pauses and resumes sent to the node
     skipped: str | None = None
     error: str | None = None
     moved: dict[str, int] = field(default_factory=dict)
@@ -71,6 +72,8 @@ class PollSummary:
         text += f", {self.checked} checked by id)" if self.checked else ")"
         if self.resynced:
             text += "; cursor resynchronised"
+        if self.rates_sent:
+            text += f"; {self.rates_sent} rate change(s) sent"
         if self.next_in is not None:
             text += f"; next poll in {self.next_in:.1f} s"
         if self.error:
@@ -109,6 +112,9 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.error = str(exc)
     else:
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
+    if not summary.skipped and not summary.error:
+        # Still under the node's lease: one allocation at a time for the transfers it runs.
+        summary.rates_sent = allocation.rebalance(ctx, node_id).sent
     summary.next_in = _release_lease(
         ctx, node_id, owner, summary.error, planned=not summary.skipped, seen=summary.seen_now
     )
