@@ -190,7 +190,7 @@ def _step(job: JobRow, attempt: AttemptRow, share: Share) -> Step | None:
     if share.paused:
         return None if attempt.policy_paused else Step(*ids, pause=True, event=share.why)
     if attempt.policy_paused:
-        event = f"resumed at {units.bitrate(share.kbps)}: {share.why}"
+        event = f"resumed: {share.why}"
         return Step(*ids, kbps=share.kbps, resume=True, event=event)
     if not moved_enough(attempt.allocated_kbps, share.kbps):
         return None
