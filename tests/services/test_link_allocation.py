@@ -3,6 +3,7 @@ the link, lower-priority work is paused and resumed, one PUT per transfer per in
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import timedelta
 from typing import Any
@@ -11,9 +12,7 @@ import httpx
 import pytest
 
 from orchestrator.db.tables import JobEventRow
-from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.states import JobState
-from orchestrator.services.conveyor.jobs import create_job
 from orchestrator.services.conveyor.linkbudgets import clear_budget, list_budgets, set_budget
 from orchestrator.services.events import events_of
 from orchestrator.services.views.jobs import show_job
@@ -89,7 +88,7 @@ def test_a_deadline_takes_the_link_and_bulk_work_pauses_then_resumes(
     assert stack.admin_a.counters()["requests"]["PUT /ops/transfers/{id}"] == len(events)
     for job_id in (bulk, urgent):
         times = [e.at for e in allocation_events(stack, job_id)]
-        assert all((b - a).total_seconds() >= INTERVAL for a, b in zip(times, times[1:]))
+        assert all((b - a).total_seconds() >= INTERVAL for a, b in itertools.pairwise(times))
 
 
 def test_budgets_are_set_listed_and_cleared_by_name(stack: Stack) -> None:
