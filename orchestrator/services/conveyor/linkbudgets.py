@@ -83,8 +83,21 @@ def list_budgets(ctx: ServiceContext) -> list[LinkBudget]:
         return sorted(_views(session, rows), key=lambda b: (b.source, b.destination))
 
 
-def _views(session: Session, rows: list[LinkBudgetRow]) -> list[LinkBudget]:
-    names = node_names(session)
+@dataclass(frozen=True)
+class BudgetFigures:
+    """A budgeted link's numbers by node id (what /metrics and the views read)."""
+
+    source_node_id: int
+    destination_node_id: int
+    kbps: int
+    allocated_kbps: int
+    transfers: int
+    paused: int
+
+
+def budget_figures(session: Session) -> list[BudgetFigures]:
+    """Each budgeted link with the rates last sent to its open transfers (those the
+    allocator paused count as transfers, not as rate)."""
     held = {
         (int(r[0]), int(r[1])): (int(r[2] or 0), int(r[3] or 0), int(r[4] or 0))
         for r in session.execute(
@@ -107,19 +120,28 @@ def _views(session: Session, rows: list[LinkBudgetRow]) -> list[LinkBudget]:
             .group_by(JobRow.source_node_id, JobRow.destination_node_id)
         )
     }
+    figures = []
+    for row in session.scalars(select(LinkBudgetRow)):
+        link = (row.source_node_id, row.destination_node_id)
+        allocated, transfers, paused = held.get(link, (0, 0, 0))
+        figures.append(BudgetFigures(*link, row.kbps, allocated, transfers, paused))
+    return figures
+
+
+def _views(session: Session, rows: list[LinkBudgetRow]) -> list[LinkBudget]:
+    names = node_names(session)
+    figures = {(f.source_node_id, f.destination_node_id): f for f in budget_figures(session)}
     views = []
     for row in rows:
-        allocated, transfers, paused = held.get(
-            (row.source_node_id, row.destination_node_id), (0, 0, 0)
-        )
+        figure = figures[(row.source_node_id, row.destination_node_id)]
         views.append(
             LinkBudget(
                 source=names.get(row.source_node_id, "?"),
                 destination=names.get(row.destination_node_id, "?"),
                 kbps=row.kbps,
-                allocated_kbps=allocated,
-                transfers=transfers,
-                paused=paused,
+                allocated_kbps=figure.allocated_kbps,
+                transfers=figure.transfers,
+                paused=figure.paused,
                 updated_by=row.updated_by,
                 updated_at=row.updated_at,
             )
