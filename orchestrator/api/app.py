@@ -19,6 +19,7 @@ from orchestrator.api.routes import (
     job_actions,
     job_pages,
     jobs,
+    links,
     nodes,
     schedules,
     tokens,
@@ -29,6 +30,7 @@ from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
 from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected, KeyReused
+from orchestrator.services.conveyor.linkbudgets import NoLinkBudget
 from orchestrator.services.conveyor.transitions import InvalidTransition
 from orchestrator.services.nodes.clients import NodeNotRegistered
 from orchestrator.services.nodes.registry import NodeInUse
@@ -60,6 +62,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.add_middleware(RequestGate, ctx=ctx)
     app.include_router(jobs.router)
     app.include_router(nodes.router)
+    app.include_router(links.router)
     app.include_router(schedules.router)
     app.include_router(tokens.router)
     app.include_router(health.router)
@@ -79,6 +82,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (ScheduleNotFound, status.HTTP_404_NOT_FOUND),
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NodeNotRegistered, status.HTTP_404_NOT_FOUND),
+    (NoLinkBudget, status.HTTP_404_NOT_FOUND),
     (TokenNotFound, status.HTTP_404_NOT_FOUND),
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (NodeInUse, status.HTTP_409_CONFLICT),

@@ -17,6 +17,10 @@ from orchestrator.services.nodes.registry import node_named, node_names
 MAX_MBPS = 1_000_000  # 1 Tbps: more than any link, less than a typo's worth of zeros
 
 
+class NoLinkBudget(LookupError):
+    """The link has no budget."""
+
+
 @dataclass(frozen=True)
 class LinkBudget:
     """A node pair's budget as readers see it, with the share its transfers hold now."""
@@ -67,12 +71,14 @@ def clear_budget(ctx: ServiceContext, source: str, destination: str) -> bool:
 
 
 def show_budget(ctx: ServiceContext, source: str, destination: str) -> LinkBudget:
-    """One link's budget; ValueError when it has none."""
+    """One link's budget; NoLinkBudget when it has none."""
     with ctx.sessions() as session:
         src, dst = node_named(session, source), node_named(session, destination)
         row = session.get(LinkBudgetRow, (src.id, dst.id))
         if row is None:
-            raise LookupError(f"the link {source} → {destination} has no budget")
+            raise NoLinkBudget(
+                f"the link {source} → {destination} has no budget (see: nodes link-budget list)"
+            )
         return _views(session, [row])[0]
 
 
