@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
 from orchestrator.cli.console import fail, out, usage, when
+from orchestrator.cli.links import app as links_app
 from orchestrator.cli.output import (
     Column,
     Output,
@@ -523,3 +524,6 @@ def _first_problem(exc: Exception) -> str:
         first = exc.errors()[0]
         return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
     return f"not YAML ({type(exc).__name__})"
+
+
+app.add_typer(links_app, name="link-budget")

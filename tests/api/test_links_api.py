@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from orchestrator.db.tables import JobRow
+from orchestrator.domain.states import JobState
 from tests.api.conftest import Api
+from tests.api.test_dashboard import sign_in
 
 URL = "/api/v1/links/node-a/node-b"
 
@@ -36,3 +39,22 @@ def test_bad_budgets_are_refused_with_the_field_and_the_reason(api: Api) -> None
     assert text.status_code == 422 and "mbps" in text.text
     assert loop.status_code == 422 and "two different nodes" in loop.text
     assert unknown.status_code == 404 and "nowhere" in unknown.text
+
+
+def test_a_paused_jobs_page_and_api_say_why(api: Api) -> None:
+    stack = api.stack
+    job_id = stack.new_job("why-paused")
+    note = "paused: deadlines of higher-priority jobs need the whole link's 100 Mbps"
+    with stack.ctx.sessions() as session:
+        job = session.get(JobRow, job_id)
+        assert job is not None
+        job.state, job.allocation_note = JobState.PAUSED, note
+        session.commit()
+
+    shown = api.client.get(f"/api/v1/jobs/{job_id}", headers=api.headers("read")).json()
+    sign_in(api, "read")
+    page = api.client.get(f"/jobs/{job_id}/live").text
+
+    assert shown["allocation_note"] == note
+    shown_note = note.replace("'", "&#39;")
+    assert f'<dt>why it is paused</dt><dd id="allocation">{shown_note}</dd>' in page
