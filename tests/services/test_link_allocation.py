@@ -106,3 +106,22 @@ def test_budgets_are_set_listed_and_cleared_by_name(stack: Stack) -> None:
     assert clear_budget(stack.ctx, "node-a", "node-b")
     assert not clear_budget(stack.ctx, "node-a", "node-b")
     assert list_budgets(stack.ctx) == []
+
+
+def test_a_removed_budget_gives_back_the_jobs_own_rate(stack: Stack) -> None:
+    data = os.urandom(1_200_000)
+    write_tree(stack.root_a, {"own/o.bin": data})
+    set_budget(stack.ctx, "node-a", "node-b", 2, by="test")
+    job = stack.new_job("own", options={"target_rate_kbps": 4_000})
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, job))
+    assert show_job(stack.ctx, job).allocation_note == (
+        "2.00 Mbps of the link's 2.00 Mbps: its share at priority 0"
+    )
+    clear_budget(stack.ctx, "node-a", "node-b")
+    assert settle(stack.ctx, stack.tasks, [stack.a_id]) == {job: JobState.COMPLETED}
+    said = [e.message for e in allocation_events(stack, job)]
+    assert said == [
+        "rate set to 2.00 Mbps of the link's 2.00 Mbps: its share at priority 0",
+        "the link's budget was removed: back to its own 4.00 Mbps",
+    ]
+    assert read_tree(stack.root_b / "in-own") == {"own/o.bin": data}

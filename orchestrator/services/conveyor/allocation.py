@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from orchestrator.db.tables import AttemptRow, JobRow, LinkBudgetRow
 from orchestrator.domain import units
@@ -119,8 +119,15 @@ def _open_transfers(
                 AttemptRow.remote_id.is_not(None),
                 AttemptRow.ended_at.is_(None),
                 or_(
-                    AttemptRow.source_node_id == node_id,
-                    JobRow.source_node_id.in_({s for s, _ in budgeted}),
+                    # touched before, on a link that may have lost its budget (cheap: few)
+                    and_(
+                        AttemptRow.source_node_id == node_id,
+                        AttemptRow.allocated_at.is_not(None),
+                    ),
+                    *(
+                        and_(JobRow.source_node_id == src, JobRow.destination_node_id == dst)
+                        for src, dst in sorted(budgeted)
+                    ),
                 ),
             )
             .order_by(JobRow.id)
