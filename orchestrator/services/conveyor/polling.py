@@ -116,7 +116,13 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         # Still under the node's lease: one allocation at a time for the transfers it runs.
         summary.rates_sent = allocation.rebalance(ctx, node_id).sent
     summary.next_in = _release_lease(
-        ctx, node_id, owner, summary.error, planned=not summary.skipped, seen=summary.seen_now
+        ctx,
+        node_id,
+        owner,
+        summary.error,
+        planned=not summary.skipped,
+        seen=summary.seen_now,
+        rerated=summary.rates_sent > 0,
     )
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
@@ -353,17 +359,22 @@ def _release_lease(
     *,
     planned: bool = True,
     seen: dict[str, pacing.Seen] | None = None,
+    rerated: bool = False,
 ) -> float | None:
-    """Let the node go; with adaptive polling, say when it is read next (seconds from now)."""
+    """Let the node go; with adaptive polling, say when it is read next (seconds from now).
+    After rate changes (``rerated``) within one base interval: the ends the plan predicts
+    from the rates just read have moved."""
     values: dict[str, object] = {"lease_until": None, "lease_owner": None}
     if error:
         values["last_error"] = error[:2000]
     next_in = None
     if planned and ctx.settings.poll_mode == "adaptive":
         now = ctx.now()
-        values["next_poll_at"] = at = pacing.plan_next_poll(
-            ctx, node_id, failed=error is not None, seen=seen
-        )
+        at = pacing.plan_next_poll(ctx, node_id, failed=error is not None, seen=seen)
+        if rerated:
+            soon = now + timedelta(seconds=ctx.settings.poll_interval)
+            at = soon if at is None else min(at, soon)
+        values["next_poll_at"] = at
         next_in = (at - now).total_seconds() if at else None
     with ctx.sessions() as session:
         session.execute(
