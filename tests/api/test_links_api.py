@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
+from orchestrator.cli import main
 from orchestrator.db.tables import JobRow
 from orchestrator.domain.states import JobState
 from tests.api.conftest import Api
 from tests.api.test_dashboard import sign_in
+from tests.api.test_node_health import serving
+from tests.api.test_node_health import wide_tables as wide_tables  # the fixture
 
 URL = "/api/v1/links/node-a/node-b"
 
@@ -58,3 +65,22 @@ def test_a_paused_jobs_page_and_api_say_why(api: Api) -> None:
     assert shown["allocation_note"] == note
     shown_note = note.replace("'", "&#39;")
     assert f'<dt>why it is paused</dt><dd id="allocation">{shown_note}</dd>' in page
+
+
+def test_the_cli_sets_lists_and_clears_a_budget(
+    api: Api, capsys: pytest.CaptureFixture[str], wide_tables: None
+) -> None:
+    admin = ["--token", api.tokens["admin"]]
+    with serving(api) as url:
+        to = ["--api", url, *admin]
+        assert main(["nodes", "link-budget", "set", "node-a", "node-b", "100", *to]) == 0
+        said = capsys.readouterr().out
+        assert main(["nodes", "link-budget", "list", *to]) == 0
+        listed = capsys.readouterr().out
+        assert main(["nodes", "link-budget", "clear", "node-a", "node-b", *to]) == 0
+        cleared = capsys.readouterr().out
+        assert main(["nodes", "link-budget", "clear", "node-a", "node-b", *to]) == 1
+        refused = capsys.readouterr().err
+    assert "link node-a → node-b: budget 100 Mbps" in said
+    assert re.search(r"node-a\s+node-b\s+100 Mbps\s+0 Mbps\s+0\s+0\s+test-admin", listed), listed
+    assert "no budget" in cleared and "has no budget" in refused
