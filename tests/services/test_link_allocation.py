@@ -49,7 +49,7 @@ def allocation_events(stack: Stack, job_id: str) -> list[JobEventRow]:
 def test_a_deadline_takes_the_link_and_bulk_work_pauses_then_resumes(
     stack: Stack, limited_link: None
 ) -> None:
-    bulk_bytes, urgent_bytes = os.urandom(3_500_000), os.urandom(2_000_000)
+    bulk_bytes, urgent_bytes = os.urandom(5_000_000), os.urandom(3_000_000)
     write_tree(stack.root_a, {"bulk/b.bin": bulk_bytes, "urgent/u.bin": urgent_bytes})
     stack.admin_a.reset_counters()
     bulk = stack.new_job("bulk", priority=0)
@@ -58,31 +58,36 @@ def test_a_deadline_takes_the_link_and_bulk_work_pauses_then_resumes(
     assert allocation_events(stack, bulk)[0].message == (
         "rate set to 8.00 Mbps of the link's 8.00 Mbps: its share at priority 0"
     )
-    # 2 MB due in 2.05 s needs 95 % of the link, and 105 % with the margin: all of it.
-    deadline = (stack.ctx.now() + timedelta(seconds=2.05)).isoformat()
+    # 3 MB due in 3.1 s needs 97 % of the link, and 101 % with the margin: all of it (less
+    # time left when it is first shared only makes its need larger).
+    deadline = (stack.ctx.now() + timedelta(seconds=3.1)).isoformat()
     urgent = stack.new_job("urgent", priority=50, deadline=deadline)
     settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[bulk] == JobState.PAUSED)
     assert show_job(stack.ctx, bulk).allocation_note == (
         "paused: deadlines of higher-priority jobs need the whole link's 8.00 Mbps"
     )
-    budgets = list_budgets(stack.ctx)
-    assert (budgets[0].kbps, budgets[0].allocated_kbps, budgets[0].paused) == (8000, 8000, 1)
+    (budget,) = list_budgets(stack.ctx)
+    assert (budget.kbps, budget.transfers, budget.paused) == (8000, 2, 1)
+    assert budget.allocated_kbps <= 8000
     states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=30)
     assert states == {bulk: JobState.COMPLETED, urgent: JobState.COMPLETED}
     assert read_tree(stack.root_b / "in-bulk") == {"bulk/b.bin": bulk_bytes}
     assert read_tree(stack.root_b / "in-urgent") == {"urgent/u.bin": urgent_bytes}
 
     urgent_said = [e.message for e in allocation_events(stack, urgent)]
-    assert urgent_said[0].startswith("rate set to 8.00 Mbps of the link's 8.00 Mbps: deadline ")
-    assert " needs " in urgent_said[0]
+    assert any(
+        said.startswith("rate set to 8.00 Mbps of the link's 8.00 Mbps: deadline ")
+        and " needs " in said
+        for said in urgent_said
+    ), urgent_said
     bulk_said = [e.message for e in allocation_events(stack, bulk)]
-    assert bulk_said[1] == (
+    paused_at = bulk_said.index(
         "paused: deadlines of higher-priority jobs need the whole link's 8.00 Mbps"
     )
     # Resumed once the deadline no longer needs the link (met, or passed: then shared by
     # priority, 50 against 0).
-    assert bulk_said[2].startswith("resumed: ")
-    assert bulk_said[2].endswith("of the link's 8.00 Mbps: its share at priority 0")
+    resumed = [said for said in bulk_said[paused_at:] if said.startswith("resumed: ")]
+    assert resumed and resumed[0].endswith("of the link's 8.00 Mbps: its share at priority 0")
     # Every change was one PUT, and no transfer heard from the allocator twice in an interval.
     events = allocation_events(stack, bulk) + allocation_events(stack, urgent)
     assert stack.admin_a.counters()["requests"]["PUT /ops/transfers/{id}"] == len(events)

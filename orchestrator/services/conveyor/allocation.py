@@ -22,7 +22,7 @@ from sqlalchemy import and_, or_, select, update
 from orchestrator.db.tables import AttemptRow, JobRow, LinkBudgetRow
 from orchestrator.domain import units
 from orchestrator.domain.linkshare import Claim, Share, allocate, moved_enough
-from orchestrator.domain.states import POSTED, JobState
+from orchestrator.domain.states import POSTED, AttemptState, JobState
 from orchestrator.errors import NodeError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.events import record
@@ -44,6 +44,7 @@ class Step:
     resume: bool = False
     release: bool = False  # the link has no budget any more: the allocator lets go of it
     event: str = ""
+    note: str | None = None  # the job's reason once the node took the change
 
     @property
     def calls_node(self) -> bool:
@@ -79,6 +80,10 @@ def rebalance(ctx: ServiceContext, node_id: int) -> Rebalance:
         rows = _open_transfers(ctx, node_id, set(budgets))
         steps, notes = _plan(ctx, node_id, budgets, rows, now)
     done.links = len({(j.source_node_id, j.destination_node_id) for j, _ in rows})
+    # A pause is ours before it is sent: a crash after the PUT must not leave a paused
+    # transfer that looks paused by a person (nobody would resume it). Marked and not sent,
+    # the next allocation sends it again (or resumes, which a running transfer ignores).
+    _mark_pausing(ctx, [step for step in steps if step.pause], now)
     applied = []
     for step in steps:
         try:
@@ -178,30 +183,33 @@ def _plan(
             share = shares.get(job.id)
             step: Step | None
             if share is None:  # the budget is gone: resume what it paused, at its own rate
-                notes[job.id] = None
                 step = _release(job, attempt)
+            elif attempt.allocated_at is not None and now - attempt.allocated_at < interval:
+                continue  # once per poll interval per transfer
             else:
-                if job.allocation_note != share.why:
-                    notes[job.id] = share.why
-                if attempt.allocated_at is not None and now - attempt.allocated_at < interval:
-                    continue  # once per poll interval per transfer
                 step = _step(job, attempt, share)
+                if step is None and job.allocation_note != share.why:
+                    notes[job.id] = share.why  # as it is (within a few percent)
             if step is not None:
                 steps.append(step)
     return steps, notes
 
 
 def _step(job: JobRow, attempt: AttemptRow, share: Share) -> Step | None:
-    """The call that brings one transfer to its share, if any is due."""
+    """The call that brings one transfer to its share, if any is due (the node's own status
+    says whether it is paused: a mark without a pause is sent again)."""
     ids = (job.id, attempt.id, str(attempt.remote_id))
+    on_node_paused = attempt.status == AttemptState.PAUSED
     if share.paused:
-        return None if attempt.policy_paused else Step(*ids, pause=True, event=share.why)
-    if attempt.policy_paused:
+        if on_node_paused:
+            return None
+        return Step(*ids, pause=True, event=share.why, note=share.why)
+    if attempt.policy_paused or on_node_paused:
         event = f"resumed: {share.why}"
-        return Step(*ids, kbps=share.kbps, resume=True, event=event)
+        return Step(*ids, kbps=share.kbps, resume=True, event=event, note=share.why)
     if not moved_enough(attempt.allocated_kbps, share.kbps):
         return None
-    return Step(*ids, kbps=share.kbps, event=f"rate set to {share.why}")
+    return Step(*ids, kbps=share.kbps, event=f"rate set to {share.why}", note=share.why)
 
 
 def _release(job: JobRow, attempt: AttemptRow) -> Step:
@@ -227,10 +235,23 @@ def _release(job: JobRow, attempt: AttemptRow) -> Step:
     )
 
 
+def _mark_pausing(ctx: ServiceContext, pauses: list[Step], now: datetime) -> None:
+    """Record the pauses about to be sent as the allocator's."""
+    if not pauses:
+        return
+    with ctx.sessions() as session:
+        session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id.in_([step.attempt_id for step in pauses]))
+            .values(policy_paused=True, allocated_at=now)
+        )
+        session.commit()
+
+
 def _write(
     ctx: ServiceContext, applied: list[Step], notes: dict[str, str | None], now: datetime
 ) -> None:
-    """Record what the node accepted, one event per change, and each job's note."""
+    """Record what the node accepted, one event per change, and each job's reason."""
     with ctx.sessions() as session:
         for step in applied:
             values: dict[str, object] = {"allocated_at": now}
@@ -245,6 +266,7 @@ def _write(
             )
             if step.event:
                 record(session, step.job_id, "allocation", step.event, at=now)
+            notes[step.job_id] = step.note
         for job_id, note in sorted(notes.items()):
             session.execute(update(JobRow).where(JobRow.id == job_id).values(allocation_note=note))
         session.commit()
