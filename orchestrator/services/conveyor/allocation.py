@@ -5,9 +5,10 @@ It runs inside the poll, under the node's poll lease, so it never runs twice at 
 transfers of one node. Every transfer of the link counts in the sharing (a pull on the same
 link is run by the other node, which applies its own part of the same sharing after its
 poll). A transfer hears from it at most once per poll interval, and only when its share moves
-by more than a few percent, goes to nothing (paused) or comes back (resumed). The node is
-asked first and the database written after, so a crash between the two repeats a PUT, which
-is harmless, and never records a rate the node did not get.
+by more than a few percent, goes to nothing (paused) or comes back (resumed). A rate is sent
+first and written after, so a crash between the two repeats a PUT, which is harmless, and
+never records a rate the node did not get; a pause is marked as the allocator's before it is
+sent, so a transfer paused by a crash's last PUT is still the allocator's to resume.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ def rebalance(ctx: ServiceContext, node_id: int) -> Rebalance:
                 )
             )
         }
-        rows = _open_transfers(ctx, node_id, set(budgets))
-        steps, notes = _plan(ctx, node_id, budgets, rows, now)
+    rows = _open_transfers(ctx, node_id, set(budgets))
+    steps, notes = _plan(ctx, node_id, budgets, rows, now)
     done.links = len({(j.source_node_id, j.destination_node_id) for j, _ in rows})
     # A pause is ours before it is sent: a crash after the PUT must not leave a paused
     # transfer that looks paused by a person (nobody would resume it). Marked and not sent,
