@@ -19,6 +19,7 @@ from orchestrator.api.routes import (
     job_actions,
     job_pages,
     jobs,
+    links,
     maintenance,
     nodes,
     schedules,
@@ -30,6 +31,7 @@ from orchestrator.errors import ConfigError, NodeConfigurationError, NodeError
 from orchestrator.logsetup import redact
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import JobNotFound, JobRejected, KeyReused
+from orchestrator.services.conveyor.linkbudgets import NoLinkBudget
 from orchestrator.services.conveyor.transitions import InvalidTransition
 from orchestrator.services.nodes.clients import NodeNotRegistered
 from orchestrator.services.nodes.maintenance import WindowNotFound
@@ -63,6 +65,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(nodes.router)
     app.include_router(maintenance.router)
+    app.include_router(links.router)
     app.include_router(schedules.router)
     app.include_router(tokens.router)
     app.include_router(health.router)
@@ -83,6 +86,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NodeNotRegistered, status.HTTP_404_NOT_FOUND),
     (WindowNotFound, status.HTTP_404_NOT_FOUND),
+    (NoLinkBudget, status.HTTP_404_NOT_FOUND),
     (TokenNotFound, status.HTTP_404_NOT_FOUND),
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (NodeInUse, status.HTTP_409_CONFLICT),

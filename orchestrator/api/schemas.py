@@ -158,6 +158,11 @@ class JobOut(BaseModel):
     )
     at_risk: bool = Field(default=False, description="expected to end after its deadline")
     deadline_missed: bool = Field(default=False, description="it ended after its deadline")
+    allocation_note: str | None = Field(
+        default=None,
+        description="on a link with a budget, while its transfer is on the node: why it runs at "
+        "its rate, or why it is paused",
+    )
     parent_id: str | None = Field(
         default=None, description="a fan-out destination's part: the job it belongs to"
     )
@@ -361,3 +366,26 @@ def error_responses(specific: dict[int, str]) -> dict[int | str, dict[str, Any]]
     return {
         code: {"model": ErrorOut, "description": text} for code, text in sorted(described.items())
     }
+
+
+class LinkBudgetIn(BaseModel):
+    """A link's rate budget, shared live by its transfers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mbps: float = Field(
+        gt=0, le=1_000_000, description="megabits per second the link's transfers may use"
+    )
+
+
+class LinkBudgetOut(BaseModel):
+    """A link's budget and the share its transfers hold now."""
+
+    source: str
+    destination: str
+    mbps: float = Field(description="the budget")
+    allocated_mbps: float = Field(description="the rates last sent to its running transfers")
+    transfers: int = Field(description="its transfers under the allocator")
+    paused: int = Field(description="of which paused for higher-priority deadlines")
+    updated_by: str | None
+    updated_at: datetime

@@ -591,6 +591,8 @@ def print_job(job: dict[str, Any], *, wide: bool = False) -> None:
         rows.append(("deadline", _deadline(job)))
     if job.get("waiting_reason"):
         rows.append(("waiting", job["waiting_reason"]))
+    if job.get("allocation_note"):
+        rows.append(("link budget", job["allocation_note"]))
     if job.get("reason"):
         rows.append(("reason", job["reason"]))
     if job.get("error_code") is not None or job.get("error_text"):

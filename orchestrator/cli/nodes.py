@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
 from orchestrator.cli.console import fail, out, seconds_of, usage, when
+from orchestrator.cli.links import app as links_app
 from orchestrator.cli.output import (
     Column,
     Output,
@@ -667,3 +668,6 @@ def remove_maintenance(
     with ApiClient(api, token) as client:
         client.delete(f"/api/v1/nodes/{segment(name)}/maintenance/{window_id}")
     out.print(f"maintenance window {window_id} of node {name} removed", markup=False)
+
+
+app.add_typer(links_app, name="link-budget")

@@ -152,6 +152,8 @@ class JobRow(Base):
     # retention removes a parent and its parts alike, as they end together.
     parent_id: Mapped[str | None] = mapped_column(String(36))
     is_parent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # On a link with a budget: why its transfer runs at its rate, or why it is paused.
+    allocation_note: Mapped[str | None] = mapped_column(Text())
 
 
 class JobLabelRow(Base):
@@ -209,6 +211,11 @@ class AttemptRow(Base):
     # confirmed it since a resync, or the node's last answer settled nothing (a back-off).
     check_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
     unsettled_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # On a link with a budget: the target rate last sent to the node, when, and whether the
+    # allocator (not a person) paused the transfer, so that it alone resumes it.
+    allocated_kbps: Mapped[int | None] = mapped_column(Integer)
+    allocated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    policy_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class JobFileRow(Base):
@@ -387,6 +394,22 @@ class LinkRateRow(Base):
     )
     bytes_per_second: Mapped[float] = mapped_column(Float)
     transfers: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class LinkBudgetRow(Base):
+    """An operator's rate budget for a node pair, shared live by the transfers on it."""
+
+    __tablename__ = "link_budgets"
+
+    source_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    destination_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    kbps: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain import units
@@ -124,6 +124,19 @@ def resume_job(ctx: ServiceContext, job_id: str) -> None:
     job, remote_id = _on_node(ctx, job_id, {JobState.PAUSED}, "resumed")
     ctx.clients.get(runner_id(job)).resume_transfer(remote_id)
     poll_soon(ctx, runner_id(job))
+    with ctx.sessions() as session:
+        # A person's resume of what a link budget paused: the allocator shares the link again
+        # from the next interval (and says so if it must pause the job once more).
+        session.execute(
+            update(AttemptRow)
+            .where(
+                AttemptRow.job_id == job_id,
+                AttemptRow.remote_id == remote_id,
+                AttemptRow.policy_paused.is_(True),
+            )
+            .values(policy_paused=False, allocated_at=ctx.now())
+        )
+        session.commit()
     _note(ctx, job_id, "resume requested")
 
 

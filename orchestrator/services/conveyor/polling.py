@@ -29,7 +29,7 @@ from orchestrator.errors import (
 )
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext, UnitOfWork
-from orchestrator.services.conveyor import confirm, pacing
+from orchestrator.services.conveyor import allocation, confirm, pacing
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, progress_only
 from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
@@ -54,6 +54,7 @@ class PollSummary:
     checked: int = 0
     resynced: bool = False
     next_in: float | None = None  # adaptive polling: seconds until the node's next poll
+    rates_sent: int = 0  # link budgets: rate changes, pauses and resumes sent to the node
     skipped: str | None = None
     error: str | None = None
     moved: dict[str, int] = field(default_factory=dict)
@@ -71,6 +72,8 @@ class PollSummary:
         text += f", {self.checked} checked by id)" if self.checked else ")"
         if self.resynced:
             text += "; cursor resynchronised"
+        if self.rates_sent:
+            text += f"; {self.rates_sent} rate change(s) sent"
         if self.next_in is not None:
             text += f"; next poll in {self.next_in:.1f} s"
         if self.error:
@@ -109,8 +112,17 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.error = str(exc)
     else:
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
+    if not summary.skipped and not summary.error:
+        # Still under the node's lease: one allocation at a time for the transfers it runs.
+        summary.rates_sent = allocation.rebalance(ctx, node_id).sent
     summary.next_in = _release_lease(
-        ctx, node_id, owner, summary.error, planned=not summary.skipped, seen=summary.seen_now
+        ctx,
+        node_id,
+        owner,
+        summary.error,
+        planned=not summary.skipped,
+        seen=summary.seen_now,
+        rerated=summary.rates_sent > 0,
     )
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
@@ -347,17 +359,22 @@ def _release_lease(
     *,
     planned: bool = True,
     seen: dict[str, pacing.Seen] | None = None,
+    rerated: bool = False,
 ) -> float | None:
-    """Let the node go; with adaptive polling, say when it is read next (seconds from now)."""
+    """Let the node go; with adaptive polling, say when it is read next (seconds from now).
+    After rate changes (``rerated``) within one base interval: the ends the plan predicts
+    from the rates just read have moved."""
     values: dict[str, object] = {"lease_until": None, "lease_owner": None}
     if error:
         values["last_error"] = error[:2000]
     next_in = None
     if planned and ctx.settings.poll_mode == "adaptive":
         now = ctx.now()
-        values["next_poll_at"] = at = pacing.plan_next_poll(
-            ctx, node_id, failed=error is not None, seen=seen
-        )
+        at = pacing.plan_next_poll(ctx, node_id, failed=error is not None, seen=seen)
+        if rerated:
+            soon = now + timedelta(seconds=ctx.settings.poll_interval)
+            at = soon if at is None else min(at, soon)
+        values["next_poll_at"] = at
         next_in = (at - now).total_seconds() if at else None
     with ctx.sessions() as session:
         session.execute(

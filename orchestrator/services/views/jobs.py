@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from orchestrator.db.tables import AttemptRow, JobEventRow, JobLabelRow, JobRow, NodeRow
 from orchestrator.domain import units
 from orchestrator.domain.jobs import TransferMode, job_label
-from orchestrator.domain.states import SETTLED, JobState
+from orchestrator.domain.states import POSTED, SETTLED, JobState
 from orchestrator.domain.transfers import bytes_per_second, eta_seconds
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.fanout import parts_of
@@ -90,6 +90,7 @@ class JobView:
     deadline: datetime | None  # when the job must be done by
     eta: datetime | None  # when it is expected to end (while it is not over)
     at_risk: bool  # expected after its deadline
+    allocation_note: str | None = None  # on a link with a budget: why its rate, or why paused
     mode: str = "push"  # push | pull
     runs_on: str = ""  # the node that runs the transfer: the source, or for a pull the destination
     parent_id: str | None = None  # a fan-out's part: the job it is one destination of
@@ -199,6 +200,7 @@ def project(job: JobRow, names: dict[int, str]) -> JobView:
         eta=None if JobState(job.state) in SETTLED else job.eta,
         at_risk=job.at_risk and JobState(job.state) not in SETTLED,
         parent_id=job.parent_id,
+        allocation_note=job.allocation_note if job.state in POSTED else None,
     )
 
 

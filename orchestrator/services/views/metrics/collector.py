@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.domain.ascp import ErrorClass
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.breakers import open_breakers
+from orchestrator.services.conveyor.linkbudgets import budget_figures
 from orchestrator.services.nodes.calls import read_totals, redis_connector
 from orchestrator.services.nodes.freshness import poll_status
 from orchestrator.services.views import throughput
@@ -142,7 +143,32 @@ def database_families(session: Session, now: datetime, history: HistorySums) -> 
         *_poll_families(session, now, name),
         _retries(history.retries),
         *_breaker_families(session, name),
+        *_budget_families(session, name),
     ]
+
+
+def _budget_families(session: Session, name: Callable[[int], str]) -> list[GaugeMetricFamily]:
+    """Each link's budget, the rate shared out among its transfers, and those paused for it."""
+    pair = ["source", "destination"]
+    budget = GaugeMetricFamily(
+        f"{P}_link_budget_kbps", "The operator's rate budget for the link (kbps).", labels=pair
+    )
+    allocated = GaugeMetricFamily(
+        f"{P}_link_allocated_kbps",
+        "The sum of the target rates last sent to the link's running transfers (kbps).",
+        labels=pair,
+    )
+    paused = GaugeMetricFamily(
+        f"{P}_link_paused_transfers",
+        "The link's transfers paused by the allocator for higher-priority deadlines.",
+        labels=pair,
+    )
+    for figure in budget_figures(session):
+        labels = [name(figure.source_node_id), name(figure.destination_node_id)]
+        budget.add_metric(labels, figure.kbps)
+        allocated.add_metric(labels, figure.allocated_kbps)
+        paused.add_metric(labels, figure.paused)
+    return [budget, allocated, paused]
 
 
 def _breaker_families(session: Session, name: Callable[[int], str]) -> list[GaugeMetricFamily]:
