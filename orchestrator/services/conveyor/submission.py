@@ -675,6 +675,7 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
                 submitting,
             )
             .values(post_started_at=now, status=AttemptState.POSTING, feed_token_at_post=cursor)
+            .execution_options(synchronize_session=False)
         )
         if rowcount(marked) != 1:
             session.rollback()
@@ -859,7 +860,8 @@ def _record_all_posted(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOu
             log.error("canceled transfer %s: its id could not be recorded", p.remote_id)
         except NodeError as exc:
             log.error("transfer %s is unrecorded and could not be canceled: %s", p.remote_id, exc)
-    raise RuntimeError(f"could not record the transfers of {len(posted)} job(s)")
+    ids = ", ".join(p.remote_id for p in posted)
+    raise RuntimeError(f"could not record transfers {ids} of {len(posted)} job(s)")
 
 
 def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOutcome]:
