@@ -3,11 +3,13 @@
 The services run in this process (no Celery: what it costs is measured elsewhere) against
 hstssim nodes in a process of their own and a database (PostgreSQL with --database-url, else
 SQLite). N jobs of one tiny file each are created, then dispatched, submitted and polled to
-completion as fast as the services allow. Counted: statements and commits (SQLAlchemy engine
-events), this process's CPU, the database server's CPU (every postgres process, from /proc),
-the simulator's CPU. ``--compare-with REV`` runs the same measurement on another revision of
-the project (a temporary git worktree) in the same run and prints both side by side with
-their ratio: the machines are noisy, ratios are the figures to trust.
+completion as fast as the services allow. create_job runs on an engine made as the API's
+(pre-ping on checkout), the rest on one made as the workers' (no pre-ping). Counted:
+statements and commits (SQLAlchemy engine events), this process's CPU, the database server's
+CPU (every postgres process, from /proc), the simulator's CPU. ``--compare-with REV`` runs the
+same measurement on another revision of the project (a temporary git worktree) in the same
+run and prints both side by side with their ratio: the machines are noisy, ratios are the
+figures to trust.
 
     python benchmarks/conveyor_cost.py --jobs 1000 --database-url postgresql+psycopg://...
     python benchmarks/conveyor_cost.py --jobs 1000 --compare-with d427d6d
@@ -132,7 +134,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         url = args.database_url or f"sqlite:///{work / 'bench.db'}"
-        engine = make_engine(url)
+        engine = make_engine(url)  # the API's engine: create_job
         upgrade(engine)
         with engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
@@ -154,6 +156,12 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
 
         box = secret_box(None, work / "data")
         ctx = ServiceContext(sessions, NodeClients(sessions, box, settings), settings, enqueue)
+        # The workers' engine, as bootstrap makes it for them: no pre-ping on checkout.
+        worker_engine = make_engine(url, pre_ping=False)
+        worker_sessions = make_session_factory(worker_engine)
+        workers = ServiceContext(
+            worker_sessions, NodeClients(worker_sessions, box, settings), settings, enqueue
+        )
         with simulator(work, 2 * args.pairs) as (sim, nodes):
             node_ids = []
             for node in nodes:
@@ -180,12 +188,13 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 path.write_bytes(b"x" * args.file_size)
             statements = [0]
             commits = [0]
-            event.listen(
-                engine,
-                "before_cursor_execute",
-                lambda *_: statements.__setitem__(0, statements[0] + 1),
-            )
-            event.listen(engine, "commit", lambda *_: commits.__setitem__(0, commits[0] + 1))
+            for counted in (engine, worker_engine):
+                event.listen(
+                    counted,
+                    "before_cursor_execute",
+                    lambda *_: statements.__setitem__(0, statements[0] + 1),
+                )
+                event.listen(counted, "commit", lambda *_: commits.__setitem__(0, commits[0] + 1))
             pg = postgres_pids() if url.startswith("postgresql") else []
             ours0, db0, sim0 = time.process_time(), cpu_seconds(pg), cpu_seconds([sim.pid])
             started = time.monotonic()
@@ -207,15 +216,15 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 for task, task_args in batch:
                     if task == TaskName.DISPATCH and not dispatched:
                         dispatched = True  # the wake-ups of one moment coalesce
-                        dispatch(ctx)
+                        dispatch(workers)
                     elif task == TaskName.SUBMIT:
-                        submit(ctx, *task_args)
+                        submit(workers, *task_args)
                 if time.monotonic() - polled >= args.poll_interval:
                     polled = time.monotonic()
                     for node_id in sources:
-                        poll_node(ctx, node_id, owner="bench")
-                    dispatch(ctx)  # as the sweeper would, for what polls freed
-                    with sessions() as session:
+                        poll_node(workers, node_id, owner="bench")
+                    dispatch(workers)  # as the sweeper would, for what polls freed
+                    with worker_sessions() as session:
                         done = int(
                             session.scalar(
                                 select(func.count())
@@ -240,7 +249,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 ).json()
                 requests += sum(counters["requests"].values())
         ctx.clients.close()
+        workers.clients.close()
         engine.dispose()
+        worker_engine.dispose()
     jobs = max(done, 1)
     return {
         "jobs": done,
