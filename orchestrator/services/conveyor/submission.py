@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Integer, case, literal, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, case, literal, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -648,6 +648,31 @@ def _abandon_canceled(
     return JobOutcome(job.id, Outcome.RETRYING, f"job {job.id}: attempt abandoned; retrying")
 
 
+# Built once: a statement run for every POST costs less to bind than to build.
+_MARK_POSTING = (
+    update(AttemptRow)
+    .where(
+        AttemptRow.id == bindparam("b_attempt"),
+        AttemptRow.post_started_at.is_(None),
+        AttemptRow.remote_id.is_(None),
+        AttemptRow.status != AttemptState.ABANDONED,
+        select(JobRow.id)
+        .where(JobRow.id == bindparam("b_job"), JobRow.state == JobState.SUBMITTING)
+        .exists(),
+    )
+    .values(
+        post_started_at=bindparam("b_now"),
+        status=AttemptState.POSTING,
+        feed_token_at_post=(  # the runner's saved feed position: a tag search starts there
+            select(NodeCursorRow.iteration_token)
+            .where(NodeCursorRow.node_id == AttemptRow.source_node_id)
+            .scalar_subquery()
+        ),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
     """Claim the right to POST this attempt: a compare-and-set, so only one worker ever does.
 
@@ -655,27 +680,9 @@ def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
     marks the attempt first posts it, the other stops here. One statement: the job must still
     be SUBMITTING (its lease is kept by the batch, renewed before each node call).
     """
-    now = ctx.now()
-    cursor = (  # the runner's saved feed position: a later tag search starts from it
-        select(NodeCursorRow.iteration_token)
-        .where(NodeCursorRow.node_id == AttemptRow.source_node_id)
-        .scalar_subquery()
-    )
-    submitting = (
-        select(JobRow.id).where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING).exists()
-    )
     with ctx.sessions() as session:
         marked = session.execute(
-            update(AttemptRow)
-            .where(
-                AttemptRow.id == attempt_id,
-                AttemptRow.post_started_at.is_(None),
-                AttemptRow.remote_id.is_(None),
-                AttemptRow.status != AttemptState.ABANDONED,
-                submitting,
-            )
-            .values(post_started_at=now, status=AttemptState.POSTING, feed_token_at_post=cursor)
-            .execution_options(synchronize_session=False)
+            _MARK_POSTING, {"b_attempt": attempt_id, "b_job": job_id, "b_now": ctx.now()}
         )
         if rowcount(marked) != 1:
             session.rollback()
