@@ -6,7 +6,8 @@ SQLite). N jobs of one tiny file each are created, then dispatched, submitted an
 completion as fast as the services allow. create_job runs on an engine made as the API's
 (pre-ping on checkout), the rest on one made as the workers' (no pre-ping). Counted:
 statements and commits (SQLAlchemy engine events), this process's CPU, the database server's
-CPU (every postgres process, from /proc), the simulator's CPU. ``--compare-with REV`` runs the
+CPU (the backends serving the run's database, from /proc: a shared server's other work is
+left out), the simulator's CPU. ``--compare-with REV`` runs the
 same measurement on another revision of the project (a temporary git worktree) in the same
 run and prints both side by side with their ratio: the machines are noisy, ratios are the
 figures to trust.
@@ -57,16 +58,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
-def postgres_pids() -> list[int]:
-    """Every process of the local PostgreSQL server (its backends do the work)."""
+def postgres_pids(database: str | None = None) -> list[int]:
+    """Every process of the local PostgreSQL server (its backends do the work), or only the
+    backends serving ``database`` (other users of a shared server are left out)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip().startswith("postgres"):
-                    found.append(int(entry.name))
+                if not (entry / "comm").read_text().strip().startswith("postgres"):
+                    continue
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
+            if database is None or f" {database} " in title:  # "postgres: user db host ..."
+                found.append(int(entry.name))
     return found
 
 
@@ -112,7 +117,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     import httpx
     from pydantic import SecretStr
-    from sqlalchemy import delete, event, func, select
+    from sqlalchemy import delete, event, func, make_url, select
 
     from orchestrator.db.base import Base
     from orchestrator.db.engine import make_engine, make_session_factory
@@ -195,8 +200,13 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                     lambda *_: statements.__setitem__(0, statements[0] + 1),
                 )
                 event.listen(counted, "commit", lambda *_: commits.__setitem__(0, commits[0] + 1))
-            pg = postgres_pids() if url.startswith("postgresql") else []
-            ours0, db0, sim0 = time.process_time(), cpu_seconds(pg), cpu_seconds([sim.pid])
+            for warmed in (engine, worker_engine):  # their backends exist before counting
+                with warmed.connect():
+                    pass
+            database = make_url(url).database if url.startswith("postgresql") else None
+            pg = postgres_pids(database) if database else []
+            db0 = {pid: cpu_seconds([pid]) for pid in pg}
+            ours0, sim0 = time.process_time(), cpu_seconds([sim.pid])
             started = time.monotonic()
             for index in range(args.jobs):
                 pair = index % args.pairs
@@ -238,7 +248,10 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             seconds = time.monotonic() - started
             ours, db, simcpu = (
                 time.process_time() - ours0,
-                cpu_seconds(pg) - db0,
+                sum(  # a backend opened during the run counts whole
+                    cpu_seconds([pid]) - db0.get(pid, 0.0)
+                    for pid in (postgres_pids(database) if database else [])
+                ),
                 cpu_seconds([sim.pid]) - sim0,
             )
             requests = 0
