@@ -151,7 +151,8 @@ class _BatchLease:
     """Keeps the leases of a batch's claimed jobs alive while the batch works through them.
 
     A lease only has to outlast one node call: it is renewed (one UPDATE for every job still
-    waiting its turn) whenever a third of it has passed, before the next call. A worker that
+    waiting its turn, or posted and waiting for its remote id to be recorded) whenever a third
+    of it has passed, or less than one call is left of it, before the next call. A worker that
     dies therefore leaves its batch to the sweeper after about one lease, not after the time
     the whole batch would have taken.
     """
@@ -162,7 +163,8 @@ class _BatchLease:
         self.pending: set[str] = set()  # claimed, waiting for their token and POST
 
     def keep(self) -> None:
-        """Renew the pending jobs' leases if a third of the lease has passed."""
+        """Renew the pending jobs' leases if a third of the lease has passed, or if what is
+        left of it might not outlast the next node call."""
         settings = self._ctx.settings
         seconds = settings.submit_lease_seconds
         call = settings.node_connect_timeout + settings.node_read_timeout
