@@ -3,11 +3,14 @@
 The services run in this process (no Celery: what it costs is measured elsewhere) against
 hstssim nodes in a process of their own and a database (PostgreSQL with --database-url, else
 SQLite). N jobs of one tiny file each are created, then dispatched, submitted and polled to
-completion as fast as the services allow. Counted: statements and commits (SQLAlchemy engine
-events), this process's CPU, the database server's CPU (every postgres process, from /proc),
-the simulator's CPU. ``--compare-with REV`` runs the same measurement on another revision of
-the project (a temporary git worktree) in the same run and prints both side by side with
-their ratio: the machines are noisy, ratios are the figures to trust.
+completion as fast as the services allow. create_job runs on an engine made as the API's
+(pre-ping on checkout), the rest on one made as the workers' (no pre-ping). Counted:
+statements and commits (SQLAlchemy engine events), this process's CPU, the database server's
+CPU (the backends serving the run's database, from /proc: a shared server's other work is
+left out), the simulator's CPU. ``--compare-with REV`` runs the
+same measurement on another revision of the project (a temporary git worktree) in the same
+run and prints both side by side with their ratio: the machines are noisy, ratios are the
+figures to trust.
 
     python benchmarks/conveyor_cost.py --jobs 1000 --database-url postgresql+psycopg://...
     python benchmarks/conveyor_cost.py --jobs 1000 --compare-with d427d6d
@@ -55,16 +58,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
-def postgres_pids() -> list[int]:
-    """Every process of the local PostgreSQL server (its backends do the work)."""
+def postgres_pids(database: str | None = None) -> list[int]:
+    """Every process of the local PostgreSQL server (its backends do the work), or only the
+    backends serving ``database`` (other users of a shared server are left out)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip().startswith("postgres"):
-                    found.append(int(entry.name))
+                if not (entry / "comm").read_text().strip().startswith("postgres"):
+                    continue
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
+            if database is None or f" {database} " in title:  # "postgres: user db host ..."
+                found.append(int(entry.name))
     return found
 
 
@@ -110,7 +117,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     import httpx
     from pydantic import SecretStr
-    from sqlalchemy import delete, event, func, select
+    from sqlalchemy import delete, event, func, make_url, select
 
     from orchestrator.db.base import Base
     from orchestrator.db.engine import make_engine, make_session_factory
@@ -132,7 +139,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         url = args.database_url or f"sqlite:///{work / 'bench.db'}"
-        engine = make_engine(url)
+        engine = make_engine(url)  # the API's engine: create_job
         upgrade(engine)
         with engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
@@ -154,6 +161,12 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
 
         box = secret_box(None, work / "data")
         ctx = ServiceContext(sessions, NodeClients(sessions, box, settings), settings, enqueue)
+        # The workers' engine, as bootstrap makes it for them: no pre-ping on checkout.
+        worker_engine = make_engine(url, pre_ping=False)
+        worker_sessions = make_session_factory(worker_engine)
+        workers = ServiceContext(
+            worker_sessions, NodeClients(worker_sessions, box, settings), settings, enqueue
+        )
         with simulator(work, 2 * args.pairs) as (sim, nodes):
             node_ids = []
             for node in nodes:
@@ -180,14 +193,20 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 path.write_bytes(b"x" * args.file_size)
             statements = [0]
             commits = [0]
-            event.listen(
-                engine,
-                "before_cursor_execute",
-                lambda *_: statements.__setitem__(0, statements[0] + 1),
-            )
-            event.listen(engine, "commit", lambda *_: commits.__setitem__(0, commits[0] + 1))
-            pg = postgres_pids() if url.startswith("postgresql") else []
-            ours0, db0, sim0 = time.process_time(), cpu_seconds(pg), cpu_seconds([sim.pid])
+            for counted in (engine, worker_engine):
+                event.listen(
+                    counted,
+                    "before_cursor_execute",
+                    lambda *_: statements.__setitem__(0, statements[0] + 1),
+                )
+                event.listen(counted, "commit", lambda *_: commits.__setitem__(0, commits[0] + 1))
+            for warmed in (engine, worker_engine):  # their backends exist before counting
+                with warmed.connect():
+                    pass
+            database = make_url(url).database if url.startswith("postgresql") else None
+            pg = postgres_pids(database) if database else []
+            db0 = {pid: cpu_seconds([pid]) for pid in pg}
+            ours0, sim0 = time.process_time(), cpu_seconds([sim.pid])
             started = time.monotonic()
             for index in range(args.jobs):
                 pair = index % args.pairs
@@ -207,15 +226,15 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 for task, task_args in batch:
                     if task == TaskName.DISPATCH and not dispatched:
                         dispatched = True  # the wake-ups of one moment coalesce
-                        dispatch(ctx)
+                        dispatch(workers)
                     elif task == TaskName.SUBMIT:
-                        submit(ctx, *task_args)
+                        submit(workers, *task_args)
                 if time.monotonic() - polled >= args.poll_interval:
                     polled = time.monotonic()
                     for node_id in sources:
-                        poll_node(ctx, node_id, owner="bench")
-                    dispatch(ctx)  # as the sweeper would, for what polls freed
-                    with sessions() as session:
+                        poll_node(workers, node_id, owner="bench")
+                    dispatch(workers)  # as the sweeper would, for what polls freed
+                    with worker_sessions() as session:
                         done = int(
                             session.scalar(
                                 select(func.count())
@@ -229,7 +248,10 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             seconds = time.monotonic() - started
             ours, db, simcpu = (
                 time.process_time() - ours0,
-                cpu_seconds(pg) - db0,
+                sum(  # a backend opened during the run counts whole
+                    cpu_seconds([pid]) - db0.get(pid, 0.0)
+                    for pid in (postgres_pids(database) if database else [])
+                ),
                 cpu_seconds([sim.pid]) - sim0,
             )
             requests = 0
@@ -240,7 +262,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 ).json()
                 requests += sum(counters["requests"].values())
         ctx.clients.close()
+        workers.clients.close()
         engine.dispose()
+        worker_engine.dispose()
     jobs = max(done, 1)
     return {
         "jobs": done,

@@ -28,16 +28,20 @@ def record(
     A plain INSERT, not an ORM object: events are written often and never read back here.
     """
     session.execute(
-        insert(JobEventRow).values(
-            job_id=job_id,
-            at=at,
-            kind=kind,
-            from_state=from_state,
-            to_state=to_state,
-            message=message,
-            data=data or {},
-        )
+        _INSERT,
+        {
+            "job_id": job_id,
+            "at": at,
+            "kind": kind,
+            "from_state": from_state,
+            "to_state": to_state,
+            "message": message,
+            "data": data or {},
+        },
     )
+
+
+_INSERT = insert(JobEventRow)  # built once; each event only binds its values
 
 
 def events_of(session: Session, job_id: str) -> list[JobEventRow]:

@@ -347,6 +347,7 @@ def test_a_post_that_cannot_be_recorded_is_canceled_then_retried(
         raise OperationalError("UPDATE attempts", {}, Exception("connection refused"))
 
     monkeypatch.setattr(submission, "_store_remote_id", database_gone)
+    monkeypatch.setattr(submission, "_store_remote_ids", database_gone)  # a batch's POSTs
     with pytest.raises(RuntimeError, match="could not record transfer"):
         run_tasks(stack.ctx, stack.tasks)
     (transfer,) = [

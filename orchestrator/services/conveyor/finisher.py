@@ -22,6 +22,7 @@ from orchestrator.domain.states import (
 from orchestrator.domain.transfers import TransferSnapshot, TransferStatus
 from orchestrator.services.context import UnitOfWork
 from orchestrator.services.conveyor.checksums import await_files, reads_checksums
+from orchestrator.services.conveyor.completions import PageCompletions
 from orchestrator.services.conveyor.deadlines import follow_running, note_end
 from orchestrator.services.conveyor.remedies import count_end, remedy_failure
 from orchestrator.services.conveyor.throughput import ThroughputTally
@@ -43,11 +44,13 @@ def apply_snapshot(
     *,
     now: datetime,
     settings: Settings,
+    ends: PageCompletions | None = None,
 ) -> JobState | None:
     """Record the snapshot on the attempt; move the job if the node's status calls for it.
 
     Returns the job's new state when it moved. A terminal attempt never changes again, and an
-    attempt that is not the job's latest only updates itself.
+    attempt that is not the job's latest only updates itself. With ``ends``, a plain
+    completion is left to it (the page moves its completions together) and None is returned.
     """
     if snapshot.status is TransferStatus.UNKNOWN:
         return None  # an answer that settles nothing is not a sighting (node-api.md §4.2)
@@ -129,6 +132,9 @@ def apply_snapshot(
     if remedied is not None:  # the remediation table's action (domain/remediation.py)
         message += remedied.message
         values.update(remedied.values)
+    if ends is not None and target is JobState.COMPLETED and not values:
+        ends.add(job, attempt, message)
+        return None
     moved = move(work, job.id, current, target, message, at=now, values=values)
     if moved is not None:
         if target.is_terminal:

@@ -30,6 +30,7 @@ from orchestrator.errors import (
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext, UnitOfWork
 from orchestrator.services.conveyor import allocation, confirm, pacing
+from orchestrator.services.conveyor.completions import PageCompletions
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, progress_only
 from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
@@ -255,6 +256,7 @@ def _apply_page(
         if attempt is not None and not progress_only(attempt, transfer, now, ctx.settings)
     }
     jobs = session.scalars(select(JobRow).where(JobRow.id.in_(written))).all() if written else []
+    ends = PageCompletions()  # plain completions: one UPDATE and one INSERT for the page
     for transfer, attempt in matched:
         if attempt is None:
             continue
@@ -268,7 +270,7 @@ def _apply_page(
             continue
         summary.seen += 1
         before = (attempt.status, attempt.bytes_transferred, attempt.files_completed)
-        moved = apply_snapshot(work, attempt, transfer, now=now, settings=ctx.settings)
+        moved = apply_snapshot(work, attempt, transfer, now=now, settings=ctx.settings, ends=ends)
         if not transfer.status.is_terminal:
             summary.seen_now[attempt.id] = pacing.Seen(
                 transfer.bytes_transferred, transfer.bytes_expected, transfer.rate_kbps, now
@@ -277,13 +279,20 @@ def _apply_page(
         if before != after:
             summary.changed += 1
         if moved is not None:
-            _note_move(summary, attempt, moved)
-            summary.moved[moved.value] = summary.moved.get(moved.value, 0) + 1
-            if moved is JobState.COMPLETED:
-                summary.completed += 1
-            elif moved in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.RETRY_WAIT):
-                summary.failed += 1
+            _count_move(summary, attempt, moved)
+    for attempt in ends.move(work, now):
+        _count_move(summary, attempt, JobState.COMPLETED)
     del jobs
+
+
+def _count_move(summary: PollSummary, attempt: AttemptRow, moved: JobState) -> None:
+    """A job the page moved, told in the poll's summary."""
+    _note_move(summary, attempt, moved)
+    summary.moved[moved.value] = summary.moved.get(moved.value, 0) + 1
+    if moved is JobState.COMPLETED:
+        summary.completed += 1
+    elif moved in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.RETRY_WAIT):
+        summary.failed += 1
 
 
 def _note_move(summary: PollSummary, attempt: AttemptRow, moved: JobState) -> None:

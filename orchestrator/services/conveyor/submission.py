@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, Integer, bindparam, case, literal, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -154,7 +154,8 @@ class _BatchLease:
     """Keeps the leases of a batch's claimed jobs alive while the batch works through them.
 
     A lease only has to outlast one node call: it is renewed (one UPDATE for every job still
-    waiting its turn) whenever a third of it has passed, before the next call. A worker that
+    waiting its turn, or posted and waiting for its remote id to be recorded) whenever a third
+    of it has passed, or less than one call is left of it, before the next call. A worker that
     dies therefore leaves its batch to the sweeper after about one lease, not after the time
     the whole batch would have taken.
     """
@@ -165,9 +166,13 @@ class _BatchLease:
         self.pending: set[str] = set()  # claimed, waiting for their token and POST
 
     def keep(self) -> None:
-        """Renew the pending jobs' leases if a third of the lease has passed."""
-        seconds = self._ctx.settings.submit_lease_seconds
-        if not self.pending or time.monotonic() - self._renewed < seconds / 3:
+        """Renew the pending jobs' leases if a third of the lease has passed, or if what is
+        left of it might not outlast the next node call."""
+        settings = self._ctx.settings
+        seconds = settings.submit_lease_seconds
+        call = settings.node_connect_timeout + settings.node_read_timeout
+        due = min(seconds / 3, seconds - call)  # what is left must outlast the next call
+        if not self.pending or time.monotonic() - self._renewed < due:
             return
         job_ids = sorted(self.pending)
         now = self._ctx.now()
@@ -452,17 +457,23 @@ def _settle_existing(
 
 
 def _record_sizes(ctx: ServiceContext, sized: dict[str, Verdict]) -> None:
-    """The jobs' expected bytes and files, known before their transfers start."""
+    """The jobs' expected bytes and files, known before their transfers start (one UPDATE)."""
     with ctx.sessions() as session:
-        for job_id, verdict in sized.items():
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
-                .values(
-                    bytes_expected=verdict.bytes_expected, files_expected=verdict.files_expected
-                )
-                .execution_options(synchronize_session=False)
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id.in_(list(sized)), JobRow.state == JobState.SUBMITTING)
+            .values(
+                bytes_expected=case(
+                    {j: literal(v.bytes_expected, BigInteger) for j, v in sized.items()},
+                    value=JobRow.id,
+                ),
+                files_expected=case(
+                    {j: literal(v.files_expected, Integer) for j, v in sized.items()},
+                    value=JobRow.id,
+                ),
             )
+            .execution_options(synchronize_session=False)
+        )
         session.commit()
 
 
@@ -481,19 +492,36 @@ def _grant_and_post(
         lease.pending.difference_update(w.job.id for w in group)
         return [_not_posted(ctx, w.job, w.attempt, exc) for w in group]
     outcomes = []
+    posted: list[_Posted] = []
     for work, grant in zip(group, grants, strict=True):
-        lease.pending.discard(work.job.id)  # its own POST claim renews its lease
-        lease.keep()
+        lease.keep()  # a posted job stays in the lease until its remote id is recorded
         with log_context(job_id=work.job.id, node=work.runner.name, attempt=work.attempt.number):
             if isinstance(grant, NodeError):
-                outcomes.append(_not_posted(ctx, work.job, work.attempt, grant))
+                outcome: JobOutcome | _Posted = _not_posted(ctx, work.job, work.attempt, grant)
             else:
-                outcomes.append(_post(ctx, work, grant))
+                outcome = _post(ctx, work, grant)
+        if isinstance(outcome, _Posted):
+            posted.append(outcome)
+        else:
+            lease.pending.discard(work.job.id)
+            outcomes.append(outcome)
+    outcomes.extend(_record_all_posted(ctx, posted))
+    lease.pending.difference_update(p.work.job.id for p in posted)
     return outcomes
 
 
-def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome:
-    """Build the runner's spec from the grant, mark the attempt posting, POST, record."""
+@dataclass(frozen=True)
+class _Posted:
+    """A POST the node answered with its transfer's id, not recorded yet."""
+
+    work: _Work
+    remote_id: str
+    src: NodeClient
+
+
+def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome | _Posted:
+    """Build the runner's spec from the grant, mark the attempt posting, POST; the caller
+    records the remote id (a crash before it does is recovered by the tag lookup)."""
     job, attempt = work.job, work.attempt
     try:
         src = ctx.clients.get(attempt.source_node_id)  # the node that runs the transfer
@@ -519,7 +547,7 @@ def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome:
             Outcome.WAITING,
             f"job {job.id}: POST outcome unknown; the tag will be looked up",
         )
-    return _record_posted(ctx, job, attempt, remote_id, src, node=src.node)
+    return _Posted(work, remote_id, src)
 
 
 def _look_for_tag(
@@ -646,35 +674,43 @@ def _abandon_canceled(
     return JobOutcome(job.id, Outcome.RETRYING, f"job {job.id}: attempt abandoned; retrying")
 
 
+# Built once: a statement run for every POST costs less to bind than to build.
+_MARK_POSTING = (
+    update(AttemptRow)
+    .where(
+        AttemptRow.id == bindparam("b_attempt"),
+        AttemptRow.post_started_at.is_(None),
+        AttemptRow.remote_id.is_(None),
+        AttemptRow.status != AttemptState.ABANDONED,
+        select(JobRow.id)
+        .where(JobRow.id == bindparam("b_job"), JobRow.state == JobState.SUBMITTING)
+        .exists(),
+    )
+    .values(
+        post_started_at=bindparam("b_now"),
+        status=AttemptState.POSTING,
+        feed_token_at_post=(  # the runner's saved feed position: a tag search starts there
+            select(NodeCursorRow.iteration_token)
+            .where(NodeCursorRow.node_id == AttemptRow.source_node_id)
+            .scalar_subquery()
+        ),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
     """Claim the right to POST this attempt: a compare-and-set, so only one worker ever does.
 
     A worker that stalled past its lease may find another worker took the job over; whichever
-    marks the attempt first posts it, the other stops here.
+    marks the attempt first posts it, the other stops here. One statement: the job must still
+    be SUBMITTING (its lease is kept by the batch, renewed before each node call).
     """
-    now = ctx.now()
-    cursor = (  # the runner's saved feed position: a later tag search starts from it
-        select(NodeCursorRow.iteration_token)
-        .where(NodeCursorRow.node_id == AttemptRow.source_node_id)
-        .scalar_subquery()
-    )
     with ctx.sessions() as session:
         marked = session.execute(
-            update(AttemptRow)
-            .where(
-                AttemptRow.id == attempt_id,
-                AttemptRow.post_started_at.is_(None),
-                AttemptRow.remote_id.is_(None),
-                AttemptRow.status != AttemptState.ABANDONED,
-            )
-            .values(post_started_at=now, status=AttemptState.POSTING, feed_token_at_post=cursor)
+            _MARK_POSTING, {"b_attempt": attempt_id, "b_job": job_id, "b_now": ctx.now()}
         )
-        renewed = session.execute(  # a fresh lease for the POST and its answer
-            update(JobRow)
-            .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
-            .values(next_attempt_at=now + timedelta(seconds=ctx.settings.submit_lease_seconds))
-        )
-        if rowcount(marked) != 1 or rowcount(renewed) != 1:
+        if rowcount(marked) != 1:
             session.rollback()
             return False
         session.commit()
@@ -840,3 +876,85 @@ def _store_remote_id(
     return JobOutcome(
         job.id, Outcome.SUBMITTED, f"job {job.id}: submitted as node transfer {transfer}"
     )
+
+
+def _record_all_posted(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOutcome]:
+    """Store the remote ids of POSTs sent back to back, in one transaction; as
+    ``_record_posted`` does for one, cancel the transfers if the database stays away."""
+    if not posted:
+        return []
+    for delay in (0.0, 1.0, 2.0, 4.0, 8.0, 15.0):  # ~30 s of database outage
+        time.sleep(delay)
+        try:
+            return _store_remote_ids(ctx, posted)
+        except OperationalError as exc:
+            log.warning("cannot record %d transfer(s) yet: %s", len(posted), type(exc).__name__)
+    for p in posted:
+        try:
+            p.src.cancel_transfer(p.remote_id)
+            log.error("canceled transfer %s: its id could not be recorded", p.remote_id)
+        except NodeError as exc:
+            log.error("transfer %s is unrecorded and could not be canceled: %s", p.remote_id, exc)
+    ids = ", ".join(p.remote_id for p in posted)
+    raise RuntimeError(f"could not record transfers {ids} of {len(posted)} job(s)")
+
+
+def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOutcome]:
+    """One UPDATE of the attempts, one move of their jobs to SUBMITTED, one INSERT of events."""
+    now = ctx.now()
+    by_attempt = {p.work.attempt.id: p.remote_id for p in posted}
+    messages = {
+        p.work.job.id: (
+            f"transfer {p.remote_id} started on {p.src.node} (attempt {p.work.attempt.number})"
+        )
+        for p in posted
+    }
+    with ctx.unit_of_work() as work:
+        work.session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id.in_(list(by_attempt)), AttemptRow.remote_id.is_(None))
+            .values(
+                remote_id=case(by_attempt, value=AttemptRow.id),
+                status=AttemptState.WAITING,
+                submitted_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        moved = move_many(
+            work,
+            messages,
+            JobState.SUBMITTING,
+            JobState.SUBMITTED,
+            at=now,
+            values={"next_attempt_at": None, "reason": None, "waiting_reason": None},
+            returning=(JobRow.cancel_requested,),
+        )
+        cancel = {job_id for job_id, row in moved.items() if row.cancel_requested}
+        if len(moved) < len(messages):  # moved on: a cancel asked meanwhile is still ours to send
+            others = [job_id for job_id in messages if job_id not in moved]
+            cancel.update(
+                work.session.scalars(
+                    select(JobRow.id).where(JobRow.id.in_(others), JobRow.cancel_requested)
+                )
+            )
+        work.commit()
+    outcomes = []
+    for p in posted:
+        job_id, transfer = p.work.job.id, f"{p.remote_id} on {p.src.node}"
+        transfer += f" (attempt {p.work.attempt.number})"
+        if job_id in cancel:
+            try:
+                p.src.cancel_transfer(p.remote_id)
+            except NodeError as exc:
+                log.warning("cancel of %s for job %s failed: %s", p.remote_id, job_id, exc)
+        if job_id not in moved:  # the poller saw the transfer first and moved the job on
+            log.info(
+                "job %s: node transfer %s recorded; the job had already moved on", job_id, transfer
+            )
+            text = f"job {job_id}: node transfer {transfer} recorded; the job had already moved on"
+            outcomes.append(JobOutcome(job_id, Outcome.SKIPPED, text))
+            continue
+        log.info("job %s: submitted as node transfer %s", job_id, transfer)
+        text = f"job {job_id}: submitted as node transfer {transfer}"
+        outcomes.append(JobOutcome(job_id, Outcome.SUBMITTED, text))
+    return outcomes

@@ -1,0 +1,163 @@
+"""Set-based writes on the hot paths: a submit group's remote ids recorded in one statement, a
+poll page's completions moved in one (real hstssim nodes, SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select
+
+from orchestrator.db.tables import AttemptRow, JobRow
+from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor import submission
+from orchestrator.services.conveyor.dispatch import dispatch
+from orchestrator.services.conveyor.polling import poll_node
+from orchestrator.services.conveyor.submission import Outcome, submit
+from orchestrator.services.events import events_of
+from orchestrator.taskqueue import TaskName
+from tests.services.conftest import Stack
+from tests.support.sim import read_tree, wait_for, write_tree
+from tests.support.stack import assert_story_of_a_clean_run, job_states, settle
+
+JOBS = 4
+
+
+@contextmanager
+def statements(stack: Stack) -> Iterator[list[str]]:
+    """Every SQL statement the services send while the block runs, whitespace folded."""
+    engine: Engine = stack.ctx.sessions.kw["bind"]
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(re.sub(r"\s+", " ", statement))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def count(seen: list[str], prefix: str) -> int:
+    return sum(1 for s in seen if s.startswith(prefix))
+
+
+def ours(stack: Stack, job_ids: list[str]) -> list[dict[str, Any]]:
+    """The source node's transfers of these jobs (the cluster outlives one test)."""
+    return [
+        t
+        for t in stack.admin_a.transfers()
+        if (t["start_spec"].get("tags") or {}).get("orchestrator", {}).get("job") in job_ids
+    ]
+
+
+def ended(stack: Stack, job_ids: list[str]) -> list[str]:
+    """The statuses of these jobs' transfers on the source node."""
+    return [t["status"] for t in ours(stack, job_ids)]
+
+
+def admitted_batch(stack: Stack) -> dict[str, str]:
+    """JOBS one-file jobs, dispatched into one submit task: each job's folder by id (fresh
+    names: the nodes outlive one test, and a file already there would be skipped)."""
+    run = uuid.uuid4().hex[:8]
+    folders = [f"{run}-{i}" for i in range(JOBS)]
+    write_tree(stack.root_a, {f"{f}/f.bin": content(f) for f in folders})
+    jobs = {stack.new_job(f): f for f in folders}
+    dispatch(stack.ctx)
+    (batch,) = [args for task, args in stack.tasks.take() if task == TaskName.SUBMIT]
+    assert sorted(batch) == sorted(jobs)
+    return jobs
+
+
+def content(folder: str) -> bytes:
+    """A file of its own size for each job."""
+    return folder.encode() * (100 + int(folder.rsplit("-", 1)[1]))
+
+
+def test_a_group_posts_back_to_back_and_records_its_remote_ids_together(stack: Stack) -> None:
+    jobs = admitted_batch(stack)
+    job_ids = list(jobs)
+
+    with statements(stack) as seen:
+        report = submit(stack.ctx, *job_ids)
+
+    assert [o.outcome for o in report.outcomes] == [Outcome.SUBMITTED] * JOBS
+    assert count(seen, "UPDATE attempts SET remote_id") == 1, "one UPDATE for the group"
+    assert count(seen, "UPDATE jobs SET state") == 2, "claim, then the record"
+    assert count(seen, "UPDATE attempts SET") == JOBS + 1, "each POST's own claim, one record"
+    with stack.ctx.sessions() as session:
+        rows = session.scalars(select(AttemptRow).where(AttemptRow.job_id.in_(job_ids))).all()
+        transfers = {t["id"] for t in ours(stack, job_ids)}
+        assert {r.remote_id for r in rows} == transfers and len(transfers) == JOBS
+        assert {r.status for r in rows} <= {"waiting", "running", "completed"}
+    assert all(s == JobState.SUBMITTED for s in job_states(stack.ctx).values())
+
+    states = settle(stack.ctx, stack.tasks, [stack.a_id])
+
+    assert set(states.values()) == {JobState.COMPLETED}
+    for folder in jobs.values():
+        assert read_tree(stack.root_b / f"in-{folder}") == {f"{folder}/f.bin": content(folder)}
+    with stack.ctx.sessions() as session:
+        for job_id in job_ids:
+            assert_story_of_a_clean_run(session, job_id)
+
+
+def test_a_crash_after_the_posts_and_before_their_record_posts_nothing_twice(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_ids = list(admitted_batch(stack))
+
+    def killed(*_args: object, **_kwargs: object) -> None:
+        raise SystemExit("worker killed between its POSTs and their record")
+
+    monkeypatch.setattr(submission, "_store_remote_ids", killed)
+    with pytest.raises(SystemExit):
+        submit(stack.ctx, *job_ids)
+    monkeypatch.undo()
+    assert stack.admin_a.counters()["transfers_created"] == JOBS
+    assert all(s == JobState.SUBMITTING for s in job_states(stack.ctx).values())
+
+    # The poller finds each transfer by its attempt's tag (a resubmit after the lease would
+    # find it the same way, by a tag search): every job ends, none is posted twice.
+    states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=30)
+
+    assert set(states.values()) == {JobState.COMPLETED}
+    assert stack.admin_a.counters()["transfers_created"] == JOBS, "no POST twice"
+    with stack.ctx.sessions() as session:
+        for job_id in job_ids:
+            (attempt,) = session.scalars(select(AttemptRow).where(AttemptRow.job_id == job_id))
+            assert attempt.status == "completed" and attempt.remote_id
+
+
+def test_a_page_of_completions_moves_its_jobs_with_one_update_and_one_insert(
+    stack: Stack,
+) -> None:
+    jobs = admitted_batch(stack)
+    job_ids = list(jobs)
+    submit(stack.ctx, *job_ids)
+    wait_for(lambda: ended(stack, job_ids) == ["completed"] * JOBS, timeout=30)
+
+    with statements(stack) as seen:
+        summary = poll_node(stack.ctx, stack.a_id, owner="test-poller")
+
+    assert summary.completed == JOBS, str(summary)
+    assert count(seen, "UPDATE jobs SET state") == 1, "one compare-and-set for the page"
+    assert count(seen, "INSERT INTO job_events") == 1, "their events in one INSERT"
+    with stack.ctx.sessions() as session:
+        for job_id, folder in jobs.items():
+            job = session.get(JobRow, job_id)
+            assert job is not None
+            assert (job.state, job.bytes_transferred, job.files_completed) == (
+                JobState.COMPLETED,
+                len(content(folder)),
+                1,
+            )
+            assert job.finished_at is not None
+            assert_story_of_a_clean_run(session, job_id)
+            (end,) = [e for e in events_of(session, job_id) if e.to_state == "completed"]
+            assert "node completed" in end.message
