@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import select
 
 from hstssim.cluster import RunningNode, SimCluster
-from orchestrator.db.tables import JobFileRow
+from orchestrator.db.tables import JobFileRow, JobRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import utcnow
 from orchestrator.services.conveyor.control import cancel_job, retry_job
+from orchestrator.services.conveyor.deadlines import bytes_ahead
+from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.fanout import parts_of
 from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.jobs import create_job
@@ -284,3 +286,18 @@ def test_destinations_that_agree_complete_with_each_files_checksum_stored(
             for f in session.scalars(select(JobFileRow).where(JobFileRow.job_id == p.id))
         }
     assert sums == {hashlib.sha256(body).hexdigest()}
+
+
+def test_a_fanout_counts_once_in_the_bytes_ahead_of_a_link(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    # The parent is `running` with its parts' sums and its first destination's link: only the
+    # part to node-b is work ahead on node-a → node-b, not the parent's total on top of it.
+    folder = fresh("fb")
+    write_tree(stack.root_a, {f"{folder}/big.bin": os.urandom(10_000)})
+    deadline = (utcnow() + timedelta(days=1)).isoformat()
+    parent_id = fanout(stack, f"{folder}/big.bin", deadline=deadline)
+    dispatch(stack.ctx)  # the parts move: the parent sums their sizes up
+    with stack.ctx.sessions() as session:
+        assert session.get(JobRow, parent_id).bytes_expected == 30_000  # type: ignore[union-attr]
+        assert bytes_ahead(session, stack.a_id, stack.b_id, 0) == 10_000
