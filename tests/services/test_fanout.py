@@ -268,6 +268,12 @@ def test_destinations_whose_copies_differ_make_the_job_need_attention_naming_the
     copy_c = more["node-c"][0].config.docroot / f"in-{folder}" / folder / "x.bin"
     assert copy_c.read_bytes() == b"2" * 5000
     assert (stack.root_b / f"in-{folder}" / folder / "x.bin").read_bytes() == b"1" * 5000
+    # No part is open, none can be retried: a cancel closes the parent (as for any job that
+    # needs attention), its reason kept, its parts as they are.
+    assert cancel_job(stack.ctx, parent_id) == JobState.CANCELED
+    closed = show_job(stack.ctx, parent_id)
+    assert closed.reason == view.reason
+    assert set(part_states(stack, parent_id).values()) == {"completed"}
 
 
 def test_destinations_that_agree_complete_with_each_files_checksum_stored(
