@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from hstssim.cluster import RunningNode, SimCluster
-from orchestrator.db.tables import JobFileRow, JobRow
+from orchestrator.db.tables import JobFileRow, JobRow, LinkRateRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
@@ -307,3 +307,36 @@ def test_a_fanout_counts_once_in_the_bytes_ahead_of_a_link(
     with stack.ctx.sessions() as session:
         assert session.get(JobRow, parent_id).bytes_expected == 30_000  # type: ignore[union-attr]
         assert bytes_ahead(session, stack.a_id, stack.b_id, 0) == 10_000
+
+
+def test_a_fanouts_eta_and_risk_follow_its_open_parts(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    # node-a → node-b is measured slow: that part, and so the parent, is at risk. Once that
+    # part is out of the way, the parent is as late as its other parts, not at risk.
+    folder = fresh("fe")
+    write_tree(stack.root_a, {f"{folder}/big.bin": os.urandom(100_000)})
+    now = utcnow()
+    with stack.ctx.sessions() as session:
+        session.add(
+            LinkRateRow(
+                source_node_id=stack.a_id,
+                destination_node_id=stack.b_id,
+                bytes_per_second=100.0,
+                transfers=3,
+                updated_at=now,
+            )
+        )
+        session.commit()
+    deadline = now + timedelta(minutes=10)
+    parent_id = fanout(stack, f"{folder}/big.bin", deadline=deadline.isoformat())
+    view = show_job(stack.ctx, parent_id)
+    assert view.at_risk and view.eta is not None and view.eta > deadline
+    slow = next(d.job_id for d in view.destinations if d.node == "node-b")
+
+    cancel_job(stack.ctx, slow)
+
+    view = show_job(stack.ctx, parent_id)
+    assert view.state == JobState.RUNNING
+    assert not view.at_risk
+    assert view.eta is None or view.eta <= deadline
