@@ -9,7 +9,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.domain.schedules import ScheduleTiming, cron_problem, known_zone, latest_slot
+from orchestrator.domain.schedules import ScheduleTiming, checked_cron, known_zone, latest_slot
 from orchestrator.domain.schedules import next_slot as next_cron_slot
 
 MAX_DURATION = 7 * 24 * 3600
@@ -40,13 +40,7 @@ class MaintenanceSpec(BaseModel):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = " ".join(value.split())
-        problem = cron_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return checked_cron(value)
 
     @field_validator("timezone")
     @classmethod

@@ -50,8 +50,8 @@ TABLE: tuple[Row, ...] = (
         "token expired or rejected",
         "ascp 19, 34, 37",
         Remedy.RESUBMIT_NOW,
-        "a new upload_setup (fresh token) and a new POST at once, no back-off; a second "
-        "refusal in a row stops the job with the code",
+        "a new upload_setup (download_setup for a pull: a fresh token) and a new POST at "
+        "once, no back-off; a second refusal in a row stops the job with the code",
     ),
     Row(
         "destination file exists without overwrite",

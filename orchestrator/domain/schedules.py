@@ -52,6 +52,17 @@ def cron_problem(value: str) -> str:
     return ""
 
 
+def checked_cron(value: str | None) -> str | None:
+    """A cron expression with its fields one space apart; ValueError saying what is wrong."""
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    problem = cron_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def known_zone(value: str) -> str:
     """The time zone's name if it is an IANA time zone; ValueError saying so otherwise."""
     try:
@@ -84,13 +95,7 @@ class ScheduleTiming(BaseModel):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = " ".join(value.split())
-        problem = cron_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return checked_cron(value)
 
     @field_validator("timezone")
     @classmethod

@@ -111,3 +111,22 @@ def test_a_lost_reader_is_sent_again_by_the_sweeper_and_a_second_run_stores_noth
         assert get_job(session, job_id).state == JobState.COMPLETED
         count = session.scalar(select(func.count()).where(JobFileRow.job_id == job_id))
     assert count == 1
+
+
+def test_a_pull_job_reads_its_files_from_the_destination_that_ran_it(stack: Stack) -> None:
+    # A pull's transfer is held by the destination: the source has no record of it.
+    files = {"c9/a.bin": os.urandom(40_000), "c9/b.txt": b"bee\n"}
+    write_tree(stack.root_a, files)
+    job_id = stack.new_job(
+        "c9",
+        mode="pull",
+        options={"file_checksum": "sha256", "require_checksums": True, "overwrite": "always"},
+    )
+
+    states = settle(stack.ctx, stack.tasks, [stack.b_id])
+
+    assert states[job_id] == JobState.COMPLETED
+    page = stored_files(stack.ctx, job_id)
+    assert {f.path: f.checksum for f in page.items} == {
+        f"/in-c9/{rel}": hashlib.sha256(data).hexdigest() for rel, data in files.items()
+    }

@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import select
 
 from hstssim.cluster import RunningNode, SimCluster
-from orchestrator.db.tables import JobFileRow
+from orchestrator.db.tables import JobFileRow, JobRow, LinkRateRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import utcnow
 from orchestrator.services.conveyor.control import cancel_job, retry_job
+from orchestrator.services.conveyor.deadlines import bytes_ahead
+from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.fanout import parts_of
 from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.jobs import create_job
@@ -266,6 +268,12 @@ def test_destinations_whose_copies_differ_make_the_job_need_attention_naming_the
     copy_c = more["node-c"][0].config.docroot / f"in-{folder}" / folder / "x.bin"
     assert copy_c.read_bytes() == b"2" * 5000
     assert (stack.root_b / f"in-{folder}" / folder / "x.bin").read_bytes() == b"1" * 5000
+    # No part is open, none can be retried: a cancel closes the parent (as for any job that
+    # needs attention), its reason kept, its parts as they are.
+    assert cancel_job(stack.ctx, parent_id) == JobState.CANCELED
+    closed = show_job(stack.ctx, parent_id)
+    assert closed.reason == view.reason
+    assert set(part_states(stack, parent_id).values()) == {"completed"}
 
 
 def test_destinations_that_agree_complete_with_each_files_checksum_stored(
@@ -284,3 +292,51 @@ def test_destinations_that_agree_complete_with_each_files_checksum_stored(
             for f in session.scalars(select(JobFileRow).where(JobFileRow.job_id == p.id))
         }
     assert sums == {hashlib.sha256(body).hexdigest()}
+
+
+def test_a_fanout_counts_once_in_the_bytes_ahead_of_a_link(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    # The parent is `running` with its parts' sums and its first destination's link: only the
+    # part to node-b is work ahead on node-a → node-b, not the parent's total on top of it.
+    folder = fresh("fb")
+    write_tree(stack.root_a, {f"{folder}/big.bin": os.urandom(10_000)})
+    deadline = (utcnow() + timedelta(days=1)).isoformat()
+    parent_id = fanout(stack, f"{folder}/big.bin", deadline=deadline)
+    dispatch(stack.ctx)  # the parts move: the parent sums their sizes up
+    with stack.ctx.sessions() as session:
+        assert session.get(JobRow, parent_id).bytes_expected == 30_000  # type: ignore[union-attr]
+        assert bytes_ahead(session, stack.a_id, stack.b_id, 0) == 10_000
+
+
+def test_a_fanouts_eta_and_risk_follow_its_open_parts(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    # node-a → node-b is measured slow: that part, and so the parent, is at risk. Once that
+    # part is out of the way, the parent is as late as its other parts, not at risk.
+    folder = fresh("fe")
+    write_tree(stack.root_a, {f"{folder}/big.bin": os.urandom(100_000)})
+    now = utcnow()
+    with stack.ctx.sessions() as session:
+        session.add(
+            LinkRateRow(
+                source_node_id=stack.a_id,
+                destination_node_id=stack.b_id,
+                bytes_per_second=100.0,
+                transfers=3,
+                updated_at=now,
+            )
+        )
+        session.commit()
+    deadline = now + timedelta(minutes=10)
+    parent_id = fanout(stack, f"{folder}/big.bin", deadline=deadline.isoformat())
+    view = show_job(stack.ctx, parent_id)
+    assert view.at_risk and view.eta is not None and view.eta > deadline
+    slow = next(d.job_id for d in view.destinations if d.node == "node-b")
+
+    cancel_job(stack.ctx, slow)
+
+    view = show_job(stack.ctx, parent_id)
+    assert view.state == JobState.RUNNING
+    assert not view.at_risk
+    assert view.eta is None or view.eta <= deadline

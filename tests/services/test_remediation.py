@@ -254,3 +254,25 @@ def test_a_missing_source_fails_at_once_with_the_path(stack: Stack) -> None:
     assert found_missing.reason.startswith("source path m1 on node-a: ")
     assert found_missing.reason.endswith("(4 NO_SUCH_FILE)")
     assert checked.reason == "source path nowhere does not exist on node-a"
+
+
+def test_a_pull_whose_token_the_source_refuses_names_the_source_and_download_setup(
+    stack: Stack,
+) -> None:
+    # A pull's token comes from the source (download_setup), whose data plane checks it.
+    write_tree(stack.root_a, {"t3/f.bin": b"pull" * 100})
+    stack.admin_b.settings(max_retries=0)
+    stack.admin_a.fault(kind="reject_tokens", count=2)
+    job_id = stack.new_job("t3", mode="pull")
+
+    states = settle(stack.ctx, stack.tasks, [stack.b_id], timeout=20)
+
+    assert states[job_id] == JobState.FAILED
+    assert stack.admin_a.counters()["requests"]["POST /files/download_setup"] == 2
+    assert (
+        "the source refused the token (19 AUTH): a new download_setup and attempt 2 at once"
+        in _story(stack, job_id)
+    )
+    with stack.ctx.sessions() as session:
+        reason = get_job(session, job_id).reason
+    assert reason is not None and "check the source's transfer user" in reason

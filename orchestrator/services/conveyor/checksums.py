@@ -1,6 +1,7 @@
 """Checksum reports: a completed transfer whose job asked for file checksums has its files read
-from the source node and stored, and only then does the job end (COMPLETED, or NEEDS_ATTENTION
-naming a file without a checksum when the job requires them).
+from the node that ran it (the source, or the destination for a pull) and stored, and only then
+does the job end (COMPLETED, or NEEDS_ATTENTION naming a file without a checksum when the job
+requires them).
 
 The finisher never calls the node from the poll loop: it leaves the job where it is (its
 attempt says completed) and sends ``collect_files``; the sweeper re-sends it for such jobs
@@ -63,7 +64,7 @@ class _Held:
     state: JobState
     attempt_id: str
     attempt_number: int
-    source_node_id: int
+    runner_id: int
     remote_id: str
     options: TransferOptions
     files_completed: int
@@ -72,7 +73,8 @@ class _Held:
 
 
 def collect_files(ctx: ServiceContext, job_id: str) -> str:
-    """Read a held job's files from its source node, store them, and end the job."""
+    """Read a held job's files from the node that ran its transfer, store them, and end
+    the job."""
     with ctx.sessions() as session:
         held = _held(session.get(JobRow, job_id), session)
     if held is None:
@@ -80,7 +82,7 @@ def collect_files(ctx: ServiceContext, job_id: str) -> str:
     lost = None
     files: list[TransferFile] = []
     try:
-        files = ctx.clients.get(held.source_node_id).transfer_files(held.remote_id)
+        files = ctx.clients.get(held.runner_id).transfer_files(held.remote_id)
     except NodeNotFound as exc:
         # The node no longer keeps the record (its activity retention): asking again is useless.
         lost = redact(f"the node no longer lists the transfer's files: {exc}")
@@ -108,7 +110,7 @@ def _held(job: JobRow | None, session: Session) -> _Held | None:
         state=JobState(job.state),
         attempt_id=attempt.id,
         attempt_number=attempt.number,
-        source_node_id=job.source_node_id,
+        runner_id=attempt.source_node_id,  # the node that ran it (the destination for a pull)
         remote_id=attempt.remote_id,
         options=options,
         files_completed=attempt.files_completed,

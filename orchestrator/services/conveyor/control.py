@@ -65,6 +65,8 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
     each of its open parts)."""
     if (parts := _parts(ctx, job_id)) is not None:
         open_parts = [p for p in parts if not JobState(p.state).is_terminal]
+        if not open_parts:
+            return _close_parent(ctx, job_id)
         for part in _on_parts(ctx, job_id, open_parts, "cancel requested", set(JobState)):
             try:
                 cancel_job(ctx, part.id)
@@ -101,6 +103,26 @@ def cancel_job(ctx: ServiceContext, job_id: str) -> JobState:
             work.commit()
         return JobState.CANCELED
     return state
+
+
+def _close_parent(ctx: ServiceContext, job_id: str) -> JobState:
+    """Cancel a fan-out job whose parts all ended, yet needs attention (its destinations'
+    copies differ): it has nothing left to stop or retry, so the cancel closes it alone."""
+    with ctx.unit_of_work() as work:
+        moved = move(
+            work,
+            job_id,
+            JobState.NEEDS_ATTENTION,
+            JobState.CANCELED,
+            "canceled by request (every destination had ended)",
+            at=ctx.now(),
+        )
+        if moved is None:
+            raise InvalidTransition(
+                "every destination of this fan-out job ended: nothing to cancel"
+            )
+        work.commit()
+    return JobState.CANCELED
 
 
 def pause_job(ctx: ServiceContext, job_id: str) -> None:

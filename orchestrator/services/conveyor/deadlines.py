@@ -50,6 +50,7 @@ def bytes_ahead(session: Session, source_id: int, destination_id: int, priority:
         select(func.coalesce(func.sum(left), 0)).where(
             JobRow.source_node_id == source_id,
             JobRow.destination_node_id == destination_id,
+            JobRow.is_parent.is_(False),  # a fan-out's parts are counted, on their own links
             or_(
                 JobRow.state.in_(UNDER_WAY),
                 and_(JobRow.state == JobState.QUEUED, JobRow.priority >= priority),

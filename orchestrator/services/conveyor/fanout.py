@@ -67,6 +67,8 @@ def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
             JobRow.destination_path,
             JobRow.id,
             JobRow.attempt_count,
+            JobRow.eta,
+            JobRow.at_risk,
             _DESTINATION.name,
         )
         .join(_DESTINATION, _DESTINATION.id == JobRow.destination_node_id)
@@ -88,6 +90,10 @@ def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
         "files_skipped": sum(p.files_skipped for p in parts),
         "updated_at": at,
     }
+    still_open = [p for p in parts if JobState(p.state) not in SETTLED]
+    if still_open:  # the parent ends with its last part: as late, and at risk, as its open ones
+        values["eta"] = max((p.eta for p in still_open if p.eta is not None), default=None)
+        values["at_risk"] = any(p.at_risk for p in still_open)
     before = JobState(current)
     if target != before:
         values.update(state=target, state_changed_at=at)

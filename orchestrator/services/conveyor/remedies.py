@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
+from orchestrator.domain.jobs import TransferMode
 from orchestrator.domain.remediation import (
     TOKEN_CODES,
     Remedy,
@@ -73,10 +74,16 @@ def remedy_failure(
                 f"{destination.name}), then retry"
             )
             return Remedied(JobState.FAILED, "; the SSH login was refused", {"reason": reason})
+        # The token's granter: the destination (upload_setup), or the source for a pull.
+        granter, setup = (
+            ("source", "download_setup")
+            if job.mode == TransferMode.PULL
+            else ("destination", "upload_setup")
+        )
         if _previous_code(work, attempt) in TOKEN_CODES:
             reason = (
                 f"{failure}; a fresh token was refused too, so the token is not the cause: "
-                "check the destination's transfer user and token_encryption_key (node-api.md "
+                f"check the {granter}'s transfer user and token_encryption_key (node-api.md "
                 "§8.2), then retry"
             )
             return Remedied(
@@ -85,7 +92,7 @@ def remedy_failure(
         if attempts_left:
             return Remedied(
                 JobState.RETRY_WAIT,
-                f"; the destination refused the token ({name}): a new upload_setup and "
+                f"; the {granter} refused the token ({name}): a new {setup} and "
                 f"attempt {attempt.number + 1} at once",
                 {"next_attempt_at": now},
             )
