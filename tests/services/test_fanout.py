@@ -26,6 +26,7 @@ from orchestrator.services.conveyor.fanout import parts_of
 from orchestrator.services.conveyor.intake import submit_message
 from orchestrator.services.conveyor.jobs import create_job
 from orchestrator.services.conveyor.retention import prune_history
+from orchestrator.services.events import events_of
 from orchestrator.services.schedules.runs import run_now
 from orchestrator.services.schedules.store import (
     change_schedule,
@@ -34,6 +35,7 @@ from orchestrator.services.schedules.store import (
     spec_of,
 )
 from orchestrator.services.views.jobs import JobFilter, attempts_of, find_jobs, show_job
+from orchestrator.services.views.metrics import queries
 from tests.services.conftest import Stack
 from tests.support.sim import SimAdmin, fast_configs, fresh_admins, read_tree, write_tree
 from tests.support.stack import register_sim_node, run_tasks, settle
@@ -125,6 +127,10 @@ def test_fanout_to_three_nodes_arrives_whole_at_each_with_one_transfer_each(
     assert len(find_jobs(stack.ctx, JobFilter(parts=True)).items) == 4
     part = show_job(stack.ctx, view.destinations[0].job_id)
     assert part.parent_id == parent_id
+    # /metrics counts the job submitted once, as the dashboard does, not again per destination.
+    with stack.ctx.sessions() as session:
+        assert queries.ended_jobs_by_state(session)["completed"] == 1
+        assert sum(h.count for h in queries.job_durations(session).values()) == 1
 
 
 def test_a_failing_destination_fails_the_job_and_a_retry_reruns_only_it(
@@ -340,3 +346,23 @@ def test_a_fanouts_eta_and_risk_follow_its_open_parts(
     assert view.state == JobState.RUNNING
     assert not view.at_risk
     assert view.eta is None or view.eta <= deadline
+
+
+def test_a_fanout_that_ends_after_its_deadline_records_it_missed(
+    stack: Stack, more: dict[str, tuple[RunningNode, SimAdmin]]
+) -> None:
+    folder = fresh("fd")
+    write_tree(stack.root_a, {f"{folder}/f.bin": os.urandom(2_000_000)})
+    deadline = stack.ctx.now() + timedelta(seconds=1)
+    parent_id = fanout(
+        stack,
+        folder,
+        deadline=deadline.isoformat(),
+        options={"target_rate_kbps": 8000},  # 1 MB/s: each destination takes about 2 s
+    )
+    settle_parent(stack, parent_id, JobState.COMPLETED)
+
+    with stack.ctx.sessions() as session:
+        said = [e.message for e in events_of(session, parent_id) if e.kind == "deadline"]
+    assert said[-1].startswith("deadline missed by "), said
+    assert show_job(stack.ctx, parent_id).deadline_missed

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from orchestrator.db.tables import JobFileRow, JobRow, NodeRow
 from orchestrator.domain.checksums import checksum_disagreements
+from orchestrator.domain.deadlines import lateness
 from orchestrator.domain.fanout import fanout_state, total
 from orchestrator.domain.jobs import TransferOptions
 from orchestrator.domain.states import FAILED_ENDS, SETTLED, JobState
@@ -51,9 +52,12 @@ def settle_parents(
 
 
 def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
-    current = session.scalar(select(JobRow.state).where(JobRow.id == parent_id).with_for_update())
-    if current is None:
+    locked = session.execute(
+        select(JobRow.state, JobRow.deadline).where(JobRow.id == parent_id).with_for_update()
+    ).first()
+    if locked is None:
         return None
+    current, deadline = locked
     parts = session.execute(
         select(
             JobRow.state,
@@ -123,6 +127,8 @@ def _settle(session: Session, parent_id: str, at: datetime) -> JobState | None:
     if target in FAILED_ENDS:
         message += f": {values['reason']}"
     record(session, parent_id, "state", message, at=at, from_state=before, to_state=target)
+    if target.is_terminal and target is not JobState.CANCELED and deadline and at > deadline:
+        record(session, parent_id, "deadline", lateness(at, deadline), at=at)
     return target
 
 

@@ -203,7 +203,7 @@ def _poll_families(
     )
     open_transfers = GaugeMetricFamily(
         f"{P}_node_open_transfers",
-        "Our transfers on the node (as source) that have not ended.",
+        "Our transfers the node runs (as source, or as destination of a pull) that have not ended.",
         labels=node,
     )
     last_ok = GaugeMetricFamily(

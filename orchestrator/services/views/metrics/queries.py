@@ -51,6 +51,11 @@ class Histogram:
         return [*pairs, ("+Inf", float(self.count))]
 
 
+# Jobs as they were submitted: a fan-out counts once, as its parent (as on the dashboard),
+# not again as each of its parts; its parts' transfers are in the transfer figures.
+SUBMITTED_JOBS = JobRow.parent_id.is_(None)
+
+
 def node_names(session: Session) -> dict[int, str]:
     """Every node's name by id."""
     return {int(i): str(n) for i, n in session.execute(select(NodeRow.id, NodeRow.name))}
@@ -60,7 +65,7 @@ def live_jobs_by_state(session: Session) -> dict[str, int]:
     """How many jobs are in each state a job can still leave (an index range per state)."""
     live = [s.value for s in JobState if s not in TERMINAL_STATES]
     counts = dict.fromkeys(live, 0)
-    query = select(JobRow.state, func.count()).where(JobRow.state.in_(live))
+    query = select(JobRow.state, func.count()).where(JobRow.state.in_(live), SUBMITTED_JOBS)
     for state, n in session.execute(query.group_by(JobRow.state)):
         counts[str(state)] = int(n)
     return counts
@@ -70,7 +75,7 @@ def ended_jobs_by_state(session: Session) -> dict[str, int]:
     """How many jobs ended in each way (these grow with history)."""
     ended = [s.value for s in TERMINAL_STATES]
     counts = dict.fromkeys(ended, 0)
-    query = select(JobRow.state, func.count()).where(JobRow.state.in_(ended))
+    query = select(JobRow.state, func.count()).where(JobRow.state.in_(ended), SUBMITTED_JOBS)
     for state, n in session.execute(query.group_by(JobRow.state)):
         counts[str(state)] = int(n)
     return counts
@@ -108,6 +113,7 @@ def job_durations(session: Session) -> dict[str, Histogram]:
         .where(
             JobRow.finished_at.is_not(None),
             JobRow.state.in_([s.value for s in TERMINAL_STATES]),
+            SUBMITTED_JOBS,
         )
         .subquery()
     )
