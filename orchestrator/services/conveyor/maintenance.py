@@ -209,7 +209,7 @@ def _resume_one(ctx: ServiceContext, hold: MaintenanceHoldRow, now: datetime) ->
 
 def _restart(ctx: ServiceContext, hold: MaintenanceHoldRow, now: datetime, why: str) -> bool:
     """End the attempt the node could not resume and queue the job for a new one (a fresh
-    upload_setup); the window does not use up the job's attempts."""
+    token); the window does not use up the job's attempts."""
     with ctx.unit_of_work() as work:
         session = work.session
         job = session.get(JobRow, hold.job_id)
@@ -219,7 +219,7 @@ def _restart(ctx: ServiceContext, hold: MaintenanceHoldRow, now: datetime, why: 
             hold.job_id,
             {JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSED},
             JobState.RETRY_WAIT,
-            f"{why}: a new attempt with a fresh upload_setup",
+            f"{why}: a new attempt with a fresh token",
             at=now,
             values={"max_attempts": job.max_attempts + 1},
         )
