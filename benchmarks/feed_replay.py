@@ -105,10 +105,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     import httpx
     from pydantic import SecretStr
-    from sqlalchemy import delete, event, insert
+    from sqlalchemy import event, insert, text
 
     from orchestrator.crypto import secret_box
-    from orchestrator.db.base import Base
     from orchestrator.db.engine import make_engine, make_session_factory
     from orchestrator.db.migrate import upgrade
     from orchestrator.db.tables import AttemptRow, JobRow
@@ -152,11 +151,12 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         work = Path(tmp)
         url = args.database_url or f"sqlite:///{work / 'replay.db'}"
         engine = make_engine(url)
+        if url.startswith("postgresql"):
+            # From an empty schema: the revision compared with may be older than the schema.
+            with engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
         upgrade(engine)
-        with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
-                if table.name != "service_locks":
-                    conn.execute(delete(table))
         sessions = make_session_factory(engine)
         settings = Settings(data_dir=work / "data", database_url=url, node_api_metrics=False)
         nodes = ReplayNodes(secret_box(None, work / "data"))

@@ -63,6 +63,28 @@ def _names(session: Session, *node_ids: int) -> list[str]:
     return [found.get(node_id, f"#{node_id}") for node_id in node_ids]
 
 
+class KnownBreakers:
+    """The breaker rows that exist, read once per unit of work: a success on a link or at a
+    destination with no row (the usual case) then costs no statement of its own."""
+
+    def __init__(self) -> None:
+        self._keys: set[str] | None = None
+
+    def has(self, session: Session, key: str) -> bool:
+        """Whether a row exists under ``key`` (as read at first use, plus those made since)."""
+        if self._keys is None:
+            self._keys = set(session.scalars(select(BreakerRow.key)))
+        return key in self._keys
+
+    def made(self, key: str) -> None:
+        """A row this unit created."""
+        if self._keys is not None:
+            self._keys.add(key)
+
+    def write(self, session: Session) -> None:
+        """Nothing to write: a cache of reads."""
+
+
 def _locked(session: Session, key: str) -> BreakerRow | None:
     return session.scalar(select(BreakerRow).where(BreakerRow.key == key).with_for_update())
 
@@ -103,8 +125,12 @@ def note_link_outcome(work: UnitOfWork, job: JobRow, *, success: bool, now: date
     policy = policy_of(work.ctx.settings)
     src, dst = job.source_node_id, job.destination_node_id
     key = key_of(Scope.LINK, src, dst)
-    # A link with no row has had no failure: a success there changes nothing (one read).
+    known = work.accumulator(KnownBreakers)
+    # A link with no row has had no failure: a success there changes nothing.
+    if success and not known.has(session, key):
+        return
     found = _locked(session, key) if success else _ensure(session, key, Scope.LINK, src, dst)
+    known.made(key)
     if found is None:
         return
     row = found
@@ -157,7 +183,9 @@ def hold_destination(work: UnitOfWork, job: JobRow, why: str, *, now: datetime) 
     session = work.session
     policy = policy_of(work.ctx.settings)
     dst = job.destination_node_id
-    row = _ensure(session, key_of(Scope.DESTINATION, None, dst), Scope.DESTINATION, None, dst)
+    key = key_of(Scope.DESTINATION, None, dst)
+    row = _ensure(session, key, Scope.DESTINATION, None, dst)
+    work.accumulator(KnownBreakers).made(key)
     (destination,) = _names(session, dst)
     state = BreakerState(row.state)
     if state is BreakerState.OPEN:
@@ -188,6 +216,8 @@ def hold_destination(work: UnitOfWork, job: JobRow, why: str, *, now: datetime) 
 def release_destination(work: UnitOfWork, job: JobRow, *, now: datetime) -> None:
     """A job reached the job's destination: its hold, if any, is over."""
     key = key_of(Scope.DESTINATION, None, job.destination_node_id)
+    if not work.accumulator(KnownBreakers).has(work.session, key):
+        return
     if rowcount(work.session.execute(delete(BreakerRow).where(BreakerRow.key == key))):
         (destination,) = _names(work.session, job.destination_node_id)
         record(
