@@ -32,6 +32,7 @@ class TaskName(StrEnum):
     REPLICATION_TICK = "orchestrator.replication_tick"
     PRUNE_HISTORY = "orchestrator.prune_history"
     CHECK_NODES = "orchestrator.check_nodes"
+    ADMISSION = "orchestrator.admission"  # other clients' work per node; links' concurrency
     # One per job that ends failed or needing attention: it fails on purpose, with the node's
     # code and text, so Flower's failed tasks are the failed jobs.
     JOB_FAILED = "orchestrator.job_failed"
@@ -50,6 +51,8 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.REPLICATION_TICK: "default",
     TaskName.PRUNE_HISTORY: "default",
     TaskName.CHECK_NODES: "default",
+    # It calls nodes, as polls do: a node that hangs delays polls, never dispatch or submit.
+    TaskName.ADMISSION: "poll",
     TaskName.JOB_FAILED: "default",
 }
 
@@ -107,7 +110,8 @@ def configure_celery(app: Celery, settings: Settings) -> None:
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Beat's entries: poll fan-out each poll interval (and adaptive polling's tick), the
-    sweeper, the replication tick, history retention and the nodes' health checks."""
+    sweeper, the replication tick, history retention, the nodes' health checks and the
+    admission round (other clients' work, adaptive concurrency) when either is on."""
     entries = {
         "poll-all-nodes": (TaskName.POLL_ALL, "poll", settings.poll_interval),
         "sweep": (TaskName.SWEEP, "default", settings.sweep_interval),
@@ -119,6 +123,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "prune-history": (TaskName.PRUNE_HISTORY, "default", PRUNE_EVERY),
         "check-nodes": (TaskName.CHECK_NODES, "default", settings.node_check_seconds),
     }
+    rounds = [settings.node_load_seconds] if settings.node_load_seconds > 0 else []
+    if settings.adaptive_concurrency:
+        rounds.append(settings.adaptive_interval_seconds)
+    if rounds:
+        entries["admission"] = (TaskName.ADMISSION, "poll", min(rounds))
     if settings.poll_mode == "adaptive":
         # Half the floor (domain/pacing.py): a node due now waits at most that for its poll.
         tick = max(0.1, min(settings.poll_floor_seconds, settings.poll_interval) / 2)
