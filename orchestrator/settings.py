@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="at most one adaptive decision per link this often"
     )
     adaptive_min_gain: float = Field(
-        default=0.05,
+        default=0.1,
         gt=0,
         lt=1,
         description="the share by which throughput must rise for one more active to be kept",

@@ -59,7 +59,7 @@ def decide(
     seen: LinkMeasure,
     *,
     ceiling: int,
-    min_gain: float = 0.05,
+    min_gain: float = 0.1,
     quiet: int = 5,
 ) -> Decision:
     """The link's next limit from its last state and what it does now."""

@@ -4,7 +4,8 @@ A link's throughput is the sum of the rates the source node reports for our runn
 on it (the feed's ``calc_rate_kbps``, already stored per attempt by the poller): it follows a
 change of the number of actives within one poll, where the per-minute byte counts
 (throughput.py) and the per-link EMA of finished transfers (linkrates.py) lag by minutes.
-Each decision is logged and kept with its reason, which dispatch quotes to the jobs it holds.
+A transfer counts as active once the node reports a rate for it, so a decision never weighs a
+transfer that has only just started. Each decision is logged and kept with its reason, which dispatch quotes to the jobs it holds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import AttemptRow, JobRow, LinkConcurrencyRow, NodeRow
+from orchestrator.db.tables import AttemptRow, JobRow, LinkConcurrencyRow
 from orchestrator.domain.concurrency import (
     HELD,
     Decision,
@@ -26,6 +27,7 @@ from orchestrator.domain.concurrency import (
 )
 from orchestrator.domain.states import HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.nodes.registry import node_names
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ def tune_links(ctx: ServiceContext) -> TuneSummary:
     due_before = now - timedelta(seconds=ctx.settings.adaptive_interval_seconds)
     with ctx.unit_of_work() as work:
         session = work.session
-        names = dict(session.execute(select(NodeRow.id, NodeRow.name)).tuples().all())
+        names = node_names(session)
         rows = link_limits(session)
         for link, seen in _measure(session, rows, now).items():
             row = rows.get(link)
@@ -123,21 +125,22 @@ def _measure(
                 JobRow.state == JobState.RUNNING,
                 AttemptRow.ended_at.is_(None),
                 AttemptRow.status == "running",
+                AttemptRow.rate_kbps > 0,  # a transfer just started has no rate yet
             )
             .group_by(*pair)
-        ).tuples()
+        )
     }
     waiting = {
         (s, d): int(n)
         for s, d, n in session.execute(
             select(*pair, func.count()).where(JobRow.state == JobState.QUEUED).group_by(*pair)
-        ).tuples()
+        )
     }
     holding = {
         (s, d)
         for s, d in session.execute(
             select(*pair).where(JobRow.state.in_(HOLDS_A_SLOT)).group_by(*pair)
-        ).tuples()
+        )
     }
     measures: dict[Link, LinkMeasure] = {}
     for link in running.keys() | waiting.keys() | holding:
@@ -159,6 +162,6 @@ def _endings(session: Session, link: Link, since: datetime) -> tuple[int, int]:
             AttemptRow.ended_at > since,
         )
         .group_by(AttemptRow.status)
-    ).tuples()
+    )
     counts = dict(rows.all())
     return int(counts.get("failed", 0)), int(sum(counts.values()))

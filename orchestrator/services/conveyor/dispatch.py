@@ -128,7 +128,7 @@ class NodeSessions:
                 select(NodeHealthRow.node_id, NodeHealthRow.session_limit).where(
                     NodeHealthRow.session_limit.is_not(None)
                 )
-            ).tuples()
+            )
             if limit is not None
         }
         limits = {

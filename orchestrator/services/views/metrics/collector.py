@@ -164,8 +164,8 @@ def _admission_families(session: Session, name: Callable[[int], str]) -> list[Ga
         "Transfers the node ran for other clients (waiting or running) when last counted.",
         labels=["node"],
     )
-    for row in session.scalars(select(NodeLoadRow).where(NodeLoadRow.others.is_not(None))):
-        others.add_metric([name(row.node_id)], row.others or 0)
+    for load in session.scalars(select(NodeLoadRow).where(NodeLoadRow.others.is_not(None))):
+        others.add_metric([name(load.node_id)], load.others or 0)
     return [limits, others]
 
 
