@@ -5,7 +5,8 @@ on it (the feed's ``calc_rate_kbps``, already stored per attempt by the poller):
 change of the number of actives within one poll, where the per-minute byte counts
 (throughput.py) and the per-link EMA of finished transfers (linkrates.py) lag by minutes.
 A transfer counts as active once the node reports a rate for it, so a decision never weighs a
-transfer that has only just started. Each decision is logged and kept with its reason, which dispatch quotes to the jobs it holds.
+transfer that has only just started. Each decision is logged and kept with its reason, which
+dispatch quotes to the jobs it holds.
 """
 
 from __future__ import annotations
