@@ -29,10 +29,15 @@ def reported_session_limit(*named: Mapping[str, Any]) -> int | None:
     return None
 
 
-def node_full_reason(node: str, others: int, ours: int, limit: int) -> str:
+def node_full_reason(node: str, others: int | None, ours: int, limit: int) -> str:
     """Why a job waits for a node whose sessions are taken (its own and other clients')."""
-    transfers = "transfer" if others == 1 else "transfers"
     verb = "is" if ours == 1 else "are"
+    if others is None:
+        return (
+            f"{node} is at its session limit ({ours} of {limit} sessions {verb} ours; "
+            "other clients' not counted)"
+        )
+    transfers = "transfer" if others == 1 else "transfers"
     return (
         f"{node} runs {others} {transfers} for other clients; "
         f"{ours} of its {limit} sessions {verb} ours"

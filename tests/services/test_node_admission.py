@@ -8,19 +8,26 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
+import respx
 
+from orchestrator.domain.nodes import NodeConnection
 from orchestrator.domain.states import JobState
+from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.conveyor.admission import admission_round
 from orchestrator.services.conveyor.jobs import get_job
 from orchestrator.services.events import events_of
+from orchestrator.services.nodes.checks import ask, record_check
 from orchestrator.services.nodes.registry import update_node
+from orchestrator.services.views.nodes import show_node
 from tests.services.conftest import Stack
 from tests.support.sim import client_for, write_tree
 from tests.support.stack import run_tasks, settle
 
 SESSIONS = 3
 FOREIGN = 2
+LOGIN = {"username": "node_admin", "password": "not-a-real-one"}
 RATE = 800  # kbps: 100 kB take about a second, long enough to see on the node
 
 
@@ -124,3 +131,37 @@ def test_without_a_count_the_node_s_limit_is_not_guessed(
     run_tasks(stack.ctx, stack.tasks)
     assert all(reason_of(stack, j)[0] != JobState.QUEUED for j in jobs)
     settle(stack.ctx, stack.tasks, [stack.a_id])
+
+
+def test_a_node_that_states_its_session_limit_is_held_to_it(stack: Stack) -> None:
+    """The simulator's /info does not state a limit (nor does the reference say a node does):
+    an /info that does is played by respx, from the simulator's own answer plus the setting."""
+    stated = httpx.get(
+        f"{stack.a.api_url}/info", auth=(stack.a.config.node_user, stack.a.config.node_password)
+    ).json()
+    stated["settings"].append({"name": "transfer_manager_max_concurrent_sessions", "value": "1"})
+    fake = "https://node-a.example:9092"
+    with respx.mock(base_url=fake) as node:
+        node.get("/ping").respond(200)
+        node.get("/info").respond(200, json=stated)
+        conn = NodeConnection.model_validate(
+            {"name": "node-a", "base_url": fake, "auth": {"kind": "node_user", **LOGIN}}
+        )
+        with NodeClient.connect(conn) as client:
+            check = ask(client, "node-a")
+    assert check.session_limit == 1
+    with stack.ctx.sessions() as session:
+        record_check(session, stack.a_id, check, stack.ctx.now())
+        session.commit()
+    assert show_node(stack.ctx, "node-a").session_limit == 1
+
+    folders = [f"s{i}-{uuid4().hex[:6]}" for i in range(2)]
+    write_tree(stack.root_a, {f"{f}/f.bin": b"s" * 1_000 for f in folders})
+    jobs = [stack.new_job(f) for f in folders]
+    run_tasks(stack.ctx, stack.tasks)  # not counted yet: only the stated limit holds it
+    assert reason_of(stack, jobs[1]) == (
+        JobState.QUEUED,
+        "node-a is at its session limit (1 of 1 sessions is ours; other clients' not counted)",
+    )
+    settle(stack.ctx, stack.tasks, [stack.a_id])
+    assert show_node(stack.ctx, "node-a").other_clients_transfers is None

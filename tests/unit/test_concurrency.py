@@ -130,3 +130,6 @@ def test_a_full_node_says_whose_sessions_fill_it() -> None:
     assert node_full_reason("node-a", 1, 1, 2) == (
         "node-a runs 1 transfer for other clients; 1 of its 2 sessions is ours"
     )
+    assert node_full_reason("node-a", None, 4, 4) == (
+        "node-a is at its session limit (4 of 4 sessions are ours; other clients' not counted)"
+    )

@@ -141,8 +141,8 @@ class NodeSessions:
     def why_full(self, node: NodeRow) -> str | None:
         """The waiting reason when the node has no session left, else None."""
         limit = self.limits.get(node.id)
-        others, ours = self.others.get(node.id, 0), self.ours[node.id]
-        if limit is None or others + ours < limit:
+        others, ours = self.others.get(node.id), self.ours[node.id]
+        if limit is None or (others or 0) + ours < limit:
             return None
         return node_full_reason(node.name, others, ours, limit)
 

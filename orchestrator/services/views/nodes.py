@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from orchestrator.db.tables import NodeCursorRow, NodeHealthRow, NodeRow
+from orchestrator.db.tables import NodeCursorRow, NodeHealthRow, NodeLoadRow, NodeRow
 from orchestrator.domain.nodes import Reachability, reachability
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.nodes.registry import node_named
@@ -40,6 +40,9 @@ class NodeView:
     kind: str = "node_api"  # node_api | ssh (an SSH endpoint: a destination without Node API)
     ssh_port: int | None = None
     sshfp: str | None = None
+    session_limit: int | None = None  # what its /info says it runs at once, when it says it
+    other_clients_transfers: int | None = None  # its transfers for others, when last counted
+    counted_at: datetime | None = None
 
 
 def node_reachability(cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> Reachability:
@@ -54,7 +57,12 @@ def node_reachability(cursor: NodeCursorRow | None, health: NodeHealthRow | None
     )
 
 
-def _view(row: NodeRow, cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> NodeView:
+def _view(
+    row: NodeRow,
+    cursor: NodeCursorRow | None,
+    health: NodeHealthRow | None,
+    load: NodeLoadRow | None = None,
+) -> NodeView:
     seen = node_reachability(cursor, health)
     return NodeView(
         name=row.name,
@@ -79,6 +87,9 @@ def _view(row: NodeRow, cursor: NodeCursorRow | None, health: NodeHealthRow | No
         kind=row.kind,
         ssh_port=row.ssh_port,
         sshfp=row.sshfp,
+        session_limit=health.session_limit if health else None,
+        other_clients_transfers=load.others if load else None,
+        counted_at=load.counted_at if load else None,
     )
 
 
@@ -86,16 +97,22 @@ def show_node(ctx: ServiceContext, name: str) -> NodeView:
     """One node."""
     with ctx.sessions() as session:
         row = node_named(session, name)
-        return _view(row, session.get(NodeCursorRow, row.id), session.get(NodeHealthRow, row.id))
+        return _view(
+            row,
+            session.get(NodeCursorRow, row.id),
+            session.get(NodeHealthRow, row.id),
+            session.get(NodeLoadRow, row.id),
+        )
 
 
 def list_nodes(ctx: ServiceContext) -> list[NodeView]:
     """Every node, by name."""
     with ctx.sessions() as session:
         rows = session.execute(
-            select(NodeRow, NodeCursorRow, NodeHealthRow)
+            select(NodeRow, NodeCursorRow, NodeHealthRow, NodeLoadRow)
             .outerjoin(NodeCursorRow, NodeCursorRow.node_id == NodeRow.id)
             .outerjoin(NodeHealthRow, NodeHealthRow.node_id == NodeRow.id)
+            .outerjoin(NodeLoadRow, NodeLoadRow.node_id == NodeRow.id)
             .order_by(NodeRow.name)
         ).all()
-        return [_view(row, cursor, health) for row, cursor, health in rows]
+        return [_view(row, cursor, health, load) for row, cursor, health, load in rows]
