@@ -470,3 +470,6 @@ class LinkConcurrencyRow(Base):
     quiet: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Bytes tallied for the pair from decided_at's minute on, as of decided_at (concurrency.py);
+    # None while a moved limit settles, before its interval starts.
+    bytes_mark: Mapped[int | None] = mapped_column(BigInteger)

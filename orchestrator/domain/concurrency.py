@@ -28,7 +28,7 @@ class LinkConcurrency:
 class LinkMeasure:
     """The link now: its throughput, our transfers on it, and what happened since last time."""
 
-    kbps: float  # the sum of the rates the node reports for our running transfers on it
+    kbps: float  # what the link moved since the last decision, over the time between them
     actives: int  # our transfers running on it
     waiting: int  # our jobs queued for it
     failed: int = 0  # our transfers on it that ended failed since the last decision

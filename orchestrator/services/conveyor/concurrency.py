@@ -1,12 +1,15 @@
 """Adaptive per-link concurrency: measure each busy link, decide (domain/concurrency.py), keep.
 
-A link's throughput is the sum of the rates the source node reports for our running transfers
-on it (the feed's ``calc_rate_kbps``, already stored per attempt by the poller): it follows a
-change of the number of actives within one poll, where the per-minute byte counts
-(throughput.py) and the per-link EMA of finished transfers (linkrates.py) lag by minutes.
-A transfer counts as active once the node reports a rate for it, so a decision never weighs a
-transfer that has only just started. Each decision is logged and kept with its reason, which
-dispatch quotes to the jobs it holds.
+A link's throughput is what it moved between two decisions: the bytes the poller tallied for
+the node pair (throughput.py's per-minute rows, written with each progress write) since the
+last decision, over the time between them. The sum is taken over the minutes from the one the
+last decision fell in, both then (kept as ``bytes_mark``) and now, so bytes tallied earlier in
+that minute cancel out. The node's own per-transfer ``avg_rate_kbps`` is an average over the
+transfer's life and lags a change of shares, so it is not used. A link's first round only sets
+the mark, and after a decision that moves the limit, the next interval starts once the link
+runs as many of ours as the new limit (or has nothing more to run; at the latest an interval
+later), so a measure never mixes two limits. Each decision is logged and kept with its
+reason, which dispatch quotes to the jobs it holds.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import AttemptRow, JobRow, LinkConcurrencyRow
+from orchestrator.db.tables import AttemptRow, JobRow, LinkConcurrencyRow, ThroughputMinuteRow
 from orchestrator.domain.concurrency import (
     HELD,
     Decision,
@@ -28,6 +31,7 @@ from orchestrator.domain.concurrency import (
 )
 from orchestrator.domain.states import HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
+from orchestrator.services.conveyor.throughput import minute_of
 from orchestrator.services.nodes.registry import node_names
 
 log = logging.getLogger(__name__)
@@ -65,28 +69,53 @@ def tune_links(ctx: ServiceContext) -> TuneSummary:
     if not ctx.settings.adaptive_concurrency:
         return summary
     now = ctx.now()
-    due_before = now - timedelta(seconds=ctx.settings.adaptive_interval_seconds)
+    interval = ctx.settings.adaptive_interval_seconds
+    due_before = now - timedelta(seconds=interval)
     with ctx.unit_of_work() as work:
         session = work.session
         names = node_names(session)
         rows = link_limits(session)
-        for link, seen in _measure(session, rows, now).items():
+        for link, (actives, waiting) in _links_with_work(session).items():
             row = rows.get(link)
-            if row is not None and row.decided_at > due_before:
+            label = f"{names.get(link[0], link[0])}→{names.get(link[1], link[1])}"
+            if row is None:  # the first round: the limit to start from, and the byte mark
+                row = LinkConcurrencyRow(
+                    source_node_id=link[0],
+                    destination_node_id=link[1],
+                    active_limit=starting_limit(ctx),
+                    last_step=HELD,
+                    quiet=0,
+                )
+                session.add(row)
+                _mark(session, row, link, now)
+                summary.decisions.append(f"{label}: measuring from {row.active_limit}")
                 continue
-            before = (
-                LinkConcurrency(starting_limit(ctx))
-                if row is None
-                else LinkConcurrency(row.active_limit, row.last_kbps, row.last_step, row.quiet)
+            if row.bytes_mark is None:  # the limit just moved: measure once it is in effect
+                in_effect = actives == row.active_limit or (
+                    waiting == 0 and actives < row.active_limit
+                )
+                if in_effect or row.decided_at <= due_before:
+                    _mark(session, row, link, now)
+                continue
+            if row.decided_at > due_before:
+                continue
+            seen = LinkMeasure(
+                _moved_kbps(session, row, link, now),
+                actives,
+                waiting,
+                *_endings(session, link, row.decided_at),
             )
+            before = LinkConcurrency(row.active_limit, row.last_kbps, row.last_step, row.quiet)
             decision = decide(
                 before,
                 seen,
                 ceiling=ctx.settings.max_per_link,
                 min_gain=ctx.settings.adaptive_min_gain,
             )
-            _keep(session, link, row, decision, now)
-            label = f"{names.get(link[0], link[0])}→{names.get(link[1], link[1])}"
+            _keep(row, decision)
+            _mark(session, row, link, now)
+            if decision.state.limit != before.limit:
+                row.bytes_mark = None  # the next interval starts once the new limit holds
             summary.decisions.append(f"{label}: {decision.reason}")
             if decision.state.limit != before.limit:
                 summary.changed = True
@@ -96,37 +125,53 @@ def tune_links(ctx: ServiceContext) -> TuneSummary:
     return summary
 
 
-def _keep(
-    session: Session, link: Link, row: LinkConcurrencyRow | None, decision: Decision, now: datetime
-) -> None:
+def _keep(row: LinkConcurrencyRow, decision: Decision) -> None:
     state = decision.state
-    if row is None:
-        row = LinkConcurrencyRow(source_node_id=link[0], destination_node_id=link[1])
-        session.add(row)
     row.active_limit = state.limit
     row.last_kbps = state.last_kbps
     row.last_step = state.last_step
     row.quiet = state.quiet
-    row.decided_at = now
     if decision.step != HELD or row.reason is None:  # a reason names the last move
         row.reason = decision.reason
 
 
-def _measure(
-    session: Session, rows: dict[Link, LinkConcurrencyRow], now: datetime
-) -> dict[Link, LinkMeasure]:
-    """Each link with our jobs queued or under way: throughput, actives, waiting, endings."""
+def _tallied_since(session: Session, link: Link, at: datetime) -> int:
+    """Bytes tallied for the node pair in the minutes from the one ``at`` falls in."""
+    total = session.scalar(
+        select(func.sum(ThroughputMinuteRow.bytes)).where(
+            ThroughputMinuteRow.source_node_id == link[0],
+            ThroughputMinuteRow.destination_node_id == link[1],
+            ThroughputMinuteRow.minute >= minute_of(at),
+        )
+    )
+    return int(total or 0)
+
+
+def _mark(session: Session, row: LinkConcurrencyRow, link: Link, now: datetime) -> None:
+    """Start the next interval: now, and the bytes tallied so far in this minute and after."""
+    row.decided_at = now
+    row.bytes_mark = _tallied_since(session, link, now)
+
+
+def _moved_kbps(session: Session, row: LinkConcurrencyRow, link: Link, now: datetime) -> float:
+    """What the link moved since the last decision, in kbps."""
+    seconds = (now - row.decided_at).total_seconds()
+    moved = _tallied_since(session, link, row.decided_at) - (row.bytes_mark or 0)
+    return max(0, moved) * 8 / 1000 / seconds if seconds > 0 else 0.0
+
+
+def _links_with_work(session: Session) -> dict[Link, tuple[int, int]]:
+    """Each link with our jobs queued or under way: (transfers the node runs, jobs queued)."""
     pair = (JobRow.source_node_id, JobRow.destination_node_id)
     running = {
-        (s, d): (float(kbps or 0.0), int(n))
-        for s, d, kbps, n in session.execute(
-            select(*pair, func.sum(AttemptRow.rate_kbps), func.count())
+        (s, d): int(n)
+        for s, d, n in session.execute(
+            select(*pair, func.count())
             .join(AttemptRow, AttemptRow.job_id == JobRow.id)
             .where(
                 JobRow.state == JobState.RUNNING,
                 AttemptRow.ended_at.is_(None),
                 AttemptRow.status == "running",
-                AttemptRow.rate_kbps > 0,  # a transfer just started has no rate yet
             )
             .group_by(*pair)
         )
@@ -143,13 +188,10 @@ def _measure(
             select(*pair).where(JobRow.state.in_(HOLDS_A_SLOT)).group_by(*pair)
         )
     }
-    measures: dict[Link, LinkMeasure] = {}
-    for link in running.keys() | waiting.keys() | holding:
-        kbps, actives = running.get(link, (0.0, 0))
-        row = rows.get(link)
-        failed, ended = _endings(session, link, row.decided_at if row else now)
-        measures[link] = LinkMeasure(kbps, actives, waiting.get(link, 0), failed, ended)
-    return measures
+    return {
+        link: (running.get(link, 0), waiting.get(link, 0))
+        for link in running.keys() | waiting.keys() | holding
+    }
 
 
 def _endings(session: Session, link: Link, since: datetime) -> tuple[int, int]:

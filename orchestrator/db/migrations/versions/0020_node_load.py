@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("quiet", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("bytes_mark", sa.BigInteger(), nullable=True),
     )
 
 
