@@ -96,6 +96,30 @@ class Settings(BaseSettings):
 
     # -- orchestration ---------------------------------------------------------------------
     max_per_link: int = Field(default=20, ge=1, description="active jobs per (source, dest) pair")
+    node_load_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="how often the nodes that would run queued jobs are asked how many "
+        "transfers they run for other clients (counted against their session limit); 0: never",
+    )
+    adaptive_concurrency: bool = Field(
+        default=False,
+        description="tune each link's number of active jobs within [1, max_per_link] from its "
+        "measured throughput (off: every link allows max_per_link)",
+    )
+    adaptive_start: int = Field(
+        default=2, ge=1, description="a link's first limit under adaptive concurrency"
+    )
+    adaptive_interval_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="at most one adaptive decision per link this often"
+    )
+    adaptive_min_gain: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="the share by which throughput must rise for one more active to be kept",
+    )
     retry_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry wait")
     retry_backoff_max_seconds: float = Field(
         default=600.0, gt=0, description="longest retry wait (the wait doubles each attempt)"

@@ -33,6 +33,7 @@ class TaskName(StrEnum):
     PRUNE_HISTORY = "orchestrator.prune_history"
     CHECK_NODES = "orchestrator.check_nodes"
     MAINTENANCE_TICK = "orchestrator.maintenance_tick"  # pause and resume for node maintenance
+    ADMISSION = "orchestrator.admission"  # other clients' work per node; links' concurrency
     # One per job that ends failed or needing attention: it fails on purpose, with the node's
     # code and text, so Flower's failed tasks are the failed jobs.
     JOB_FAILED = "orchestrator.job_failed"
@@ -52,6 +53,8 @@ QUEUE_OF: dict[TaskName, str] = {
     TaskName.PRUNE_HISTORY: "default",
     TaskName.CHECK_NODES: "default",
     TaskName.MAINTENANCE_TICK: "default",
+    # It calls nodes, as polls do: a node that hangs delays polls, never dispatch or submit.
+    TaskName.ADMISSION: "poll",
     TaskName.JOB_FAILED: "default",
 }
 
@@ -110,7 +113,8 @@ def configure_celery(app: Celery, settings: Settings) -> None:
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Beat's entries: poll fan-out each poll interval (and adaptive polling's tick), the
     sweeper, the replication tick, history retention, the nodes' health checks and the
-    maintenance tick."""
+    maintenance tick, and the admission round (other clients' work, adaptive concurrency)
+    when either is on."""
     entries = {
         "poll-all-nodes": (TaskName.POLL_ALL, "poll", settings.poll_interval),
         "sweep": (TaskName.SWEEP, "default", settings.sweep_interval),
@@ -125,6 +129,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # resume within one interval of its end, however late a tick runs.
         "maintenance-tick": (TaskName.MAINTENANCE_TICK, "default", settings.poll_interval / 2),
     }
+    rounds = [settings.node_load_seconds] if settings.node_load_seconds > 0 else []
+    if settings.adaptive_concurrency:
+        rounds.append(settings.adaptive_interval_seconds)
+    if rounds:
+        entries["admission"] = (TaskName.ADMISSION, "poll", min(rounds))
     if settings.poll_mode == "adaptive":
         # Half the floor (domain/pacing.py): a node due now waits at most that for its poll.
         tick = max(0.1, min(settings.poll_floor_seconds, settings.poll_interval) / 2)

@@ -326,6 +326,17 @@ class NodeOut(BaseModel):
     )
     ssh_port: int | None = None
     sshfp: str | None = Field(default=None, description="the pinned host key fingerprint")
+    session_limit: int | None = Field(
+        default=None,
+        description="the transfers the node says (in its /info) it runs at once; null when it "
+        "does not say, and then max_outbound is its limit",
+    )
+    other_clients_transfers: int | None = Field(
+        default=None,
+        description="transfers the node ran for other clients (waiting or running, without our "
+        "tag) when last counted; they count against its session limit",
+    )
+    counted_at: datetime | None = Field(default=None, description="when they were counted")
 
 
 class NodeCheckOut(BaseModel):

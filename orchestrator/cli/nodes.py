@@ -311,6 +311,10 @@ def show(
 ) -> None:
     """Show one node: its settings (never its secret), whether it answers, and its version.
 
+    "sessions" is what the node runs at once (what its /info says, else its max_outbound), and
+    "other clients" how many of those it ran for others when last counted: both decide when
+    our jobs for it wait in our queue rather than in the node's.
+
     Example: hsts-orchestrator nodes show paris
     """
     with ApiClient(api, token) as client:
@@ -325,6 +329,8 @@ def show(
             ("auth", f"{node['auth_kind']} {node['username']}"),
             ("root", node["root_path"]),
             ("transfers out/in", f"at most {node['max_outbound']}/{node['max_inbound']}"),
+            ("sessions", _sessions(node)),
+            ("other clients", _other_clients(node)),
             ("enabled", "yes" if node["enabled"] else "no"),
             ("reachable", _reachable(node)),
             ("as of", when(node.get("reachable_as_of"))),
@@ -336,6 +342,20 @@ def show(
         ],
         wide=wide,
     )
+
+
+def _sessions(node: dict[str, Any]) -> str:
+    """The node's session limit and where it comes from."""
+    if node.get("session_limit"):
+        return f"at most {node['session_limit']} (as its /info says)"
+    return f"at most {node['max_outbound']} (its max_outbound: its /info does not say)"
+
+
+def _other_clients(node: dict[str, Any]) -> str:
+    """Transfers the node runs for other clients, when counted."""
+    if node.get("other_clients_transfers") is None:
+        return "- (counted only while jobs wait for the node)"
+    return f"{node['other_clients_transfers']} transfer(s), counted {when(node.get('counted_at'))}"
 
 
 @app.command()

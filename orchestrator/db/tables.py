@@ -271,6 +271,8 @@ class NodeHealthRow(Base):
     reachable: Mapped[bool] = mapped_column(Boolean)
     version: Mapped[str | None] = mapped_column(String(64))
     activity_logging: Mapped[bool | None] = mapped_column(Boolean)
+    # The sessions the node says it runs at once, when its /info says it (it may not).
+    session_limit: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(MaskedText())
 
 
@@ -506,3 +508,39 @@ class MaintenanceHoldRow(Base):
     remote_id: Mapped[str] = mapped_column(String(128))
     until: Mapped[datetime] = mapped_column(UtcDateTime())  # the window's end when paused
     paused_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class NodeLoadRow(Base):
+    """What a node runs for other clients: its active transfers without our tag, last counted."""
+
+    __tablename__ = "node_load"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    others: Mapped[int | None] = mapped_column(Integer)  # None: the last count failed
+    ours: Mapped[int | None] = mapped_column(Integer)  # ours among its active, as it listed them
+    counted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    error: Mapped[str | None] = mapped_column(MaskedText())
+
+
+class LinkConcurrencyRow(Base):
+    """A link's adaptive limit on our active jobs, with what the last decision measured and why."""
+
+    __tablename__ = "link_concurrency"
+
+    source_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    destination_node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    active_limit: Mapped[int] = mapped_column(Integer)
+    last_kbps: Mapped[float | None] = mapped_column(Float)
+    last_step: Mapped[int] = mapped_column(Integer, default=0)
+    quiet: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Bytes tallied for the pair from decided_at's minute on, as of decided_at (concurrency.py);
+    # None while a moved limit settles, before its interval starts.
+    bytes_mark: Mapped[int | None] = mapped_column(BigInteger)

@@ -172,7 +172,9 @@ def test_a_transfer_the_node_cannot_resume_gets_a_new_attempt(stack: Stack) -> N
     with ctx.sessions() as session:
         assert [a.status for a in attempts_of(session, job_id)][-1] == "completed"
         assert session.get(JobRow, job_id).max_attempts == 4  # type: ignore[union-attr]
-    restarted = [m for m in messages(ctx, job_id, "state") if "a new attempt with a fresh token" in m]
+    restarted = [
+        m for m in messages(ctx, job_id, "state") if "a new attempt with a fresh token" in m
+    ]
     assert len(restarted) == 1
     assert "the node could not resume the transfer" in restarted[0]
     assert stack.admin_b.counters()["requests"]["POST /files/upload_setup"] == 2

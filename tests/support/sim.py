@@ -85,6 +85,17 @@ class SimAdmin:
         """Drop records of transfers that ended more than that long ago."""
         self._ok(self._http.post("/admin/expire", json={"older_than_seconds": older_than_seconds}))
 
+    def foreign_transfer(self, **body: Any) -> dict[str, Any]:
+        """Start another client's transfer on this node (peer, target_rate_kbps, ...)."""
+        result: dict[str, Any] = self._ok(self._http.post("/admin/foreign_transfers", json=body))
+        return result
+
+    def network(self, **body: Any) -> dict[str, Any]:
+        """Set link and node capacities of the whole cluster (no body: read them)."""
+        if not body:
+            return dict(self._ok(self._http.get("/admin/network")))
+        return dict(self._ok(self._http.put("/admin/network", json=body)))
+
     def close(self) -> None:
         """Close the HTTP pool."""
         self._http.close()

@@ -78,6 +78,7 @@ def test_beat_messages_outlive_several_intervals_of_queue_wait(tmp_path: Path) -
         "prune-history",
         "check-nodes",
         "maintenance-tick",
+        "admission",  # other clients' transfers per node (node_load_seconds, on by default)
     }
     assert "poll-due-nodes" not in beat_schedule(settings.model_copy(update={"poll_mode": "fixed"}))
     for name, entry in schedule.items():

@@ -1,8 +1,10 @@
 """Tasks that watch nodes: one poll per source node, fanned out by beat (each interval, or when
-due with adaptive polling), and the slow health check of every node."""
+due with adaptive polling), the slow health check of every node, and the admission round
+(other clients' transfers on our nodes, adaptive link concurrency)."""
 
 from __future__ import annotations
 
+from orchestrator.services.conveyor.admission import admission_round
 from orchestrator.services.conveyor.polling import poll_node, send_due_polls, send_polls
 from orchestrator.services.nodes.health import check_all
 from orchestrator.taskqueue import TaskName
@@ -33,3 +35,9 @@ def poll(node_id: int) -> str:
 def check_nodes() -> str:
     """Ping every enabled node and read its /info; record reachability and version."""
     return check_all(runtime.context())
+
+
+@app.task(name=TaskName.ADMISSION.value, base=HousekeepingTask)
+def admission() -> str:
+    """Count other clients' transfers on the nodes that would run queued jobs; tune links."""
+    return admission_round(runtime.context())

@@ -10,6 +10,15 @@ counted on the node that runs it (the destination, as inbound) and on the node t
 A job whose destination paths overlap those of a job under way (``HOLDS_A_DESTINATION``, or
 admitted earlier in the same run) waits behind it: two transfers writing one file fail.
 
+A node also runs transfers for other clients (counted by services/conveyor/nodeload.py): those
+and ours that it runs (a push's source, a pull's destination) fill its session limit (what its
+/info says, else its ``max_outbound``), so a job waits in our queue, in our priority order,
+rather than ``waiting`` in the node's own first-come queue. The check applies once the node's
+load has been counted or its limit is known.
+
+With adaptive concurrency a link allows the limit services/conveyor/concurrency.py last chose
+for it (``ORCH_ADAPTIVE_START`` before its first decision) instead of ``max_per_link``.
+
 A link whose circuit breaker is open, or a held destination, admits nothing but its probe
 (services/conveyor/breakers.py).
 
@@ -29,13 +38,23 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount, upsert
-from orchestrator.db.tables import JobRow, NodeRow, ServiceLockRow
+from orchestrator.db.tables import (
+    JobRow,
+    LinkConcurrencyRow,
+    NodeHealthRow,
+    NodeLoadRow,
+    NodeRow,
+    ServiceLockRow,
+)
+from orchestrator.domain.admission import node_full_reason
 from orchestrator.domain.jobs import TransferMode, job_label
 from orchestrator.domain.leases import DestinationLeases, Lease, written_paths
 from orchestrator.domain.maintenance import Calendar, in_maintenance_text
 from orchestrator.domain.states import HOLDS_A_DESTINATION, HOLDS_A_SLOT, JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.breakers import Gates
+from orchestrator.services.conveyor.concurrency import link_limits, starting_limit
+from orchestrator.services.conveyor.nodeload import fresh_loads
 from orchestrator.services.conveyor.throughput import measured_rate
 from orchestrator.services.conveyor.transitions import move_many
 from orchestrator.services.nodes.maintenance import calendar
@@ -115,6 +134,62 @@ def _before_maintenance(
     return windows.refusal(link, estimate)
 
 
+@dataclass
+class NodeSessions:
+    """Each node's session limit and what takes its sessions: other clients' transfers (when
+    counted) and ours that it runs."""
+
+    limits: dict[int, int]  # only nodes whose load was counted or whose limit is known
+    others: dict[int, int]
+    ours: Counter[int]
+
+    @classmethod
+    def load(cls, ctx: ServiceContext, session: Session, nodes: dict[int, NodeRow]) -> NodeSessions:
+        """The counts and limits dispatch acts on now."""
+        others = fresh_loads(ctx, list(session.scalars(select(NodeLoadRow))), ctx.now())
+        said = {
+            node_id: limit
+            for node_id, limit in session.execute(
+                select(NodeHealthRow.node_id, NodeHealthRow.session_limit).where(
+                    NodeHealthRow.session_limit.is_not(None)
+                )
+            )
+            if limit is not None
+        }
+        limits = {
+            node_id: said.get(node_id, node.max_outbound)
+            for node_id, node in nodes.items()
+            if node_id in others or node_id in said
+        }
+        return cls(limits, others, Counter())
+
+    def why_full(self, node: NodeRow) -> str | None:
+        """The waiting reason when the node has no session left, else None."""
+        limit = self.limits.get(node.id)
+        others, ours = self.others.get(node.id), self.ours[node.id]
+        if limit is None or (others or 0) + ours < limit:
+            return None
+        return node_full_reason(node.name, others, ours, limit)
+
+
+def _link_reason(
+    ctx: ServiceContext,
+    src: NodeRow,
+    dst: NodeRow,
+    adaptive: dict[tuple[int, int], LinkConcurrencyRow],
+) -> str:
+    """Why a job waits for its link's limit, with the adaptive decision that set it."""
+    if not ctx.settings.adaptive_concurrency:
+        return f"link {src.name}→{dst.name} is at its limit ({ctx.settings.max_per_link})"
+    row = adaptive.get((src.id, dst.id))
+    if row is None:
+        return (
+            f"link {src.name} → {dst.name} at its starting limit {starting_limit(ctx)} "
+            "(adaptive concurrency has not measured it yet)"
+        )
+    return f"link {src.name} → {dst.name} at its current limit {row.active_limit} ({row.reason})"
+
+
 def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSummary:
     """Admit what the limits allow; enqueue a submit for each admitted job after commit."""
     summary = DispatchSummary()
@@ -139,18 +214,21 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             )
         nodes = {n.id: n for n in session.scalars(select(NodeRow))}
         active = session.execute(
-            select(JobRow.source_node_id, JobRow.destination_node_id, func.count())
+            select(JobRow.source_node_id, JobRow.destination_node_id, JobRow.mode, func.count())
             # A fan-out's parent holds nothing itself: its parts are counted.
             .where(JobRow.state.in_(HOLDS_A_SLOT), JobRow.is_parent.is_(False))
-            .group_by(JobRow.source_node_id, JobRow.destination_node_id)
+            .group_by(JobRow.source_node_id, JobRow.destination_node_id, JobRow.mode)
         ).all()
         out_count: Counter[int] = Counter()
         in_count: Counter[int] = Counter()
         link_count: Counter[tuple[int, int]] = Counter()
-        for source_id, destination_id, count in active:
+        sessions = NodeSessions.load(ctx, session, nodes)
+        for source_id, destination_id, mode, count in active:
             out_count[source_id] += count
             in_count[destination_id] += count
             link_count[(source_id, destination_id)] += count
+            sessions.ours[destination_id if mode == TransferMode.PULL else source_id] += count
+        adaptive = link_limits(session) if ctx.settings.adaptive_concurrency else {}
         queued = session.execute(
             select(
                 JobRow.id,
@@ -177,6 +255,11 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         for job in queued:
             src, dst = nodes[job.source_node_id], nodes[job.destination_node_id]
             link = (src.id, dst.id)
+            runner = dst if job.mode == TransferMode.PULL else src
+            link_limit = ctx.settings.max_per_link
+            if ctx.settings.adaptive_concurrency:
+                row = adaptive.get(link)
+                link_limit = starting_limit(ctx) if row is None else row.active_limit
             writes = written_paths(job.destination_path, _sources(job.source_paths))
             reason = None
             if not src.enabled:
@@ -196,8 +279,10 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                 reason = f"source node {src.name} is at its limit ({src.max_outbound} active)"
             elif in_count[dst.id] >= dst.max_inbound:
                 reason = f"destination node {dst.name} is at its limit ({dst.max_inbound} active)"
-            elif link_count[link] >= ctx.settings.max_per_link:
-                reason = f"link {src.name}→{dst.name} is at its limit ({ctx.settings.max_per_link})"
+            elif (full := sessions.why_full(runner)) is not None:
+                reason = full
+            elif link_count[link] >= link_limit:
+                reason = _link_reason(ctx, src, dst, adaptive)
             else:  # last: a breaker's probe goes through only when the job is admitted
                 reason = gates.why_waiting(job.id, src, dst, now, session)
             if reason is not None:
@@ -213,6 +298,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             out_count[src.id] += 1
             in_count[dst.id] += 1
             link_count[link] += 1
+            sessions.ours[runner.id] += 1
             leases.take(dst.id, writes, Lease(job.id, job.destination_path))
             granter = src.id if job.mode == TransferMode.PULL else dst.id
             summary.admitted_to.append((job.id, granter))

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import NodeHealthRow, NodeRow
+from orchestrator.domain.admission import reported_session_limit
 from orchestrator.domain.sshendpoints import SSH
 from orchestrator.errors import NodeError
 from orchestrator.logsetup import redact
@@ -30,6 +31,7 @@ class NodeCheck:
     transfer_user: str | None = None
     activity_logging: bool | None = None
     capabilities: dict[str, object] = field(default_factory=dict)
+    session_limit: int | None = None  # when its /info states one
     error: str | None = None
 
 
@@ -49,6 +51,7 @@ def ask(client: NodeClient, name: str) -> NodeCheck:
         transfer_user=info.transfer_user,
         activity_logging=info.activity_logging,
         capabilities=dict(info.capabilities),
+        session_limit=reported_session_limit(info.settings, info.capabilities),
     )
 
 
@@ -69,6 +72,7 @@ def record_check(session: Session, node_id: int, check: NodeCheck, at: datetime)
     if check.reachable:  # an unreachable node keeps the version it last said
         row.version = (check.version or "")[:VERSION_CHARS] or None
         row.activity_logging = check.activity_logging
+        row.session_limit = check.session_limit
     row.error = check.error
 
 

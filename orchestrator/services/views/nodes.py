@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from orchestrator.db.tables import NodeCursorRow, NodeHealthRow, NodeRow
+from orchestrator.db.tables import NodeCursorRow, NodeHealthRow, NodeLoadRow, NodeRow
 from orchestrator.domain.maintenance import Calendar
 from orchestrator.domain.nodes import Reachability, reachability
 from orchestrator.services.context import ServiceContext
@@ -43,6 +43,9 @@ class NodeView:
     ssh_port: int | None = None
     sshfp: str | None = None
     maintenance: str | None = None  # under way, or the next window within a week
+    session_limit: int | None = None  # what its /info says it runs at once, when it says it
+    other_clients_transfers: int | None = None  # its transfers for others, when last counted
+    counted_at: datetime | None = None
 
 
 def node_reachability(cursor: NodeCursorRow | None, health: NodeHealthRow | None) -> Reachability:
@@ -62,6 +65,7 @@ def _view(
     cursor: NodeCursorRow | None,
     health: NodeHealthRow | None,
     windows: Calendar,
+    load: NodeLoadRow | None = None,
 ) -> NodeView:
     seen = node_reachability(cursor, health)
     return NodeView(
@@ -88,6 +92,9 @@ def _view(
         ssh_port=row.ssh_port,
         sshfp=row.sshfp,
         maintenance=windows.note(row.id),
+        session_limit=health.session_limit if health else None,
+        other_clients_transfers=load.others if load else None,
+        counted_at=load.counted_at if load else None,
     )
 
 
@@ -100,6 +107,7 @@ def show_node(ctx: ServiceContext, name: str) -> NodeView:
             session.get(NodeCursorRow, row.id),
             session.get(NodeHealthRow, row.id),
             calendar(session, ctx.now()),
+            session.get(NodeLoadRow, row.id),
         )
 
 
@@ -107,10 +115,11 @@ def list_nodes(ctx: ServiceContext) -> list[NodeView]:
     """Every node, by name."""
     with ctx.sessions() as session:
         rows = session.execute(
-            select(NodeRow, NodeCursorRow, NodeHealthRow)
+            select(NodeRow, NodeCursorRow, NodeHealthRow, NodeLoadRow)
             .outerjoin(NodeCursorRow, NodeCursorRow.node_id == NodeRow.id)
             .outerjoin(NodeHealthRow, NodeHealthRow.node_id == NodeRow.id)
+            .outerjoin(NodeLoadRow, NodeLoadRow.node_id == NodeRow.id)
             .order_by(NodeRow.name)
         ).all()
         windows = calendar(session, ctx.now())
-        return [_view(row, cursor, health, windows) for row, cursor, health in rows]
+        return [_view(row, cursor, health, windows, load) for row, cursor, health, load in rows]

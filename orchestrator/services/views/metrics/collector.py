@@ -24,9 +24,11 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.db.tables import LinkConcurrencyRow, NodeLoadRow
 from orchestrator.domain.ascp import ErrorClass
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.breakers import open_breakers
@@ -144,6 +146,7 @@ def database_families(session: Session, now: datetime, history: HistorySums) -> 
         _retries(history.retries),
         *_breaker_families(session, name),
         *_budget_families(session, name),
+        *_admission_families(session, name),
     ]
 
 
@@ -169,6 +172,27 @@ def _budget_families(session: Session, name: Callable[[int], str]) -> list[Gauge
         allocated.add_metric(labels, figure.allocated_kbps)
         paused.add_metric(labels, figure.paused)
     return [budget, allocated, paused]
+
+
+def _admission_families(session: Session, name: Callable[[int], str]) -> list[GaugeMetricFamily]:
+    """Each link's adaptive limit on active jobs and each node's transfers for other clients."""
+    limits = GaugeMetricFamily(
+        f"{P}_link_concurrency_limit",
+        "Active jobs the link allows now, as adaptive concurrency last set it.",
+        labels=["source", "destination"],
+    )
+    for row in session.scalars(select(LinkConcurrencyRow)):
+        limits.add_metric(
+            [name(row.source_node_id), name(row.destination_node_id)], row.active_limit
+        )
+    others = GaugeMetricFamily(
+        f"{P}_node_other_clients_transfers",
+        "Transfers the node ran for other clients (waiting or running) when last counted.",
+        labels=["node"],
+    )
+    for load in session.scalars(select(NodeLoadRow).where(NodeLoadRow.others.is_not(None))):
+        others.add_metric([name(load.node_id)], load.others or 0)
+    return [limits, others]
 
 
 def _breaker_families(session: Session, name: Callable[[int], str]) -> list[GaugeMetricFamily]:

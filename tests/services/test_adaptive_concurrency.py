@@ -1,0 +1,114 @@
+"""Adaptive link concurrency on a link of fixed capacity: the limit climbs while each more
+active adds throughput, steps back when one more does not, and says so to the jobs it holds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import select
+
+from orchestrator.db.tables import LinkConcurrencyRow
+from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor.admission import admission_round
+from orchestrator.services.conveyor.control import cancel_job
+from orchestrator.services.conveyor.jobs import get_job
+from orchestrator.services.views.metrics.collector import database_families
+from orchestrator.services.views.metrics.history import read_history
+from tests.services.conftest import Stack
+from tests.support.sim import write_tree
+from tests.support.stack import run_tasks, settle
+
+CAPACITY = 8_000  # kbps on node-a → node-b
+RATE = 2_000  # kbps each transfer asks: four fill the link
+SIZE = 4_000_000  # bytes per job: 16 s alone, longer than the climb (none ends in it)
+
+
+@pytest.fixture
+def stack_settings() -> dict[str, Any]:
+    return {
+        "adaptive_concurrency": True,
+        "adaptive_start": 1,
+        "adaptive_interval_seconds": 1.0,
+        "progress_seconds": 0,  # every poll writes the bytes: a short interval measures true
+        "adaptive_min_gain": 0.15,
+        "max_per_link": 8,
+        "node_load_seconds": 0,
+    }
+
+
+@pytest.fixture
+def narrow_link(stack: Stack) -> Iterator[None]:
+    stack.admin_a.network(links=[{"from": "node-a", "to": "node-b", "capacity_kbps": CAPACITY}])
+    yield
+    stack.admin_a.network(links=[{"from": "node-a", "to": "node-b", "capacity_kbps": 0}])
+
+
+def link_state(stack: Stack) -> LinkConcurrencyRow | None:
+    with stack.ctx.sessions() as session:
+        row = session.scalars(select(LinkConcurrencyRow)).first()
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def test_the_link_limit_climbs_while_throughput_rises_and_settles_where_it_stops(
+    stack: Stack, narrow_link: None
+) -> None:
+    folders = [f"ad{i}-{uuid4().hex[:6]}" for i in range(10)]
+    write_tree(stack.root_a, {f"{f}/f.bin": b"a" * SIZE for f in folders})
+    jobs = [stack.new_job(f, options={"target_rate_kbps": RATE}) for f in folders]
+    limits: list[int] = []
+    reasons: list[str] = []
+
+    def settled(states: dict[str, str]) -> bool:
+        for line in admission_round(stack.ctx).split("; "):
+            said = line.split(": ", 1)[-1]
+            if "node-a→node-b: " in line and not said.startswith(("held", "measuring")):
+                reasons.append(said)
+        row = link_state(stack)
+        if row is not None and (not limits or limits[-1] != row.active_limit):
+            limits.append(row.active_limit)
+        return any("did not help" in r for r in reasons)
+
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=settled, timeout=25)
+
+    # each more active brought 2 Mbps more, until the link was full
+    assert [r.split(":")[0] for r in reasons[:3]] == [
+        "raised from 1",
+        "raised from 2",
+        "raised from 3",
+    ], reasons
+    assert max(limits) <= 6 and limits[-1] in (4, 5), (limits, reasons)  # full at 4
+    assert re.fullmatch(r"raised from 1: first measure \d\.\d Mbps with work waiting", reasons[0])
+    assert re.fullmatch(r"raised from 2: throughput \d\.\d Mbps → \d\.\d Mbps", reasons[1])
+    run_tasks(stack.ctx, stack.tasks)  # the dispatch the last decision asked for
+    row = link_state(stack)
+    assert row is not None and row.reason is not None
+    waiting = [j for j in jobs if state_of(stack, j)[0] == JobState.QUEUED]
+    assert waiting, "the test ran out of work before the link settled"
+    expected = f"link node-a → node-b at its current limit {row.active_limit} ({row.reason})"
+    assert state_of(stack, waiting[-1]) == (JobState.QUEUED, expected)
+    assert "one more active did not help" in expected
+
+    with stack.ctx.sessions() as session:
+        families = database_families(session, stack.ctx.now(), read_history(session))
+    gauge = next(f for f in families if f.name == "hsts_orchestrator_link_concurrency_limit")
+    assert [(s.labels, s.value) for s in gauge.samples] == [
+        ({"source": "node-a", "destination": "node-b"}, row.active_limit)
+    ]
+
+    for job_id in jobs:  # the rest would only repeat it
+        if state_of(stack, job_id)[0] != JobState.COMPLETED:
+            cancel_job(stack.ctx, job_id)
+    states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=25)
+    assert {states[j] for j in jobs} <= {JobState.COMPLETED, JobState.CANCELED}
+
+
+def state_of(stack: Stack, job_id: str) -> tuple[str, str | None]:
+    with stack.ctx.sessions() as session:
+        row = get_job(session, job_id)
+        return row.state, row.waiting_reason
