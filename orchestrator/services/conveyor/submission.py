@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -938,10 +938,15 @@ def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOut
                 )
             )
         work.commit()
-    outcomes = []
-    for p in posted:
-        job_id, transfer = p.work.job.id, f"{p.remote_id} on {p.src.node}"
-        transfer += f" (attempt {p.work.attempt.number})"
+    return [_recorded(p, moved, cancel) for p in posted]
+
+
+def _recorded(p: _Posted, moved: Mapping[str, object], cancel: set[str]) -> JobOutcome:
+    """One recorded POST: the cancel asked meanwhile, its log line (in the job's context, as
+    each POST's own lines are) and its outcome."""
+    job_id, transfer = p.work.job.id, f"{p.remote_id} on {p.src.node}"
+    transfer += f" (attempt {p.work.attempt.number})"
+    with log_context(job_id=job_id, node=p.src.node, attempt=p.work.attempt.number):
         if job_id in cancel:
             try:
                 p.src.cancel_transfer(p.remote_id)
@@ -952,9 +957,8 @@ def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOut
                 "job %s: node transfer %s recorded; the job had already moved on", job_id, transfer
             )
             text = f"job {job_id}: node transfer {transfer} recorded; the job had already moved on"
-            outcomes.append(JobOutcome(job_id, Outcome.SKIPPED, text))
-            continue
+            return JobOutcome(job_id, Outcome.SKIPPED, text)
         log.info("job %s: submitted as node transfer %s", job_id, transfer)
-        text = f"job {job_id}: submitted as node transfer {transfer}"
-        outcomes.append(JobOutcome(job_id, Outcome.SUBMITTED, text))
-    return outcomes
+        return JobOutcome(
+            job_id, Outcome.SUBMITTED, f"job {job_id}: submitted as node transfer {transfer}"
+        )
