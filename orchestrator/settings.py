@@ -119,11 +119,12 @@ class Settings(BaseSettings):
         description="most jobs per submit task (one upload_setup and one /files/info each)",
     )
     dispatch_gather_seconds: float = Field(
-        default=1.0,
+        default=2.0,
         ge=0,
         le=30,
-        description="after a poll frees slots, dispatch waits this long so slots freed "
-        "together go out as one submit batch (one upload_setup, one /files/info); 0: at once",
+        description="after a poll frees slots, dispatch waits this long (at most a tenth of the "
+        "quickest transfer that ended) so slots freed together go out as one submit batch "
+        "(one upload_setup, one /files/info); 0: at once",
     )
     max_submit_failures: int = Field(
         default=10, ge=1, description="node API failures while submitting before a job fails"
