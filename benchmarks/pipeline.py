@@ -97,7 +97,12 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
     """A child process in its own session, stopped (TERM, then KILL) on exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=ROOT,  # `celery -A workers` imports from the working directory first
         )
         try:
             yield proc
