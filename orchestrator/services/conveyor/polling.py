@@ -288,7 +288,8 @@ def _apply_page(
             _note_move(summary, attempt, moved)
             if transfer.status.is_terminal and transfer.started_at and transfer.ended_at:
                 run = (transfer.ended_at - transfer.started_at).total_seconds()
-                summary.shortest_run = min(run, summary.shortest_run or run)
+                if summary.shortest_run is None or run < summary.shortest_run:
+                    summary.shortest_run = run
             summary.moved[moved.value] = summary.moved.get(moved.value, 0) + 1
             if moved is JobState.COMPLETED:
                 summary.completed += 1
