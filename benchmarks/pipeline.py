@@ -10,6 +10,10 @@ node agent follows a transfer. Prints one table, each mode beside the first.
 
     python benchmarks/pipeline.py --jobs 1000        # the figures in docs/benchmarks.md
     python benchmarks/pipeline.py --jobs 100 --pairs 2 --modes adaptive,fixed
+    python benchmarks/pipeline.py --jobs 1000 --pairs 2 --skip-baseline --compare-with 4e5aef7
+
+With --compare-with REV the same runs are made first on a temporary worktree of REV (its
+workers and services, this script), and each mode's two runs stand side by side.
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
+if "--root" in sys.argv[:-1]:  # another revision's tree (--compare-with): import from it
+    ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
+
+import revisions  # noqa: E402
 
 from orchestrator.crypto import secret_box  # noqa: E402
 from orchestrator.db.engine import make_engine, make_session_factory  # noqa: E402
@@ -89,7 +97,12 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
     """A child process in its own session, stopped (TERM, then KILL) on exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=ROOT,  # `celery -A workers` imports from the working directory first
         )
         try:
             yield proc
@@ -149,6 +162,7 @@ class Bench:
         poll = 10_000.0 if baseline else args.poll_interval  # baseline: no feed polls at all
         self.env = {
             **os.environ,
+            "PYTHONPATH": str(ROOT),  # the workers run the tree under test
             "ORCH_DATABASE_URL": self.db_url,
             "ORCH_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "ORCH_DATA_DIR": str(work / "data"),
@@ -467,6 +481,11 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true", help="drop baseline from --modes")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, db)")
     parser.add_argument("--worker-log-level", default="WARNING", help="e.g. INFO: task timings")
+    parser.add_argument(
+        "--compare-with", metavar="REV", help="a git revision to run the same modes on, first"
+    )
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.skip_baseline:
@@ -474,7 +493,20 @@ def main() -> None:
     unknown = set(modes) - MODE_NAMES.keys()
     if unknown or not modes:
         parser.error(f"--modes: choose among {', '.join(MODE_NAMES)}")
+    others: list[Run] = []
+    if args.compare_with:
+        shared = [a for a in sys.argv[1:] if a not in ("--compare-with", args.compare_with)]
+        answer = revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared])
+        for data in answer:
+            run = Run(**{**data, "requests": Counter(data["requests"])})
+            run.name += f" @ {args.compare_with}"
+            others.append(run)
     runs = [run_once(args, mode) for mode in modes]
+    if args.json:
+        print(json.dumps([vars(r) for r in runs]))
+        return
+    if others:  # each mode beside the same mode on the other revision
+        runs = [r for pair in zip(runs, others, strict=True) for r in pair]
     print(table(runs, args))
 
 

@@ -137,7 +137,18 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="longest pause (it doubles each failed probe)"
     )
     submit_batch_size: int = Field(
-        default=20, ge=1, le=500, description="jobs per submit task (one upload_setup each)"
+        default=100,
+        ge=1,
+        le=500,
+        description="most jobs per submit task (one upload_setup and one /files/info each)",
+    )
+    dispatch_gather_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="after a poll frees slots, dispatch waits this long (at most a tenth of the "
+        "quickest transfer that ended) so slots freed together go out as one submit batch "
+        "(one upload_setup, one /files/info); 0: at once",
     )
     max_submit_failures: int = Field(
         default=10, ge=1, description="node API failures while submitting before a job fails"

@@ -154,6 +154,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 # Wake-ups that carry no arguments and do the same work however many were sent: within this
 # window one is published at once and one more at its end, so the last change is never left to
 # the sweeper (2,992 DISPATCH messages waited in the queue at once when each job sent one).
+# A delayed one (``countdown``, a poll's freed slots) stands for every delayed one asked for
+# before it runs: it reads the database when it runs (and the sweeper backs up a lost one).
 COALESCE_SECONDS: dict[TaskName, float] = {TaskName.DISPATCH: 0.25}
 
 
@@ -168,13 +170,27 @@ class Enqueuer:
         self._lock = threading.Lock()
         self._sent_at: dict[TaskName, float] = {}
         self._trailing: set[TaskName] = set()
+        self._due_at: dict[TaskName, float] = {}  # delayed (countdown) sends still to come
 
     def __call__(self, task: str, *args: Any, **options: Any) -> None:
         name = TaskName(task)
         window = COALESCE_SECONDS.get(name)
-        if window is not None and not args and not options and self._coalesced(name, window):
-            return
+        if window is not None and not args:
+            if not options and self._coalesced(name, window):
+                return
+            if options.keys() == {"countdown"} and self._gathered(name, options["countdown"]):
+                return
         self._send(task, *args, **options)
+
+    def _gathered(self, name: TaskName, countdown: float) -> bool:
+        """True when a delayed send of ``name`` from this process is still due: it will do the
+        work of this one too (what changed meanwhile is seen when it runs)."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._due_at.get(name, 0.0):
+                return True
+            self._due_at[name] = now + countdown
+            return False
 
     def _coalesced(self, name: TaskName, window: float) -> bool:
         """True when a send of ``name`` went out within the window (a trailing one is due)."""

@@ -35,7 +35,7 @@ from orchestrator.errors import (
 )
 from orchestrator.nodeapi.errors import parse_body, raise_for_answer, transport_error
 from orchestrator.nodeapi.observe import CallObserver, NodeCall, error_kind
-from orchestrator.nodeapi.paging import follow_pages, next_iteration_token
+from orchestrator.nodeapi.paging import ShortPageRule, follow_pages, next_iteration_token
 from orchestrator.nodeapi.wire import (
     WireBrowse,
     WireInfo,
@@ -123,9 +123,9 @@ class NodeClient:
         self._http = http
         self.node = node
         self._observer = observer
-        # The longest feed page this node has returned: a node that caps its pages below the
-        # `count` asked for must not have each of its full pages taken for "caught up".
-        self._longest_page = 0
+        # A node that caps its feed pages below the `count` asked for must not have each of
+        # its full pages taken for "caught up"; what its pages showed so far is kept here.
+        self._short_pages = ShortPageRule()
 
     @classmethod
     def connect(cls, conn: NodeConnection, *, observer: CallObserver | None = None) -> NodeClient:
@@ -364,13 +364,17 @@ class NodeClient:
                 query["iteration_token"] = token
             response, body = self._call("GET", "/ops/transfers", "list_transfers", params=query)
             transfers = self._transfers(body)
-            self._longest_page = max(self._longest_page, len(transfers))
+            self._short_pages.saw(t.remote_id for t in transfers)
             return transfers, next_iteration_token(response.headers.get("link"))
 
-        page_size = count
-        if count is not None and 0 < self._longest_page < count:
-            page_size = self._longest_page
-        for page in follow_pages(fetch, iteration_token, max_pages=max_pages, page_size=page_size):
+        self._short_pages.begin()
+        for page in follow_pages(
+            fetch,
+            iteration_token,
+            max_pages=max_pages,
+            page_size=count,
+            may_hold_more=self._short_pages.may_hold_more,
+        ):
             yield FeedPage(transfers=tuple(page.items), next_token=page.token)
 
     def list_transfers(

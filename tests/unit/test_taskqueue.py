@@ -23,11 +23,13 @@ class FakeApp:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[Any]]] = []
+        self.options: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
-    def send_task(self, name: str, args: list[Any], queue: str, **_: Any) -> None:
+    def send_task(self, name: str, args: list[Any], queue: str, **options: Any) -> None:
         with self.lock:
             self.sent.append((name, args))
+            self.options.append(options)
 
 
 def wait_until(check: Any, timeout: float = 5.0) -> None:
@@ -48,6 +50,25 @@ def test_a_burst_of_dispatch_wake_ups_publishes_one_now_and_one_at_the_end() -> 
     wait_until(lambda: len(app.sent) == 2)  # the trailing one, after the window
     time.sleep(2 * COALESCE_SECONDS[TaskName.DISPATCH])  # nothing else is due: a quiet period
     assert app.sent == [(TaskName.DISPATCH.value, [])] * 2
+
+
+def test_delayed_dispatch_wake_ups_gather_into_the_one_still_to_come() -> None:
+    app = FakeApp()
+    enqueue = Enqueuer(app)  # type: ignore[arg-type]
+
+    for _ in range(30):  # polls freeing slots while the first delayed wake-up waits
+        enqueue(TaskName.DISPATCH, countdown=0.3)
+
+    assert app.sent == [(TaskName.DISPATCH.value, [])]
+    assert app.options == [{"countdown": 0.3}]
+    enqueue(TaskName.DISPATCH)  # a plain wake-up (a new job) is not held back by it
+    assert len(app.sent) == 2
+
+    def sent_again_once_due() -> bool:
+        enqueue(TaskName.DISPATCH, countdown=0.3)
+        return app.options.count({"countdown": 0.3}) == 2
+
+    wait_until(sent_again_once_due)
 
 
 def test_tasks_with_arguments_are_never_coalesced() -> None:

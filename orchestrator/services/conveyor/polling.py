@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 RESYNC_MARGIN_SECONDS = 300.0  # read back this far before the last good poll (clock skew)
 ENDED_LISTED = 10  # job ids named in a poll's result
+GATHER_SHARE = 0.1  # dispatch waits at most this share of the quickest transfer that ended
+MIN_GATHER_SECONDS = 0.05  # a shorter wait is no wait
 
 
 @dataclass
@@ -61,6 +63,7 @@ class PollSummary:
     moved: dict[str, int] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)  # "job <id> <state>", for Flower's search
     seen_now: dict[str, pacing.Seen] = field(default_factory=dict)  # open transfers' counters
+    shortest_run: float | None = None  # seconds: the quickest transfer this poll saw end
 
     def __str__(self) -> str:
         name = self.node or f"#{self.node_id}"
@@ -128,8 +131,25 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
     if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
-        ctx.enqueue(TaskName.DISPATCH)  # slots were freed: admit what waits
+        _wake_dispatch(ctx, summary.shortest_run)
     return summary
+
+
+def _wake_dispatch(ctx: ServiceContext, shortest_run: float | None) -> None:
+    """Slots were freed: admit what waits a moment later, so that the ends of transfers that
+    started together (read by the next poll or two) make one submit batch, not several.
+
+    A freed slot idles meanwhile, so the wait is at most GATHER_SHARE of the quickest transfer
+    that just ended: short transfers are followed at once. (A short countdown, far below the
+    broker's visibility timeout: DESIGN.md rule 4 is about long ones.)
+    """
+    gather = ctx.settings.dispatch_gather_seconds
+    if shortest_run is not None:
+        gather = min(gather, GATHER_SHARE * shortest_run)
+    if gather >= MIN_GATHER_SECONDS:
+        ctx.enqueue(TaskName.DISPATCH, countdown=round(gather, 2))
+    else:
+        ctx.enqueue(TaskName.DISPATCH)
 
 
 def _take_lease(
@@ -286,8 +306,12 @@ def _apply_page(
 
 
 def _count_move(summary: PollSummary, attempt: AttemptRow, moved: JobState) -> None:
-    """A job the page moved, told in the poll's summary."""
+    """A job the page moved, told in the poll's summary (with the quickest transfer ended)."""
     _note_move(summary, attempt, moved)
+    if attempt.ended_at is not None and attempt.started_at is not None:
+        run = (attempt.ended_at - attempt.started_at).total_seconds()
+        if summary.shortest_run is None or run < summary.shortest_run:
+            summary.shortest_run = run
     summary.moved[moved.value] = summary.moved.get(moved.value, 0) + 1
     if moved is JobState.COMPLETED:
         summary.completed += 1

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import JobRow
+from orchestrator.db.tables import JobRow, ServiceLockRow
 from orchestrator.domain.nodes import at_risk
 from orchestrator.domain.states import JobState
 from orchestrator.services.alerts.delivery import alerts_due
@@ -29,6 +30,7 @@ from orchestrator.taskqueue import TaskName
 log = logging.getLogger(__name__)
 
 BATCH = 500
+DISPATCH_LOCK = "dispatch"  # the lock row every dispatch run stamps (dispatch.LOCK)
 
 
 @dataclass
@@ -55,6 +57,14 @@ class SweepSummary:
             )
             + (f"; records at risk on {', '.join(self.at_risk)}" if self.at_risk else "")
         )
+
+
+def _dispatched_since(session: Session, since: datetime) -> bool:
+    """Whether a dispatch run committed after ``since`` (each run stamps its lock row)."""
+    taken_at = session.scalar(
+        select(ServiceLockRow.taken_at).where(ServiceLockRow.name == DISPATCH_LOCK)
+    )
+    return taken_at is not None and taken_at > since
 
 
 def sweep(ctx: ServiceContext) -> SweepSummary:
@@ -89,6 +99,11 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
             )
             .limit(1)
         )
+        if queued is not None and _dispatched_since(session, stale_queued):
+            # A dispatch ran after these jobs were queued: it saw them, no message was lost.
+            # (Sent every sweep, a deep queue's re-sends split the slots that free together
+            # into many small submit batches, each with its own upload_setup and /files/info.)
+            queued = None
         stuck = session.scalars(
             select(JobRow.id)
             .where(

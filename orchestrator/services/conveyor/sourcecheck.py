@@ -25,7 +25,7 @@ from orchestrator.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
 
-MAX_PATHS = 1000  # paths per /files/info request: a batch of 20 jobs of one path takes one
+MAX_PATHS = 1000  # paths per /files/info request: a batch of 100 jobs of one path takes one
 NAMED = 3  # a reason names at most this many missing paths
 
 

@@ -1,0 +1,109 @@
+"""Fewer node calls per job: slots that free together go out as one submit batch (issue 16).
+
+Dispatch sends as few submit batches per granting node as ORCH_SUBMIT_BATCH_SIZE allows, each
+one upload_setup and one /files/info; a poll that frees slots wakes dispatch a moment later
+(at most a tenth of the quickest transfer that ended); the sweeper re-sends a dispatch only
+when none ran since the jobs were queued.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from orchestrator.db.tables import NodeRow
+from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor.dispatch import dispatch
+from orchestrator.services.conveyor.polling import poll_node
+from orchestrator.services.conveyor.reconcile import sweep
+from orchestrator.taskqueue import TaskName
+from tests.services.conftest import Stack
+from tests.support.sim import wait_for, write_tree
+from tests.support.stack import job_states, run_tasks
+
+
+@pytest.fixture
+def stack_settings() -> dict[str, Any]:
+    return {"submit_batch_size": 4, "dispatch_gather_seconds": 1.0}
+
+
+@dataclass
+class Wakes:
+    """An enqueue that keeps each task with its publish options (countdown)."""
+
+    sent: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+
+    def __call__(self, task: str, *args: Any, **options: Any) -> None:
+        self.sent.append((task, args, options))
+
+
+def test_slots_freed_together_go_out_in_as_few_even_batches_as_the_size_allows(
+    stack: Stack,
+) -> None:
+    write_tree(stack.root_a, {f"b{n}/f.txt": b"batch %d" % n for n in range(10)})
+    jobs = [stack.new_job(f"b{n}") for n in range(10)]
+    stack.tasks.take()
+
+    dispatch(stack.ctx)
+
+    batches = [args for task, args in stack.tasks.sent if task == TaskName.SUBMIT]
+    assert sorted(len(b) for b in batches) == [3, 3, 4]  # not 4, 4, 2
+    assert sorted(j for b in batches for j in b) == sorted(jobs)
+    run_tasks(stack.ctx, stack.tasks)
+    assert stack.admin_b.counters()["requests"]["POST /files/upload_setup"] == 3
+    assert stack.admin_a.counters()["requests"]["POST /files/info"] == 3
+    assert stack.admin_a.counters()["requests"]["POST /ops/transfers"] == 10
+
+
+def test_a_poll_that_frees_slots_wakes_dispatch_after_a_tenth_of_the_quickest_run(
+    stack: Stack,
+) -> None:
+    write_tree(stack.root_a, {"slow/f.bin": os.urandom(100_000), "quick/f.txt": b"q"})
+    slow = stack.new_job("slow", options={"target_rate_kbps": 500})  # about 1.6 s
+    run_tasks(stack.ctx, stack.tasks)
+    wakes = Wakes()
+    polling = replace(stack.ctx, enqueue=wakes)
+
+    def ended(job_id: str) -> bool:
+        poll_node(polling, stack.a_id, owner="test-poller")
+        return job_states(stack.ctx)[job_id] == JobState.COMPLETED
+
+    wait_for(lambda: ended(slow))
+    (wake,) = [options for task, _, options in wakes.sent if task == TaskName.DISPATCH]
+    assert 0.1 <= wake["countdown"] <= 0.5, wake  # a tenth of its 1.6 s or so, not 1 s
+
+    quick = stack.new_job("quick")  # ends within a few hundredths of a second
+    run_tasks(stack.ctx, stack.tasks)
+    wakes.sent.clear()
+    wait_for(lambda: ended(quick))
+    assert [(t, o) for t, _, o in wakes.sent] == [(TaskName.DISPATCH, {})], "at once"
+
+
+def test_the_sweeper_resends_dispatch_only_when_none_ran_since_the_jobs_were_queued(
+    stack: Stack,
+) -> None:
+    job = stack.new_job("waits")
+    stack.tasks.take()  # its wake-up is lost
+    with stack.ctx.sessions() as session:  # and it cannot go: it stays QUEUED
+        session.execute(update(NodeRow).where(NodeRow.id == stack.b_id).values(enabled=False))
+        session.commit()
+    start = stack.ctx.now()
+
+    def at(seconds: float) -> Any:
+        moment: datetime = start + timedelta(seconds=seconds)
+        return replace(stack.ctx, clock=lambda: moment)
+
+    assert sweep(at(1.0)).dispatch_sent  # queued 1 s ago (> 0.5 s), no dispatch since
+    stack.tasks.take()
+    dispatch(at(1.0))  # it ran: the job waits, with its reason
+    assert job_states(stack.ctx)[job] == JobState.QUEUED
+
+    assert not sweep(at(1.2)).dispatch_sent, "a dispatch ran after the job was queued"
+    assert stack.tasks.take() == []
+    assert sweep(at(2.0)).dispatch_sent, "none for longer than ORCH_QUEUED_SWEEP_SECONDS"
+    assert [t for t, _ in stack.tasks.take()] == [TaskName.DISPATCH]
