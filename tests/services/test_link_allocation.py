@@ -12,13 +12,16 @@ import httpx
 import pytest
 
 from orchestrator.db.tables import JobEventRow
+from orchestrator.domain.maintenance import MaintenanceSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.linkbudgets import clear_budget, list_budgets, set_budget
+from orchestrator.services.conveyor.maintenance import maintenance_tick
 from orchestrator.services.events import events_of
+from orchestrator.services.nodes.maintenance import add_window, remove_window
 from orchestrator.services.views.jobs import show_job
 from tests.services.conftest import Stack
 from tests.support.sim import read_tree, write_tree
-from tests.support.stack import settle
+from tests.support.stack import job_states, settle
 
 INTERVAL = 0.5
 LINK_KBPS = 8_000  # 1 MB/s
@@ -130,3 +133,40 @@ def test_a_removed_budget_gives_back_the_jobs_own_rate(stack: Stack) -> None:
         "the link's budget was removed: back to its own 4.00 Mbps",
     ]
     assert read_tree(stack.root_b / "in-own") == {"own/o.bin": data}
+
+
+def test_a_transfer_the_allocator_paused_stays_paused_through_maintenance(
+    stack: Stack, limited_link: None
+) -> None:
+    """The maintenance tick leaves a paused transfer alone: the allocator must not resume it
+    while a window holds the link, even when the work that took its share is held too."""
+    bulk_bytes, urgent_bytes = os.urandom(1_500_000), os.urandom(2_500_000)
+    write_tree(stack.root_a, {"bulk/b.bin": bulk_bytes, "urgent/u.bin": urgent_bytes})
+    bulk = stack.new_job("bulk", priority=0)
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, bulk))
+    deadline = (stack.ctx.now() + timedelta(seconds=2.7)).isoformat()
+    urgent = stack.new_job("urgent", priority=50, deadline=deadline)
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[bulk] == JobState.PAUSED)
+    start = stack.ctx.now() - timedelta(minutes=1)
+    spec = MaintenanceSpec(start=start, end=start + timedelta(hours=1), reason="kernel upgrade")
+    window = add_window(stack.ctx, "node-b", spec)
+    assert maintenance_tick(stack.ctx).paused == [urgent]
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[urgent] == JobState.PAUSED)
+    # Each transfer hears from the allocator at most once per interval: give it three.
+    held_since = stack.ctx.now()
+    settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda _: stack.ctx.now() - held_since > timedelta(seconds=3 * INTERVAL),
+    )
+    said = [e.message for e in allocation_events(stack, bulk)]
+    assert not [m for m in said if m.startswith("resumed")], said
+    assert job_states(stack.ctx)[bulk] == JobState.PAUSED
+    # The window over, maintenance resumes its hold and the allocator its pause.
+    remove_window(stack.ctx, "node-b", window.id)
+    maintenance_tick(stack.ctx)
+    states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=30)
+    assert states == {bulk: JobState.COMPLETED, urgent: JobState.COMPLETED}
+    assert read_tree(stack.root_b / "in-bulk") == {"bulk/b.bin": bulk_bytes}
+    assert read_tree(stack.root_b / "in-urgent") == {"urgent/u.bin": urgent_bytes}
