@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from orchestrator.db.tables import JobEventRow
+from orchestrator.db.tables import AttemptRow, JobEventRow
 from orchestrator.domain.maintenance import MaintenanceSpec
 from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor.control import change_rate
 from orchestrator.services.conveyor.linkbudgets import clear_budget, list_budgets, set_budget
 from orchestrator.services.conveyor.maintenance import maintenance_tick
 from orchestrator.services.events import events_of
@@ -170,3 +172,36 @@ def test_a_transfer_the_allocator_paused_stays_paused_through_maintenance(
     assert states == {bulk: JobState.COMPLETED, urgent: JobState.COMPLETED}
     assert read_tree(stack.root_b / "in-bulk") == {"bulk/b.bin": bulk_bytes}
     assert read_tree(stack.root_b / "in-urgent") == {"urgent/u.bin": urgent_bytes}
+
+
+def test_a_persons_faster_rate_is_brought_back_within_the_links_budget(
+    stack: Stack, limited_link: None
+) -> None:
+    """A job's own rate is a cap under a budget: raised by a person above its share, the
+    allocator sends the share again (it compared its shares with the rate it last sent)."""
+    data = os.urandom(2_000_000)
+    write_tree(stack.root_a, {"fast/f.bin": data})
+    job = stack.new_job("fast")
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, job))
+    change_rate(stack.ctx, job, target_rate_kbps=2 * LINK_KBPS)
+    changed_at = stack.ctx.now()
+
+    with stack.ctx.sessions() as session:
+        remote_id = session.scalar(select(AttemptRow.remote_id).where(AttemptRow.job_id == job))
+
+    def node_rate() -> int:
+        (transfer,) = [t for t in stack.admin_a.transfers() if t["id"] == remote_id]
+        return int(transfer["start_spec"]["target_rate_kbps"])
+
+    assert node_rate() == 2 * LINK_KBPS
+    states = settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda s: s[job] == JobState.COMPLETED or node_rate() <= LINK_KBPS,
+    )
+    assert node_rate() == LINK_KBPS, states
+    again = [e.message for e in allocation_events(stack, job) if e.at >= changed_at]
+    assert again == ["rate set to 8.00 Mbps of the link's 8.00 Mbps: its share at priority 0"]
+    assert settle(stack.ctx, stack.tasks, [stack.a_id]) == {job: JobState.COMPLETED}
+    assert read_tree(stack.root_b / "in-fast") == {"fast/f.bin": data}

@@ -202,7 +202,27 @@ def change_rate(
             ctx.clients.get(runner_id(job)).modify_transfer(
                 remote_id, target_rate_kbps=target_rate_kbps, min_rate_kbps=min_rate_kbps
             )
+            _reshare(ctx, job_id, remote_id)
             poll_soon(ctx, runner_id(job))  # its expected end moved
+
+
+def _reshare(ctx: ServiceContext, job_id: str, remote_id: str) -> None:
+    """A rate sent by a person replaces the link allocator's share on the node: the allocator
+    shares the link again after the next poll (the job's own rate is a cap there), rather than
+    leave the transfer above its share until the share itself moves. One it paused keeps its
+    mark, so that the allocator still resumes it."""
+    with ctx.sessions() as session:
+        session.execute(
+            update(AttemptRow)
+            .where(
+                AttemptRow.job_id == job_id,
+                AttemptRow.remote_id == remote_id,
+                AttemptRow.allocated_at.is_not(None),
+                AttemptRow.policy_paused.is_(False),
+            )
+            .values(allocated_kbps=None, allocated_at=None)
+        )
+        session.commit()
 
 
 def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:
