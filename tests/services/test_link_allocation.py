@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import itertools
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from orchestrator.db.tables import AttemptRow, JobEventRow
+from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow
 from orchestrator.domain.maintenance import MaintenanceSpec
-from orchestrator.domain.states import JobState
-from orchestrator.services.conveyor.control import change_rate
+from orchestrator.domain.states import SETTLED, JobState
+from orchestrator.services.conveyor.control import change_rate, pause_job, resume_job
 from orchestrator.services.conveyor.linkbudgets import clear_budget, list_budgets, set_budget
 from orchestrator.services.conveyor.maintenance import maintenance_tick
 from orchestrator.services.events import events_of
@@ -205,3 +205,45 @@ def test_a_persons_faster_rate_is_brought_back_within_the_links_budget(
     assert again == ["rate set to 8.00 Mbps of the link's 8.00 Mbps: its share at priority 0"]
     assert settle(stack.ctx, stack.tasks, [stack.a_id]) == {job: JobState.COMPLETED}
     assert read_tree(stack.root_b / "in-fast") == {"fast/f.bin": data}
+
+
+def test_a_persons_pause_after_the_allocators_stays_until_a_person_resumes(
+    stack: Stack, limited_link: None
+) -> None:
+    """The allocator pauses a transfer; before a poll shows it paused a person pauses the job
+    too. It is the person's pause now: the allocator must not resume it when a share frees."""
+    bulk_bytes, urgent_bytes = os.urandom(1_000_000), os.urandom(2_000_000)
+    write_tree(stack.root_a, {"bulk/b.bin": bulk_bytes, "urgent/u.bin": urgent_bytes})
+    bulk = stack.new_job("bulk", priority=0)
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, bulk))
+    deadline = (stack.ctx.now() + timedelta(seconds=2.2)).isoformat()
+    urgent = stack.new_job("urgent", priority=50, deadline=deadline)
+    settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda _: allocation_events(stack, bulk)[-1].message.startswith("paused"),
+    )
+    assert job_states(stack.ctx)[bulk] == JobState.RUNNING  # the next poll shows it paused
+    pause_job(stack.ctx, bulk)
+    states = settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[urgent] in SETTLED)
+    assert states[urgent] == JobState.COMPLETED
+    settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda s: stack.ctx.now() - finished_at(stack, urgent) > timedelta(seconds=INTERVAL),
+    )
+    said = [e.message for e in allocation_events(stack, bulk)]
+    assert not [m for m in said if m.startswith("resumed")], said
+    assert job_states(stack.ctx)[bulk] == JobState.PAUSED
+    resume_job(stack.ctx, bulk)
+    assert settle(stack.ctx, stack.tasks, [stack.a_id])[bulk] == JobState.COMPLETED
+    assert read_tree(stack.root_b / "in-bulk") == {"bulk/b.bin": bulk_bytes}
+
+
+def finished_at(stack: Stack, job_id: str) -> datetime:
+    with stack.ctx.sessions() as session:
+        at = session.scalar(select(JobRow.finished_at).where(JobRow.id == job_id))
+    assert at is not None
+    return at

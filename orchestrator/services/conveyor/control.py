@@ -134,6 +134,19 @@ def pause_job(ctx: ServiceContext, job_id: str) -> None:
     job, remote_id = _on_node(ctx, job_id, {JobState.SUBMITTED, JobState.RUNNING}, "paused")
     ctx.clients.get(runner_id(job)).pause_transfer(remote_id)
     poll_soon(ctx, runner_id(job))
+    with ctx.sessions() as session:
+        # A link budget may have paused it already (a poll has not shown it yet): the pause is
+        # the person's now, and only a person resumes it (the allocator leaves it out).
+        session.execute(
+            update(AttemptRow)
+            .where(
+                AttemptRow.job_id == job_id,
+                AttemptRow.remote_id == remote_id,
+                AttemptRow.policy_paused.is_(True),
+            )
+            .values(policy_paused=False)
+        )
+        session.commit()
     _note(ctx, job_id, "pause requested")
 
 
