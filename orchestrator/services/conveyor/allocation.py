@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import AttemptRow, JobRow, LinkBudgetRow
 from orchestrator.domain import units
@@ -80,8 +79,8 @@ def rebalance(ctx: ServiceContext, node_id: int) -> Rebalance:
                 )
             )
         }
-        held = _in_maintenance(ctx, session, now)
     rows = _open_transfers(ctx, node_id, set(budgets))
+    held = _in_maintenance(ctx, now) if any(a.policy_paused for _, a in rows) else set()
     steps, notes = _plan(ctx, node_id, budgets, rows, now, held)
     done.links = len({(j.source_node_id, j.destination_node_id) for j, _ in rows})
     # A pause is ours before it is sent: a crash after the PUT must not leave a paused
@@ -110,11 +109,12 @@ def rebalance(ctx: ServiceContext, node_id: int) -> Rebalance:
     return done
 
 
-def _in_maintenance(ctx: ServiceContext, session: Session, now: datetime) -> set[int]:
+def _in_maintenance(ctx: ServiceContext, now: datetime) -> set[int]:
     """Nodes in maintenance now, or by the next maintenance tick (which pauses that early:
-    ticks come every half poll interval)."""
+    ticks come every half poll interval). Read only when the allocator has a pause to keep."""
     ahead = now + timedelta(seconds=ctx.settings.poll_interval / 2)
-    return set(calendar(session, now).current) | set(calendar(session, ahead).current)
+    with ctx.sessions() as session:
+        return set(calendar(session, now).current) | set(calendar(session, ahead).current)
 
 
 def _open_transfers(
