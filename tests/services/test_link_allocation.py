@@ -143,11 +143,7 @@ def test_a_transfer_the_allocator_paused_stays_paused_through_maintenance(
     """The maintenance tick leaves a paused transfer alone: the allocator must not resume it
     while a window holds the link, even when the work that took its share is held too."""
     bulk_bytes, urgent_bytes = os.urandom(1_500_000), os.urandom(2_500_000)
-    write_tree(stack.root_a, {"bulk/b.bin": bulk_bytes, "urgent/u.bin": urgent_bytes})
-    bulk = stack.new_job("bulk", priority=0)
-    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, bulk))
-    deadline = (stack.ctx.now() + timedelta(seconds=2.7)).isoformat()
-    urgent = stack.new_job("urgent", priority=50, deadline=deadline)
+    bulk, urgent = bulk_then_urgent(stack, bulk_bytes, urgent_bytes, due_in=2.7)
     settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[bulk] == JobState.PAUSED)
     start = stack.ctx.now() - timedelta(minutes=1)
     spec = MaintenanceSpec(start=start, end=start + timedelta(hours=1), reason="kernel upgrade")
@@ -213,11 +209,7 @@ def test_a_persons_pause_after_the_allocators_stays_until_a_person_resumes(
     """The allocator pauses a transfer; before a poll shows it paused a person pauses the job
     too. It is the person's pause now: the allocator must not resume it when a share frees."""
     bulk_bytes, urgent_bytes = os.urandom(1_000_000), os.urandom(2_000_000)
-    write_tree(stack.root_a, {"bulk/b.bin": bulk_bytes, "urgent/u.bin": urgent_bytes})
-    bulk = stack.new_job("bulk", priority=0)
-    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, bulk))
-    deadline = (stack.ctx.now() + timedelta(seconds=2.2)).isoformat()
-    urgent = stack.new_job("urgent", priority=50, deadline=deadline)
+    bulk, urgent = bulk_then_urgent(stack, bulk_bytes, urgent_bytes, due_in=2.2)
     settle(
         stack.ctx,
         stack.tasks,
@@ -247,3 +239,15 @@ def finished_at(stack: Stack, job_id: str) -> datetime:
         at = session.scalar(select(JobRow.finished_at).where(JobRow.id == job_id))
     assert at is not None
     return at
+
+
+def bulk_then_urgent(
+    stack: Stack, bulk_bytes: bytes, urgent_bytes: bytes, *, due_in: float
+) -> tuple[str, str]:
+    """A bulk job running at its share, then a higher-priority one due in ``due_in`` seconds
+    that needs the whole link (the allocator pauses the bulk one after the next poll)."""
+    write_tree(stack.root_a, {"bulk/b.bin": bulk_bytes, "urgent/u.bin": urgent_bytes})
+    bulk = stack.new_job("bulk", priority=0)
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, bulk))
+    deadline = (stack.ctx.now() + timedelta(seconds=due_in)).isoformat()
+    return bulk, stack.new_job("urgent", priority=50, deadline=deadline)
