@@ -155,7 +155,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 # window one is published at once and one more at its end, so the last change is never left to
 # the sweeper (2,992 DISPATCH messages waited in the queue at once when each job sent one).
 # A delayed one (``countdown``, a poll's freed slots) stands for every delayed one asked for
-# before it runs: it reads the database when it runs (and the sweeper backs up a lost one).
+# before it runs that would run no sooner: it reads the database when it runs (and the sweeper
+# backs up a lost one).
 COALESCE_SECONDS: dict[TaskName, float] = {TaskName.DISPATCH: 0.25}
 
 
@@ -170,7 +171,7 @@ class Enqueuer:
         self._lock = threading.Lock()
         self._sent_at: dict[TaskName, float] = {}
         self._trailing: set[TaskName] = set()
-        self._due_at: dict[TaskName, float] = {}  # delayed (countdown) sends still to come
+        self._due_at: dict[TaskName, list[float]] = {}  # delayed (countdown) sends still to come
 
     def __call__(self, task: str, *args: Any, **options: Any) -> None:
         name = TaskName(task)
@@ -183,13 +184,16 @@ class Enqueuer:
         self._send(task, *args, **options)
 
     def _gathered(self, name: TaskName, countdown: float) -> bool:
-        """True when a delayed send of ``name`` from this process is still due: it will do the
-        work of this one too (what changed meanwhile is seen when it runs)."""
+        """True when a delayed send of ``name`` from this process is still due, no later than
+        this one would be: it will do this one's work too (what changed meanwhile is seen when
+        it runs). A quicker one is sent, not held behind a slower one."""
         with self._lock:
             now = time.monotonic()
-            if now < self._due_at.get(name, 0.0):
+            due = [at for at in self._due_at.get(name, []) if at > now]
+            if any(at <= now + countdown for at in due):
+                self._due_at[name] = due
                 return True
-            self._due_at[name] = now + countdown
+            self._due_at[name] = [*due, now + countdown]
             return False
 
     def _coalesced(self, name: TaskName, window: float) -> bool:

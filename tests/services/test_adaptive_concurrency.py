@@ -3,6 +3,7 @@ active adds throughput, steps back when one more does not, and says so to the jo
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from orchestrator.db.tables import LinkConcurrencyRow
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.admission import admission_round
 from orchestrator.services.conveyor.control import cancel_job
+from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.jobs import get_job
 from orchestrator.services.views.metrics.collector import database_families
 from orchestrator.services.views.metrics.history import read_history
@@ -112,3 +114,31 @@ def state_of(stack: Stack, job_id: str) -> tuple[str, str | None]:
     with stack.ctx.sessions() as session:
         row = get_job(session, job_id)
         return row.state, row.waiting_reason
+
+
+def test_a_lowered_max_per_link_caps_a_limit_the_link_reached_before(stack: Stack) -> None:
+    """ORCH_MAX_PER_LINK is the ceiling of the adaptive limit: lowered (a restart), it holds at
+    once, not from the link's next decision, an interval or more later."""
+    with stack.ctx.sessions() as session:
+        session.add(
+            LinkConcurrencyRow(
+                source_node_id=stack.a_id,
+                destination_node_id=stack.b_id,
+                active_limit=4,
+                reason="raised from 3: trying one more",
+                decided_at=stack.ctx.now(),
+            )
+        )
+        session.commit()
+    write_tree(stack.root_a, {f"cap{n}/f.bin": b"x" for n in range(3)})
+    jobs = [stack.new_job(f"cap{n}") for n in range(3)]
+    lowered = dataclasses.replace(
+        stack.ctx, settings=stack.ctx.settings.model_copy(update={"max_per_link": 1})
+    )
+    (admitted,) = dispatch(lowered).admitted
+    (waiting, _) = [job for job in jobs if job != admitted]
+    with stack.ctx.sessions() as session:
+        assert get_job(session, waiting).waiting_reason == (
+            "link node-a → node-b at its current limit 1 (ORCH_MAX_PER_LINK; adaptive "
+            "concurrency had reached 4: raised from 3: trying one more)"
+        )

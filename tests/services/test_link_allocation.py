@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import itertools
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from orchestrator.db.tables import JobEventRow
-from orchestrator.domain.states import JobState
+from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow
+from orchestrator.domain.maintenance import MaintenanceSpec
+from orchestrator.domain.states import SETTLED, JobState
+from orchestrator.services.conveyor.control import change_rate, pause_job, resume_job
 from orchestrator.services.conveyor.linkbudgets import clear_budget, list_budgets, set_budget
+from orchestrator.services.conveyor.maintenance import maintenance_tick
 from orchestrator.services.events import events_of
+from orchestrator.services.nodes.maintenance import add_window, remove_window
 from orchestrator.services.views.jobs import show_job
 from tests.services.conftest import Stack
 from tests.support.sim import read_tree, write_tree
-from tests.support.stack import settle
+from tests.support.stack import job_states, settle
 
 INTERVAL = 0.5
 LINK_KBPS = 8_000  # 1 MB/s
@@ -130,3 +135,119 @@ def test_a_removed_budget_gives_back_the_jobs_own_rate(stack: Stack) -> None:
         "the link's budget was removed: back to its own 4.00 Mbps",
     ]
     assert read_tree(stack.root_b / "in-own") == {"own/o.bin": data}
+
+
+def test_a_transfer_the_allocator_paused_stays_paused_through_maintenance(
+    stack: Stack, limited_link: None
+) -> None:
+    """The maintenance tick leaves a paused transfer alone: the allocator must not resume it
+    while a window holds the link, even when the work that took its share is held too."""
+    bulk_bytes, urgent_bytes = os.urandom(1_500_000), os.urandom(2_500_000)
+    bulk, urgent = bulk_then_urgent(stack, bulk_bytes, urgent_bytes, due_in=2.7)
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[bulk] == JobState.PAUSED)
+    start = stack.ctx.now() - timedelta(minutes=1)
+    spec = MaintenanceSpec(start=start, end=start + timedelta(hours=1), reason="kernel upgrade")
+    window = add_window(stack.ctx, "node-b", spec)
+    assert maintenance_tick(stack.ctx).paused == [urgent]
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[urgent] == JobState.PAUSED)
+    # Each transfer hears from the allocator at most once per interval: give it three.
+    held_since = stack.ctx.now()
+    settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda _: stack.ctx.now() - held_since > timedelta(seconds=3 * INTERVAL),
+    )
+    said = [e.message for e in allocation_events(stack, bulk)]
+    assert not [m for m in said if m.startswith("resumed")], said
+    assert job_states(stack.ctx)[bulk] == JobState.PAUSED
+    # The window over, maintenance resumes its hold and the allocator its pause.
+    remove_window(stack.ctx, "node-b", window.id)
+    maintenance_tick(stack.ctx)
+    states = settle(stack.ctx, stack.tasks, [stack.a_id], timeout=30)
+    assert states == {bulk: JobState.COMPLETED, urgent: JobState.COMPLETED}
+    assert read_tree(stack.root_b / "in-bulk") == {"bulk/b.bin": bulk_bytes}
+    assert read_tree(stack.root_b / "in-urgent") == {"urgent/u.bin": urgent_bytes}
+
+
+def test_a_persons_faster_rate_is_brought_back_within_the_links_budget(
+    stack: Stack, limited_link: None
+) -> None:
+    """A job's own rate is a cap under a budget: raised by a person above its share, the
+    allocator sends the share again (it compared its shares with the rate it last sent)."""
+    data = os.urandom(2_000_000)
+    write_tree(stack.root_a, {"fast/f.bin": data})
+    job = stack.new_job("fast")
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, job))
+    change_rate(stack.ctx, job, target_rate_kbps=2 * LINK_KBPS)
+    changed_at = stack.ctx.now()
+
+    with stack.ctx.sessions() as session:
+        remote_id = session.scalar(select(AttemptRow.remote_id).where(AttemptRow.job_id == job))
+
+    def node_rate() -> int:
+        (transfer,) = [t for t in stack.admin_a.transfers() if t["id"] == remote_id]
+        return int(transfer["start_spec"]["target_rate_kbps"])
+
+    assert node_rate() == 2 * LINK_KBPS
+    states = settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda s: s[job] == JobState.COMPLETED or node_rate() <= LINK_KBPS,
+    )
+    assert node_rate() == LINK_KBPS, states
+    again = [e.message for e in allocation_events(stack, job) if e.at >= changed_at]
+    assert again == ["rate set to 8.00 Mbps of the link's 8.00 Mbps: its share at priority 0"]
+    assert settle(stack.ctx, stack.tasks, [stack.a_id]) == {job: JobState.COMPLETED}
+    assert read_tree(stack.root_b / "in-fast") == {"fast/f.bin": data}
+
+
+def test_a_persons_pause_after_the_allocators_stays_until_a_person_resumes(
+    stack: Stack, limited_link: None
+) -> None:
+    """The allocator pauses a transfer; before a poll shows it paused a person pauses the job
+    too. It is the person's pause now: the allocator must not resume it when a share frees."""
+    bulk_bytes, urgent_bytes = os.urandom(1_000_000), os.urandom(2_000_000)
+    bulk, urgent = bulk_then_urgent(stack, bulk_bytes, urgent_bytes, due_in=2.2)
+    settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda _: allocation_events(stack, bulk)[-1].message.startswith("paused"),
+    )
+    assert job_states(stack.ctx)[bulk] == JobState.RUNNING  # the next poll shows it paused
+    pause_job(stack.ctx, bulk)
+    states = settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[urgent] in SETTLED)
+    assert states[urgent] == JobState.COMPLETED
+    settle(
+        stack.ctx,
+        stack.tasks,
+        [stack.a_id],
+        until=lambda s: stack.ctx.now() - finished_at(stack, urgent) > timedelta(seconds=INTERVAL),
+    )
+    said = [e.message for e in allocation_events(stack, bulk)]
+    assert not [m for m in said if m.startswith("resumed")], said
+    assert job_states(stack.ctx)[bulk] == JobState.PAUSED
+    resume_job(stack.ctx, bulk)
+    assert settle(stack.ctx, stack.tasks, [stack.a_id])[bulk] == JobState.COMPLETED
+    assert read_tree(stack.root_b / "in-bulk") == {"bulk/b.bin": bulk_bytes}
+
+
+def finished_at(stack: Stack, job_id: str) -> datetime:
+    with stack.ctx.sessions() as session:
+        at = session.scalar(select(JobRow.finished_at).where(JobRow.id == job_id))
+    assert at is not None
+    return at
+
+
+def bulk_then_urgent(
+    stack: Stack, bulk_bytes: bytes, urgent_bytes: bytes, *, due_in: float
+) -> tuple[str, str]:
+    """A bulk job running at its share, then a higher-priority one due in ``due_in`` seconds
+    that needs the whole link (the allocator pauses the bulk one after the next poll)."""
+    write_tree(stack.root_a, {"bulk/b.bin": bulk_bytes, "urgent/u.bin": urgent_bytes})
+    bulk = stack.new_job("bulk", priority=0)
+    settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, bulk))
+    deadline = (stack.ctx.now() + timedelta(seconds=due_in)).isoformat()
+    return bulk, stack.new_job("urgent", priority=50, deadline=deadline)

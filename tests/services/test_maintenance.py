@@ -14,12 +14,13 @@ from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.maintenance import maintenance_tick
+from orchestrator.services.conveyor.polling import poll_node
 from orchestrator.services.events import events_of
 from orchestrator.services.nodes.maintenance import add_window, remove_window, windows_of
 from orchestrator.services.views.jobs import attempts_of
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
-from tests.support.sim import read_tree, write_tree
+from tests.support.sim import read_tree, wait_for, write_tree
 from tests.support.stack import job_states, run_tasks, settle
 
 
@@ -178,3 +179,30 @@ def test_a_transfer_the_node_cannot_resume_gets_a_new_attempt(stack: Stack) -> N
     assert len(restarted) == 1
     assert "the node could not resume the transfer" in restarted[0]
     assert stack.admin_b.counters()["requests"]["POST /files/upload_setup"] == 2
+
+
+def test_a_transfer_that_ended_is_not_paused_while_its_job_waits_for_its_files(
+    stack: Stack,
+) -> None:
+    """A job whose checksums are read stays running after its transfer completed, until its
+    files are stored (a node in maintenance may not answer that read): the tick must not
+    pause, nor later resume or restart, a transfer that already ended."""
+    data = os.urandom(100_000)
+    write_tree(stack.root_a, {"done/d.bin": data})
+    job_id = stack.new_job("done", options={"file_checksum": "sha256"})
+    run_tasks(stack.ctx, stack.tasks)
+
+    def ended() -> bool:
+        poll_node(stack.ctx, stack.a_id, owner="test-poller")
+        with stack.ctx.sessions() as session:
+            return all(a.ended_at is not None for a in attempts_of(session, job_id))
+
+    wait_for(ended)
+    # Its files are still to be read: the job is where the poll found it (submitted or running).
+    assert job_states(stack.ctx)[job_id] in (JobState.SUBMITTED, JobState.RUNNING)
+    add_window(stack.ctx, "node-b", one_off(stack.ctx.now() - timedelta(minutes=1)))
+
+    assert maintenance_tick(stack.ctx).paused == []
+    assert messages(stack.ctx, job_id, "maintenance") == []
+    assert settle(stack.ctx, stack.tasks, [stack.a_id]) == {job_id: JobState.COMPLETED}
+    assert read_tree(stack.root_b / "in-done") == {"done/d.bin": data}

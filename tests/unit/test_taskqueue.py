@@ -71,6 +71,19 @@ def test_delayed_dispatch_wake_ups_gather_into_the_one_still_to_come() -> None:
     wait_until(sent_again_once_due)
 
 
+def test_a_quicker_delayed_wake_up_is_not_held_behind_a_slower_one() -> None:
+    # A poll that saw long transfers end gathers for 2 s; one that then sees a 1 s transfer end
+    # asks for 0.1 s: waiting for the pending 2 s one would idle its slot twenty times longer.
+    app = FakeApp()
+    enqueue = Enqueuer(app)  # type: ignore[arg-type]
+
+    enqueue(TaskName.DISPATCH, countdown=2.0)
+    enqueue(TaskName.DISPATCH, countdown=0.1)
+    enqueue(TaskName.DISPATCH, countdown=1.0)  # the 0.1 s one comes first: it does this one's work
+
+    assert app.options == [{"countdown": 2.0}, {"countdown": 0.1}]
+
+
 def test_tasks_with_arguments_are_never_coalesced() -> None:
     app = FakeApp()
     enqueue = Enqueuer(app)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from orchestrator.domain.states import POSTED, AttemptState, JobState
 from orchestrator.errors import NodeError
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.events import record
+from orchestrator.services.nodes.maintenance import calendar
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def rebalance(ctx: ServiceContext, node_id: int) -> Rebalance:
             )
         }
     rows = _open_transfers(ctx, node_id, set(budgets))
-    steps, notes = _plan(ctx, node_id, budgets, rows, now)
+    held = _in_maintenance(ctx, now) if any(a.policy_paused for _, a in rows) else set()
+    steps, notes = _plan(ctx, node_id, budgets, rows, now, held)
     done.links = len({(j.source_node_id, j.destination_node_id) for j, _ in rows})
     # A pause is ours before it is sent: a crash after the PUT must not leave a paused
     # transfer that looks paused by a person (nobody would resume it). Marked and not sent,
@@ -105,6 +107,14 @@ def rebalance(ctx: ServiceContext, node_id: int) -> Rebalance:
     if applied or notes:
         _write(ctx, applied, notes, now)
     return done
+
+
+def _in_maintenance(ctx: ServiceContext, now: datetime) -> set[int]:
+    """Nodes in maintenance now, or by the next maintenance tick (which pauses that early:
+    ticks come every half poll interval). Read only when the allocator has a pause to keep."""
+    ahead = now + timedelta(seconds=ctx.settings.poll_interval / 2)
+    with ctx.sessions() as session:
+        return set(calendar(session, now).current) | set(calendar(session, ahead).current)
 
 
 def _open_transfers(
@@ -161,8 +171,13 @@ def _plan(
     budgets: dict[Link, int],
     rows: list[tuple[JobRow, AttemptRow]],
     now: datetime,
+    in_maintenance: set[int],
 ) -> tuple[list[Step], dict[str, str | None]]:
-    """The node calls to make and each job's new note (None: clear it)."""
+    """The node calls to make and each job's new note (None: clear it).
+
+    The maintenance tick pauses only running transfers: one the allocator paused is not
+    resumed while a window holds either of its nodes (it is, by a later allocation, after).
+    """
     steps: list[Step] = []
     notes: dict[str, str | None] = {}
     interval = timedelta(seconds=ctx.settings.poll_interval)
@@ -191,7 +206,8 @@ def _plan(
                 step = _step(job, attempt, share)
                 if step is None and job.allocation_note != share.why:
                     notes[job.id] = share.why  # as it is (within a few percent)
-            if step is not None:
+            held = {job.source_node_id, job.destination_node_id} & in_maintenance
+            if step is not None and not (step.resume and held):
                 steps.append(step)
     return steps, notes
 

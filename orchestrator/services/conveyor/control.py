@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain import units
@@ -134,6 +134,9 @@ def pause_job(ctx: ServiceContext, job_id: str) -> None:
     job, remote_id = _on_node(ctx, job_id, {JobState.SUBMITTED, JobState.RUNNING}, "paused")
     ctx.clients.get(runner_id(job)).pause_transfer(remote_id)
     poll_soon(ctx, runner_id(job))
+    # A link budget may have paused it already (a poll has not shown it yet): the pause is
+    # the person's now, and only a person resumes it (the allocator leaves it out).
+    _tell_allocator(ctx, job_id, remote_id, AttemptRow.policy_paused.is_(True), policy_paused=False)
     _note(ctx, job_id, "pause requested")
 
 
@@ -146,19 +149,10 @@ def resume_job(ctx: ServiceContext, job_id: str) -> None:
     job, remote_id = _on_node(ctx, job_id, {JobState.PAUSED}, "resumed")
     ctx.clients.get(runner_id(job)).resume_transfer(remote_id)
     poll_soon(ctx, runner_id(job))
-    with ctx.sessions() as session:
-        # A person's resume of what a link budget paused: the allocator shares the link again
-        # from the next interval (and says so if it must pause the job once more).
-        session.execute(
-            update(AttemptRow)
-            .where(
-                AttemptRow.job_id == job_id,
-                AttemptRow.remote_id == remote_id,
-                AttemptRow.policy_paused.is_(True),
-            )
-            .values(policy_paused=False, allocated_at=ctx.now())
-        )
-        session.commit()
+    # A person's resume of what a link budget paused: the allocator shares the link again
+    # from the next interval (and says so if it must pause the job once more).
+    paused = AttemptRow.policy_paused.is_(True)
+    _tell_allocator(ctx, job_id, remote_id, paused, policy_paused=False, allocated_at=ctx.now())
     _note(ctx, job_id, "resume requested")
 
 
@@ -202,7 +196,25 @@ def change_rate(
             ctx.clients.get(runner_id(job)).modify_transfer(
                 remote_id, target_rate_kbps=target_rate_kbps, min_rate_kbps=min_rate_kbps
             )
+            # A person's rate replaces the allocator's share on the node: the allocator sends
+            # the share again after the next poll (the job's own rate is a cap there), rather
+            # than leave it above its share until the share moves. One it paused keeps its mark.
+            shared = (AttemptRow.allocated_at.is_not(None), AttemptRow.policy_paused.is_(False))
+            _tell_allocator(ctx, job_id, remote_id, *shared, allocated_kbps=None, allocated_at=None)
             poll_soon(ctx, runner_id(job))  # its expected end moved
+
+
+def _tell_allocator(
+    ctx: ServiceContext, job_id: str, remote_id: str, *when: ColumnElement[bool], **values: object
+) -> None:
+    """Change the link allocator's marks on the job's transfer, where ``when`` holds."""
+    with ctx.sessions() as session:
+        session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.job_id == job_id, AttemptRow.remote_id == remote_id, *when)
+            .values(**values)
+        )
+        session.commit()
 
 
 def change_priority(ctx: ServiceContext, job_id: str, priority: int) -> None:

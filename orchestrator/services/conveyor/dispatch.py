@@ -187,6 +187,12 @@ def _link_reason(
             f"link {src.name} → {dst.name} at its starting limit {starting_limit(ctx)} "
             "(adaptive concurrency has not measured it yet)"
         )
+    ceiling = ctx.settings.max_per_link
+    if row.active_limit > ceiling:
+        return (
+            f"link {src.name} → {dst.name} at its current limit {ceiling} (ORCH_MAX_PER_LINK; "
+            f"adaptive concurrency had reached {row.active_limit}: {row.reason})"
+        )
     return f"link {src.name} → {dst.name} at its current limit {row.active_limit} ({row.reason})"
 
 
@@ -259,7 +265,10 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             link_limit = ctx.settings.max_per_link
             if ctx.settings.adaptive_concurrency:
                 row = adaptive.get(link)
-                link_limit = starting_limit(ctx) if row is None else row.active_limit
+                # ORCH_MAX_PER_LINK is its ceiling, at once (lowered: before the next decision).
+                link_limit = (
+                    starting_limit(ctx) if row is None else min(row.active_limit, link_limit)
+                )
             writes = written_paths(job.destination_path, _sources(job.source_paths))
             reason = None
             if not src.enabled:

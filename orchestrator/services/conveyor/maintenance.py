@@ -101,6 +101,9 @@ def _pause_running(
                 JobRow.source_node_id.in_(nodes) | JobRow.destination_node_id.in_(nodes),
                 JobRow.id.not_in(held),
                 AttemptRow.remote_id.is_not(None),
+                # Ended, its job waits for its files (checksums): nothing on the node to pause,
+                # and a resume the node refused after the window would start it again.
+                AttemptRow.ended_at.is_(None),
             )
         ).all()
     runners: set[int] = set()

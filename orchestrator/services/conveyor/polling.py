@@ -376,12 +376,7 @@ def _confirm(
     if checked.error:
         summary.error = checked.error
     for attempt, moved in checked.moved:
-        _note_move(summary, attempt, moved)
-        summary.moved[moved.value] = summary.moved.get(moved.value, 0) + 1
-        if moved is JobState.COMPLETED:
-            summary.completed += 1
-        elif moved in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.RETRY_WAIT):
-            summary.failed += 1
+        _count_move(summary, attempt, moved)
 
 
 def _release_lease(
