@@ -1,11 +1,12 @@
 """Live rate allocation: after each poll of a node, the links with a budget whose transfers
 it runs are shared again (``domain.linkshare``) and the shares sent with PUT /ops/transfers.
 
-It runs inside the poll, under the node's poll lease, so it never runs twice at once for the
-transfers of one node. Every transfer of the link counts in the sharing (a pull on the same
-link is run by the other node, which applies its own part of the same sharing after its
-poll). A transfer hears from it at most once per poll interval, and only when its share moves
-by more than a few percent, goes to nothing (paused) or comes back (resumed). A rate is sent
+It runs inside the poll, under the node's poll lease (renewed just before it, after the
+poll's by-id checks), so it never runs twice at once for the transfers of one node. Every
+transfer of the link counts in the sharing (a pull on the same link is run by the other node,
+which applies its own part of the same sharing after its poll). A transfer hears from it at
+most once per poll interval, and only when its share moves by more than a few percent, goes
+to nothing (paused) or comes back (resumed). A rate is sent
 first and written after, so a crash between the two repeats a PUT, which is harmless, and
 never records a rate the node did not get; a pause is marked as the allocator's before it is
 sent, so a transfer paused by a crash's last PUT is still the allocator's to resume.

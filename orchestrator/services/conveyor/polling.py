@@ -116,8 +116,9 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.error = str(exc)
     else:
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
-    if not summary.skipped and not summary.error:
-        # Still under the node's lease: one allocation at a time for the transfers it runs.
+    if not summary.skipped and not summary.error and _renew_lease(ctx, node_id, owner):
+        # Under the node's lease, renewed after the by-id checks (which may have been slow):
+        # one allocation at a time for the transfers it runs.
         summary.rates_sent = allocation.rebalance(ctx, node_id).sent
     summary.next_in = _release_lease(
         ctx,
@@ -188,6 +189,14 @@ def _take_lease(
         ).one()
         session.commit()
         return True, token, since
+
+
+def _renew_lease(ctx: ServiceContext, node_id: int, owner: str) -> bool:
+    """Extend this poller's lease on the node for one more lease time; False if it was lost."""
+    with ctx.sessions() as session:
+        held = _still_holding(session, node_id, owner, ctx.now(), ctx.settings.poll_lease_seconds)
+        session.commit()
+    return held
 
 
 def _still_holding(session: Session, node_id: int, owner: str, now: datetime, ttl: float) -> bool:
