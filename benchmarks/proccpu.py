@@ -25,15 +25,15 @@ def _stat(pid: str) -> tuple[int, float] | None:
     return int(fields[2]), (int(fields[11]) + int(fields[12])) / TICK
 
 
-def _postgres_database(pid: str) -> str | None:
-    """The database a PostgreSQL backend serves ("postgres: user db host ..."), else None."""
+def _serves(pid: str, database: str) -> bool:
+    """True for a PostgreSQL backend of ``database`` ("postgres: [cluster:] user db host …")."""
     try:
         if not Path(f"/proc/{pid}/comm").read_text().startswith("postgres"):
-            return None
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+            return False
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
-        return None
-    return title[2].decode() if len(title) > 3 and title[0] == b"postgres:" else None
+        return False
+    return title.startswith("postgres:") and f" {database} " in title
 
 
 class CpuMeter:
@@ -77,7 +77,7 @@ class CpuMeter:
                 continue
             pgid, seconds = stat
             role = self._role_of_group.get(pgid)
-            if role is None and self._database and _postgres_database(entry) == self._database:
+            if role is None and self._database and _serves(entry, self._database):
                 role = "postgres"
             if role is None:
                 continue
