@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
-from orchestrator.domain.pacing import OpenTransfer, Pace, next_poll_in
+from orchestrator.domain.pacing import OpenTransfer, Pace, gathered_end, next_poll_in
 from orchestrator.domain.states import MAY_HOLD_TRANSFER
 from orchestrator.services.context import ServiceContext
 from orchestrator.settings import Settings
@@ -198,4 +198,40 @@ def poll_soon(ctx: ServiceContext, node_id: int) -> None:
             )
             .values(next_poll_at=now)
         )
+        session.commit()
+
+
+def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
+    """Transfers just posted, by node: seconds until each should end (its size at the rate the
+    job asked for). Their node is read then, not one base interval after its last poll, and
+    never sooner than the floor after that poll; a transfer slower than asked is seen running
+    by that poll and planned from the node's own rate from then on."""
+    if ctx.settings.poll_mode != "adaptive" or not ends:
+        return
+    now = ctx.now()
+    floor = pace_of(ctx.settings).floor
+    with ctx.sessions() as session:
+        cursors = session.execute(
+            select(NodeCursorRow.node_id, NodeCursorRow.last_poll_at).where(
+                NodeCursorRow.node_id.in_(list(ends))
+            )
+        ).all()
+        for node_id, last_poll in cursors:
+            end = gathered_end(ends[node_id], floor)
+            if end is None:
+                continue
+            wanted = now + timedelta(seconds=max(0.0, end))
+            if last_poll is not None:
+                wanted = max(wanted, last_poll + timedelta(seconds=floor))
+            session.execute(
+                update(NodeCursorRow)
+                .where(
+                    NodeCursorRow.node_id == node_id,
+                    or_(
+                        NodeCursorRow.next_poll_at.is_(None),
+                        NodeCursorRow.next_poll_at > wanted,
+                    ),
+                )
+                .values(next_poll_at=wanted)
+            )
         session.commit()

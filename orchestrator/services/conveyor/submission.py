@@ -50,7 +50,7 @@ from orchestrator.errors import (
 from orchestrator.logsetup import log_context
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor import existing, modes
+from orchestrator.services.conveyor import existing, modes, pacing
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, retry_delay
 from orchestrator.services.conveyor.refusals import disable_refusing_node
 from orchestrator.services.conveyor.sourcecheck import Verdict, check_sources
@@ -395,6 +395,7 @@ def _check_sources(
             continue
         if verdict is not None and verdict.bytes_expected is not None:
             sized[work.job.id] = verdict
+            set_committed_value(work.job, "bytes_expected", verdict.bytes_expected)
         kept.append(work)
     if sized:
         _record_sizes(ctx, sized)
@@ -507,7 +508,20 @@ def _grant_and_post(
             outcomes.append(outcome)
     outcomes.extend(_record_all_posted(ctx, posted))
     lease.pending.difference_update(p.work.job.id for p in posted)
+    pacing.expect_ends(ctx, _expected_ends(posted))
     return outcomes
+
+
+def _expected_ends(posted: list[_Posted]) -> dict[int, list[float]]:
+    """Seconds until each posted transfer should end, by the node that runs it: its size at
+    the rate its job asked for (a job without either is left to the node's feed)."""
+    ends: dict[int, list[float]] = {}
+    for p in posted:
+        size = p.work.job.bytes_expected
+        rate = (p.work.job.options or {}).get("target_rate_kbps")
+        if size is not None and isinstance(rate, int | float) and rate > 0:
+            ends.setdefault(p.work.runner.id, []).append(size * 8 / (rate * 1000))
+    return ends
 
 
 @dataclass(frozen=True)
