@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow
 from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor import pacing
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.polling import poll_node, send_due_polls, send_polls
 from orchestrator.services.conveyor.submission import Outcome, submit
@@ -172,6 +173,22 @@ def test_posted_transfers_plan_their_node_from_their_size_and_the_rate_asked(
     # One that should end at once is read at the floor after the last poll, not sooner.
     submitted(stack, 1_000, options={"target_rate_kbps": 1_000_000})
     assert next_poll_in(stack) == pytest.approx(0.5)
+
+
+def test_a_plan_made_before_the_feed_saw_a_posted_transfer_keeps_its_asked_end(
+    stack: Stack, clock: Clock
+) -> None:
+    # A poll that ends while a group is recorded plans the node again: the transfers it did
+    # not see yet are expected at their asked rate, not one base interval later.
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    clock.at(0.2)
+    submitted(stack, 125_000, options={"target_rate_kbps": 1000})
+    clock.at(0.3)
+
+    planned = pacing.plan_next_poll(stack.ctx, stack.a_id, failed=False)
+
+    assert planned is not None
+    assert (planned - T0).total_seconds() == pytest.approx(1.2)
 
 
 def test_posted_transfers_without_a_rate_leave_the_plan_to_the_feed(

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.pacing import OpenTransfer, Pace, gathered_end, next_poll_in
-from orchestrator.domain.states import MAY_HOLD_TRANSFER
+from orchestrator.domain.states import MAY_HOLD_TRANSFER, AttemptState
 from orchestrator.services.context import ServiceContext
 from orchestrator.settings import Settings
 
@@ -65,7 +66,10 @@ def plan_next_poll(
                 AttemptRow.rate_kbps,
                 AttemptRow.last_seen_at,
                 AttemptRow.check_after,
+                AttemptRow.submitted_at,
                 JobRow.cancel_requested,
+                JobRow.bytes_expected.label("job_bytes"),
+                JobRow.options,
             )
             .join(JobRow, JobRow.id == AttemptRow.job_id)
             .where(
@@ -85,9 +89,18 @@ def plan_next_poll(
             if fresh is None
             else fresh
         )
+        status = row.status
+        if (
+            fresh is None
+            and row.last_seen_at is None
+            and (asked := _asked(row.submitted_at, row.job_bytes, row.options)) is not None
+        ):
+            # Posted, not in the feed yet: planned as expect_ends planned it (an end already
+            # past is unknown again, so one base interval, as before).
+            status, counters = AttemptState.RUNNING, asked
         transfers.append(
             OpenTransfer(
-                status=row.status,
+                status=status,
                 bytes_transferred=counters.bytes_transferred,
                 bytes_expected=counters.bytes_expected,
                 rate_kbps=counters.rate_kbps,
@@ -97,6 +110,19 @@ def plan_next_poll(
             )
         )
     return now + timedelta(seconds=next_poll_in(transfers, pace))
+
+
+def _asked(
+    submitted_at: datetime | None, size: int | None, options: dict[str, Any] | None
+) -> Seen | None:
+    """A posted transfer's counters from its job: none moved yet, the size the source check
+    found, the rate the job asked for; None when either is unknown."""
+    rate = (options or {}).get("target_rate_kbps")
+    if submitted_at is None or size is None:
+        return None
+    if not isinstance(rate, int | float) or rate <= 0:
+        return None
+    return Seen(0, size, float(rate), submitted_at)
 
 
 def claim_due(ctx: ServiceContext) -> list[tuple[int, str]]:
