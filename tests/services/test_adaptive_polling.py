@@ -189,6 +189,10 @@ def test_a_plan_made_before_the_feed_saw_a_posted_transfer_keeps_its_asked_end(
 
     assert planned is not None
     assert (planned - T0).total_seconds() == pytest.approx(1.2)
+    clock.at(1.5)  # it should have ended: read at the floor, not one interval later
+    planned = pacing.plan_next_poll(stack.ctx, stack.a_id, failed=False)
+    assert planned is not None
+    assert (planned - T0).total_seconds() == pytest.approx(2.0)
 
 
 def test_posted_transfers_without_a_rate_leave_the_plan_to_the_feed(

@@ -93,10 +93,11 @@ def plan_next_poll(
         if (
             fresh is None
             and row.last_seen_at is None
-            and (asked := _asked(row.submitted_at, row.job_bytes, row.options)) is not None
+            and (asked := _asked(row.submitted_at, row.job_bytes, row.options, now)) is not None
         ):
-            # Posted, not in the feed yet: planned as expect_ends planned it (an end already
-            # past is unknown again, so one base interval, as before).
+            # Posted, not in the feed yet: planned as expect_ends planned it; one that should
+            # have ended already is read at the floor (the first poll that lists it, in any
+            # status, plans it from the node's own counters from then on).
             status, counters = AttemptState.RUNNING, asked
         transfers.append(
             OpenTransfer(
@@ -113,15 +114,18 @@ def plan_next_poll(
 
 
 def _asked(
-    submitted_at: datetime | None, size: int | None, options: dict[str, Any] | None
+    submitted_at: datetime | None, size: int | None, options: dict[str, Any] | None, now: datetime
 ) -> Seen | None:
     """A posted transfer's counters from its job: none moved yet, the size the source check
-    found, the rate the job asked for; None when either is unknown."""
+    found, the rate the job asked for, read no earlier than its expected end would allow (an
+    end already past is due now); None when either is unknown."""
     rate = (options or {}).get("target_rate_kbps")
     if submitted_at is None or size is None:
         return None
     if not isinstance(rate, int | float) or rate <= 0:
         return None
+    if submitted_at + timedelta(seconds=size * 8 / (rate * 1000)) <= now:
+        return Seen(size, size, float(rate), now)  # nothing left: due now
     return Seen(0, size, float(rate), submitted_at)
 
 
