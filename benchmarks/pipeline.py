@@ -14,6 +14,11 @@ node agent follows a transfer. Prints one table, each mode beside the first.
 
 With --compare-with REV the same runs are made first on a temporary worktree of REV (its
 workers and services, this script), and each mode's two runs stand side by side.
+
+The table ends with the CPU each process spent per completed job, read from /proc: the
+workers (with their pool processes), beat, redis-server, the run's PostgreSQL backends (with
+--database-url, whose database is emptied at the start of each run), this script (which
+creates the jobs as the API would) and hstssim.
 """
 
 from __future__ import annotations
