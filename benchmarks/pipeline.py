@@ -14,6 +14,11 @@ node agent follows a transfer. Prints one table, each mode beside the first.
 
 With --compare-with REV the same runs are made first on a temporary worktree of REV (its
 workers and services, this script), and each mode's two runs stand side by side.
+
+The table ends with the CPU each process spent per completed job, read from /proc: the
+workers (with their pool processes), beat, redis-server, the run's PostgreSQL backends (with
+--database-url, whose database is emptied at the start of each run), this script (which
+creates the jobs as the API would) and hstssim.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import delete, func, make_url, select
 
 ROOT = Path(__file__).resolve().parent.parent
 if "--root" in sys.argv[:-1]:  # another revision's tree (--compare-with): import from it
@@ -47,8 +52,10 @@ if "--root" in sys.argv[:-1]:  # another revision's tree (--compare-with): impor
 sys.path.insert(0, str(ROOT))
 
 import revisions  # noqa: E402
+from proccpu import CpuMeter  # noqa: E402
 
 from orchestrator.crypto import secret_box  # noqa: E402
+from orchestrator.db.base import Base  # noqa: E402
 from orchestrator.db.engine import make_engine, make_session_factory  # noqa: E402
 from orchestrator.db.migrate import upgrade  # noqa: E402
 from orchestrator.db.tables import AttemptRow, JobRow  # noqa: E402
@@ -137,6 +144,18 @@ class Run:
     requests: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     peak_per_node: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per role
+
+    def cpu_ms_per_job(self, role: str | None = None) -> float:
+        """CPU milliseconds per completed job of one role (or of all but the simulator)."""
+        if not self.completed:
+            return float("nan")
+        seconds = (
+            self.cpu.get(role, 0.0)
+            if role
+            else sum(v for k, v in self.cpu.items() if k != "hstssim")
+        )
+        return 1000 * seconds / self.completed
 
     def per_transfer(self, endpoint: str | None = None) -> float:
         """Node API requests per completed transfer (one endpoint, or all)."""
@@ -181,6 +200,7 @@ class Bench:
             max_per_link=args.concurrency,
         )
         self.nodes: list[dict[str, Any]] = []
+        self.groups: dict[str, int] = {}  # role → process group, for the CPU meter
 
     def start_nodes(self, stack: Any) -> None:
         """hstssim with two nodes per pair, in its own process."""
@@ -198,6 +218,7 @@ class Bench:
                 log,
             )
         )
+        self.groups["hstssim"] = proc.pid
         deadline = time.monotonic() + 30
         while len(self.nodes) < 2 * self.args.pairs:
             if time.monotonic() > deadline or proc.poll() is not None:
@@ -226,6 +247,10 @@ class Bench:
         """Migrate the database, register the nodes, write one small file per job."""
         engine = make_engine(self.db_url)
         upgrade(engine)
+        with engine.begin() as conn:  # a server database is reused from run to run
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name != "service_locks":
+                    conn.execute(delete(table))
         sessions = make_session_factory(engine)
         box = secret_box(None, self.work / "data")
         ctx = ServiceContext(
@@ -275,13 +300,20 @@ class Bench:
         deadline = time.monotonic() + self.args.timeout
         while time.monotonic() < deadline:
             with ctx.sessions() as session:
-                states = Counter(session.scalars(select(JobRow.state)).all())
+                # Counted by the database: this watch's own CPU is measured too ("bench").
+                states = Counter(
+                    dict(
+                        session.execute(
+                            select(JobRow.state, func.count()).group_by(JobRow.state)
+                        ).all()
+                    )
+                )
             if (
                 sum(states[s] for s in TERMINAL_STATES) + states[JobState.NEEDS_ATTENTION]
                 >= self.args.jobs
             ):
                 break
-            time.sleep(0.2)
+            time.sleep(0.5)
         stop.set()
 
     def collect(self, ctx: ServiceContext, run: Run, started: float) -> None:
@@ -349,6 +381,10 @@ def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.E
         sweep(ctx)
 
 
+# Where the CPU goes: "bench" is this script (it creates the jobs, as the API would, and
+# watches the database); "postgres" the run's database backends (--database-url only).
+CPU_ROLES = ("submit worker", "poll worker", "beat", "redis-server", "postgres", "bench")
+
 MODE_NAMES = {
     "adaptive": "feed, adaptive polling",
     "fixed": "feed, fixed interval",
@@ -366,7 +402,7 @@ def run_once(args: argparse.Namespace, mode: str) -> Run:
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         work = Path(tmp)
         bench = Bench(args, work, mode)
-        stack.enter_context(
+        bench.groups["redis-server"] = stack.enter_context(
             process(
                 [
                     redis_binary(),
@@ -383,18 +419,18 @@ def run_once(args: argparse.Namespace, mode: str) -> Run:
                 ],
                 work / "redis.log",
             )
-        )
+        ).pid
         bench.start_nodes(stack)
         ctx = bench.prepare()
-        stack.enter_context(
+        bench.groups["submit worker"] = stack.enter_context(
             celery_worker("submit", "default,submit", args.workers, "WARNING", work, bench.env)
-        )
+        ).pid
         # Polls get their own worker, as in production, so submissions never delay them.
-        stack.enter_context(
+        bench.groups["poll worker"] = stack.enter_context(
             celery_worker("poll", "poll", 2, args.worker_log_level, work, bench.env)
-        )
+        ).pid
         if not baseline:
-            stack.enter_context(
+            bench.groups["beat"] = stack.enter_context(
                 process(
                     [
                         str(BIN / "celery"),
@@ -408,7 +444,7 @@ def run_once(args: argparse.Namespace, mode: str) -> Run:
                     work / "beat.log",
                     bench.env,
                 )
-            )
+            ).pid
         time.sleep(2)  # let the worker connect
         stop = threading.Event()
         tracker = None
@@ -417,9 +453,13 @@ def run_once(args: argparse.Namespace, mode: str) -> Run:
                 target=per_transfer_tracker, args=(ctx, args.poll_interval, stop), daemon=True
             )
             tracker.start()
+        database = make_url(bench.db_url).database if args.database_url else None
+        meter = CpuMeter(bench.groups, database)
+        meter.start()
         started = time.time()
         bench.submit_all(ctx)
         bench.wait(ctx, stop)
+        run.cpu = meter.stop()
         if tracker:
             tracker.join(10)
         bench.collect(ctx, run, started)
@@ -441,7 +481,11 @@ def table(runs: list[Run], args: argparse.Namespace) -> str:
     rows += [
         ("status latency p50 (s)", [r.latency(0.50) for r in runs], "{:.2f}"),
         ("status latency p95 (s)", [r.latency(0.95) for r in runs], "{:.2f}"),
+        ("CPU ms per job, all but hstssim", [r.cpu_ms_per_job() for r in runs], "{:.2f}"),
     ]
+    for role in CPU_ROLES:
+        rows.append((f"  {role}", [r.cpu_ms_per_job(role) for r in runs], "{:.2f}"))
+    rows.append(("CPU ms per job, hstssim", [r.cpu_ms_per_job("hstssim") for r in runs], "{:.2f}"))
     head = ["measure", *[r.name for r in runs]]
     head += [f"{runs[0].name} / {r.name}" for r in runs[1:]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -471,7 +515,10 @@ def main() -> None:
     parser.add_argument("--rate-kbps", type=int, default=100, help="per-transfer rate")
     parser.add_argument("--poll-interval", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=4, help="submit worker processes")
-    parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
+    parser.add_argument(
+        "--database-url",
+        help="default: a SQLite file in a temp dir; emptied at the start of each run",
+    )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument(
         "--modes",

@@ -12,9 +12,13 @@ from sqlalchemy import select
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow
 from orchestrator.domain.states import JobState
+from orchestrator.services.conveyor import pacing
+from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.polling import poll_node, send_due_polls, send_polls
+from orchestrator.services.conveyor.submission import Outcome, submit
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
+from tests.support.sim import write_tree
 
 T0 = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
 BASE = 2.0
@@ -143,3 +147,62 @@ def test_a_transfer_whose_end_is_unknown_is_polled_each_base_interval(
     clock.at(BASE)
     send_due_polls(stack.ctx)
     assert polls_sent(stack) == [stack.a_id]
+
+
+def submitted(stack: Stack, size: int, **spec: Any) -> str:
+    """A job of one file of ``size`` bytes, dispatched and posted to the real node."""
+    name = f"planned-{uuid.uuid4().hex[:8]}.bin"  # a file: the source check gives its size
+    write_tree(stack.root_a, {name: b"x" * size})
+    job_id = stack.new_job(name, **spec)
+    dispatch(stack.ctx)
+    (batch,) = [args for task, args in stack.tasks.take() if task == TaskName.SUBMIT]
+    report = submit(stack.ctx, *batch)
+    assert [o.outcome for o in report.outcomes] == [Outcome.SUBMITTED]
+    return job_id
+
+
+def test_posted_transfers_plan_their_node_from_their_size_and_the_rate_asked(
+    stack: Stack, clock: Clock
+) -> None:
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")  # last poll at T0, nothing open
+    clock.at(0.2)
+    # 125,000 bytes at 1,000 kbps: 1 s after the POST, not one base interval after the poll.
+    submitted(stack, 125_000, options={"target_rate_kbps": 1000})
+    assert next_poll_in(stack) == pytest.approx(1.2)
+
+    # One that should end at once is read at the floor after the last poll, not sooner.
+    submitted(stack, 1_000, options={"target_rate_kbps": 1_000_000})
+    assert next_poll_in(stack) == pytest.approx(0.5)
+
+
+def test_a_plan_made_before_the_feed_saw_a_posted_transfer_keeps_its_asked_end(
+    stack: Stack, clock: Clock
+) -> None:
+    # A poll that ends while a group is recorded plans the node again: the transfers it did
+    # not see yet are expected at their asked rate, not one base interval later.
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    clock.at(0.2)
+    submitted(stack, 125_000, options={"target_rate_kbps": 1000})
+    clock.at(0.3)
+
+    planned = pacing.plan_next_poll(stack.ctx, stack.a_id, failed=False)
+
+    assert planned is not None
+    assert (planned - T0).total_seconds() == pytest.approx(1.2)
+    clock.at(1.5)  # it should have ended: read at the floor, not one interval later
+    planned = pacing.plan_next_poll(stack.ctx, stack.a_id, failed=False)
+    assert planned is not None
+    assert (planned - T0).total_seconds() == pytest.approx(2.0)
+
+
+def test_posted_transfers_without_a_rate_leave_the_plan_to_the_feed(
+    stack: Stack, clock: Clock
+) -> None:
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    clock.at(0.2)
+    submitted(stack, 1_000)
+    with stack.ctx.sessions() as session:
+        planned = session.scalar(
+            select(NodeCursorRow.next_poll_at).where(NodeCursorRow.node_id == stack.a_id)
+        )
+    assert planned is None, "no rate asked: the fan-out brings the node forward, as before"

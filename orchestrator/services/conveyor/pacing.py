@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
-from orchestrator.domain.pacing import OpenTransfer, Pace, next_poll_in
-from orchestrator.domain.states import MAY_HOLD_TRANSFER
+from orchestrator.domain.pacing import OpenTransfer, Pace, gathered_end, next_poll_in
+from orchestrator.domain.states import MAY_HOLD_TRANSFER, AttemptState
 from orchestrator.services.context import ServiceContext
 from orchestrator.settings import Settings
 
@@ -65,7 +66,10 @@ def plan_next_poll(
                 AttemptRow.rate_kbps,
                 AttemptRow.last_seen_at,
                 AttemptRow.check_after,
+                AttemptRow.submitted_at,
                 JobRow.cancel_requested,
+                JobRow.bytes_expected.label("job_bytes"),
+                JobRow.options,
             )
             .join(JobRow, JobRow.id == AttemptRow.job_id)
             .where(
@@ -85,9 +89,19 @@ def plan_next_poll(
             if fresh is None
             else fresh
         )
+        status = row.status
+        if (
+            fresh is None
+            and row.last_seen_at is None
+            and (asked := _asked(row.submitted_at, row.job_bytes, row.options, now)) is not None
+        ):
+            # Posted, not in the feed yet: planned as expect_ends planned it; one that should
+            # have ended already is read at the floor (the first poll that lists it, in any
+            # status, plans it from the node's own counters from then on).
+            status, counters = AttemptState.RUNNING, asked
         transfers.append(
             OpenTransfer(
-                status=row.status,
+                status=status,
                 bytes_transferred=counters.bytes_transferred,
                 bytes_expected=counters.bytes_expected,
                 rate_kbps=counters.rate_kbps,
@@ -97,6 +111,22 @@ def plan_next_poll(
             )
         )
     return now + timedelta(seconds=next_poll_in(transfers, pace))
+
+
+def _asked(
+    submitted_at: datetime | None, size: int | None, options: dict[str, Any] | None, now: datetime
+) -> Seen | None:
+    """A posted transfer's counters from its job: none moved yet, the size the source check
+    found, the rate the job asked for, read no earlier than its expected end would allow (an
+    end already past is due now); None when either is unknown."""
+    rate = (options or {}).get("target_rate_kbps")
+    if submitted_at is None or size is None:
+        return None
+    if not isinstance(rate, int | float) or rate <= 0:
+        return None
+    if submitted_at + timedelta(seconds=size * 8 / (rate * 1000)) <= now:
+        return Seen(size, size, float(rate), now)  # nothing left: due now
+    return Seen(0, size, float(rate), submitted_at)
 
 
 def claim_due(ctx: ServiceContext) -> list[tuple[int, str]]:
@@ -198,4 +228,40 @@ def poll_soon(ctx: ServiceContext, node_id: int) -> None:
             )
             .values(next_poll_at=now)
         )
+        session.commit()
+
+
+def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
+    """Transfers just posted, by node: seconds until each should end (its size at the rate the
+    job asked for). Their node is read then, not one base interval after its last poll, and
+    never sooner than the floor after that poll; a transfer slower than asked is seen running
+    by that poll and planned from the node's own rate from then on."""
+    if ctx.settings.poll_mode != "adaptive" or not ends:
+        return
+    now = ctx.now()
+    floor = pace_of(ctx.settings).floor
+    with ctx.sessions() as session:
+        cursors = session.execute(
+            select(NodeCursorRow.node_id, NodeCursorRow.last_poll_at).where(
+                NodeCursorRow.node_id.in_(list(ends))
+            )
+        ).all()
+        for node_id, last_poll in cursors:
+            end = gathered_end(ends[node_id], floor)
+            if end is None:
+                continue
+            wanted = now + timedelta(seconds=max(0.0, end))
+            if last_poll is not None:
+                wanted = max(wanted, last_poll + timedelta(seconds=floor))
+            session.execute(
+                update(NodeCursorRow)
+                .where(
+                    NodeCursorRow.node_id == node_id,
+                    or_(
+                        NodeCursorRow.next_poll_at.is_(None),
+                        NodeCursorRow.next_poll_at > wanted,
+                    ),
+                )
+                .values(next_poll_at=wanted)
+            )
         session.commit()
