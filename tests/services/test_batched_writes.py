@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, select, update
 
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain.states import JobState
-from orchestrator.services.conveyor import submission
+from orchestrator.services.conveyor import finisher, submission
 from orchestrator.services.conveyor.completions import PageCompletions
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.polling import poll_node
@@ -198,3 +198,45 @@ def test_a_record_that_commits_while_a_page_is_applied_still_ends_its_jobs(
     assert summary.completed == JOBS, str(summary)
     states = job_states(stack.ctx)
     assert {states[job_id] for job_id in job_ids} == {JobState.COMPLETED}
+
+
+def test_a_record_that_commits_before_a_failures_move_still_ends_its_job(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same race on the one-job path (an end with an error: its own compare-and-set): the
+    # page read the jobs SUBMITTING, the record commits SUBMITTED first, and the attempts end
+    # with this page, so the move is tried again from the state the job is in now.
+    if stack.ctx.sessions.kw["bind"].dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer: the page holds it, the record waits for its commit")
+    stack.admin_a.settings(max_retries=0)
+    stack.admin_a.fault(
+        kind="fail_transfers", error_code=5, error_desc="permission denied", count=0
+    )
+    job_ids = list(admitted_batch(stack))
+
+    def record_later(*_args: object, **_kwargs: object) -> None:
+        raise SystemExit("the record has not run yet")
+
+    monkeypatch.setattr(submission, "_store_remote_ids", record_later)
+    with pytest.raises(SystemExit):
+        submit(stack.ctx, *job_ids)
+    monkeypatch.undo()
+    wait_for(lambda: ended(stack, job_ids) == ["failed"] * JOBS, timeout=30)
+    one_move = finisher.move
+
+    def record_commits_first(work: Any, job_id: str, *args: Any, **kwargs: Any) -> Any:
+        with stack.ctx.sessions() as other:
+            other.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(job_ids), JobRow.state == JobState.SUBMITTING)
+                .values(state=JobState.SUBMITTED)
+            )
+            other.commit()
+        return one_move(work, job_id, *args, **kwargs)
+
+    monkeypatch.setattr(finisher, "move", record_commits_first)
+    summary = poll_node(stack.ctx, stack.a_id, owner="test-poller")
+
+    assert summary.failed == JOBS, str(summary)
+    states = job_states(stack.ctx)
+    assert {states[job_id] for job_id in job_ids} == {JobState.FAILED}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain import units
 from orchestrator.domain.states import (
@@ -136,12 +138,41 @@ def apply_snapshot(
         ends.add(job, attempt, message)
         return None
     moved = move(work, job.id, current, target, message, at=now, values=values)
+    if moved is None:
+        moved = _again_from_now(work, job.id, attempt.number, current, target, message, now, values)
     if moved is not None:
         if target.is_terminal:
             note_end(work, job, attempt, target, now)
         work.session.expire(job)
         return target
     return None
+
+
+def _again_from_now(
+    work: UnitOfWork,
+    job_id: str,
+    attempt_number: int,
+    tried: JobState,
+    target: JobState,
+    message: str,
+    now: datetime,
+    values: dict[str, object],
+) -> JobState | None:
+    """The compare-and-set once more, from the state the job is in now.
+
+    A submit's record (SUBMITTING → SUBMITTED) that commits after this page read the job makes
+    the first one miss; the attempt has ended with this snapshot, so no later poll would move
+    the job. Only while the job still waits on this attempt and may make the move.
+    """
+    row = work.session.execute(
+        select(JobRow.state, JobRow.attempt_count).where(JobRow.id == job_id)
+    ).first()
+    if row is None or row.attempt_count != attempt_number:
+        return None
+    state = JobState(row.state)
+    if state == tried or state not in MAY_HOLD_TRANSFER or not can_move(state, target):
+        return None
+    return move(work, job_id, state, target, message, at=now, values=values)
 
 
 def progress_only(
