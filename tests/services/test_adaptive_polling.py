@@ -206,3 +206,24 @@ def test_posted_transfers_without_a_rate_leave_the_plan_to_the_feed(
             select(NodeCursorRow.next_poll_at).where(NodeCursorRow.node_id == stack.a_id)
         )
     assert planned is None, "no rate asked: the fan-out brings the node forward, as before"
+
+
+def test_a_poll_asked_for_while_one_runs_is_not_pushed_back_by_its_plan(
+    stack: Stack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A person pauses or resumes a transfer while the node's poll runs: poll_soon asks for the
+    # node now, and the tick leaves a node whose lease is held alone. The running poll's plan
+    # (the ceiling: nothing ends soon) must not replace that request.
+    open_transfer(stack, "running", bytes_transferred=0, bytes_expected=750_000, rate_kbps=100.0)
+    plan = pacing.plan_next_poll
+
+    def asked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        clock.at(0.1)
+        pacing.poll_soon(stack.ctx, stack.a_id)
+        send_due_polls(stack.ctx)
+        assert polls_sent(stack) == [], "a node whose lease is held is not claimed"
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(pacing, "plan_next_poll", asked_meanwhile)
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert next_poll_in(stack) == pytest.approx(0.1)  # due at the next tick, not at 3 * BASE

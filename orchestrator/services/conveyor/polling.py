@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from orchestrator.db.base import UtcDateTime
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.states import MAY_HOLD_TRANSFER, JobState
@@ -92,6 +94,7 @@ class PollSummary:
 def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     """Read the node's feed from the saved cursor until caught up; then the slow checks."""
     summary = PollSummary(node_id)
+    started = ctx.now()
     held, token, since = _take_lease(ctx, node_id, owner)
     if not held:
         summary.skipped = "another poller holds this node"
@@ -125,6 +128,7 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         node_id,
         owner,
         summary.error,
+        started=started,
         planned=not summary.skipped,
         seen=summary.seen_now,
         rerated=summary.rates_sent > 0,
@@ -397,6 +401,7 @@ def _release_lease(
     planned: bool = True,
     seen: dict[str, pacing.Seen] | None = None,
     rerated: bool = False,
+    started: datetime | None = None,
 ) -> float | None:
     """Let the node go; with adaptive polling, say when it is read next (seconds from now).
     After rate changes (``rerated``) within one base interval: the ends the plan predicts
@@ -406,12 +411,12 @@ def _release_lease(
         values["last_error"] = error[:2000]
     next_in = None
     if planned and ctx.settings.poll_mode == "adaptive":
-        now = ctx.now()
         at = pacing.plan_next_poll(ctx, node_id, failed=error is not None, seen=seen)
+        now = ctx.now()
         if rerated:
             soon = now + timedelta(seconds=ctx.settings.poll_interval)
             at = soon if at is None else min(at, soon)
-        values["next_poll_at"] = at
+        values["next_poll_at"] = at if started is None else _unless_asked(at, now, started, ctx)
         next_in = (at - now).total_seconds() if at else None
     with ctx.sessions() as session:
         session.execute(
@@ -421,6 +426,20 @@ def _release_lease(
         )
         session.commit()
     return next_in
+
+
+def _unless_asked(
+    at: datetime | None, now: datetime, started: datetime, ctx: ServiceContext
+) -> ColumnElement[Any]:
+    """The planned time, unless a poll was asked for while this one ran (``poll_soon`` after
+    a pause, a resume or a rate change; the tick does not claim a node whose lease is held,
+    and a claim made meanwhile sets a time more than one interval after this poll began):
+    then now, so the next tick reads the node."""
+    asked = or_(
+        NodeCursorRow.next_poll_at <= now,
+        NodeCursorRow.next_poll_at > started + timedelta(seconds=ctx.settings.poll_interval),
+    )
+    return case((asked, literal(now, UtcDateTime())), else_=literal(at, UtcDateTime()))
 
 
 def source_nodes_to_poll(ctx: ServiceContext) -> list[tuple[int, str]]:
