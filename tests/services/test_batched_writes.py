@@ -75,6 +75,37 @@ def admitted_batch(stack: Stack) -> dict[str, str]:
     return jobs
 
 
+def skip_on_sqlite(stack: Stack) -> None:
+    """The race needs two writers at once."""
+    if stack.ctx.sessions.kw["bind"].dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer: the page holds it, the record waits for its commit")
+
+
+def posted_not_recorded(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A batch whose transfers are posted and whose record has not run yet (still SUBMITTING)."""
+    job_ids = list(admitted_batch(stack))
+
+    def record_later(*_args: object, **_kwargs: object) -> None:
+        raise SystemExit("the record has not run yet")
+
+    monkeypatch.setattr(submission, "_store_remote_ids", record_later)
+    with pytest.raises(SystemExit):
+        submit(stack.ctx, *job_ids)
+    monkeypatch.undo()
+    return job_ids
+
+
+def record_commits(stack: Stack, job_ids: list[str]) -> None:
+    """The submit's record, as another transaction commits it: SUBMITTING → SUBMITTED."""
+    with stack.ctx.sessions() as other:
+        other.execute(
+            update(JobRow)
+            .where(JobRow.id.in_(job_ids), JobRow.state == JobState.SUBMITTING)
+            .values(state=JobState.SUBMITTED)
+        )
+        other.commit()
+
+
 def content(folder: str) -> bytes:
     """A file of its own size for each job."""
     return folder.encode() * (100 + int(folder.rsplit("-", 1)[1]))
@@ -170,26 +201,13 @@ def test_a_record_that_commits_while_a_page_is_applied_still_ends_its_jobs(
     # The page reads its jobs SUBMITTING; the submit's record (→ SUBMITTED) commits before the
     # page's compare-and-set. The attempts end with this page, so no later poll would move
     # the jobs: seen under load in benchmarks/pipeline.py, 74 of 3000 jobs left SUBMITTED.
-    if stack.ctx.sessions.kw["bind"].dialect.name == "sqlite":
-        pytest.skip("SQLite has one writer: the page holds it, the record waits for its commit")
-    job_ids = list(admitted_batch(stack))
-
-    def record_later(*_args: object, **_kwargs: object) -> None:
-        raise SystemExit("the record has not run yet")
-
-    monkeypatch.setattr(submission, "_store_remote_ids", record_later)
-    with pytest.raises(SystemExit):
-        submit(stack.ctx, *job_ids)
-    monkeypatch.undo()
+    skip_on_sqlite(stack)
+    job_ids = posted_not_recorded(stack, monkeypatch)
     wait_for(lambda: ended(stack, job_ids) == ["completed"] * JOBS, timeout=30)
     page_move = PageCompletions.move
 
     def record_commits_first(self: PageCompletions, work: Any, now: Any) -> Any:
-        with stack.ctx.sessions() as other:
-            other.execute(
-                update(JobRow).where(JobRow.id.in_(job_ids)).values(state=JobState.SUBMITTED)
-            )
-            other.commit()
+        record_commits(stack, job_ids)
         return page_move(self, work, now)
 
     monkeypatch.setattr(PageCompletions, "move", record_commits_first)
@@ -206,32 +224,17 @@ def test_a_record_that_commits_before_a_failures_move_still_ends_its_job(
     # The same race on the one-job path (an end with an error: its own compare-and-set): the
     # page read the jobs SUBMITTING, the record commits SUBMITTED first, and the attempts end
     # with this page, so the move is tried again from the state the job is in now.
-    if stack.ctx.sessions.kw["bind"].dialect.name == "sqlite":
-        pytest.skip("SQLite has one writer: the page holds it, the record waits for its commit")
+    skip_on_sqlite(stack)
     stack.admin_a.settings(max_retries=0)
     stack.admin_a.fault(
         kind="fail_transfers", error_code=5, error_desc="permission denied", count=0
     )
-    job_ids = list(admitted_batch(stack))
-
-    def record_later(*_args: object, **_kwargs: object) -> None:
-        raise SystemExit("the record has not run yet")
-
-    monkeypatch.setattr(submission, "_store_remote_ids", record_later)
-    with pytest.raises(SystemExit):
-        submit(stack.ctx, *job_ids)
-    monkeypatch.undo()
+    job_ids = posted_not_recorded(stack, monkeypatch)
     wait_for(lambda: ended(stack, job_ids) == ["failed"] * JOBS, timeout=30)
     one_move = finisher.move
 
     def record_commits_first(work: Any, job_id: str, *args: Any, **kwargs: Any) -> Any:
-        with stack.ctx.sessions() as other:
-            other.execute(
-                update(JobRow)
-                .where(JobRow.id.in_(job_ids), JobRow.state == JobState.SUBMITTING)
-                .values(state=JobState.SUBMITTED)
-            )
-            other.commit()
+        record_commits(stack, job_ids)
         return one_move(work, job_id, *args, **kwargs)
 
     monkeypatch.setattr(finisher, "move", record_commits_first)
