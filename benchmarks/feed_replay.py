@@ -295,17 +295,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(ours))
         return
-    width = max(len(label) for _, label, _ in FIGURES)
-    head = f"{'':{width}}  {'this tree':>12}"
-    if other is not None:
-        head += f"  {args.compare_with:>12}  {'ratio':>7}"
-    print(head)
-    for key, label, form in FIGURES:
-        line = f"{label:{width}}  {form.format(ours[key]):>12}"
-        if other is not None:
-            ratio = ours[key] / other[key] if other[key] else float("nan")
-            line += f"  {form.format(other[key]):>12}  {ratio:>7.2f}"
-        print(line)
+    revisions.print_side_by_side(FIGURES, ours, other, args.compare_with)
     where = "PostgreSQL" if (args.database_url or "").startswith("postgresql") else "SQLite"
     print(
         f"\n{args.nodes} source nodes x {args.transfers} open transfers, {where}, "
