@@ -117,6 +117,10 @@ class NodeApiGate:
         elif isinstance(fault, CloseConnection):
             if fault.after_effect:
                 await self._silently(scope, receive)
+            else:
+                # closing with body bytes still unread makes the kernel reset the connection
+                # (ECONNRESET) instead of ending it (EOF); a node that drops a request ends it
+                await _read_body(receive)
             await close_unanswered(scope, receive)
         elif isinstance(fault, HttpError) and fault.echo_request:
             body = await _read_body(receive)
