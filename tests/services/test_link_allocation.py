@@ -142,7 +142,7 @@ def test_a_transfer_the_allocator_paused_stays_paused_through_maintenance(
 ) -> None:
     """The maintenance tick leaves a paused transfer alone: the allocator must not resume it
     while a window holds the link, even when the work that took its share is held too."""
-    bulk_bytes, urgent_bytes = os.urandom(1_500_000), os.urandom(2_500_000)
+    bulk_bytes, urgent_bytes = os.urandom(4_000_000), os.urandom(2_500_000)  # outlasts busy cores
     bulk, urgent = bulk_then_urgent(stack, bulk_bytes, urgent_bytes, due_in=2.7)
     settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda s: s[bulk] == JobState.PAUSED)
     start = stack.ctx.now() - timedelta(minutes=1)
@@ -208,7 +208,9 @@ def test_a_persons_pause_after_the_allocators_stays_until_a_person_resumes(
 ) -> None:
     """The allocator pauses a transfer; before a poll shows it paused a person pauses the job
     too. It is the person's pause now: the allocator must not resume it when a share frees."""
-    bulk_bytes, urgent_bytes = os.urandom(1_000_000), os.urandom(2_000_000)
+    # 4 s of bulk at the link's 1 MB/s: still running when the urgent job is posted and polled
+    # on busy cores (1 MB ended first there)
+    bulk_bytes, urgent_bytes = os.urandom(4_000_000), os.urandom(2_000_000)
     bulk, urgent = bulk_then_urgent(stack, bulk_bytes, urgent_bytes, due_in=2.2)
     settle(
         stack.ctx,

@@ -94,16 +94,20 @@ def test_password_and_key_jobs_arrive_byte_identical_without_upload_setup(
     stack.tasks.take = recorded  # type: ignore[method-assign]
     endpoint(stack, "ssh-pw", ssh_password=SecretStr(PASSWORD))
     endpoint(stack, "ssh-key", ssh_private_key=SecretStr(PRIVATE_PEM))
+    # Both endpoints are node-b's one data plane: each job writes its own folder there (two
+    # sessions writing one file fail with "cannot rename a partial file", as on a real HSTS).
     files = {"p/a.bin": os.urandom(200_000), "p/sub/b.txt": b"hello\n"}
-    write_tree(stack.root_a, files)
+    by_key_files = {"k/c.bin": os.urandom(150_000)}
+    write_tree(stack.root_a, files | by_key_files)
     by_password = job_to(stack, "ssh-pw", "p")
-    by_key = job_to(stack, "ssh-key", "p")
+    by_key = job_to(stack, "ssh-key", "k")
 
     states = settle(stack.ctx, stack.tasks, [stack.a_id])
 
     assert states[by_password] == JobState.COMPLETED
     assert states[by_key] == JobState.COMPLETED
     assert read_tree(stack.root_b / "in-p") == files
+    assert read_tree(stack.root_b / "in-k") == by_key_files
     counters_b = stack.admin_b.counters()["requests"]
     assert counters_b.get("POST /files/upload_setup", 0) == 0, "no Node API call on the endpoint"
     assert stack.admin_a.counters()["requests"]["POST /ops/transfers"] == 2
