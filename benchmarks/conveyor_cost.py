@@ -36,6 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
     ("jobs", "jobs completed", "{:.0f}"),
     ("jobs_per_second", "jobs per second (in-process, no Celery)", "{:.1f}"),
+    ("create_cpu_ms_per_job", "creation: CPU ms per job, caller", "{:.3f}"),
+    ("create_db_cpu_ms_per_job", "creation: CPU ms per job, database server", "{:.3f}"),
+    ("create_statements_per_job", "creation: SQL statements per job", "{:.2f}"),
+    ("create_commits_per_job", "creation: transactions per job", "{:.2f}"),
     ("statements_per_job", "SQL statements per job", "{:.1f}"),
     ("commits_per_job", "transactions per job", "{:.1f}"),
     ("our_cpu_ms_per_job", "CPU ms per job, orchestrator", "{:.2f}"),
@@ -127,8 +131,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     from orchestrator.domain.nodes import NodeRegistration
     from orchestrator.domain.states import JobState
     from orchestrator.services.context import ServiceContext
+    from orchestrator.services.conveyor import jobs as creating
     from orchestrator.services.conveyor.dispatch import dispatch
-    from orchestrator.services.conveyor.jobs import create_job
     from orchestrator.services.conveyor.polling import poll_node
     from orchestrator.services.conveyor.submission import submit
     from orchestrator.services.nodes.clients import NodeClients
@@ -208,15 +212,33 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             db0 = {pid: cpu_seconds([pid]) for pid in pg}
             ours0, sim0 = time.process_time(), cpu_seconds([sim.pid])
             started = time.monotonic()
-            for index in range(args.jobs):
-                pair = index % args.pairs
-                spec = JobSpec(
-                    source_node=nodes[2 * pair]["name"],
+            specs = [
+                JobSpec(
+                    source_node=nodes[2 * (index % args.pairs)]["name"],
                     source_paths=[f"bench/f{index:05d}.bin"],
-                    destination_node=nodes[2 * pair + 1]["name"],
+                    destination_node=nodes[2 * (index % args.pairs) + 1]["name"],
                     destination_path="in",
                 )
-                create_job(ctx, spec)
+                for index in range(args.jobs)
+            ]
+            made0 = (time.process_time(), statements[0], commits[0])
+            batched = args.create == "batch" and hasattr(creating, "create_jobs")
+            if batched:  # a revision without create_jobs creates one at a time
+                for at in range(0, args.jobs, args.batch_size):
+                    chunk = specs[at : at + args.batch_size]
+                    creating.create_jobs(ctx, [creating.JobRequest(spec) for spec in chunk])
+            else:
+                for spec in specs:
+                    creating.create_job(ctx, spec)
+            made = (
+                time.process_time() - made0[0],
+                statements[0] - made0[1],
+                commits[0] - made0[2],
+                sum(
+                    cpu_seconds([pid]) - db0.get(pid, 0.0)
+                    for pid in (postgres_pids(database) if database else [])
+                ),
+            )
             done = 0
             deadline = time.monotonic() + args.timeout
             polled = 0.0
@@ -269,6 +291,10 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     return {
         "jobs": done,
         "jobs_per_second": done / seconds,
+        "create_cpu_ms_per_job": 1000 * made[0] / args.jobs,
+        "create_db_cpu_ms_per_job": 1000 * made[3] / args.jobs,
+        "create_statements_per_job": made[1] / args.jobs,
+        "create_commits_per_job": made[2] / args.jobs,
         "statements_per_job": statements[0] / jobs,
         "commits_per_job": commits[0] / jobs,
         "our_cpu_ms_per_job": 1000 * ours / jobs,
@@ -288,6 +314,13 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=0.5)
     parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--create",
+        choices=("single", "batch"),
+        default="single",
+        help="create the jobs one at a time (create_job) or in batches (create_jobs)",
+    )
+    parser.add_argument("--batch-size", type=int, default=100, help="jobs per create_jobs")
     parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
@@ -312,6 +345,8 @@ def main() -> None:
     revisions.print_side_by_side(FIGURES, ours, other, args.compare_with)
     where = "PostgreSQL" if (args.database_url or "").startswith("postgresql") else "SQLite"
     print(f"\n{args.jobs} jobs of {args.file_size} bytes, {args.pairs} node pairs, {where}")
+    how = f"create_jobs, {args.batch_size} a batch" if args.create == "batch" else "create_job"
+    print(f"created with {how} (a revision without create_jobs: create_job)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class TaskName(StrEnum):
     """Stable task names: what Flower shows and what send_task uses."""
 
     CREATE_JOB = "orchestrator.create_job"  # for services that submit through the queue
+    CREATE_JOBS = "orchestrator.create_jobs"  # a batch of job bodies in one message
     DISPATCH = "orchestrator.dispatch"
     SUBMIT = "orchestrator.submit"
     POLL_ALL = "orchestrator.poll_all"
@@ -41,6 +42,7 @@ class TaskName(StrEnum):
 
 QUEUE_OF: dict[TaskName, str] = {
     TaskName.CREATE_JOB: "default",
+    TaskName.CREATE_JOBS: "default",
     TaskName.DISPATCH: "default",
     TaskName.SUBMIT: "submit",
     TaskName.POLL_ALL: "poll",

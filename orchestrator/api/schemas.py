@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, HttpUrl, Tag, field_validator
 
-from orchestrator.domain.jobs import JobSpec
+from orchestrator.domain.jobs import MAX_BATCH, JobSpec
 from orchestrator.domain.nodes import (
     CaBundle,
     NodeChanges,
@@ -49,6 +49,76 @@ class JobCreate(JobSpec):
             ]
         },
     )
+
+
+class JobBatchItem(JobCreate):
+    """One job of a batch: the body POST /api/v1/jobs takes, and its own idempotency key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="as the Idempotency-Key header of POST /api/v1/jobs, for this job alone",
+    )
+
+
+class JobBatch(BaseModel):
+    """Jobs to queue together: one transaction, one answer per job."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "jobs": [
+                        {
+                            "source_node": "paris",
+                            "source_paths": ["media/a.mxf"],
+                            "destination_node": "london",
+                            "destination_path": "incoming",
+                            "idempotency_key": "ingest-a",
+                        },
+                        {
+                            "source_node": "paris",
+                            "source_paths": ["media/b.mxf"],
+                            "destination_node": "london",
+                            "destination_path": "incoming",
+                            "idempotency_key": "ingest-b",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    jobs: list[JobBatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class JobBatchResult(BaseModel):
+    """What became of one job of a batch (its status is what POST /api/v1/jobs would answer)."""
+
+    index: int = Field(description="the job's place in the request, from 0")
+    status: int = Field(
+        description="202 queued, 200 already known by its idempotency key, 409 the key was "
+        "used with another body or by another token, 422 refused (see field and error)"
+    )
+    job_id: str | None = None
+    state: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = None
+    field: str | None = Field(default=None, description="the job's field at fault")
+
+
+class JobBatchOut(BaseModel):
+    """The batch's answer: one result per job, in the request's order."""
+
+    queued: int
+    known: int
+    refused: int
+    results: list[JobBatchResult]
 
 
 class AttemptOut(BaseModel):

@@ -161,6 +161,7 @@ class TransferMode(StrEnum):
     PULL = "pull"  # the destination runs it and fetches, with a token from the source
 
 
+MAX_BATCH = 100  # jobs in one batch (POST /api/v1/jobs/batch, one create_jobs message)
 MIN_DESTINATIONS = 2
 MAX_DESTINATIONS = 16
 

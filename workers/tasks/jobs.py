@@ -7,7 +7,7 @@ from typing import Any
 from orchestrator.logsetup import redact
 from orchestrator.services.conveyor.checksums import collect_files
 from orchestrator.services.conveyor.dispatch import dispatch
-from orchestrator.services.conveyor.intake import submit_message
+from orchestrator.services.conveyor.intake import submit_message, submit_messages
 from orchestrator.services.conveyor.reconcile import sweep
 from orchestrator.services.conveyor.retention import prune_history
 from orchestrator.services.conveyor.submission import submit
@@ -22,6 +22,13 @@ from workers.base import HousekeepingTask, OrchestratorTask
 def create_job_from_message(body: dict[str, Any], idempotency_key: str | None = None) -> str:
     """Create a job from the same JSON body as POST /api/v1/jobs (validated the same way)."""
     return submit_message(runtime.context(), body, idempotency_key)
+
+
+@app.task(name=TaskName.CREATE_JOBS.value, base=OrchestratorTask)
+def create_jobs_from_message(bodies: list[dict[str, Any]]) -> str:
+    """Create up to 100 jobs in one transaction, each body as POST /api/v1/jobs takes it with
+    its own ``idempotency_key``; one line per body says what became of it."""
+    return submit_messages(runtime.context(), bodies)
 
 
 @app.task(name=TaskName.DISPATCH.value, base=OrchestratorTask)

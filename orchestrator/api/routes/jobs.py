@@ -13,6 +13,9 @@ from orchestrator.api.downloads import csv_download
 from orchestrator.api.schemas import (
     AttemptOut,
     EventOut,
+    JobBatch,
+    JobBatchOut,
+    JobBatchResult,
     JobCreate,
     JobDetail,
     JobFileList,
@@ -25,8 +28,17 @@ from orchestrator.api.schemas import (
 )
 from orchestrator.domain.jobs import LABEL_KEY_LENGTH, LABEL_VALUE_LENGTH, JobSpec
 from orchestrator.domain.states import JobState
+from orchestrator.logsetup import redact
 from orchestrator.services.conveyor import control
-from orchestrator.services.conveyor.jobs import KeyOwner, check_caller_key, create_job
+from orchestrator.services.conveyor.intake import submit_batch
+from orchestrator.services.conveyor.jobs import (
+    KeyOwner,
+    KeyReused,
+    Outcome,
+    Refused,
+    check_caller_key,
+    create_job,
+)
 from orchestrator.services.views.jobs import JobFilter, find_jobs, resolve_job_id, show_job
 from orchestrator.services.views.stored_files import stored_files
 
@@ -108,6 +120,54 @@ def submit_job(
     if not created.created:
         response.status_code = status.HTTP_200_OK
     return job_detail(ctx, created.job.id, created.warnings)
+
+
+@router.post(
+    "/batch",
+    status_code=status.HTTP_207_MULTI_STATUS,
+    response_model=JobBatchOut,
+    responses=ERRORS,
+    summary="Submit jobs in one batch",
+)
+def submit_jobs(body: JobBatch, ctx: ContextDep, caller: SubmitDep) -> JobBatchOut:
+    """Queue up to 100 jobs in one transaction; each job answers for itself (207).
+
+    Every job is validated as POST /api/v1/jobs validates one: a body that is not valid is
+    refused whole (422, with the field, e.g. ``jobs.3.source_paths``) and queues nothing.
+    Past that, a job the registry refuses (an unknown node, a path outside a root, a
+    deadline refused), or whose ``idempotency_key`` was used otherwise, is refused alone in
+    its result; the others are queued. A job's key works as the Idempotency-Key header does
+    for POST /api/v1/jobs: the same job again answers 200 with the job it made."""
+    jobs = [
+        (JobSpec.model_validate(item.model_dump(exclude={"idempotency_key"})), item.idempotency_key)
+        for item in body.jobs
+    ]
+    results = [
+        _result(index, outcome)
+        for index, outcome in enumerate(submit_batch(ctx, jobs, KeyOwner(caller.id)))
+    ]
+    return JobBatchOut(
+        queued=sum(r.status == status.HTTP_202_ACCEPTED for r in results),
+        known=sum(r.status == status.HTTP_200_OK for r in results),
+        refused=sum(r.job_id is None for r in results),
+        results=results,
+    )
+
+
+def _result(index: int, outcome: Outcome) -> JobBatchResult:
+    """One job's result in a batch's answer: the status its own POST would have had."""
+    if isinstance(outcome, Refused):
+        code = 409 if isinstance(outcome.error, KeyReused) else 422
+        field = "idempotency_key" if outcome.field == "Idempotency-Key" else outcome.field
+        reason = str(outcome.error).removeprefix("Idempotency-Key: ")
+        return JobBatchResult(index=index, status=code, error=redact(reason), field=field)
+    return JobBatchResult(
+        index=index,
+        status=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK,
+        job_id=outcome.job.id,
+        state=outcome.job.state,
+        warnings=list(outcome.warnings),
+    )
 
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")

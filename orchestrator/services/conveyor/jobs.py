@@ -4,45 +4,38 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import JobLabelRow, JobRow, NodeRow
+from orchestrator.db.tables import JobRow, NodeRow
 from orchestrator.domain.jobs import JobSpec, TransferMode
-from orchestrator.domain.paths import UnsafePath, confine
-from orchestrator.domain.sshendpoints import SSH
-from orchestrator.domain.states import JobState
 from orchestrator.domain.units import moment
 from orchestrator.errors import OrchestratorError
 from orchestrator.services.context import ServiceContext
-from orchestrator.services.conveyor.deadlines import admission, source_size
-from orchestrator.services.conveyor.sourcecheck import Verdict
-from orchestrator.services.events import record
-from orchestrator.services.nodes.registry import not_registered
+from orchestrator.services.conveyor.creation import (
+    JobRejected,
+    KeyReused,
+    Plan,
+    Rows,
+    first_events,
+    plan_job,
+    read_nodes,
+)
+from orchestrator.services.conveyor.deadlines import admission
+from orchestrator.services.conveyor.sourcecheck import Verdict, check_sources
 from orchestrator.taskqueue import TaskName
+
+__all__ = ["JobRejected", "KeyReused"]  # defined with the rows they refuse; imported from here
 
 
 class JobNotFound(OrchestratorError):
     """No job has that id."""
-
-
-class JobRejected(OrchestratorError):
-    """The job cannot be accepted as asked (field says which part)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}")
-
-
-class KeyReused(JobRejected):
-    """An idempotency key sent again with another request, or by another sender (409)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +85,36 @@ class Created:
     warnings: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A request of a batch that made no job, and why (JobRejected says the field)."""
+
+    error: OrchestratorError
+
+    @property
+    def field(self) -> str | None:
+        """The request field at fault, when one is."""
+        return getattr(self.error, "field", None)
+
+
+Outcome = Created | Refused
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job to create, with its idempotency key or schedule slot.
+
+    ``guard`` runs in the job's transaction once the job passed its checks (it may lock a
+    row, check and change it, or raise to refuse); it must raise before it writes.
+    """
+
+    spec: JobSpec
+    idempotency_key: str | None = None
+    schedule_id: str | None = None
+    slot_time: datetime | None = None
+    guard: Callable[[Session], None] | None = None
+
+
 def create_job(
     ctx: ServiceContext,
     spec: JobSpec,
@@ -105,145 +128,205 @@ def create_job(
     """Commit the job QUEUED, then wake the dispatcher; a known key returns the existing job
     (``key_owner``: only for the same request from the same sender, else KeyReused).
 
-    ``guard`` runs first in the same transaction (it may lock a row, check and change it, or
-    raise to refuse): the job and what the guard wrote commit together or not at all.
+    ``guard`` runs in the same transaction (it may lock a row, check and change it, or raise
+    to refuse): the job and what the guard wrote commit together or not at all.
+    """
+    request = JobRequest(spec, idempotency_key, schedule_id, slot_time, guard)
+    (outcome,) = create_jobs(ctx, [request], key_owner=key_owner)
+    if isinstance(outcome, Refused):
+        raise outcome.error
+    return outcome
+
+
+def create_jobs(
+    ctx: ServiceContext, requests: Sequence[JobRequest], *, key_owner: KeyOwner | None = None
+) -> list[Outcome]:
+    """Create many jobs in one transaction (one INSERT per table, one wake-up); an outcome
+    per request, in order: created, already known by its key, or refused with the reason.
+
+    One refused request never holds the others back. Deadlines are admitted in order, each
+    counting the batch's jobs before it on its link as the work ahead of it.
     """
     now = ctx.now()
-    digest = request_digest(spec)
-    sized = _sized(ctx, spec) if spec.deadline is not None else None
-    warnings: list[str] = []
+    digests = [request_digest(r.spec) for r in requests]
+    sized = _sized(ctx, requests)
+    settled: dict[int, Outcome] = {}
+    while True:
+        todo = [i for i in range(len(requests)) if i not in settled]
+        if not todo:
+            return [settled[i] for i in range(len(requests))]
+        try:
+            settled.update(_create_once(ctx, requests, todo, digests, sized, key_owner, now))
+        except IntegrityError:
+            # A racing twin (same idempotency key or schedule slot) committed first.
+            twins = _twins(ctx, requests, todo, digests, key_owner)
+            if not twins:
+                raise
+            settled.update(twins)
+        except DataError:
+            if len(todo) == 1:
+                raise
+            # A value the database cannot store (a NUL on PostgreSQL): find it one by one.
+            for i in todo:
+                settled[i] = _alone(ctx, requests[i], key_owner)
+
+
+def _alone(ctx: ServiceContext, request: JobRequest, owner: KeyOwner | None) -> Outcome:
+    """One request of a batch in a transaction of its own."""
+    try:
+        (outcome,) = create_jobs(ctx, [request], key_owner=owner)
+    except DataError:
+        return Refused(
+            JobRejected(
+                "body", "a value cannot be stored (NUL or other characters the database refuses)"
+            )
+        )
+    return outcome
+
+
+def _create_once(
+    ctx: ServiceContext,
+    requests: Sequence[JobRequest],
+    todo: list[int],
+    digests: list[str],
+    sized: dict[int, Verdict | None],
+    owner: KeyOwner | None,
+    now: datetime,
+) -> dict[int, Outcome]:
+    """One try at creating the ``todo`` requests in one transaction."""
+    outcomes: dict[int, Outcome] = {}
     with ctx.unit_of_work() as work:
         session = work.session
-        if guard is not None:
-            guard(session)
-        if idempotency_key is not None:
-            existing = job_by_key(session, idempotency_key)
-            if existing is not None:
-                return Created(_same_request(existing, digest, key_owner), created=False)
-        targets = spec.targets()
-        named = {spec.source_node, *(t.node for t in targets)}
-        nodes = {n.name: n for n in session.scalars(select(NodeRow).where(NodeRow.name.in_(named)))}
-        source = _node(nodes, "source_node", spec.source_node)
-        if source.kind == SSH:
-            raise JobRejected(
-                "source_node",
-                f"node {source.name!r} is an SSH endpoint: it can only be a destination "
-                "(it has no Node API to start a transfer on)",
-            )
-        fields = _destination_fields(spec)
-        places: list[tuple[NodeRow, str]] = []
-        for (node_field, path_field), target in zip(fields, targets, strict=True):
-            destination = _node(nodes, node_field, target.node)
-            if source.id == destination.id:
-                raise JobRejected(node_field, "source and destination must be two nodes")
-            if destination.kind == SSH and spec.mode is TransferMode.PULL:
-                raise JobRejected(
-                    "mode",
-                    f"node {destination.name!r} is an SSH endpoint: it cannot run a pull "
-                    "(it has no Node API); push to it instead",
-                )
+        keys = {k for i in todo if (k := requests[i].idempotency_key) is not None}
+        known = _jobs_by_keys(session, keys) if keys else {}
+        named = {n for i in todo for n in _names(requests[i].spec)}
+        nodes = read_nodes(session, named)
+        rows = Rows()
+        micro = 0
+        for i in todo:
+            request, digest = requests[i], digests[i]
+            key = request.idempotency_key
             try:
-                places.append((destination, confine(destination.root_path, target.path)))
-            except UnsafePath as exc:
-                raise JobRejected(path_field, str(exc)) from None
-        try:
-            for path in spec.source_paths:
-                confine(source.root_path, path)
-        except UnsafePath as exc:
-            raise JobRejected("source_paths", str(exc)) from None
-        try:
-            spec.options.move_target(source.root_path)
-        except UnsafePath as exc:
-            raise JobRejected("options.move_after_transfer", str(exc)) from None
-        fanout = spec.destinations is not None
-
-        def new_row(destination: NodeRow, destination_path: str, **extra: Any) -> JobRow:
-            return JobRow(
-                id=str(uuid.uuid4()),
-                source_node_id=source.id,
-                source_root=source.root_path,
-                source_paths=[{"source": p} for p in spec.source_paths],
-                source_paths_text="\n".join(spec.source_paths),
-                destination_node_id=destination.id,
-                destination_path=destination_path,
-                options=spec.options.model_dump(exclude_defaults=True),
-                priority=spec.priority,
-                max_attempts=spec.max_attempts,
-                labels=spec.labels,
-                created_at=now,
-                updated_at=now,
-                state_changed_at=now,
-                mode=spec.mode,
-                **extra,
-            )
-
-        job = new_row(
-            *places[0],
-            idempotency_key=idempotency_key,
-            schedule_id=schedule_id,
-            slot_time=slot_time,
-            # A fan-out's parent is never dispatched: it runs while its parts do.
-            state=JobState.RUNNING if fanout else JobState.QUEUED,
-            is_parent=fanout,
-            request_digest=digest,
-            created_by_token=key_owner.token_id if key_owner else None,
-        )
-        parts = [new_row(*place, state=JobState.QUEUED) for place in places] if fanout else []
-        if spec.deadline is not None:
-            for row, (destination, _) in zip(parts or [job], places, strict=True):
-                warnings += _admit_deadline(session, row, spec, source, destination, sized, now)
-            if parts:  # the parent ends with its last part
-                job.deadline = spec.deadline
-                job.eta = max((p.eta for p in parts if p.eta is not None), default=None)
-                job.at_risk = any(p.at_risk for p in parts)
-        session.add(job)
-        try:
-            # A racing twin (same idempotency key or schedule slot) fails here or at commit.
-            session.flush()  # the job row before its first event and labels (foreign keys)
-            session.add_all(
-                JobLabelRow(job_id=job.id, key=key, value=value)
-                for key, value in spec.labels.items()
-            )
-            where = ", ".join(f"{node.name}:{path}" for node, path in places)
-            pulled_by = ", ".join(node.name for node, _ in places)
-            record(
-                session,
-                job.id,
-                "state",
-                f"{'fan-out' if fanout else 'queued'}: {len(spec.source_paths)} path(s) "
-                f"from {source.name} to {where}"
-                + (f", pulled by {pulled_by}" if spec.mode is TransferMode.PULL else ""),
-                at=now,
-                to_state=JobState(job.state),
-            )
-            for warning in warnings:
-                record(session, job.id, "deadline", warning, at=now)
-            if fanout:
-                _add_parts(session, job, parts, now)
+                existing = known.get(key) if key is not None else None
+                if existing is not None:
+                    outcomes[i] = Created(_same_request(existing, digest, owner), created=False)
+                    continue
+                plan = plan_job(
+                    request.spec,
+                    nodes,
+                    now,
+                    first_micro=micro,
+                    idempotency_key=key,
+                    schedule_id=request.schedule_id,
+                    slot_time=request.slot_time,
+                    request_digest=digest,
+                    created_by_token=owner.token_id if owner else None,
+                )
+                warnings: list[str] = []
+                if request.spec.deadline is not None:
+                    rows.write(session)  # the batch's jobs before it are work ahead of it
+                    warnings = _admit_deadlines(session, plan, request.spec, sized.get(i), now)
+                if request.guard is not None:
+                    request.guard(session)
+            except OrchestratorError as exc:
+                outcomes[i] = Refused(exc)
+                continue
+            first_events(plan, request.spec, warnings, now)
+            rows.add(plan)
+            micro += 1 + len(plan.parts)
+            job = JobRow(**plan.job)
+            if key is not None:
+                known[key] = job
+            outcomes[i] = Created(job, created=True, warnings=tuple(warnings))
+        if any(isinstance(o, Created) and o.created for o in outcomes.values()):
+            rows.write(session)
             work.after_commit(TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH))
             work.commit()
-        except IntegrityError:
-            work.rollback()
-            existing = _twin(session, idempotency_key, schedule_id, slot_time)
-            if existing is not None:
-                return Created(_same_request(existing, digest, key_owner), created=False)
-            raise
-    return Created(job, created=True, warnings=tuple(warnings))
+    return outcomes
 
 
-def _sized(ctx: ServiceContext, spec: JobSpec) -> Verdict | None:
-    """A deadline job's own size, asked of its source node before the transaction."""
+def _names(spec: JobSpec) -> set[str]:
+    """The nodes a request names."""
+    return {spec.source_node, *(t.node for t in spec.targets())}
+
+
+def _jobs_by_keys(session: Session, keys: set[str]) -> dict[str, JobRow]:
+    """The jobs created with these idempotency keys, by key."""
+    found = session.scalars(select(JobRow).where(JobRow.idempotency_key.in_(keys)))
+    return {job.idempotency_key: job for job in found if job.idempotency_key is not None}
+
+
+def _twins(
+    ctx: ServiceContext,
+    requests: Sequence[JobRequest],
+    todo: list[int],
+    digests: list[str],
+    owner: KeyOwner | None,
+) -> dict[int, Outcome]:
+    """The requests a racing create made first, with what each one's caller gets."""
+    found: dict[int, Outcome] = {}
     with ctx.sessions() as session:
-        node = session.scalar(select(NodeRow).where(NodeRow.name == spec.source_node))
-        if node is None:
-            return None  # refused below, with the field
-        session.expunge(node)
-    return source_size(ctx, node, list(spec.source_paths))
+        for i in todo:
+            r = requests[i]
+            twin = _twin(session, r.idempotency_key, r.schedule_id, r.slot_time)
+            if twin is None:
+                continue
+            try:
+                found[i] = Created(_same_request(twin, digests[i], owner), created=False)
+            except KeyReused as exc:
+                found[i] = Refused(exc)
+    return found
+
+
+def _sized(ctx: ServiceContext, requests: Sequence[JobRequest]) -> dict[int, Verdict | None]:
+    """Deadline jobs' own sizes, asked of their source nodes before the transaction (one
+    /files/info per source node for the whole batch)."""
+    wanted = {i: r.spec for i, r in enumerate(requests) if r.spec.deadline is not None}
+    if not wanted:
+        return {}
+    with ctx.sessions() as session:
+        names = {spec.source_node for spec in wanted.values()}
+        nodes = {n.name: n for n in session.scalars(select(NodeRow).where(NodeRow.name.in_(names)))}
+        session.expunge_all()
+    probes = [
+        (_probe(str(i), nodes[spec.source_node], spec), nodes[spec.source_node])
+        for i, spec in wanted.items()
+        if spec.source_node in nodes  # else refused below, with the field
+    ]
+    verdicts = check_sources(ctx, probes) if probes else {}
+    return {i: verdicts.get(str(i)) for i in wanted}
+
+
+def _probe(probe_id: str, node: NodeRow, spec: JobSpec) -> JobRow:
+    """A job that does not exist yet, as the source check reads one."""
+    return JobRow(
+        id=probe_id,
+        source_root=node.root_path,
+        source_paths=[{"source": p} for p in spec.source_paths],
+    )
+
+
+def _admit_deadlines(
+    session: Session, plan: Plan, spec: JobSpec, sized: Verdict | None, now: datetime
+) -> list[str]:
+    """Admit a planned job's deadline on each of its links (a fan-out's parent ends with its
+    last part); the warnings to give, or JobRejected."""
+    warnings: list[str] = []
+    source = session.get_one(NodeRow, plan.source.id)
+    rows = plan.parts or [plan.job]
+    for row, (destination, _) in zip(rows, plan.places, strict=True):
+        target = session.get_one(NodeRow, destination.id)
+        warnings += _admit_deadline(session, row, spec, source, target, sized, now)
+    if plan.parts:
+        plan.job["deadline"] = spec.deadline
+        plan.job["eta"] = max((p["eta"] for p in plan.parts if p["eta"] is not None), default=None)
+        plan.job["at_risk"] = any(p["at_risk"] for p in plan.parts)
+    return warnings
 
 
 def _admit_deadline(
     session: Session,
-    job: JobRow,
+    job: dict[str, Any],
     spec: JobSpec,
     source: NodeRow,
     destination: NodeRow,
@@ -260,7 +343,7 @@ def _admit_deadline(
         )
     own = sized.bytes_expected if sized is not None and not sized.missing else None
     if own is not None and sized is not None:
-        job.bytes_expected, job.files_expected = own, sized.files_expected
+        job["bytes_expected"], job["files_expected"] = own, sized.files_expected
     estimate = admission(
         session, source, destination, priority=spec.priority, deadline=deadline, own_bytes=own
     )
@@ -268,36 +351,8 @@ def _admit_deadline(
     feasible = estimate.feasible(now)
     if not feasible and spec.deadline_policy == "reject":
         raise JobRejected("deadline", f"{warning} (refused: deadline_policy is 'reject')")
-    job.deadline, job.eta, job.at_risk = deadline, estimate.eta(now), not feasible
+    job["deadline"], job["eta"], job["at_risk"] = deadline, estimate.eta(now), not feasible
     return [warning] if warning else []
-
-
-def _add_parts(session: Session, parent: JobRow, parts: list[JobRow], now: datetime) -> None:
-    """A fan-out's parts, one ordinary job per destination, each with its own attempts."""
-    for number, part in enumerate(parts, start=1):
-        part.parent_id = parent.id
-        # Apart by a microsecond, so that created_at orders them as the destinations were given.
-        part.created_at = part.created_at + timedelta(microseconds=number)
-        session.add(part)
-    session.flush()
-    for part in parts:
-        record(
-            session,
-            part.id,
-            "state",
-            f"queued: destination of fan-out job {parent.id[:8]}",
-            at=now,
-            to_state=JobState.QUEUED,
-        )
-
-
-def _destination_fields(spec: JobSpec) -> list[tuple[str, str]]:
-    """The request fields that name each destination (what a refusal points at)."""
-    if spec.destinations is None:
-        return [("destination_node", "destination_path")]
-    return [
-        (f"destinations.{i}.node", f"destinations.{i}.path") for i in range(len(spec.destinations))
-    ]
 
 
 def _twin(
@@ -327,13 +382,6 @@ def check_caller_key(key: str | None) -> None:
 def job_by_key(session: Session, key: str) -> JobRow | None:
     """The job created with this idempotency key, if any."""
     return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
-
-
-def _node(nodes: dict[str, NodeRow], field: str, name: str) -> NodeRow:
-    """The named node of the ones read, or the field's refusal."""
-    if name not in nodes:
-        raise JobRejected(field, str(not_registered(name)))
-    return nodes[name]
 
 
 def get_job(session: Session, job_id: str) -> JobRow:
