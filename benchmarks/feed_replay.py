@@ -7,9 +7,10 @@ the Node API give (`view=summary`, one session each) and reach the real NodeClie
 httpx MockTransport, so parsing, matching, writing and planning the next poll are all counted.
 ``poll_node`` applies each node's page as a worker would. The last cycle ends every transfer.
 
-Measured per cycle: this process's CPU and the database server's (every postgres process, from
-/proc), SQL statements, CPU ms per transfer change applied, and whether one cycle's CPU fits in
-one poll interval on this machine's cores. ``--compare-with REV`` runs the same replay on
+Measured per cycle: this process's CPU and the database server's (the backends serving the
+run's database, from /proc: other users of a shared server are left out), SQL statements, CPU
+ms per transfer change applied, and whether one cycle's CPU fits in one poll interval on this
+machine's cores. ``--compare-with REV`` runs the same replay on
 another revision in the same run, side by side with the ratio.
 
     python benchmarks/feed_replay.py --nodes 200 --transfers 50 --database-url postgresql+psycopg://...
@@ -40,6 +41,8 @@ FIGURES = (
     ("progress_cycle_cpu_s", "CPU s per progress cycle (ours + db)", "{:.2f}"),
     ("progress_cycle_cores", "cores busy for a cycle every interval", "{:.2f}"),
     ("end_cpu_ms_per_change", "CPU ms per change, ending cycle", "{:.3f}"),
+    ("end_our_cpu_ms_per_change", "  of which this process", "{:.3f}"),
+    ("end_db_cpu_ms_per_change", "  of which the database server", "{:.3f}"),
     ("end_statements_per_change", "SQL statements per ended transfer", "{:.2f}"),
 )
 FILE_SIZE = 10 * 1000**3  # every transfer moves one 10 GB file: it stays open for every cycle
@@ -105,7 +108,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     import httpx
     from pydantic import SecretStr
-    from sqlalchemy import event, insert, text
+    from sqlalchemy import event, insert, make_url, text
 
     from orchestrator.crypto import secret_box
     from orchestrator.db.engine import make_engine, make_session_factory
@@ -213,21 +216,27 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         event.listen(
             engine, "before_cursor_execute", lambda *_: statements.__setitem__(0, statements[0] + 1)
         )
-        pg = postgres_pids() if url.startswith("postgresql") else []
+        database = make_url(url).database if url.startswith("postgresql") else None
 
-        def cycle(number: int, *, ended: bool) -> tuple[float, int]:
-            """Every node's page for this cycle, polled; (CPU seconds, statements)."""
+        def cycle(number: int, *, ended: bool) -> tuple[float, float, int]:
+            """Every node's page for this cycle, polled; (our CPU s, database CPU s, statements)."""
             nodes.cycle = number
             for node_id, ids in open_transfers.items():
                 moved = number * 10**8
                 nodes.pages[node_id] = [
                     transfer_json(r, a, j, moved, started_usec, ended=ended) for r, a, j in ids
                 ]
-            cpu0, db0, sql0 = time.process_time(), cpu_seconds(pg), statements[0]
+            pg = postgres_pids(database) if database else []
+            db0 = {pid: cpu_seconds([pid]) for pid in pg}
+            cpu0, sql0 = time.process_time(), statements[0]
             for node_id in open_transfers:
                 poll_node(ctx, node_id, owner="replay")
-            cpu = time.process_time() - cpu0 + cpu_seconds(pg) - db0
-            return cpu, statements[0] - sql0
+            ours = time.process_time() - cpu0
+            db = sum(  # a backend opened during the cycle counts whole
+                cpu_seconds([pid]) - db0.get(pid, 0.0)
+                for pid in (postgres_pids(database) if database else [])
+            )
+            return ours, db, statements[0] - sql0
 
         # Every cycle is a poll interval later (progress is written at most every
         # ORCH_PROGRESS_SECONDS per transfer): the injected clock moves on, not the wall clock.
@@ -237,11 +246,11 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         progress_cpu, progress_sql = 0.0, 0
         for number in range(1, args.cycles + 1):
             clock[0] = now + timedelta(seconds=settings.poll_interval * number)
-            cpu, sql = cycle(number, ended=False)
-            progress_cpu += cpu
+            ours, db, sql = cycle(number, ended=False)
+            progress_cpu += ours + db
             progress_sql += sql
         clock[0] += timedelta(seconds=settings.poll_interval)
-        end_cpu, end_sql = cycle(args.cycles + 1, ended=True)
+        end_ours, end_db, end_sql = cycle(args.cycles + 1, ended=True)
         nodes.close()
         engine.dispose()
     changes = args.nodes * args.transfers
@@ -252,7 +261,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         "progress_statements_per_node": progress_sql / args.cycles / args.nodes,
         "progress_cycle_cpu_s": per_cycle,
         "progress_cycle_cores": per_cycle / settings.poll_interval,
-        "end_cpu_ms_per_change": 1000 * end_cpu / changes,
+        "end_cpu_ms_per_change": 1000 * (end_ours + end_db) / changes,
+        "end_our_cpu_ms_per_change": 1000 * end_ours / changes,
+        "end_db_cpu_ms_per_change": 1000 * end_db / changes,
         "end_statements_per_change": end_sql / changes,
     }
 

@@ -52,12 +52,15 @@ def apply_snapshot(
 
     Returns the job's new state when it moved. A terminal attempt never changes again, and an
     attempt that is not the job's latest only updates itself. With ``ends``, a plain
-    completion is left to it (the page moves its completions together) and None is returned.
+    completion is left to it (the page writes and moves its completions together) and None is
+    returned.
     """
     if snapshot.status is TransferStatus.UNKNOWN:
         return None  # an answer that settles nothing is not a sighting (node-api.md §4.2)
     if progress_only(attempt, snapshot, now, settings):
         return None  # written at most every ORCH_PROGRESS_SECONDS: no UPDATE for a byte count
+    if ends is not None and ends.take(work, attempt, snapshot, now):
+        return None
     attempt.last_seen_at = now
     attempt.missing_since = None
     attempt.check_after = None
@@ -134,9 +137,6 @@ def apply_snapshot(
     if remedied is not None:  # the remediation table's action (domain/remediation.py)
         message += remedied.message
         values.update(remedied.values)
-    if ends is not None and target is JobState.COMPLETED and not values:
-        ends.add(job, attempt, message)
-        return None
     moved = move(work, job.id, current, target, message, at=now, values=values)
     if moved is None:
         moved = _again_from_now(work, job.id, attempt.number, current, target, message, now, values)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,9 +17,6 @@ from orchestrator.db.tables import JobMinuteRow, ThroughputMinuteRow
 
 PairKey = tuple[datetime, int, int]
 JobKey = tuple[str, datetime]
-# Rows of one per-job statement: 4 parameters each stay under SQLite's 32766 (a feed page may
-# carry up to 10 000 transfers).
-JOB_ROWS_PER_STATEMENT = 1000
 # How far back a link's throughput is measured for an estimate of a new job's duration.
 RATE_WINDOW = timedelta(minutes=15)
 
@@ -80,8 +79,11 @@ class ThroughputTally:
                 )
             )
         jobs = sorted(self.job_bytes.keys() | self.job_files.keys())  # one lock order for all
-        for start in range(0, len(jobs), JOB_ROWS_PER_STATEMENT):
-            rows = insert(JobMinuteRow).values(
+        if jobs:
+            # One cached statement, its rows bound as a batch: a multi-row VALUES is compiled
+            # anew for each page (about 0.1 ms of CPU per row).
+            session.connection().execute(
+                _job_minutes_upsert(insert),
                 [
                     {
                         "job_id": job_id,
@@ -89,22 +91,27 @@ class ThroughputTally:
                         "bytes": self.job_bytes[job_id, minute],
                         "files": self.job_files[job_id, minute],
                     }
-                    for job_id, minute in jobs[start : start + JOB_ROWS_PER_STATEMENT]
-                ]
-            )
-            session.execute(
-                rows.on_conflict_do_update(
-                    index_elements=["job_id", "minute"],
-                    set_={
-                        "bytes": JobMinuteRow.bytes + rows.excluded.bytes,
-                        "files": JobMinuteRow.files + rows.excluded.files,
-                    },
-                )
+                    for job_id, minute in jobs
+                ],
             )
         self.bytes.clear()
         self.files.clear()
         self.job_bytes.clear()
         self.job_files.clear()
+
+
+@cache
+def _job_minutes_upsert(insert: Any) -> Any:
+    """The per-job upsert of one dialect's ``insert``, built once."""
+    table = JobMinuteRow.__table__
+    rows = insert(table)
+    return rows.on_conflict_do_update(
+        index_elements=["job_id", "minute"],
+        set_={
+            "bytes": table.c.bytes + rows.excluded.bytes,
+            "files": table.c.files + rows.excluded.files,
+        },
+    )
 
 
 def measured_rate(

@@ -4,9 +4,9 @@ and the alerts an end calls for, all in the caller's unit of work."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from orchestrator.db.tables import JobEventRow, JobRow, NodeRow
@@ -126,7 +126,7 @@ def move_many(
     ordered = [job_id for job_id in messages if job_id in moved]
     if ordered:
         work.session.execute(
-            insert(JobEventRow),
+            _EVENTS,  # Core, not the ORM's bulk insert: the rows are only written
             [
                 {
                     "job_id": job_id,
@@ -142,6 +142,9 @@ def move_many(
         )
         _ended(work, {job_id: moved[job_id].parent_id for job_id in ordered}, target, at)
     return {job_id: moved[job_id] for job_id in ordered}
+
+
+_EVENTS = insert(cast(Table, JobEventRow.__table__))
 
 
 def report_failure(work: UnitOfWork, job_id: str, target: JobState) -> None:
