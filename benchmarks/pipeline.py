@@ -64,8 +64,8 @@ from orchestrator.domain.nodes import NodeRegistration  # noqa: E402
 from orchestrator.domain.states import TERMINAL_STATES, JobState  # noqa: E402
 from orchestrator.errors import NodeError  # noqa: E402
 from orchestrator.services.context import ServiceContext  # noqa: E402
+from orchestrator.services.conveyor import jobs as creating  # noqa: E402
 from orchestrator.services.conveyor.finisher import apply_snapshot  # noqa: E402
-from orchestrator.services.conveyor.jobs import create_job  # noqa: E402
 from orchestrator.services.conveyor.reconcile import sweep  # noqa: E402
 from orchestrator.services.nodes.clients import NodeClients  # noqa: E402
 from orchestrator.services.nodes.registry import register_node  # noqa: E402
@@ -281,19 +281,25 @@ class Bench:
         return ctx
 
     def submit_all(self, ctx: ServiceContext) -> None:
-        """Create every job (round-robin over the pairs)."""
-        for index in range(self.args.jobs):
-            pair = index % self.args.pairs
-            create_job(
-                ctx,
-                JobSpec(
-                    source_node=self.nodes[2 * pair]["name"],
-                    source_paths=[f"bench/f{index:05d}.bin"],
-                    destination_node=self.nodes[2 * pair + 1]["name"],
-                    destination_path=f"in/{index:05d}",
-                    options={"target_rate_kbps": self.args.rate_kbps, "overwrite": "always"},
-                ),
+        """Create every job (round-robin over the pairs), one at a time as POST /api/v1/jobs
+        would, or with --create batch as POST /api/v1/jobs/batch would."""
+        specs = [
+            JobSpec(
+                source_node=self.nodes[2 * (index % self.args.pairs)]["name"],
+                source_paths=[f"bench/f{index:05d}.bin"],
+                destination_node=self.nodes[2 * (index % self.args.pairs) + 1]["name"],
+                destination_path=f"in/{index:05d}",
+                options={"target_rate_kbps": self.args.rate_kbps, "overwrite": "always"},
             )
+            for index in range(self.args.jobs)
+        ]
+        if self.args.create == "batch" and hasattr(creating, "create_jobs"):
+            for at in range(0, len(specs), self.args.batch_size):
+                chunk = specs[at : at + self.args.batch_size]
+                creating.create_jobs(ctx, [creating.JobRequest(spec) for spec in chunk])
+        else:  # a revision without create_jobs creates one at a time
+            for spec in specs:
+                creating.create_job(ctx, spec)
 
     def wait(self, ctx: ServiceContext, stop: threading.Event) -> None:
         """Until every job has ended (or the time limit)."""
@@ -520,6 +526,13 @@ def main() -> None:
         help="default: a SQLite file in a temp dir; emptied at the start of each run",
     )
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument(
+        "--create",
+        choices=("single", "batch"),
+        default="single",
+        help="create the jobs one at a time (create_job) or in batches (create_jobs)",
+    )
+    parser.add_argument("--batch-size", type=int, default=100, help="jobs per create_jobs")
     parser.add_argument(
         "--modes",
         default="adaptive,fixed,baseline",
