@@ -91,6 +91,41 @@ def test_kill_after_the_post_and_before_the_remote_id_is_stored_adopts_it(rig: R
         assert by_id[attempt.id].remote_id == held[attempt.id]
 
 
+def test_kill_after_the_group_is_claimed_and_some_of_its_posts_posts_each_job_once(
+    rig: Rig,
+) -> None:
+    # One submit group (the jobs wait for the worker, so one dispatch admits them together):
+    # its claim marks every attempt; the first POST is answered, the second is acted on and
+    # its answer held back (the feed too), and the worker is killed there.
+    rig.admin_a.fault(kind="hang", endpoint="GET /ops/transfers", seconds=HANG, count=0)
+    rig.admin_a.fault(kind="hang", endpoint="POST /ops/transfers", seconds=0)
+    rig.admin_a.fault(kind="hang", endpoint="POST /ops/transfers", seconds=HANG, after_effect=True)
+    ids = rig.jobs(["kg0", "kg1", "kg2", "kg3"], sizes=SIZES)
+    rig.worker()
+
+    rig.wait(lambda: rig.admin_a.counters()["transfers_created"] >= 2, "two transfers created")
+    rig.wait(
+        lambda: all(f["endpoint"] != "POST /ops/transfers" for f in rig.admin_a.faults()),
+        "the second POST acted on and its answer held back",
+        timeout=20,
+    )
+    rig.kill_workers()
+
+    held = {t["start_spec"]["tags"]["orchestrator"]["attempt"] for t in rig.admin_a.transfers()}
+    attempts = rig.attempts()
+    assert len(held) == 2 and all(a.remote_id is None for a in attempts)
+    never_sent = [a for a in attempts if a.status == AttemptState.POSTING and a.id not in held]
+    assert len(never_sent) == 2, "the group was not claimed as one before its POSTs"
+    rig.admin_a.clear_faults()
+    rig.worker()
+
+    rig.assert_converged(ids)  # one attempt and one node transfer per job
+    with rig.ctx.sessions() as session:
+        for attempt in never_sent:
+            log = " ".join(e.message for e in events_of(session, attempt.job_id))
+            assert "its POST never went out" in log
+
+
 def test_kill_in_the_middle_of_a_poll_loses_no_status(rig: Rig) -> None:
     rig.worker()
     ids = rig.jobs(["kc0", "kc1", "kc2"], sizes=SIZES, options=SLOW)

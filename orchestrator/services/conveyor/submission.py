@@ -5,9 +5,11 @@
    files' sizes become the job's expected totals.
 3. upload_setup on the destination (a fresh token every time); for a pull, download_setup on
    the source; an SSH endpoint's spec is built from its registry entry instead (modes.py).
-4. Mark the attempt "posting" and commit: from here on, the node may hold a transfer.
+4. Mark a chunk of the group's attempts "posting" in one statement and one commit: from here
+   on, the node may hold their transfers. Each is posted within one node call's time of that
+   mark (``_post_window``) or not by this run, so a tag search waits that long more.
 5. POST /ops/transfers on the node that runs the transfer (the source; for a pull, the
-   destination); record the remote id and CAS SUBMITTING → SUBMITTED.
+   destination); record the group's remote ids and CAS SUBMITTING → SUBMITTED.
 A redelivered or swept submit of a SUBMITTING job resumes at the step it reached; an attempt
 that may have been posted is looked up by its tag before anything is posted again.
 """
@@ -56,6 +58,7 @@ from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt
 from orchestrator.services.conveyor.refusals import disable_refusing_node
 from orchestrator.services.conveyor.sourcecheck import Verdict, check_sources
 from orchestrator.services.conveyor.transitions import move, move_many
+from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -483,7 +486,7 @@ def _grant_and_post(
     ctx: ServiceContext, group: list[_Work], lease: _BatchLease
 ) -> list[JobOutcome]:
     """One *_setup on the group's granting node (upload_setup on the destination, or for a
-    pull download_setup on the source), then one POST per job."""
+    pull download_setup on the source), then the POSTs, claimed a chunk at a time."""
     lease.keep()
     grants: Sequence[TransferSpec | NodeError]
     try:
@@ -494,19 +497,33 @@ def _grant_and_post(
         lease.pending.difference_update(w.job.id for w in group)
         return [_not_posted(ctx, w.job, w.attempt, exc) for w in group]
     outcomes = []
-    posted: list[_Posted] = []
+    todo: list[_Ready] = []
     for work, grant in zip(group, grants, strict=True):
-        lease.keep()  # a posted job stays in the lease until its remote id is recorded
         with log_context(job_id=work.job.id, node=work.runner.name, attempt=work.attempt.number):
-            if isinstance(grant, NodeError):
-                outcome: JobOutcome | _Posted = _not_posted(ctx, work.job, work.attempt, grant)
-            else:
-                outcome = _post(ctx, work, grant)
-        if isinstance(outcome, _Posted):
-            posted.append(outcome)
+            ready = _prepare(ctx, work, grant)
+        if isinstance(ready, _Ready):
+            todo.append(ready)
         else:
             lease.pending.discard(work.job.id)
-            outcomes.append(outcome)
+            outcomes.append(ready)
+    posted: list[_Posted] = []
+    pace = _Pace(_post_window(ctx.settings))
+    while todo:
+        size = pace.size()
+        chunk, todo = todo[:size], todo[size:]
+        claim = _mark_posting(ctx, [r.work.attempt.id for r in chunk], pace.window)
+        for ready in chunk:
+            lease.keep()  # a posted job stays in the lease until its remote id is recorded
+            work = ready.work
+            with log_context(
+                job_id=work.job.id, node=work.runner.name, attempt=work.attempt.number
+            ):
+                outcome = _post(ctx, ready, claim, pace)
+            if isinstance(outcome, _Posted):
+                posted.append(outcome)
+            else:
+                lease.pending.discard(work.job.id)
+                outcomes.append(outcome)
     outcomes.extend(_record_all_posted(ctx, posted))
     lease.pending.difference_update(p.work.job.id for p in posted)
     pacing.expect_ends(ctx, _expected_ends(posted))
@@ -534,35 +551,99 @@ class _Posted:
     src: NodeClient
 
 
-def _post(ctx: ServiceContext, work: _Work, grant: TransferSpec) -> JobOutcome | _Posted:
-    """Build the runner's spec from the grant, mark the attempt posting, POST; the caller
-    records the remote id (a crash before it does is recovered by the tag lookup)."""
+@dataclass(frozen=True)
+class _Ready:
+    """A granted job with the spec to POST and the client of the node that runs it."""
+
+    work: _Work
+    spec: TransferSpec
+    src: NodeClient
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The attempts one mark won, and the monotonic time after which none of them is posted."""
+
+    won: frozenset[str]
+    post_by: float
+
+
+class _Pace:
+    """How many attempts one mark claims: as many as the slowest POST seen so far lets this run
+    send within half the window (a first chunk of ``FIRST`` before any POST was timed)."""
+
+    FIRST = 16
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.slowest = 0.0
+
+    def size(self) -> int:
+        """The next chunk's size."""
+        if self.slowest <= 0:
+            return self.FIRST
+        return max(1, int(self.window / 2 / self.slowest))
+
+    def timed(self, seconds: float) -> None:
+        """One POST took this long."""
+        self.slowest = max(self.slowest, seconds)
+
+
+def _post_window(settings: Settings) -> float:
+    """How long after its mark an attempt may still be posted: one node call. A tag search
+    concludes nothing started only this long plus ``post_settle_seconds`` after the mark."""
+    return settings.node_connect_timeout + settings.node_read_timeout
+
+
+def _prepare(
+    ctx: ServiceContext, work: _Work, grant: TransferSpec | NodeError
+) -> _Ready | JobOutcome:
+    """The runner's spec from the grant and the runner's client, or why there is nothing to post."""
     job, attempt = work.job, work.attempt
+    if isinstance(grant, NodeError):
+        return _not_posted(ctx, job, attempt, grant)
     try:
         src = ctx.clients.get(attempt.source_node_id)  # the node that runs the transfer
     except NodeConfigurationError as exc:  # the runner's entry is unusable: nothing was posted
         return _not_posted(ctx, job, attempt, exc)
     spec = modes.spec_to_post(job, attempt.id, grant, work.source, work.destination)
-    if not _mark_posting(ctx, job.id, attempt.id):
+    return _Ready(work, spec, src)
+
+
+def _post(ctx: ServiceContext, ready: _Ready, claim: _Claim, pace: _Pace) -> JobOutcome | _Posted:
+    """POST one claimed attempt; the caller records the remote id (a crash before it does is
+    recovered by the tag lookup)."""
+    job, attempt = ready.work.job, ready.work.attempt
+    if attempt.id not in claim.won:
         return JobOutcome(
             job.id,
             Outcome.SKIPPED,
             f"job {job.id}: another worker is posting this attempt (or the job moved on)",
         )
+    started = time.monotonic()
+    if started >= claim.post_by:
+        # A tag search may soon conclude this attempt started nothing: it must not start now.
+        # Its next submit finds no tag and posts it then (the POSTs before it were slow).
+        _recheck_soon(ctx, job.id, attempt, "not posted within its window after its claim")
+        return JobOutcome(
+            job.id, Outcome.WAITING, f"job {job.id}: not posted in time; it is posted later"
+        )
     try:
-        remote_id = src.start_transfer(spec)
+        remote_id = ready.src.start_transfer(ready.spec)
     except (NodeUnreachable, NodeRequestRejected, NodeAuthError) as exc:
         # Positive evidence that nothing started: never sent, or refused as invalid.
         return _not_posted(ctx, job, attempt, exc)
     except NodeError as exc:
         # A timeout, a reset or a 5xx: the node may hold the transfer. Look before posting.
-        _recheck_soon(ctx, job.id, attempt, f"POST /ops/transfers unclear: {exc}")
+        pace.timed(time.monotonic() - started)
+        _recheck_soon(ctx, job.id, attempt, f"POST /ops/transfers unclear: {exc}", error=str(exc))
         return JobOutcome(
             job.id,
             Outcome.WAITING,
             f"job {job.id}: POST outcome unknown; the tag will be looked up",
         )
-    return _Posted(work, remote_id, src)
+    pace.timed(time.monotonic() - started)
+    return _Posted(ready.work, remote_id, ready.src)
 
 
 def _look_for_tag(
@@ -584,7 +665,8 @@ def _look_for_tag(
             return _abandon_canceled(ctx, job, attempt, transfer)
         return _adopt(ctx, job, attempt, transfer, src.node)
     assert attempt.post_started_at is not None
-    settled = attempt.post_started_at + timedelta(seconds=ctx.settings.post_settle_seconds)
+    wait = _post_window(ctx.settings) + ctx.settings.post_settle_seconds
+    settled = attempt.post_started_at + timedelta(seconds=wait)
     if ctx.now() < settled:
         _recheck_soon(ctx, job.id, attempt, "no transfer with this attempt's tag yet; waiting")
         return JobOutcome(
@@ -601,6 +683,10 @@ def _look_for_tag(
             "POST), so a transfer that started and ended meanwhile may be gone from its log",
         )
     # The node's log since the POST has no transfer with this attempt's tag: nothing started.
+    if attempt.error_text is None:  # no POST of it got an unclear answer: it never went out
+        if _unclaim(ctx, attempt, src.node):
+            return None  # posted now, as the same attempt
+        return _skipped(job.id, "moved on while its tag was searched")
     return _not_posted(
         ctx,
         job,
@@ -611,6 +697,37 @@ def _look_for_tag(
             operation="start_transfer",
         ),
     )
+
+
+def _unclaim(ctx: ServiceContext, attempt: AttemptRow, node: str) -> bool:
+    """Clear the mark of an attempt whose POST never reached the node (its worker died or ran
+    out of its window first), so that this submit posts it: a compare-and-set on the mark read."""
+    with ctx.unit_of_work() as work:
+        cleared = work.session.execute(
+            update(AttemptRow)
+            .where(
+                AttemptRow.id == attempt.id,
+                AttemptRow.post_started_at == attempt.post_started_at,
+                AttemptRow.remote_id.is_(None),
+                AttemptRow.status == AttemptState.POSTING,
+            )
+            .values(post_started_at=None, status=AttemptState.CREATED, feed_token_at_post=None)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(cleared) != 1:
+            work.rollback()
+            return False
+        note_attempt(
+            work,
+            attempt,
+            f"no transfer with this attempt's tag on {node}: its POST never went out; posting it",
+            now=ctx.now(),
+        )
+        work.commit()
+    set_committed_value(attempt, "post_started_at", None)
+    set_committed_value(attempt, "status", AttemptState.CREATED)
+    set_committed_value(attempt, "feed_token_at_post", None)
+    return True
 
 
 def _search_tag(src: NodeClient, attempt: AttemptRow) -> tuple[list[TransferSnapshot], bool]:
@@ -697,12 +814,12 @@ _CURSORS = cast(Table, NodeCursorRow.__table__)
 _MARK_POSTING = (
     update(_ATTEMPTS)
     .where(
-        _ATTEMPTS.c.id == bindparam("b_attempt"),
+        _ATTEMPTS.c.id.in_(bindparam("b_attempts", expanding=True)),
         _ATTEMPTS.c.post_started_at.is_(None),
         _ATTEMPTS.c.remote_id.is_(None),
         _ATTEMPTS.c.status != AttemptState.ABANDONED,
         select(_JOBS.c.id)
-        .where(_JOBS.c.id == bindparam("b_job"), _JOBS.c.state == JobState.SUBMITTING)
+        .where(_JOBS.c.id == _ATTEMPTS.c.job_id, _JOBS.c.state == JobState.SUBMITTING)
         .exists(),
     )
     .values(
@@ -714,28 +831,33 @@ _MARK_POSTING = (
             .scalar_subquery()
         ),
     )
+    .returning(_ATTEMPTS.c.id)
 )
 
 
-def _mark_posting(ctx: ServiceContext, job_id: str, attempt_id: str) -> bool:
-    """Claim the right to POST this attempt: a compare-and-set, so only one worker ever does.
+def _mark_posting(ctx: ServiceContext, attempt_ids: list[str], window: float) -> _Claim:
+    """Claim the right to POST these attempts: a compare-and-set, so only one worker ever
+    posts each; one statement and one commit for them all.
 
-    A worker that stalled past its lease may find another worker took the job over; whichever
-    marks the attempt first posts it, the other stops here. One statement: the job must still
-    be SUBMITTING (its lease is kept by the batch, renewed before each node call).
+    A worker that stalled past its lease may find another worker took a job over; whichever
+    marks the attempt first posts it, the other skips it. The jobs must still be SUBMITTING
+    (their leases are kept by the batch, renewed before each node call). What was won must be
+    posted within ``window`` of now, by this process's clock.
     """
+    post_by = time.monotonic() + window  # read before the mark's time: never later than it
     with ctx.sessions() as session:
-        marked = session.execute(
-            _MARK_POSTING, {"b_attempt": attempt_id, "b_job": job_id, "b_now": ctx.now()}
+        won = frozenset(
+            session.scalars(_MARK_POSTING, {"b_attempts": attempt_ids, "b_now": ctx.now()})
         )
-        if rowcount(marked) != 1:
-            session.rollback()
-            return False
         session.commit()
-    return True
+    return _Claim(won, post_by)
 
 
-def _recheck_soon(ctx: ServiceContext, job_id: str, attempt: AttemptRow, why: str) -> None:
+def _recheck_soon(
+    ctx: ServiceContext, job_id: str, attempt: AttemptRow, why: str, *, error: str | None = None
+) -> None:
+    """Look again in 5 s; an unclear POST's ``error`` stays on the attempt, so that a search
+    that finds nothing then counts a failure instead of posting the attempt again."""
     now = ctx.now()
     with ctx.unit_of_work() as work:
         work.session.execute(
@@ -743,6 +865,12 @@ def _recheck_soon(ctx: ServiceContext, job_id: str, attempt: AttemptRow, why: st
             .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTING)
             .values(next_attempt_at=now + timedelta(seconds=5))
         )
+        if error is not None:
+            work.session.execute(
+                update(AttemptRow)
+                .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
+                .values(error_text=error)
+            )
         note_attempt(work, attempt, why, now=now)
         work.commit()
 
