@@ -3,7 +3,8 @@
 hstssim runs in a process of its own (``python -m hstssim --nodes 2*PAIRS``). This script is
 the only client: for each pair it keeps ``--in-flight`` transfers open on the source node
 (upload_setup on the destination for a batch of requests, one ``POST /ops/transfers`` each),
-follows each source's change feed (``iteration_token``, ``Link`` rel="next") and posts more as
+follows each source's change feed (``iteration_token``, ``Link`` rel="next", the summary view in
+pages of 500, as the orchestrator polls) and posts more as
 transfers complete, until ``--transfers`` have completed. The figure is the simulator's CPU
 (user + system, from /proc) per completed transfer; the files landed are checked byte for
 byte. ``--compare-with REV`` runs another revision's hstssim (a temporary git worktree) at the
@@ -76,8 +77,7 @@ def simulator(work: Path, nodes: int, tree: Path) -> Iterator[tuple[int, list[di
     log = work / "hstssim.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hstssim", "--nodes", str(nodes), "--json"]
-            + ["--root", str(work / "nodes")],
+            [sys.executable, "-m", "hstssim", "--nodes", str(nodes), "--json", "--root", str(work)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(tree)},
@@ -136,7 +136,9 @@ class Pair:
     def poll(self) -> None:
         """Read the change feed until caught up; forget the transfers that completed."""
         while True:
-            params = {} if self.token is None else {"iteration_token": self.token}
+            params = {"view": "summary", "count": "500"}  # as the orchestrator's poll asks
+            if self.token is not None:
+                params["iteration_token"] = self.token
             page = self.api.get("/ops/transfers", params=params)
             page.raise_for_status()
             for item in page.json():
