@@ -8,8 +8,9 @@ pages of 500, as the orchestrator polls) and posts more as
 transfers complete, until ``--transfers`` have completed. The figure is the simulator's CPU
 (user + system, from /proc) per completed transfer; the files landed are checked byte for
 byte. ``--compare-with REV`` runs another revision's hstssim (a temporary git worktree) at the
-same time and drives the two in turns of ``--round`` transfers, each turn's CPU counted to the
-simulator that ran it, so both see the same machine load; it prints both side by side with
+same time and drives the two in turns of ``--round`` transfers per pair, each turn ending when
+its transfers have completed and its CPU counted to the simulator that ran it, so both see the
+same machine load; it prints both side by side with
 their ratio.
 
     python benchmarks/sim_cost.py --transfers 2000
@@ -80,6 +81,7 @@ def simulator(work: Path, nodes: int, tree: Path) -> Iterator[tuple[int, list[di
             [sys.executable, "-m", "hstssim", "--nodes", str(nodes), "--json", "--root", str(work)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=tree,  # python -m puts the working directory first on sys.path
             env={**os.environ, "PYTHONPATH": str(tree)},
             start_new_session=True,
         )
@@ -183,14 +185,17 @@ class Run:
         return sum(p.done for p in self.pairs)
 
     def turn(self, args: argparse.Namespace, upto: int) -> None:
-        """Keep the transfers going until upto have completed (or all of them)."""
+        """Post transfers until upto per pair have been posted (or all of them), and follow
+        them until every one has completed: nothing is left running when the turn ends, so
+        the CPU of the turn is all this simulator spent on them."""
+        upto = min(upto, self.share)
         cpu0, own0, started = cpu_seconds(self.pid), time.process_time(), time.monotonic()
         deadline = started + args.timeout
-        while self.done < min(upto, args.pairs * self.share):
+        while self.done < upto * len(self.pairs):
             if time.monotonic() > deadline:
                 raise SystemExit(f"timed out: {[p.done for p in self.pairs]} done")
             for pair in self.pairs:
-                pair.post_more(self.share)
+                pair.post_more(upto)
             time.sleep(args.poll_interval)
             for pair in self.pairs:
                 pair.poll()
@@ -226,9 +231,8 @@ def measure(args: argparse.Namespace, trees: list[Path]) -> list[dict[str, float
         for i, tree in enumerate(trees):
             pid, nodes = stack.enter_context(simulator(Path(tmp) / str(i), 2 * args.pairs, tree))
             runs.append(Run(pid, nodes, args))
-        total = args.pairs * runs[0].share
         upto = 0
-        while upto < total:
+        while upto < runs[0].share:
             upto += args.round
             for run in runs:
                 run.turn(args, upto)
@@ -247,7 +251,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
     parser.add_argument(
-        "--round", type=int, default=500, help="transfers per turn with --compare-with"
+        "--round", type=int, default=500, help="transfers per pair and turn with --compare-with"
     )
     args = parser.parse_args()
     if args.compare_with:
