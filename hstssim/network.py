@@ -1,8 +1,8 @@
 """The links between simulated nodes: their capacities and the transfers sharing them."""
 
-# One Network is shared by every node of a cluster (each on its own thread), so all its state
-# sits behind one lock. A flow's new rate reaches its node through the flow's own deliver
-# callback, which hops onto that node's event loop.
+# One Network is shared by every node of a cluster (on one loop, or on loops of their own), so
+# all its state sits behind one lock. A flow's new rate reaches its node through the flow's own
+# deliver callback, which hops onto that node's event loop.
 
 from __future__ import annotations
 
