@@ -20,14 +20,10 @@ their ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -49,55 +45,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of one process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def worktree(revision: str) -> Iterator[Path]:
-    """A temporary git worktree of ``revision``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            yield tree
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                check=False,
-                capture_output=True,
-            )
-
-
-@contextmanager
-def simulator(work: Path, nodes: int, tree: Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """hstssim of ``tree`` with ``nodes`` nodes; its pid and node descriptions."""
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "hstssim.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hstssim", "--nodes", str(nodes), "--json", "--root", str(work)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tree,  # python -m puts the working directory first on sys.path
-            env={**os.environ, "PYTHONPATH": str(tree)},
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            found = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
-            if len(found) == nodes:
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"hstssim did not start; see {log}")
-            time.sleep(0.1)
-        yield proc.pid, found
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 class Pair:
@@ -229,8 +176,10 @@ def measure(args: argparse.Namespace, trees: list[Path]) -> list[dict[str, float
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         runs = []
         for i, tree in enumerate(trees):
-            pid, nodes = stack.enter_context(simulator(Path(tmp) / str(i), 2 * args.pairs, tree))
-            runs.append(Run(pid, nodes, args))
+            proc, nodes = stack.enter_context(
+                revisions.simulator(Path(tmp) / str(i), 2 * args.pairs, tree)
+            )
+            runs.append(Run(proc.pid, nodes, args))
         upto = 0
         while upto < runs[0].share:
             upto += args.round
@@ -255,7 +204,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.compare_with:
-        with worktree(args.compare_with) as other_tree:
+        with revisions.worktree(ROOT, args.compare_with) as other_tree:
             ours, other = measure(args, [ROOT, other_tree])
     else:
         ours, other = measure(args, [ROOT])[0], None
