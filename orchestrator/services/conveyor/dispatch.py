@@ -22,9 +22,15 @@ for it (``ORCH_ADAPTIVE_START`` before its first decision) instead of ``max_per_
 A link whose circuit breaker is open, or a held destination, admits nothing but its probe
 (services/conveyor/breakers.py).
 
-A job that waits says why (``waiting_reason``). One dispatcher runs at a time: each run first
-updates the "dispatch" lock row (seeded by the migrations), which serialises runs on SQLite and
-PostgreSQL alike.
+A job that waits says why (``waiting_reason``). A job is admitted only when every count has
+room (source, destination, the runner's sessions, the link); the other checks only hold jobs
+back. So a run first looks at the links of the queued jobs: when none has room by counts, it
+admits nothing and reads only the queued jobs without a reason yet (new ones, or back in the
+queue), to give them theirs. The others keep the reason they have until a run with room on
+some link reads them again.
+
+One dispatcher runs at a time: each run first updates the "dispatch" lock row (seeded by the
+migrations), which serialises runs on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -196,6 +202,43 @@ def _link_reason(
     return f"link {src.name} → {dst.name} at its current limit {row.active_limit} ({row.reason})"
 
 
+@dataclass
+class _Taken:
+    """The slots taken now: per source, per destination, per link, and each node's sessions."""
+
+    sessions: NodeSessions
+    adaptive: dict[tuple[int, int], LinkConcurrencyRow]
+    out: Counter[int] = field(default_factory=Counter)
+    into: Counter[int] = field(default_factory=Counter)
+    links: Counter[tuple[int, int]] = field(default_factory=Counter)
+
+    def take(self, src_id: int, dst_id: int, runner_id: int, count: int = 1) -> None:
+        """Count ``count`` more jobs from ``src_id`` to ``dst_id`` run by ``runner_id``."""
+        self.out[src_id] += count
+        self.into[dst_id] += count
+        self.links[(src_id, dst_id)] += count
+        self.sessions.ours[runner_id] += count
+
+    def why_full(
+        self, ctx: ServiceContext, src: NodeRow, dst: NodeRow, runner: NodeRow
+    ) -> str | None:
+        """Why a job on this link may not start by the counts alone, else None (room)."""
+        if self.out[src.id] >= src.max_outbound:
+            return f"source node {src.name} is at its limit ({src.max_outbound} active)"
+        if self.into[dst.id] >= dst.max_inbound:
+            return f"destination node {dst.name} is at its limit ({dst.max_inbound} active)"
+        if (full := self.sessions.why_full(runner)) is not None:
+            return full
+        link_limit = ctx.settings.max_per_link
+        if ctx.settings.adaptive_concurrency:
+            row = self.adaptive.get((src.id, dst.id))
+            # ORCH_MAX_PER_LINK is its ceiling, at once (lowered: before the next decision).
+            link_limit = starting_limit(ctx) if row is None else min(row.active_limit, link_limit)
+        if self.links[(src.id, dst.id)] >= link_limit:
+            return _link_reason(ctx, src, dst, self.adaptive)
+        return None
+
+
 def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSummary:
     """Admit what the limits allow; enqueue a submit for each admitted job after commit."""
     summary = DispatchSummary()
@@ -225,32 +268,43 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             .where(JobRow.state.in_(HOLDS_A_SLOT), JobRow.is_parent.is_(False))
             .group_by(JobRow.source_node_id, JobRow.destination_node_id, JobRow.mode)
         ).all()
-        out_count: Counter[int] = Counter()
-        in_count: Counter[int] = Counter()
-        link_count: Counter[tuple[int, int]] = Counter()
-        sessions = NodeSessions.load(ctx, session, nodes)
-        for source_id, destination_id, mode, count in active:
-            out_count[source_id] += count
-            in_count[destination_id] += count
-            link_count[(source_id, destination_id)] += count
-            sessions.ours[destination_id if mode == TransferMode.PULL else source_id] += count
         adaptive = link_limits(session) if ctx.settings.adaptive_concurrency else {}
-        queued = session.execute(
-            select(
-                JobRow.id,
-                JobRow.source_node_id,
-                JobRow.destination_node_id,
-                JobRow.waiting_reason,
-                JobRow.source_paths,
-                JobRow.destination_path,
-                JobRow.mode,
-                JobRow.bytes_expected,
-                JobRow.bytes_transferred,
-            )
+        taken = _Taken(NodeSessions.load(ctx, session, nodes), adaptive)
+        for source_id, destination_id, mode, count in active:
+            runner_id = destination_id if mode == TransferMode.PULL else source_id
+            taken.take(source_id, destination_id, runner_id, count)
+        pending = session.execute(
+            select(JobRow.source_node_id, JobRow.destination_node_id, JobRow.mode, func.count())
             .where(JobRow.state == JobState.QUEUED)
-            .order_by(JobRow.priority.desc(), JobRow.created_at)
-            .limit(BATCH)
+            .group_by(JobRow.source_node_id, JobRow.destination_node_id, JobRow.mode)
         ).all()
+        room = any(
+            taken.why_full(ctx, nodes[s], nodes[d], nodes[d if mode == TransferMode.PULL else s])
+            is None
+            for s, d, mode, _ in pending
+        )
+        wanted = select(
+            JobRow.id,
+            JobRow.source_node_id,
+            JobRow.destination_node_id,
+            JobRow.waiting_reason,
+            JobRow.source_paths,
+            JobRow.destination_path,
+            JobRow.mode,
+            JobRow.bytes_expected,
+            JobRow.bytes_transferred,
+        ).where(JobRow.state == JobState.QUEUED)
+        if not room:
+            # Nothing can be admitted: only jobs without a reason get one; the others keep
+            # theirs (a node disabled meanwhile says so at the next run with room).
+            wanted = wanted.where(JobRow.waiting_reason.is_(None))
+        queued = (
+            session.execute(
+                wanted.order_by(JobRow.priority.desc(), JobRow.created_at).limit(BATCH)
+            ).all()
+            if pending
+            else []
+        )
         leases = _held_leases(session) if queued else DestinationLeases()
         gates = Gates.load(session) if queued else Gates()
         windows = calendar(session, now) if queued else Calendar(now, {}, {})
@@ -262,13 +316,6 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
             src, dst = nodes[job.source_node_id], nodes[job.destination_node_id]
             link = (src.id, dst.id)
             runner = dst if job.mode == TransferMode.PULL else src
-            link_limit = ctx.settings.max_per_link
-            if ctx.settings.adaptive_concurrency:
-                row = adaptive.get(link)
-                # ORCH_MAX_PER_LINK is its ceiling, at once (lowered: before the next decision).
-                link_limit = (
-                    starting_limit(ctx) if row is None else min(row.active_limit, link_limit)
-                )
             writes = written_paths(job.destination_path, _sources(job.source_paths))
             reason = None
             if not src.enabled:
@@ -284,14 +331,8 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                     f"behind job {blocker.job_id[:8]} "
                     f"(overlapping destination {dst.name}:{blocker.destination_path})"
                 )
-            elif out_count[src.id] >= src.max_outbound:
-                reason = f"source node {src.name} is at its limit ({src.max_outbound} active)"
-            elif in_count[dst.id] >= dst.max_inbound:
-                reason = f"destination node {dst.name} is at its limit ({dst.max_inbound} active)"
-            elif (full := sessions.why_full(runner)) is not None:
+            elif (full := taken.why_full(ctx, src, dst, runner)) is not None:
                 reason = full
-            elif link_count[link] >= link_limit:
-                reason = _link_reason(ctx, src, dst, adaptive)
             else:  # last: a breaker's probe goes through only when the job is admitted
                 reason = gates.why_waiting(job.id, src, dst, now, session)
             if reason is not None:
@@ -300,17 +341,16 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                     reasons.setdefault(reason, []).append(job.id)
                 continue
             admit[job.id] = (
-                f"admitted ({out_count[src.id] + 1}/{src.max_outbound} out of {src.name})"
+                f"admitted ({taken.out[src.id] + 1}/{src.max_outbound} out of {src.name})"
             )
             first = job.source_paths[0]["source"] if job.source_paths else ""
             labels[job.id] = job_label(job.id, src.name, first, dst.name, job.destination_path)
-            out_count[src.id] += 1
-            in_count[dst.id] += 1
-            link_count[link] += 1
-            sessions.ours[runner.id] += 1
+            taken.take(src.id, dst.id, runner.id)
             leases.take(dst.id, writes, Lease(job.id, job.destination_path))
             granter = src.id if job.mode == TransferMode.PULL else dst.id
             summary.admitted_to.append((job.id, granter))
+        if not room:  # every queued job waits, read or not (at most a run's worth, as before)
+            summary.waiting = min(sum(count for *_, count in pending), BATCH)
         for reason, job_ids in reasons.items():
             session.execute(
                 update(JobRow)
