@@ -1,16 +1,19 @@
-"""Many rows of one table updated by key with one statement (PostgreSQL: ``unnest`` of one
-array per column), or one prepared statement bound per row elsewhere."""
+"""Many rows of one table written with one statement (PostgreSQL: ``unnest`` of one array per
+column), or one prepared statement bound per row elsewhere."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from enum import Enum
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, text, update
+from sqlalchemy import JSON, String, Table, TextClause, bindparam, insert, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.types import TypeDecorator
 
 
 def update_rows(
@@ -34,31 +37,184 @@ def update_rows(
     )
 
 
+def swap_rows(
+    session: Session,
+    table: Table,
+    key: str,
+    expect: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    values: dict[str, Any],
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """Compare-and-set: set ``columns`` (and ``values``, the same for every row) of each row
+    whose ``key`` is the entry's first value and whose ``expect`` column still holds its
+    second (then the columns' values, in order). Each row written: its key, then its
+    ``returning`` columns (in no order).
+    Bound as ``update_rows`` binds (no bind processing on PostgreSQL)."""
+    if not rows:
+        return []
+    connection = session.connection()
+    names = (key, expect, *columns)
+    fixed = {f"v_{name}": _plain(value) for name, value in values.items()}
+    if connection.dialect.name == "postgresql":
+        statement = _unnest_swap(table, names, tuple(values), returning, connection.dialect)
+        arrays = {f"c{i}": list(v) for i, v in enumerate(zip(*rows, strict=True))}
+        return [tuple(r) for r in connection.execute(statement, arrays | fixed)]
+    # Elsewhere (SQLite, one writer at a time): the columns of the rows still as expected,
+    # bound per row, then one compare-and-set of the fixed values per expected value.
+    connection.execute(
+        _keyed_update(table, names, 2), [{f"c{i}": v for i, v in enumerate(row)} for row in rows]
+    )
+    by_expected: dict[Any, list[Any]] = {}
+    for row in rows:
+        by_expected.setdefault(row[1], []).append(row[0])
+    written: list[tuple[Any, ...]] = []
+    for expected, keys in by_expected.items():
+        swap = _keyed_swap(table, key, expect, tuple(values), returning)
+        bound = {"keys": keys, "c1": expected} | fixed
+        written += [tuple(r) for r in connection.execute(swap, bound)]
+    return written
+
+
+def insert_rows(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert one row per entry of ``rows`` (the values of ``columns``, in order). On
+    PostgreSQL the column types' bind processing (masking, JSON) is done here, per column."""
+    if not rows:
+        return
+    connection = session.connection()
+    names = tuple(columns)
+    if connection.dialect.name == "postgresql":
+        dialect = connection.dialect
+        statement = _unnest_insert(table, names, dialect)
+        arrays = {}
+        for i, values in enumerate(zip(*rows, strict=True)):
+            process = _processor(table, names[i], dialect)
+            arrays[f"c{i}"] = [process(v) for v in values] if process else list(values)
+        connection.execute(statement, arrays)
+        return
+    connection.execute(
+        _plain_insert(table, names), [{f"c{i}": v for i, v in enumerate(row)} for row in rows]
+    )
+
+
+def _arrays(table: Table, names: tuple[str, ...], dialect: Dialect) -> str:
+    """One ``CAST(:cN AS type[])`` per column (JSON travels as text)."""
+    casts = []
+    for i, name in enumerate(names):
+        kind = table.c[name].type
+        if isinstance(kind, JSON):
+            casts.append(f"CAST(CAST(:c{i} AS TEXT[]) AS {kind.compile(dialect)}[])")
+        else:
+            casts.append(f"CAST(:c{i} AS {kind.compile(dialect)}[])")
+    return ", ".join(casts)
+
+
 @cache
 def _unnest_update(table: Table, names: tuple[str, ...], dialect: Dialect) -> TextClause:
     """``UPDATE t SET c = u.c … FROM unnest(arrays) AS u(…) WHERE t.key = u.key``, built once."""
-    arrays = ", ".join(
-        f"CAST(:c{i} AS {table.c[name].type.compile(dialect)}[])" for i, name in enumerate(names)
-    )
     sets = ", ".join(f"{name} = u.{name}" for name in names[1:])
     # Only the table's own column names (table.c[name] refused any other) reach the text.
     return text(
-        f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS u({', '.join(names)}) "  # noqa: S608
-        f"WHERE {table.name}.{names[0]} = u.{names[0]}"
+        f"UPDATE {table.name} SET {sets} FROM unnest({_arrays(table, names, dialect)}) "  # noqa: S608
+        f"AS u({', '.join(names)}) WHERE {table.name}.{names[0]} = u.{names[0]}"
     )
 
 
 @cache
-def _keyed_update(table: Table, names: tuple[str, ...]) -> Update:
-    """``UPDATE t SET c = :c … WHERE key = :key``, built once."""
+def _unnest_swap(
+    table: Table,
+    names: tuple[str, ...],
+    fixed: tuple[str, ...],
+    returning: tuple[str, ...],
+    dialect: Dialect,
+) -> TextClause:
+    """``UPDATE t SET c = u.c, f = :f … FROM unnest(arrays) AS u(…) WHERE t.key = u.key AND
+    t.expect = u.expect RETURNING t.key, …``, built once."""
+    key, expect = names[0], names[1]
+    sets = [f"{name} = CAST(:v_{name} AS {table.c[name].type.compile(dialect)})" for name in fixed]
+    sets += [f"{name} = u.{name}" for name in names[2:]]
+    labels = ", ".join(("k_" + key, "e_" + expect, *names[2:]))
+    returned = ", ".join(f"{table.name}.{table.c[name].name}" for name in (key, *returning))
+    # Only the table's own column names (table.c[name] refused any other) reach the text.
+    return text(
+        f"UPDATE {table.name} SET {', '.join(sets)} "  # noqa: S608
+        f"FROM unnest({_arrays(table, names, dialect)}) AS u({labels}) "
+        f"WHERE {table.name}.{key} = u.k_{key} AND {table.name}.{expect} = u.e_{expect} "
+        f"RETURNING {returned}"
+    )
+
+
+@cache
+def _unnest_insert(table: Table, names: tuple[str, ...], dialect: Dialect) -> TextClause:
+    """``INSERT INTO t (…) SELECT * FROM unnest(arrays)``, built once."""
+    # Only the table's own column names (table.c[name] refused any other) reach the text.
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
+        f"SELECT * FROM unnest({_arrays(table, names, dialect)})"
+    )
+
+
+@cache
+def _processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What the column's type does to a value bound to it, for an array of them."""
+    kind = table.c[name].type
+    if isinstance(kind, JSON):
+        return json.dumps
+    if isinstance(kind, TypeDecorator):
+        decorator = kind
+        return lambda value: decorator.process_bind_param(value, dialect)
+    return _plain if isinstance(kind, String) else None
+
+
+def _plain(value: Any) -> Any:
+    """A str enum as its value (psycopg would not know the array's element type otherwise)."""
+    return value.value if isinstance(value, Enum) else value
+
+
+@cache
+def _keyed_update(table: Table, names: tuple[str, ...], compared: int = 1) -> Update:
+    """``UPDATE t SET c = :c … WHERE key = :key``, built once; with ``compared`` 2 the second
+    name is compared too (``AND expect = :expect``), not set."""
     return (
         update(table)
-        .where(table.c[names[0]] == bindparam("c0", type_=table.c[names[0]].type))
+        .where(
+            *[
+                table.c[names[i]] == bindparam(f"c{i}", type_=table.c[names[i]].type)
+                for i in range(compared)
+            ]
+        )
         .values(
             {
                 name: bindparam(f"c{i}", type_=table.c[name].type)
                 for i, name in enumerate(names)
-                if i
+                if i >= compared
             }
         )
+    )
+
+
+@cache
+def _plain_insert(table: Table, names: tuple[str, ...]) -> Insert:
+    """``INSERT INTO t (…) VALUES (:c0, …)``, built once."""
+    return insert(table).values(
+        {name: bindparam(f"c{i}", type_=table.c[name].type) for i, name in enumerate(names)}
+    )
+
+
+@cache
+def _keyed_swap(
+    table: Table, key: str, expect: str, fixed: tuple[str, ...], returning: tuple[str, ...]
+) -> Update:
+    """``UPDATE t SET f = :f … WHERE key IN :keys AND expect = :c1 RETURNING key, …``."""
+    return (
+        update(table)
+        .where(
+            table.c[key].in_(bindparam("keys", expanding=True)),
+            table.c[expect] == bindparam("c1", type_=table.c[expect].type),
+        )
+        .values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed})
+        .returning(table.c[key], *(table.c[name] for name in returning))
     )
