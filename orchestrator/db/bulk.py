@@ -9,10 +9,11 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, String, Table, TextClause, bindparam, insert, text, update
+from sqlalchemy import JSON, String, Table, TextClause, bindparam, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.types import TypeDecorator
 
 
@@ -78,17 +79,24 @@ def swap_rows(
 
 
 def insert_rows(
-    session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    adding: Sequence[str] = (),
 ) -> None:
-    """Insert one row per entry of ``rows`` (the values of ``columns``, in order). On
-    PostgreSQL the column types' bind processing (masking, JSON) is done here, per column."""
+    """Insert one row per entry of ``rows`` (the values of ``columns``, in order). With
+    ``adding`` (the first columns: a unique key), a row whose key exists has the other
+    columns' values added to it. On PostgreSQL the column types' bind processing (masking,
+    JSON) is done here, per column. The keys must be distinct."""
     if not rows:
         return
     connection = session.connection()
     names = tuple(columns)
     if connection.dialect.name == "postgresql":
         dialect = connection.dialect
-        statement = _unnest_insert(table, names, dialect)
+        statement = _unnest_insert(table, names, tuple(adding), dialect)
         arrays = {}
         for i, values in enumerate(zip(*rows, strict=True)):
             process = _processor(table, names[i], dialect)
@@ -96,7 +104,8 @@ def insert_rows(
         connection.execute(statement, arrays)
         return
     connection.execute(
-        _plain_insert(table, names), [{f"c{i}": v for i, v in enumerate(row)} for row in rows]
+        _plain_insert(table, names, tuple(adding)),
+        [{f"c{i}": v for i, v in enumerate(row)} for row in rows],
     )
 
 
@@ -148,12 +157,23 @@ def _unnest_swap(
 
 
 @cache
-def _unnest_insert(table: Table, names: tuple[str, ...], dialect: Dialect) -> TextClause:
-    """``INSERT INTO t (…) SELECT * FROM unnest(arrays)``, built once."""
+def _unnest_insert(
+    table: Table, names: tuple[str, ...], adding: tuple[str, ...], dialect: Dialect
+) -> TextClause:
+    """``INSERT INTO t (…) SELECT * FROM unnest(arrays) [ON CONFLICT … DO UPDATE SET c = t.c
+    + excluded.c …]``, built once."""
+    conflict = ""
+    if adding:
+        sums = ", ".join(
+            f"{name} = {table.name}.{name} + excluded.{name}"
+            for name in names
+            if name not in adding
+        )
+        conflict = f" ON CONFLICT ({', '.join(adding)}) DO UPDATE SET {sums}"
     # Only the table's own column names (table.c[name] refused any other) reach the text.
     return text(
         f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
-        f"SELECT * FROM unnest({_arrays(table, names, dialect)})"
+        f"SELECT * FROM unnest({_arrays(table, names, dialect)}){conflict}"
     )
 
 
@@ -197,10 +217,16 @@ def _keyed_update(table: Table, names: tuple[str, ...], compared: int = 1) -> Up
 
 
 @cache
-def _plain_insert(table: Table, names: tuple[str, ...]) -> Insert:
-    """``INSERT INTO t (…) VALUES (:c0, …)``, built once."""
-    return insert(table).values(
+def _plain_insert(table: Table, names: tuple[str, ...], adding: tuple[str, ...]) -> Any:
+    """``INSERT INTO t (…) VALUES (:c0, …) [ON CONFLICT … DO UPDATE]`` (SQLite's), built once."""
+    rows = sqlite_insert(table).values(
         {name: bindparam(f"c{i}", type_=table.c[name].type) for i, name in enumerate(names)}
+    )
+    if not adding:
+        return rows
+    return rows.on_conflict_do_update(
+        index_elements=list(adding),
+        set_={name: table.c[name] + rows.excluded[name] for name in names if name not in adding},
     )
 
 

@@ -163,36 +163,35 @@ def _take_lease(
     """Whether this poller now holds the node's lease, the saved token, and the last good poll."""
     now = ctx.now()
     until = now + timedelta(seconds=ctx.settings.poll_lease_seconds)
+    take = (
+        update(NodeCursorRow)
+        .where(
+            NodeCursorRow.node_id == node_id,
+            or_(
+                NodeCursorRow.lease_until.is_(None),
+                NodeCursorRow.lease_until < now,
+                NodeCursorRow.lease_owner == owner,
+            ),
+        )
+        .values(lease_owner=owner, lease_until=until, last_poll_at=now)
+        .returning(NodeCursorRow.iteration_token, NodeCursorRow.last_success_at)
+        .execution_options(synchronize_session=False)
+    )
     with ctx.sessions() as session:
-        if session.get(NodeCursorRow, node_id) is None:
+        for _ in range(2):  # the node's first poll makes its cursor row, then takes it
+            taken = session.execute(take).first()
+            if taken is not None:
+                session.commit()
+                return True, taken.iteration_token, taken.last_success_at
+            if session.get(NodeCursorRow, node_id) is not None:
+                break  # another poller holds it
             session.add(NodeCursorRow(node_id=node_id))
             try:
                 session.commit()
             except IntegrityError:
                 session.rollback()
-        taken = session.execute(
-            update(NodeCursorRow)
-            .where(
-                NodeCursorRow.node_id == node_id,
-                or_(
-                    NodeCursorRow.lease_until.is_(None),
-                    NodeCursorRow.lease_until < now,
-                    NodeCursorRow.lease_owner == owner,
-                ),
-            )
-            .values(lease_owner=owner, lease_until=until, last_poll_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if rowcount(taken) != 1:
-            session.rollback()
-            return False, None, None
-        token, since = session.execute(
-            select(NodeCursorRow.iteration_token, NodeCursorRow.last_success_at).where(
-                NodeCursorRow.node_id == node_id
-            )
-        ).one()
-        session.commit()
-        return True, token, since
+        session.rollback()
+        return False, None, None
 
 
 def _renew_lease(ctx: ServiceContext, node_id: int, owner: str) -> bool:
