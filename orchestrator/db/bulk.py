@@ -18,23 +18,30 @@ from sqlalchemy.types import TypeDecorator
 
 
 def update_rows(
-    session: Session, table: Table, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    session: Session,
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    same: dict[str, Any] | None = None,
 ) -> None:
     """Set ``columns`` of the rows whose ``key`` is each row's first value (then the columns'
-    values, in order). On PostgreSQL the values are bound as they are, without the column
-    types' bind processing: aware datetimes, no text that must be masked."""
+    values, in order), and the ``same`` columns to one value for all. On PostgreSQL the values
+    are bound as they are, without the column types' bind processing: aware datetimes, no
+    text that must be masked."""
     if not rows:
         return
     connection = session.connection()
     names = (key, *columns)
+    fixed = {f"v_{name}": _plain(value) for name, value in (same or {}).items()}
     if connection.dialect.name == "postgresql":
-        statement = _unnest_update(table, names, connection.dialect)
-        connection.execute(
-            statement, {f"c{i}": list(values) for i, values in enumerate(zip(*rows, strict=True))}
-        )
+        statement = _unnest_update(table, names, tuple(same or ()), connection.dialect)
+        arrays = {f"c{i}": list(values) for i, values in enumerate(zip(*rows, strict=True))}
+        connection.execute(statement, arrays | fixed)
         return
     connection.execute(
-        _keyed_update(table, names), [{f"c{i}": v for i, v in enumerate(row)} for row in rows]
+        _keyed_update(table, names, 1, tuple(same or ())),
+        [{f"c{i}": v for i, v in enumerate(row)} | fixed for row in rows],
     )
 
 
@@ -84,28 +91,34 @@ def insert_rows(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
+    same: dict[str, Any] | None = None,
     adding: Sequence[str] = (),
 ) -> None:
-    """Insert one row per entry of ``rows`` (the values of ``columns``, in order). With
-    ``adding`` (the first columns: a unique key), a row whose key exists has the other
-    columns' values added to it. On PostgreSQL the column types' bind processing (masking,
-    JSON) is done here, per column. The keys must be distinct."""
+    """Insert one row per entry of ``rows`` (the values of ``columns``, in order), each with
+    the ``same`` columns' one value. With ``adding`` (the first columns: a unique key), a row
+    whose key exists has the other columns' values added to it. On PostgreSQL the column
+    types' bind processing (masking, JSON) is done here, per column. Keys must be distinct."""
     if not rows:
         return
     connection = session.connection()
-    names = tuple(columns)
+    same = same or {}
+    names, shared = tuple(columns), tuple(same)
     if connection.dialect.name == "postgresql":
         dialect = connection.dialect
-        statement = _unnest_insert(table, names, tuple(adding), dialect)
-        arrays = {}
+        statement = _unnest_insert(table, names, shared, tuple(adding), dialect)
+        bound = {}
+        for name, value in same.items():
+            process = _processor(table, name, dialect)
+            bound[f"v_{name}"] = process(value) if process else value
         for i, values in enumerate(zip(*rows, strict=True)):
             process = _processor(table, names[i], dialect)
-            arrays[f"c{i}"] = [process(v) for v in values] if process else list(values)
-        connection.execute(statement, arrays)
+            bound[f"c{i}"] = [process(v) for v in values] if process else list(values)
+        connection.execute(statement, bound)
         return
+    fixed = {f"v_{name}": value for name, value in same.items()}
     connection.execute(
-        _plain_insert(table, names, tuple(adding)),
-        [{f"c{i}": v for i, v in enumerate(row)} for row in rows],
+        _plain_insert(table, names, shared, tuple(adding)),
+        [{f"c{i}": v for i, v in enumerate(row)} | fixed for row in rows],
     )
 
 
@@ -122,14 +135,22 @@ def _arrays(table: Table, names: tuple[str, ...], dialect: Dialect) -> str:
 
 
 @cache
-def _unnest_update(table: Table, names: tuple[str, ...], dialect: Dialect) -> TextClause:
-    """``UPDATE t SET c = u.c … FROM unnest(arrays) AS u(…) WHERE t.key = u.key``, built once."""
-    sets = ", ".join(f"{name} = u.{name}" for name in names[1:])
+def _unnest_update(
+    table: Table, names: tuple[str, ...], fixed: tuple[str, ...], dialect: Dialect
+) -> TextClause:
+    """``UPDATE t SET c = u.c …, f = :f … FROM unnest(arrays) AS u(…) WHERE t.key = u.key``,
+    built once."""
+    sets = ", ".join([f"{name} = u.{name}" for name in names[1:]] + _scalars(table, fixed, dialect))
     # Only the table's own column names (table.c[name] refused any other) reach the text.
     return text(
         f"UPDATE {table.name} SET {sets} FROM unnest({_arrays(table, names, dialect)}) "  # noqa: S608
         f"AS u({', '.join(names)}) WHERE {table.name}.{names[0]} = u.{names[0]}"
     )
+
+
+def _scalars(table: Table, fixed: tuple[str, ...], dialect: Dialect) -> list[str]:
+    """``f = CAST(:v_f AS type)`` for each column set to one value."""
+    return [f"{name} = CAST(:v_{name} AS {table.c[name].type.compile(dialect)})" for name in fixed]
 
 
 @cache
@@ -143,8 +164,7 @@ def _unnest_swap(
     """``UPDATE t SET c = u.c, f = :f … FROM unnest(arrays) AS u(…) WHERE t.key = u.key AND
     t.expect = u.expect RETURNING t.key, …``, built once."""
     key, expect = names[0], names[1]
-    sets = [f"{name} = CAST(:v_{name} AS {table.c[name].type.compile(dialect)})" for name in fixed]
-    sets += [f"{name} = u.{name}" for name in names[2:]]
+    sets = _scalars(table, fixed, dialect) + [f"{name} = u.{name}" for name in names[2:]]
     labels = ", ".join(("k_" + key, "e_" + expect, *names[2:]))
     returned = ", ".join(f"{table.name}.{table.c[name].name}" for name in (key, *returning))
     # Only the table's own column names (table.c[name] refused any other) reach the text.
@@ -158,23 +178,37 @@ def _unnest_swap(
 
 @cache
 def _unnest_insert(
-    table: Table, names: tuple[str, ...], adding: tuple[str, ...], dialect: Dialect
+    table: Table,
+    names: tuple[str, ...],
+    shared: tuple[str, ...],
+    adding: tuple[str, ...],
+    dialect: Dialect,
 ) -> TextClause:
-    """``INSERT INTO t (…) SELECT * FROM unnest(arrays) [ON CONFLICT … DO UPDATE SET c = t.c
-    + excluded.c …]``, built once."""
+    """``INSERT INTO t (…) SELECT u.*, :v_f … FROM unnest(arrays) AS u [ON CONFLICT … DO
+    UPDATE SET c = t.c + excluded.c …]``, built once."""
     conflict = ""
     if adding:
         sums = ", ".join(
             f"{name} = {table.name}.{name} + excluded.{name}"
-            for name in names
+            for name in (*names, *shared)
             if name not in adding
         )
         conflict = f" ON CONFLICT ({', '.join(adding)}) DO UPDATE SET {sums}"
+    scalars = "".join(f", {_cast(table, name, f':v_{name}', dialect)}" for name in shared)
     # Only the table's own column names (table.c[name] refused any other) reach the text.
     return text(
-        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
-        f"SELECT * FROM unnest({_arrays(table, names, dialect)}){conflict}"
+        f"INSERT INTO {table.name} ({', '.join((*names, *shared))}) "  # noqa: S608
+        f"SELECT u.*{scalars} FROM unnest({_arrays(table, names, dialect)}) "
+        f"AS u({', '.join(names)}){conflict}"
     )
+
+
+def _cast(table: Table, name: str, param: str, dialect: Dialect) -> str:
+    """``CAST(param AS the column's type)`` (JSON travels as text)."""
+    kind = table.c[name].type
+    if isinstance(kind, JSON):
+        return f"CAST(CAST({param} AS TEXT) AS {kind.compile(dialect)})"
+    return f"CAST({param} AS {kind.compile(dialect)})"
 
 
 @cache
@@ -195,9 +229,11 @@ def _plain(value: Any) -> Any:
 
 
 @cache
-def _keyed_update(table: Table, names: tuple[str, ...], compared: int = 1) -> Update:
-    """``UPDATE t SET c = :c … WHERE key = :key``, built once; with ``compared`` 2 the second
-    name is compared too (``AND expect = :expect``), not set."""
+def _keyed_update(
+    table: Table, names: tuple[str, ...], compared: int = 1, fixed: tuple[str, ...] = ()
+) -> Update:
+    """``UPDATE t SET c = :c …, f = :v_f … WHERE key = :key``, built once; with ``compared``
+    2 the second name is compared too (``AND expect = :expect``), not set."""
     return (
         update(table)
         .where(
@@ -212,21 +248,30 @@ def _keyed_update(table: Table, names: tuple[str, ...], compared: int = 1) -> Up
                 for i, name in enumerate(names)
                 if i >= compared
             }
+            | {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed}
         )
     )
 
 
 @cache
-def _plain_insert(table: Table, names: tuple[str, ...], adding: tuple[str, ...]) -> Any:
-    """``INSERT INTO t (…) VALUES (:c0, …) [ON CONFLICT … DO UPDATE]`` (SQLite's), built once."""
+def _plain_insert(
+    table: Table, names: tuple[str, ...], shared: tuple[str, ...], adding: tuple[str, ...]
+) -> Any:
+    """``INSERT INTO t (…) VALUES (:c0, …, :v_f …) [ON CONFLICT … DO UPDATE]`` (SQLite's),
+    built once."""
     rows = sqlite_insert(table).values(
         {name: bindparam(f"c{i}", type_=table.c[name].type) for i, name in enumerate(names)}
+        | {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in shared}
     )
     if not adding:
         return rows
     return rows.on_conflict_do_update(
         index_elements=list(adding),
-        set_={name: table.c[name] + rows.excluded[name] for name in names if name not in adding},
+        set_={
+            name: table.c[name] + rows.excluded[name]
+            for name in (*names, *shared)
+            if name not in adding
+        },
     )
 
 

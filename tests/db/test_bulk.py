@@ -102,3 +102,21 @@ def test_a_swap_writes_only_the_rows_still_in_their_expected_state(session: Sess
     assert found["c"] == ("canceled", 0, 0, None, None, None), "a missed row is left alone"
     update_rows(session, PROBE, "id", ("moved",), [("c", 300)])
     assert rows(session)["c"][:2] == ("canceled", 300)
+
+
+def test_columns_of_one_value_for_all_rows_are_bound_once_and_processed(
+    session: Session,
+) -> None:
+    insert_rows(
+        session,
+        PROBE,
+        ("id", "minute", "moved"),
+        [("a", T0, 1), ("b", T0, 2)],
+        same={"state": JobState.PAUSED, "note": "token=abcdefgh12345678", "data": {"x": [1]}},
+    )
+    update_rows(session, PROBE, "id", ("files",), [("a", 4), ("b", 5)], {"at": T0})
+
+    found = rows(session)
+    assert [found[k][:3] for k in "ab"] == [("paused", 1, 4), ("paused", 2, 5)]
+    assert {found[k][3] for k in "ab"} == {"token=***"}, "masked"
+    assert [found[k][4:] for k in "ab"] == [({"x": [1]}, T0)] * 2

@@ -42,11 +42,8 @@ ATTEMPT_COLUMNS = (
     "rate_kbps",
     "started_at",
     "ended_at",
-    "last_seen_at",
-    "missing_since",
-    "check_after",
-    "unsettled_checks",
 )
+_SEEN = ("last_seen_at", "missing_since", "check_after", "unsettled_checks")  # one value for all
 _MOVED = ("state", "state_changed_at", "updated_at", "finished_at")  # move_many's COMPLETED
 JOB_COLUMNS = (
     "bytes_transferred",
@@ -129,10 +126,6 @@ class PageCompletions:
             snapshot.rate_kbps,
             attempt.started_at or snapshot.started_at,
             snapshot.ended_at or now,
-            now,
-            None,
-            None,
-            0,
         )
         job_row = (
             job.id,
@@ -152,9 +145,13 @@ class PageCompletions:
         if not self._ends:
             return []
         ends = list(self._ends.values())
-        update_rows(work.session, _ATTEMPTS, "id", ATTEMPT_COLUMNS, [e.attempt_row for e in ends])
+        seen = dict(zip(_SEEN, (now, None, None, 0), strict=True))
+        update_rows(
+            work.session, _ATTEMPTS, "id", ATTEMPT_COLUMNS, [e.attempt_row for e in ends], seen
+        )
         for end in ends:  # the session's rows say what the database now holds
             _written(end.attempt, ATTEMPT_COLUMNS, end.attempt_row)
+            instance_dict(end.attempt).update(seen)
         states = {job_id: JobState(end.job.state) for job_id, end in self._ends.items()}
         done = []
         for _ in range(len(MAY_HOLD_TRANSFER)):  # each retry finds the job one state further on

@@ -148,14 +148,14 @@ def record_moves(
     insert_rows(
         work.session,
         _EVENTS,
-        _EVENT_COLUMNS,
-        [(job_id, at, "state", state, target, message, {}) for job_id, state, message, _ in moves],
+        ("job_id", "from_state", "message"),
+        [(job_id, state, message) for job_id, state, message, _ in moves],
+        same={"at": at, "kind": "state", "to_state": target, "data": {}},
     )
     _ended(work, {job_id: parent for job_id, _, _, parent in moves}, target, at)
 
 
 _EVENTS = cast(Table, JobEventRow.__table__)
-_EVENT_COLUMNS = ("job_id", "at", "kind", "from_state", "to_state", "message", "data")
 
 
 def report_failure(work: UnitOfWork, job_id: str, target: JobState) -> None:
