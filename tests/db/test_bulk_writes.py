@@ -1,4 +1,5 @@
-"""Many rows in one statement (db/bulk.py), on SQLite and PostgreSQL: the same rows result."""
+"""Many rows in one statement (db/bulk.py: inserts, compare-and-set, one value for all rows), on
+SQLite and PostgreSQL: the same rows result."""
 
 from __future__ import annotations
 
