@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,43 +74,6 @@ def postgres_pids(database: str | None = None) -> list[int]:
             if database is None or f" {database} " in title:  # "postgres: user db host ..."
                 found.append(int(entry.name))
     return found
-
-
-@contextmanager
-def simulator(
-    work: Path, nodes: int
-) -> Iterator[tuple[subprocess.Popen[bytes], list[dict[str, Any]]]]:
-    """hstssim with ``nodes`` nodes in its own process; their JSON descriptions."""
-    log = work / "hstssim.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hstssim",
-                "--nodes",
-                str(nodes),
-                "--json",
-                "--root",
-                str(work / "nodes"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            found = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
-            if len(found) == nodes:
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"hstssim did not start; see {log}")
-            time.sleep(0.1)
-        yield proc, found
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
@@ -171,7 +131,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         workers = ServiceContext(
             worker_sessions, NodeClients(worker_sessions, box, settings), settings, enqueue
         )
-        with simulator(work, 2 * args.pairs) as (sim, nodes):
+        with revisions.simulator(work / "nodes", 2 * args.pairs, ROOT) as (sim, nodes):
             node_ids = []
             for node in nodes:
                 registration = NodeRegistration(

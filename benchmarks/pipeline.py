@@ -359,6 +359,18 @@ def peak_overlap(attempts: list[AttemptRow]) -> int:
     return peak
 
 
+def wait_for_workers(ctx: ServiceContext, names: tuple[str, ...], timeout: float = 60) -> None:
+    """Until each worker answers a ping: the clock starts with the stack up, as in production
+    (a worker's start, with its second of looking for neighbours, once took 4 s of a 20 s run)."""
+    app = make_celery(ctx.settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answered = {name.split("@")[0] for reply in app.control.ping(timeout=0.5) for name in reply}
+        if answered >= set(names):
+            return
+    raise SystemExit(f"workers {', '.join(names)} did not answer within {timeout:.0f} s")
+
+
 def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.Event) -> None:
     """The baseline: GET /ops/transfers/{id} for every open transfer, every interval."""
     while not stop.wait(interval):
@@ -429,7 +441,9 @@ def run_once(args: argparse.Namespace, mode: str) -> Run:
         bench.start_nodes(stack)
         ctx = bench.prepare()
         bench.groups["submit worker"] = stack.enter_context(
-            celery_worker("submit", "default,submit", args.workers, "WARNING", work, bench.env)
+            celery_worker(
+                "submit", "default,submit", args.workers, args.worker_log_level, work, bench.env
+            )
         ).pid
         # Polls get their own worker, as in production, so submissions never delay them.
         bench.groups["poll worker"] = stack.enter_context(
@@ -451,7 +465,7 @@ def run_once(args: argparse.Namespace, mode: str) -> Run:
                     bench.env,
                 )
             ).pid
-        time.sleep(2)  # let the worker connect
+        wait_for_workers(ctx, ("submit", "poll"))
         stop = threading.Event()
         tracker = None
         if baseline:
@@ -540,7 +554,9 @@ def main() -> None:
     )
     parser.add_argument("--skip-baseline", action="store_true", help="drop baseline from --modes")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, db)")
-    parser.add_argument("--worker-log-level", default="WARNING", help="e.g. INFO: task timings")
+    parser.add_argument(
+        "--worker-log-level", default="WARNING", help="both workers; e.g. INFO: task timings"
+    )
     parser.add_argument(
         "--compare-with", metavar="REV", help="a git revision to run the same modes on, first"
     )

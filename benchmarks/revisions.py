@@ -7,13 +7,16 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def run_at(root: Path, revision: str, script: str, argv: list[str]) -> Any:
-    """``script`` (this tree's copy) with ``--root TREE`` and ``argv`` over a temporary
-    worktree of ``revision`` on PYTHONPATH; the JSON of its last line of output."""
+@contextmanager
+def worktree(root: Path, revision: str) -> Iterator[Path]:
+    """A temporary git worktree of ``revision``, removed afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(
@@ -22,20 +25,58 @@ def run_at(root: Path, revision: str, script: str, argv: list[str]) -> Any:
             capture_output=True,
         )
         try:
-            answer = subprocess.run(
-                [sys.executable, str(Path(script).resolve()), "--root", str(tree), *argv],
-                check=True,
-                capture_output=True,
-                env={**os.environ, "PYTHONPATH": str(tree)},
-                text=True,
-            )
+            yield tree
         finally:
             subprocess.run(
                 ["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
                 check=False,
                 capture_output=True,
             )
+
+
+def run_at(root: Path, revision: str, script: str, argv: list[str]) -> Any:
+    """``script`` (this tree's copy) with ``--root TREE`` and ``argv`` over a temporary
+    worktree of ``revision`` on PYTHONPATH; the JSON of its last line of output."""
+    with worktree(root, revision) as tree:
+        answer = subprocess.run(
+            [sys.executable, str(Path(script).resolve()), "--root", str(tree), *argv],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            text=True,
+        )
     return json.loads(answer.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def simulator(
+    work: Path, nodes: int, tree: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], list[dict[str, Any]]]]:
+    """hstssim of ``tree`` with ``nodes`` nodes in its own process; their JSON descriptions."""
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "hstssim.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hstssim", "--nodes", str(nodes), "--json", "--root", str(work)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tree,  # python -m puts the working directory first on sys.path
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            found = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+            if len(found) == nodes:
+                break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"hstssim did not start; see {log}")
+            time.sleep(0.1)
+        yield proc, found
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def print_side_by_side(

@@ -1,8 +1,13 @@
-"""Start and stop several simulated nodes in this process, each on its own thread and loop."""
+"""Start and stop several simulated nodes in this process, all on one thread and event loop."""
+
+# One loop serves every node of a cluster: the GIL lets one node run at a time anyway, and
+# nodes on threads of their own handed the GIL to each other at almost every system call
+# (tens of futex calls and context switches per transfer).
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import socket
 import threading
@@ -43,10 +48,36 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+class LoopHost:
+    """A thread running one event loop, on which nodes serve."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="hstssim-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        """Run the loop until close()."""
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def close(self) -> None:
+        """Stop the loop (its nodes have stopped) and wait for the thread."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(STOP_TIMEOUT)
+        if not self._thread.is_alive():
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+
 class RunningNode:
     """A started node: its name, config (with the real ports), URLs and credentials."""
 
-    def __init__(self, config: NodeConfig, network: Network | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, network: Network | None = None, host: LoopHost | None = None
+    ) -> None:
         self.config = copy.deepcopy(config)
         self._api_sock = bind(config.host, config.api_port)
         try:
@@ -61,8 +92,9 @@ class RunningNode:
         self._node = SimNode(self.config, self.api_url, network)
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"hstssim-{config.name}")
-        self._thread.daemon = True
+        self._own_host = host is None
+        self._host = host
+        self._serving: concurrent.futures.Future[None] | None = None
 
     @property
     def name(self) -> str:
@@ -100,16 +132,19 @@ class RunningNode:
         return self._node.ctx
 
     def start(self) -> None:
-        """Start the node's thread and wait until its API and data plane listen."""
-        self._thread.start()
+        """Start serving on the host's loop (a loop of its own when none was given) and wait
+        until the API and data plane listen."""
+        if self._host is None:
+            self._host = LoopHost()
+        self._serving = asyncio.run_coroutine_threadsafe(self._run(), self._host.loop)
         if not self._ready.wait(START_TIMEOUT) or self._error is not None:
             self.request_stop()
             raise RuntimeError(f"node {self.name} did not start") from self._error
 
-    def _run(self) -> None:
-        """Run the node's event loop until it stops."""
+    async def _run(self) -> None:
+        """Serve until the node stops."""
         try:
-            asyncio.run(self._node.serve(self._api_sock, self._data_sock, self._ready.set))
+            await self._node.serve(self._api_sock, self._data_sock, self._ready.set)
         except BaseException as exc:
             self._error = exc
         finally:
@@ -123,11 +158,13 @@ class RunningNode:
 
     def join(self, timeout: float = STOP_TIMEOUT) -> None:
         """Wait until the node has stopped."""
-        if self._thread.ident is None:  # never started: only the sockets to free
+        if self._serving is None:  # never started: only the sockets to free
             self._api_sock.close()
             self._data_sock.close()
-        elif self._thread.is_alive():
-            self._thread.join(timeout)
+        else:
+            concurrent.futures.wait([self._serving], timeout)
+        if self._own_host and self._host is not None:
+            self._host.close()
 
     def stop(self) -> None:
         """Stop the node and wait for it."""
@@ -138,9 +175,15 @@ class RunningNode:
 class SimCluster:
     """Several running nodes, addressed by name; a context manager that stops them on exit."""
 
-    def __init__(self, nodes: list[RunningNode], network: Network | None = None) -> None:
+    def __init__(
+        self,
+        nodes: list[RunningNode],
+        network: Network | None = None,
+        host: LoopHost | None = None,
+    ) -> None:
         self._nodes = {node.name: node for node in nodes}
         self.network = network or Network()
+        self._host = host
 
     @classmethod
     def start(cls, configs: Iterable[NodeConfig]) -> SimCluster:
@@ -152,15 +195,16 @@ class SimCluster:
             raise ValueError(f"node names must be unique: {names}")
         nodes: list[RunningNode] = []
         network = Network()
+        host = LoopHost()
         try:
             for config in configs:
-                nodes.append(RunningNode(config, network))
+                nodes.append(RunningNode(config, network, host))
             for node in nodes:
                 node.start()
         except BaseException:
-            cls(nodes, network).stop()
+            cls(nodes, network, host).stop()
             raise
-        return cls(nodes, network)
+        return cls(nodes, network, host)
 
     def __getitem__(self, name: str) -> RunningNode:
         return self._nodes[name]
@@ -182,6 +226,8 @@ class SimCluster:
             node.request_stop()
         for node in self._nodes.values():
             node.join()
+        if self._host is not None:
+            self._host.close()
 
     def __enter__(self) -> SimCluster:
         return self

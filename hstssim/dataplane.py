@@ -98,6 +98,7 @@ class DataPlaneServer:
         self._ctx = ctx
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self._unpaced = Pacer()  # the server side never paces, pauses nor holds: one serves all
 
     async def start(self, sock: socket.socket) -> None:
         """Listen on an already bound socket."""
@@ -199,7 +200,7 @@ class DataPlaneServer:
             on_file_written=written,
         )
         try:
-            await receive_items(link, policy, Pacer(), NullProgress())
+            await receive_items(link, policy, self._unpaced, NullProgress())
         except SessionFailure as failure:
             log.info("%s: upload session ended: %s", self._ctx.config.name, failure)
 
@@ -228,7 +229,7 @@ class DataPlaneServer:
             }
         )
         try:
-            await send_items(link, items, Pacer(), NullProgress())
+            await send_items(link, items, self._unpaced, NullProgress())
         except SessionFailure as failure:
             log.info("%s: download session ended: %s", self._ctx.config.name, failure)
 

@@ -41,7 +41,7 @@ class _Control:
 
 def redact(raw: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of a POSTed spec with its secrets hidden."""
-    shown = copy.deepcopy(raw)
+    shown: dict[str, Any] = _json_copy(raw)
     for key in ("token", "remote_password", "ssh_private_key", "content_protection_password"):
         if key in shown:
             shown[key] = "***"
@@ -404,6 +404,17 @@ class TransferManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _json_copy(value: Any) -> Any:
+    """Copy parsed JSON (dicts, lists, scalars): what copy.deepcopy does, without its memo."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return copy.deepcopy(value)
 
 
 def _no_change() -> None:

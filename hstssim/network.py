@@ -1,8 +1,8 @@
 """The links between simulated nodes: their capacities and the transfers sharing them."""
 
-# One Network is shared by every node of a cluster (each on its own thread), so all its state
-# sits behind one lock. A flow's new rate reaches its node through the flow's own deliver
-# callback, which hops onto that node's event loop.
+# One Network is shared by every node of a cluster (on one loop, or on loops of their own), so
+# all its state sits behind one lock. A flow's new rate reaches its node through the flow's own
+# deliver callback, which hops onto that node's event loop.
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ class NodeAddress:
 
 
 class Network:
-    """Capacities (kbps; absent: unlimited) and flows; re-shares on every change."""
+    """Capacities (kbps; absent: unlimited) and flows; re-shares on every change that can move a
+    share."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -121,15 +122,20 @@ class Network:
             return self._inbound.get(name, 0), self._outbound.get(name, 0)
 
     def join(self, flow: Flow) -> None:
-        """Add a flow and re-share."""
+        """Add a flow and re-share (only the flow itself when it crosses no capacity)."""
         with self._lock:
             self._flows[flow.transfer_id] = flow
-            self._reshare()
+            if self._crosses_capacity(flow):
+                self._reshare()
+            elif not flow.held:
+                self._tell(flow, flow.target_kbps if flow.target_kbps > 0 else None)
 
     def leave(self, transfer_id: str) -> None:
-        """Remove a flow (if present) and re-share."""
+        """Remove a flow (if present) and re-share (no one else's share changes when it crossed
+        no capacity)."""
         with self._lock:
-            if self._flows.pop(transfer_id, None) is not None:
+            flow = self._flows.pop(transfer_id, None)
+            if flow is not None and self._crosses_capacity(flow):
                 self._reshare()
 
     def update(self, transfer_id: str, **changes: Any) -> bool:
@@ -178,6 +184,20 @@ class Network:
             found[("in", name)] = kbps
         return found
 
+    def _crosses_capacity(self, flow: Flow) -> bool:
+        """Tell whether a flow shares a configured capacity: others' shares then depend on it,
+        whereas a flow that crosses none just gets its target (what allocate gives it)."""
+        if not (self._links or self._outbound or self._inbound):
+            return False
+        capacities = self._capacities()
+        return any(constraint in capacities for constraint in flow.constraints())
+
+    def _tell(self, flow: Flow, rate: float | None) -> None:
+        """Deliver a flow's rate if it is new to the flow."""
+        if not flow.delivered or rate != flow.rate_kbps:
+            flow.rate_kbps, flow.delivered = rate, True
+            flow.deliver(rate)
+
     def _reshare(self) -> None:
         """Recompute every flow's rate and tell the flows whose rate changed."""
         running = [f for f in self._flows.values() if not f.held]
@@ -189,10 +209,7 @@ class Network:
             self._capacities(),
         )
         for flow in running:
-            rate = rates[flow.transfer_id]
-            if not flow.delivered or rate != flow.rate_kbps:
-                flow.rate_kbps, flow.delivered = rate, True
-                flow.deliver(rate)
+            self._tell(flow, rates[flow.transfer_id])
 
 
 def _put(table: dict[Any, int], key: Any, kbps: int) -> None:

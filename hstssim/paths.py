@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 from pathlib import Path
 
 
@@ -42,8 +44,10 @@ def display(rel: str) -> str:
 
 def resolve(docroot: Path, rel: str) -> Path | None:
     """Return docroot/rel, or None when symbolic links lead it outside the docroot."""
-    root = os.path.realpath(docroot)
+    root = _real_root(str(docroot))
     candidate = Path(docroot, rel) if rel else Path(docroot)
+    if _no_links_below(root, rel):
+        return candidate
     real = os.path.realpath(candidate)
     if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
         return None
@@ -61,3 +65,28 @@ def resolve_str(docroot: Path, path: str) -> Path | None:
 def partial_name(path: Path) -> Path:
     """Return the name a file has while it is being written (Aspera's ".partial" suffix)."""
     return path.with_name(path.name + ".partial")
+
+
+def _no_links_below(root: str, rel: str) -> bool:
+    """Tell whether root/rel (root a real path, rel normalised) names no symbolic link on the
+    way (then it is inside root): one lstat per component of rel, where realpath would check
+    every component of the docroot too."""
+    path = root
+    for part in rel.split("/") if rel else ():
+        if part in ("", ".", ".."):
+            return False
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return False
+        except FileNotFoundError:
+            return True  # the rest does not exist yet: nothing below can lead elsewhere
+        except OSError:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(docroot: str) -> str:
+    """Return a docroot's real path (a node's docroot does not move while it runs)."""
+    return os.path.realpath(docroot)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any, Protocol
 
 from hstssim import checksums, paths
@@ -129,8 +130,10 @@ async def _send_file(
         handle = item.local.open("rb")
     except OSError as exc:
         raise SessionFailure(codes.DISK_READ) from exc
+    eof = {"op": "eof"}
     with handle:
-        handle.seek(offset)
+        if offset:
+            handle.seek(offset)
         remaining = item.size - offset
         while remaining > 0:
             size = min(pacer.chunk_size, remaining)
@@ -138,8 +141,9 @@ async def _send_file(
             chunk = handle.read(size)
             if not chunk:
                 raise SessionFailure(codes.DISK_READ)
+            last = len(chunk) == remaining
             try:
-                await link.send_data(chunk)
+                await link.send_data(chunk, eof if last else None)
             except LinkClosed as exc:
                 progress.file_data(item.target, exc.delivered)
                 raise
@@ -147,7 +151,10 @@ async def _send_file(
             if hasher is not None:
                 hasher.update(chunk)
             progress.file_data(item.target, len(chunk))
-    await link.send_json({"op": "eof"})
+            if last:
+                eof = {}
+    if eof:  # an empty file, or the last chunk did not carry it
+        await link.send_json(eof)
     await _expect(link, "stored")
     progress.file_done(item.target, None if hasher is None else hasher.hexdigest())
 
@@ -260,15 +267,20 @@ class _Receiver:
         target = str(message.get("path", ""))
         size, mtime = int(message.get("size", 0)), float(message.get("mtime", 0))
         local = await self.target(target)
-        if local.is_dir():
+        try:
+            found: os.stat_result | None = local.stat()
+        except OSError:
+            found = None
+        if found is not None and S_ISDIR(found.st_mode):
             raise await self.fail(codes.IS_DIR)
-        if local.exists() and not await self.should_write(local, size, mtime):
+        if found is not None and not await self.should_write(local, size, mtime):
             await self.link.send_json({"op": "skip"})
             self.progress.file_skipped(target, size)
             return
         partial = paths.partial_name(local)
         try:
-            local.parent.mkdir(parents=True, exist_ok=True)
+            if found is None and not local.parent.is_dir():
+                local.parent.mkdir(parents=True, exist_ok=True)
             offset = await self.resume_offset(partial, size)
             handle = partial.open("r+b" if offset else "wb")
         except OSError as exc:
@@ -283,8 +295,9 @@ class _Receiver:
         await self.link.send_json({"op": "accept", "offset": offset})
         self.progress.file_started(target, size, offset)
         with handle:
-            handle.seek(offset)
-            handle.truncate()
+            if offset:  # "wb" has already emptied the file
+                handle.seek(offset)
+                handle.truncate()
             written = offset
             while True:
                 kind, payload = await self.link.recv()

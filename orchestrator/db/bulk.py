@@ -1,5 +1,7 @@
 """Many rows of one table written with one statement (PostgreSQL: ``unnest`` of one array per
-column), or one prepared statement bound per row elsewhere."""
+column), or one prepared statement bound per row elsewhere. Values are bound as the column types
+bind them (a naive time is UTC, masked text is masked) and a value too long for its column is
+refused, on every database."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
-from sqlalchemy.types import TypeDecorator
 
 
 def update_rows(
@@ -26,19 +27,17 @@ def update_rows(
     same: dict[str, Any] | None = None,
 ) -> None:
     """Set ``columns`` of the rows whose ``key`` is each row's first value (then the columns'
-    values, in order), and the ``same`` columns to one value for all. On PostgreSQL the values
-    are bound as they are, without the column types' bind processing: aware datetimes, no
-    text that must be masked."""
+    values, in order), and the ``same`` columns to one value for all."""
     if not rows:
         return
     connection = session.connection()
     names = (key, *columns)
-    fixed = {f"v_{name}": _plain(value) for name, value in (same or {}).items()}
-    if connection.dialect.name == "postgresql":
-        statement = _unnest_update(table, names, tuple(same or ()), connection.dialect)
-        arrays = {f"c{i}": list(values) for i, values in enumerate(zip(*rows, strict=True))}
-        connection.execute(statement, arrays | fixed)
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        statement = _unnest_update(table, names, tuple(same or ()), dialect)
+        connection.execute(statement, _bound(table, names, rows, same, dialect))
         return
+    fixed = {f"v_{name}": value for name, value in (same or {}).items()}
     connection.execute(
         _keyed_update(table, names, 1, tuple(same or ())),
         [{f"c{i}": v for i, v in enumerate(row)} | fixed for row in rows],
@@ -58,17 +57,17 @@ def swap_rows(
     """Compare-and-set: set ``columns`` (and ``values``, the same for every row) of each row
     whose ``key`` is the entry's first value and whose ``expect`` column still holds its
     second (then the columns' values, in order). Each row written: its key, then its
-    ``returning`` columns (in no order).
-    Bound as ``update_rows`` binds (no bind processing on PostgreSQL)."""
+    ``returning`` columns (in no order)."""
     if not rows:
         return []
     connection = session.connection()
     names = (key, expect, *columns)
-    fixed = {f"v_{name}": _plain(value) for name, value in values.items()}
-    if connection.dialect.name == "postgresql":
-        statement = _unnest_swap(table, names, tuple(values), returning, connection.dialect)
-        arrays = {f"c{i}": list(v) for i, v in enumerate(zip(*rows, strict=True))}
-        return [tuple(r) for r in connection.execute(statement, arrays | fixed)]
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        statement = _unnest_swap(table, names, tuple(values), returning, dialect)
+        bound = _bound(table, names, rows, values, dialect)
+        return [tuple(r) for r in connection.execute(statement, bound)]
+    fixed = {f"v_{name}": value for name, value in values.items()}
     # Elsewhere (SQLite, one writer at a time): the columns of the rows still as expected,
     # bound per row, then one compare-and-set of the fixed values per expected value.
     connection.execute(
@@ -96,8 +95,7 @@ def insert_rows(
 ) -> None:
     """Insert one row per entry of ``rows`` (the values of ``columns``, in order), each with
     the ``same`` columns' one value. With ``adding`` (the first columns: a unique key), a row
-    whose key exists has the other columns' values added to it. On PostgreSQL the column
-    types' bind processing (masking, JSON) is done here, per column. Keys must be distinct."""
+    whose key exists has the other columns' values added to it. Keys must be distinct."""
     if not rows:
         return
     connection = session.connection()
@@ -106,14 +104,7 @@ def insert_rows(
     if connection.dialect.name == "postgresql":
         dialect = connection.dialect
         statement = _unnest_insert(table, names, shared, tuple(adding), dialect)
-        bound = {}
-        for name, value in same.items():
-            process = _processor(table, name, dialect)
-            bound[f"v_{name}"] = process(value) if process else value
-        for i, values in enumerate(zip(*rows, strict=True)):
-            process = _processor(table, names[i], dialect)
-            bound[f"c{i}"] = [process(v) for v in values] if process else list(values)
-        connection.execute(statement, bound)
+        connection.execute(statement, _bound(table, names, rows, same, dialect))
         return
     fixed = {f"v_{name}": value for name, value in same.items()}
     connection.execute(
@@ -124,14 +115,15 @@ def insert_rows(
 
 def _arrays(table: Table, names: tuple[str, ...], dialect: Dialect) -> str:
     """One ``CAST(:cN AS type[])`` per column (JSON travels as text)."""
-    casts = []
-    for i, name in enumerate(names):
-        kind = table.c[name].type
-        if isinstance(kind, JSON):
-            casts.append(f"CAST(CAST(:c{i} AS TEXT[]) AS {kind.compile(dialect)}[])")
-        else:
-            casts.append(f"CAST(:c{i} AS {kind.compile(dialect)}[])")
-    return ", ".join(casts)
+    return ", ".join(_cast(table, name, f":c{i}", dialect, "[]") for i, name in enumerate(names))
+
+
+def _cast(table: Table, name: str, param: str, dialect: Dialect, array: str = "") -> str:
+    """``CAST(param AS the column's type)``, or of its array (JSON travels as text)."""
+    kind = table.c[name].type
+    if isinstance(kind, JSON):
+        return f"CAST(CAST({param} AS TEXT{array}) AS {kind.compile(dialect)}{array})"
+    return f"CAST({param} AS {_element_type(table, name, dialect)}{array})"
 
 
 @cache
@@ -150,7 +142,7 @@ def _unnest_update(
 
 def _scalars(table: Table, fixed: tuple[str, ...], dialect: Dialect) -> list[str]:
     """``f = CAST(:v_f AS type)`` for each column set to one value."""
-    return [f"{name} = CAST(:v_{name} AS {table.c[name].type.compile(dialect)})" for name in fixed]
+    return [f"{name} = {_cast(table, name, f':v_{name}', dialect)}" for name in fixed]
 
 
 @cache
@@ -203,29 +195,50 @@ def _unnest_insert(
     )
 
 
-def _cast(table: Table, name: str, param: str, dialect: Dialect) -> str:
-    """``CAST(param AS the column's type)`` (JSON travels as text)."""
-    kind = table.c[name].type
-    if isinstance(kind, JSON):
-        return f"CAST(CAST({param} AS TEXT) AS {kind.compile(dialect)})"
-    return f"CAST({param} AS {kind.compile(dialect)})"
-
-
 @cache
 def _processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """What the column's type does to a value bound to it, for an array of them."""
+    """What the column's type does to a value bound to it (a naive time is UTC, masked text
+    is masked; JSON is serialised to travel as text), for an array of them."""
     kind = table.c[name].type
     if isinstance(kind, JSON):
         return json.dumps
-    if isinstance(kind, TypeDecorator):
-        decorator = kind
-        return lambda value: decorator.process_bind_param(value, dialect)
-    return _plain if isinstance(kind, String) else None
+    process = kind.dialect_impl(dialect).bind_processor(dialect)
+    if process is None and isinstance(kind, String):
+        return _plain
+    return process
 
 
 def _plain(value: Any) -> Any:
     """A str enum as its value (psycopg would not know the array's element type otherwise)."""
     return value.value if isinstance(value, Enum) else value
+
+
+def _bound(
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    same: dict[str, Any] | None,
+    dialect: Dialect,
+) -> dict[str, Any]:
+    """The parameters of an unnest statement: one array per column (``cN``) and one value
+    per column of one value for all (``v_name``), each as its column type binds it."""
+    bound: dict[str, Any] = {}
+    for name, value in (same or {}).items():
+        process = _processor(table, name, dialect)
+        bound[f"v_{name}"] = process(value) if process else value
+    for i, values in enumerate(zip(*rows, strict=True)):
+        process = _processor(table, names[i], dialect)
+        bound[f"c{i}"] = [process(v) for v in values] if process else list(values)
+    return bound
+
+
+def _element_type(table: Table, name: str, dialect: Dialect) -> str:
+    """The SQL type of a column's values in a CAST: a string without its length, since a CAST
+    to VARCHAR(n) cuts a longer value silently where the assignment to the column refuses it."""
+    column_type = table.c[name].type
+    if isinstance(column_type, String) and column_type.length is not None:
+        return "TEXT"
+    return str(column_type.compile(dialect))
 
 
 @cache
