@@ -1,6 +1,6 @@
-"""A poll page's plain completions, written together: one UPDATE of their attempts, one of
-their jobs' counters, one compare-and-set of their jobs and one INSERT of their events, instead
-of ORM rows flushed and a compare-and-set and an event per transfer."""
+"""A poll page's plain completions, written together: one UPDATE of their attempts, one
+compare-and-set of their jobs that writes their counters too, and one INSERT of their events,
+instead of ORM rows flushed and a compare-and-set and an event per transfer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm.attributes import instance_dict
 
-from orchestrator.db.bulk import update_rows
+from orchestrator.db.bulk import swap_rows, update_rows
 from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain import units
 from orchestrator.domain.states import (
@@ -27,7 +27,7 @@ from orchestrator.services.conveyor.checksums import reads_checksums
 from orchestrator.services.conveyor.deadlines import note_end
 from orchestrator.services.conveyor.remedies import count_end
 from orchestrator.services.conveyor.throughput import ThroughputTally
-from orchestrator.services.conveyor.transitions import move_many
+from orchestrator.services.conveyor.transitions import record_moves
 
 # What a completed transfer writes on its attempt (finisher's sighting and _copy) and on its job.
 ATTEMPT_COLUMNS = (
@@ -42,11 +42,8 @@ ATTEMPT_COLUMNS = (
     "rate_kbps",
     "started_at",
     "ended_at",
-    "last_seen_at",
-    "missing_since",
-    "check_after",
-    "unsettled_checks",
 )
+_SEEN = ("last_seen_at", "missing_since", "check_after", "unsettled_checks")  # one value for all
 _MOVED = ("state", "state_changed_at", "updated_at", "finished_at")  # move_many's COMPLETED
 JOB_COLUMNS = (
     "bytes_transferred",
@@ -129,10 +126,6 @@ class PageCompletions:
             snapshot.rate_kbps,
             attempt.started_at or snapshot.started_at,
             snapshot.ended_at or now,
-            now,
-            None,
-            None,
-            0,
         )
         job_row = (
             job.id,
@@ -147,33 +140,66 @@ class PageCompletions:
         return True
 
     def move(self, work: UnitOfWork, now: datetime) -> list[AttemptRow]:
-        """Write the held attempts and counters, move their jobs to COMPLETED; the attempts
-        of those that moved."""
+        """Write the held attempts, move their jobs to COMPLETED with their counters; the
+        attempts of those that moved."""
         if not self._ends:
             return []
         ends = list(self._ends.values())
-        update_rows(work.session, _ATTEMPTS, "id", ATTEMPT_COLUMNS, [e.attempt_row for e in ends])
-        update_rows(work.session, _JOBS, "id", JOB_COLUMNS, [e.job_row for e in ends])
+        seen = dict(zip(_SEEN, (now, None, None, 0), strict=True))
+        update_rows(
+            work.session, _ATTEMPTS, "id", ATTEMPT_COLUMNS, [e.attempt_row for e in ends], seen
+        )
         for end in ends:  # the session's rows say what the database now holds
             _written(end.attempt, ATTEMPT_COLUMNS, end.attempt_row)
-            _written(end.job, JOB_COLUMNS, end.job_row)
+            instance_dict(end.attempt).update(seen)
         states = {job_id: JobState(end.job.state) for job_id, end in self._ends.items()}
         done = []
         for _ in range(len(MAY_HOLD_TRANSFER)):  # each retry finds the job one state further on
-            leaving: dict[JobState, dict[str, str]] = {}
-            for job_id, state in states.items():
-                leaving.setdefault(state, {})[job_id] = self._ends[job_id].message
-            for state, messages in leaving.items():
-                for job_id in move_many(work, messages, state, JobState.COMPLETED, at=now):
-                    end = self._ends[job_id]
-                    note_end(work, end.job, end.attempt, JobState.COMPLETED, now)
-                    _written(end.job, _MOVED, (job_id, JobState.COMPLETED, now, now, now))
-                    done.append(end.attempt)
-                    del states[job_id]
+            done += self._complete(work, states, now)
             if not states:
                 break
             states = self._moved_meanwhile(work, list(states))
+        left = [e for e in ends if JobState(e.job.state) is not JobState.COMPLETED]
+        # Jobs that another process ended meanwhile still take the transfer's counters.
+        update_rows(work.session, _JOBS, "id", JOB_COLUMNS, [e.job_row for e in left])
+        for end in left:
+            _written(end.job, JOB_COLUMNS, end.job_row)
         self._ends.clear()
+        return done
+
+    def _complete(
+        self, work: UnitOfWork, states: dict[str, JobState], now: datetime
+    ) -> list[AttemptRow]:
+        """One compare-and-set of the jobs still in ``states`` (each from its own state) that
+        also writes their counters: one row version per job. Those moved leave ``states``."""
+        rows = [(j, state, *self._ends[j].job_row[1:]) for j, state in states.items()]
+        moved = dict(
+            swap_rows(
+                work.session,
+                _JOBS,
+                "id",
+                "state",
+                JOB_COLUMNS,
+                rows,
+                {"state": JobState.COMPLETED, **dict.fromkeys(_MOVED[1:], now)},
+                returning=("parent_id",),
+            )
+        )
+        order = [job_id for job_id in states if job_id in moved]  # the page's order
+        record_moves(
+            work,
+            [(j, states[j], self._ends[j].message, moved[j]) for j in order],
+            JobState.COMPLETED,
+            now,
+        )
+        done = []
+        for job_id in order:
+            end = self._ends[job_id]
+            _written(end.job, JOB_COLUMNS, end.job_row)
+            _written(end.job, _MOVED, (job_id, JobState.COMPLETED, now, now, now))
+            note_end(work, end.job, end.attempt, JobState.COMPLETED, now)
+            done.append(end.attempt)
+            del states[job_id]
         return done
 
     def _moved_meanwhile(self, work: UnitOfWork, job_ids: list[str]) -> dict[str, JobState]:

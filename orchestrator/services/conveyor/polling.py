@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, literal, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -163,36 +163,22 @@ def _take_lease(
     """Whether this poller now holds the node's lease, the saved token, and the last good poll."""
     now = ctx.now()
     until = now + timedelta(seconds=ctx.settings.poll_lease_seconds)
+    bound = {"node": node_id, "owner": owner, "now": now, "until": until}
     with ctx.sessions() as session:
-        if session.get(NodeCursorRow, node_id) is None:
+        for _ in range(2):  # the node's first poll makes its cursor row, then takes it
+            taken = session.execute(_TAKE, bound).first()
+            if taken is not None:
+                session.commit()
+                return True, taken.iteration_token, taken.last_success_at
+            if session.get(NodeCursorRow, node_id) is not None:
+                break  # another poller holds it
             session.add(NodeCursorRow(node_id=node_id))
             try:
                 session.commit()
             except IntegrityError:
                 session.rollback()
-        taken = session.execute(
-            update(NodeCursorRow)
-            .where(
-                NodeCursorRow.node_id == node_id,
-                or_(
-                    NodeCursorRow.lease_until.is_(None),
-                    NodeCursorRow.lease_until < now,
-                    NodeCursorRow.lease_owner == owner,
-                ),
-            )
-            .values(lease_owner=owner, lease_until=until, last_poll_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if rowcount(taken) != 1:
-            session.rollback()
-            return False, None, None
-        token, since = session.execute(
-            select(NodeCursorRow.iteration_token, NodeCursorRow.last_success_at).where(
-                NodeCursorRow.node_id == node_id
-            )
-        ).one()
-        session.commit()
-        return True, token, since
+        session.rollback()
+        return False, None, None
 
 
 def _renew_lease(ctx: ServiceContext, node_id: int, owner: str) -> bool:
@@ -205,13 +191,50 @@ def _renew_lease(ctx: ServiceContext, node_id: int, owner: str) -> bool:
 
 def _still_holding(session: Session, node_id: int, owner: str, now: datetime, ttl: float) -> bool:
     """Extend the lease inside the page's transaction; False if another poller took it."""
-    result = session.execute(
-        update(NodeCursorRow)
-        .where(NodeCursorRow.node_id == node_id, NodeCursorRow.lease_owner == owner)
-        .values(lease_until=now + timedelta(seconds=ttl))
-        .execution_options(synchronize_session=False)
-    )
+    until = now + timedelta(seconds=ttl)
+    result = session.execute(_RENEW, {"node": node_id, "owner": owner, "until": until})
     return rowcount(result) == 1
+
+
+# The statements of every poll, built once (each binds its values).
+_TAKE = (
+    update(NodeCursorRow)
+    .where(
+        NodeCursorRow.node_id == bindparam("node"),
+        or_(
+            NodeCursorRow.lease_until.is_(None),
+            NodeCursorRow.lease_until < bindparam("now"),
+            NodeCursorRow.lease_owner == bindparam("owner"),
+        ),
+    )
+    .values(
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        last_poll_at=bindparam("now"),
+    )
+    .returning(NodeCursorRow.iteration_token, NodeCursorRow.last_success_at)
+    .execution_options(synchronize_session=False)
+)
+_RENEW = (
+    update(NodeCursorRow)
+    .where(
+        NodeCursorRow.node_id == bindparam("node"),
+        NodeCursorRow.lease_owner == bindparam("owner"),
+    )
+    .values(lease_until=bindparam("until"))
+    .execution_options(synchronize_session=False)
+)
+_ADVANCE = (
+    update(NodeCursorRow)
+    .where(NodeCursorRow.node_id == bindparam("node"))
+    .values(
+        iteration_token=bindparam("token"),
+        last_success_at=bindparam("now"),
+        lag_seconds=0.0,
+        last_error=None,
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 def _follow_feed(
@@ -240,16 +263,7 @@ def _follow_feed(
                 summary.skipped = "lease lost to another poller"
                 return
             _apply_page(ctx, work, node_id, page.transfers, now, summary)
-            session.execute(
-                update(NodeCursorRow)
-                .where(NodeCursorRow.node_id == node_id)
-                .values(
-                    iteration_token=page.next_token,
-                    last_success_at=now,
-                    lag_seconds=0.0,
-                    last_error=None,
-                )
-            )
+            session.execute(_ADVANCE, {"node": node_id, "token": page.next_token, "now": now})
             work.commit()
         summary.pages += 1
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from functools import cache
-from typing import Any
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
+from orchestrator.db.bulk import insert_rows
 from orchestrator.db.engine import upsert
 from orchestrator.db.tables import JobMinuteRow, ThroughputMinuteRow
 
@@ -79,39 +79,20 @@ class ThroughputTally:
                 )
             )
         jobs = sorted(self.job_bytes.keys() | self.job_files.keys())  # one lock order for all
-        if jobs:
-            # One cached statement, its rows bound as a batch: a multi-row VALUES is compiled
-            # anew for each page (about 0.1 ms of CPU per row).
-            session.connection().execute(
-                _job_minutes_upsert(insert),
-                [
-                    {
-                        "job_id": job_id,
-                        "minute": minute,
-                        "bytes": self.job_bytes[job_id, minute],
-                        "files": self.job_files[job_id, minute],
-                    }
-                    for job_id, minute in jobs
-                ],
-            )
+        insert_rows(  # one statement for the unit's jobs (PostgreSQL: one array per column)
+            session,
+            _JOB_MINUTES,
+            ("job_id", "minute", "bytes", "files"),
+            [(j, m, self.job_bytes[j, m], self.job_files[j, m]) for j, m in jobs],
+            adding=("job_id", "minute"),
+        )
         self.bytes.clear()
         self.files.clear()
         self.job_bytes.clear()
         self.job_files.clear()
 
 
-@cache
-def _job_minutes_upsert(insert: Any) -> Any:
-    """The per-job upsert of one dialect's ``insert``, built once."""
-    table = JobMinuteRow.__table__
-    rows = insert(table)
-    return rows.on_conflict_do_update(
-        index_elements=["job_id", "minute"],
-        set_={
-            "bytes": table.c.bytes + rows.excluded.bytes,
-            "files": table.c.files + rows.excluded.files,
-        },
-    )
+_JOB_MINUTES = cast(Table, JobMinuteRow.__table__)
 
 
 def measured_rate(

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from orchestrator.db.bulk import insert_rows
 from orchestrator.db.tables import JobEventRow, JobRow, NodeRow
 from orchestrator.domain.jobs import job_label
 from orchestrator.domain.states import FAILED_ENDS, JobState, can_move
@@ -124,27 +125,37 @@ def move_many(
     ).all()
     moved = {row[0]: row for row in rows}
     ordered = [job_id for job_id in messages if job_id in moved]
-    if ordered:
-        work.session.execute(
-            _EVENTS,  # Core, not the ORM's bulk insert: the rows are only written
-            [
-                {
-                    "job_id": job_id,
-                    "at": at,
-                    "kind": "state",
-                    "from_state": expected,
-                    "to_state": target,
-                    "message": messages[job_id],
-                    "data": {},
-                }
-                for job_id in ordered
-            ],
-        )
-        _ended(work, {job_id: moved[job_id].parent_id for job_id in ordered}, target, at)
+    record_moves(
+        work,
+        [(job_id, expected, messages[job_id], moved[job_id].parent_id) for job_id in ordered],
+        target,
+        at,
+    )
     return {job_id: moved[job_id] for job_id in ordered}
 
 
-_EVENTS = insert(cast(Table, JobEventRow.__table__))
+def record_moves(
+    work: UnitOfWork,
+    moves: list[tuple[str, JobState, str, str | None]],
+    target: JobState,
+    at: datetime,
+) -> None:
+    """What follows jobs' compare-and-set to ``target`` (each move: the job's id, the state
+    it left, its event's message, its fan-out parent): one INSERT of their events, then
+    alerts and parents."""
+    if not moves:
+        return
+    insert_rows(
+        work.session,
+        _EVENTS,
+        ("job_id", "from_state", "message"),
+        [(job_id, state, message) for job_id, state, message, _ in moves],
+        same={"at": at, "kind": "state", "to_state": target, "data": {}},
+    )
+    _ended(work, {job_id: parent for job_id, _, _, parent in moves}, target, at)
+
+
+_EVENTS = cast(Table, JobEventRow.__table__)
 
 
 def report_failure(work: UnitOfWork, job_id: str, target: JobState) -> None:
