@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.db.tables import LinkRateRow
 from tests.api.conftest import Api
 from tests.api.test_dashboard import sign_in
 from tests.support.sim import write_tree
@@ -15,17 +14,7 @@ from tests.support.sim import write_tree
 def test_an_infeasible_deadline_is_a_warning_or_a_422(api: Api) -> None:
     stack = api.stack
     write_tree(stack.root_a, {"api-big.bin": os.urandom(1_000_000)})
-    with stack.ctx.sessions() as session:
-        session.add(
-            LinkRateRow(
-                source_node_id=stack.a_id,
-                destination_node_id=stack.b_id,
-                bytes_per_second=10_000.0,  # 80 kbps: 1 MB takes 100 s
-                transfers=1,
-                updated_at=stack.ctx.now(),
-            )
-        )
-        session.commit()
+    stack.measured_link(10_000.0, transfers=1)  # 80 kbps: 1 MB takes 100 s
     deadline = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
     body = {
         "source_node": "node-a",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hstssim.cluster import RunningNode, SimCluster
+from orchestrator.db.tables import LinkRateRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.services.context import ServiceContext
 from orchestrator.services.conveyor.jobs import create_job
@@ -48,6 +50,22 @@ class Stack:
             **spec,
         }
         return create_job(self.ctx, JobSpec.model_validate(data)).job.id
+
+    def measured_link(
+        self, bytes_per_second: float, *, transfers: int = 3, at: datetime | None = None
+    ) -> None:
+        """node-a → node-b as if its recent transfers had moved this many bytes per second."""
+        with self.ctx.sessions() as session:
+            session.add(
+                LinkRateRow(
+                    source_node_id=self.a_id,
+                    destination_node_id=self.b_id,
+                    bytes_per_second=bytes_per_second,
+                    transfers=transfers,
+                    updated_at=at or self.ctx.now(),
+                )
+            )
+            session.commit()
 
 
 @pytest.fixture

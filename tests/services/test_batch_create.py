@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, func, select
 
-from orchestrator.db.tables import JobEventRow, JobLabelRow, JobRow, LinkRateRow
+from orchestrator.db.tables import JobEventRow, JobLabelRow, JobRow
 from orchestrator.domain.jobs import MAX_BATCH, JobSpec
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.intake import submit_messages
@@ -150,17 +150,7 @@ def test_deadlines_in_a_batch_count_the_jobs_before_them_and_ask_the_source_once
     stack: Stack,
 ) -> None:
     write_tree(stack.root_a, {"big.bin": os.urandom(1_000_000)})
-    with stack.ctx.sessions() as session:  # the link measured at 10 KB/s: 100 s per job
-        session.add(
-            LinkRateRow(
-                source_node_id=stack.a_id,
-                destination_node_id=stack.b_id,
-                bytes_per_second=10_000.0,
-                transfers=3,
-                updated_at=stack.ctx.now(),
-            )
-        )
-        session.commit()
+    stack.measured_link(10_000.0)  # the link measured at 10 KB/s: 100 s per job
     before = stack.admin_a.counters()["requests"].get("POST /files/info", 0)
     now = stack.ctx.now()
     soon = now + timedelta(seconds=150)  # one job fits; two (the first ahead) do not

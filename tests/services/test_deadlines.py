@@ -52,17 +52,7 @@ def deadline_events(stack: Stack, job_id: str) -> list[str]:
 
 def test_a_deadline_the_measured_link_cannot_meet_is_said_or_refused(stack: Stack) -> None:
     write_tree(stack.root_a, {"big.bin": os.urandom(1_000_000)})
-    with stack.ctx.sessions() as session:  # the link measured at 80 kbps: 10 KB/s
-        session.add(
-            LinkRateRow(
-                source_node_id=stack.a_id,
-                destination_node_id=stack.b_id,
-                bytes_per_second=10_000.0,
-                transfers=3,
-                updated_at=stack.ctx.now(),
-            )
-        )
-        session.commit()
+    stack.measured_link(10_000.0)  # the link measured at 80 kbps: 10 KB/s
     ahead = stack.new_job("ahead", priority=5)
     behind = stack.new_job("behind", priority=-5)  # a lower priority would not go first
     with stack.ctx.sessions() as session:

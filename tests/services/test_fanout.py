@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from hstssim.cluster import RunningNode, SimCluster
-from orchestrator.db.tables import JobFileRow, JobRow, LinkRateRow
+from orchestrator.db.tables import JobFileRow, JobRow
 from orchestrator.domain.jobs import JobSpec
 from orchestrator.domain.schedules import ScheduleSpec
 from orchestrator.domain.states import JobState
@@ -323,17 +323,7 @@ def test_a_fanouts_eta_and_risk_follow_its_open_parts(
     folder = fresh("fe")
     write_tree(stack.root_a, {f"{folder}/big.bin": os.urandom(100_000)})
     now = utcnow()
-    with stack.ctx.sessions() as session:
-        session.add(
-            LinkRateRow(
-                source_node_id=stack.a_id,
-                destination_node_id=stack.b_id,
-                bytes_per_second=100.0,
-                transfers=3,
-                updated_at=now,
-            )
-        )
-        session.commit()
+    stack.measured_link(100.0, at=now)
     deadline = now + timedelta(minutes=10)
     parent_id = fanout(stack, f"{folder}/big.bin", deadline=deadline.isoformat())
     view = show_job(stack.ctx, parent_id)
