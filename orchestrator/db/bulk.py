@@ -262,8 +262,15 @@ def _keyed_update(
                 if i >= compared
             }
             | {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed}
+            | _unstamped(table, (*names[compared:], *fixed))
         )
     )
+
+
+def _unstamped(table: Table, written: tuple[str, ...]) -> dict[str, Any]:
+    """Each other column with a Python ``onupdate`` set to itself: a Core UPDATE would stamp
+    it (the wall clock) where the unnest statements of PostgreSQL leave it alone."""
+    return {c.name: c for c in table.c if c.onupdate is not None and c.name not in written}
 
 
 @cache
@@ -299,6 +306,9 @@ def _keyed_swap(
             table.c[key].in_(bindparam("keys", expanding=True)),
             table.c[expect] == bindparam("c1", type_=table.c[expect].type),
         )
-        .values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed})
+        .values(
+            {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed}
+            | _unstamped(table, fixed)
+        )
         .returning(table.c[key], *(table.c[name] for name in returning))
     )
