@@ -111,8 +111,8 @@ def test_columns_of_one_value_for_all_rows_are_bound_once_and_processed(
     insert_rows(
         session,
         PROBE,
-        ("id", "minute", "moved"),
-        [("a", T0, 1), ("b", T0, 2)],
+        ("id", "minute", "moved", "files"),
+        [("a", T0, 1, 0), ("b", T0, 2, 0)],
         same={"state": JobState.PAUSED, "note": "token=abcdefgh12345678", "data": {"x": [1]}},
     )
     update_rows(session, PROBE, "id", ("files",), [("a", 4), ("b", 5)], {"at": T0})
@@ -156,3 +156,18 @@ def test_a_column_the_rows_do_not_name_is_left_alone_on_every_database(database_
         STAMPED.drop(engine, checkfirst=True)
         engine.dispose()
     assert [tuple(r) for r in found] == [("a", 5, T0), ("b", 7, T0)]
+
+
+def test_an_insert_either_database_would_write_differently_is_refused(session: Session) -> None:
+    with pytest.raises(ValueError, match="moved, files"):  # Python defaults, left out
+        insert_rows(session, PROBE, ("id", "minute"), [("a", T0)])
+    with pytest.raises(ValueError, match="only numbers"):  # text summed on a conflict
+        insert_rows(
+            session,
+            PROBE,
+            ("id", "minute", "moved", "files"),
+            [("a", T0, 1, 1)],
+            same={"state": "x"},
+            adding=("id", "minute"),
+        )
+    assert rows(session) == {}
