@@ -98,9 +98,10 @@ def insert_rows(
     whose key exists has the other columns' values added to it. Keys must be distinct."""
     if not rows:
         return
-    connection = session.connection()
     same = same or {}
     names, shared = tuple(columns), tuple(same)
+    _refuse_divergent(table, (*names, *shared), adding)
+    connection = session.connection()
     if connection.dialect.name == "postgresql":
         dialect = connection.dialect
         statement = _unnest_insert(table, names, shared, tuple(adding), dialect)
@@ -111,6 +112,18 @@ def insert_rows(
         _plain_insert(table, names, shared, tuple(adding)),
         [{f"c{i}": v for i, v in enumerate(row)} | fixed for row in rows],
     )
+
+
+def _refuse_divergent(table: Table, named: tuple[str, ...], adding: Sequence[str]) -> None:
+    """Refuse what the two paths would write differently: a column left out that has a Python
+    default (SQLite's Core INSERT fills it, the unnest statement does not), or a sum of a
+    column that is not a number (SQLite concatenates text, PostgreSQL has no ``+`` for it)."""
+    missing = [c.name for c in table.c if c.default is not None and c.name not in named]
+    if missing:
+        raise ValueError(f"insert_rows: give {', '.join(missing)} (a Python default)")
+    summed = [n for n in named if adding and n not in adding]
+    if any(table.c[n].type.python_type not in (int, float) for n in summed):
+        raise ValueError(f"insert_rows: only numbers can be added to ({', '.join(summed)})")
 
 
 def _arrays(table: Table, names: tuple[str, ...], dialect: Dialect) -> str:
@@ -262,8 +275,15 @@ def _keyed_update(
                 if i >= compared
             }
             | {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed}
+            | _unstamped(table, (*names[compared:], *fixed))
         )
     )
+
+
+def _unstamped(table: Table, written: tuple[str, ...]) -> dict[str, Any]:
+    """Each other column with a Python ``onupdate`` set to itself: a Core UPDATE would stamp
+    it (the wall clock) where the unnest statements of PostgreSQL leave it alone."""
+    return {c.name: c for c in table.c if c.onupdate is not None and c.name not in written}
 
 
 @cache
@@ -299,6 +319,9 @@ def _keyed_swap(
             table.c[key].in_(bindparam("keys", expanding=True)),
             table.c[expect] == bindparam("c1", type_=table.c[expect].type),
         )
-        .values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed})
+        .values(
+            {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed}
+            | _unstamped(table, fixed)
+        )
         .returning(table.c[key], *(table.c[name] for name in returning))
     )

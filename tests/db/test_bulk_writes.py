@@ -111,8 +111,8 @@ def test_columns_of_one_value_for_all_rows_are_bound_once_and_processed(
     insert_rows(
         session,
         PROBE,
-        ("id", "minute", "moved"),
-        [("a", T0, 1), ("b", T0, 2)],
+        ("id", "minute", "moved", "files"),
+        [("a", T0, 1, 0), ("b", T0, 2, 0)],
         same={"state": JobState.PAUSED, "note": "token=abcdefgh12345678", "data": {"x": [1]}},
     )
     update_rows(session, PROBE, "id", ("files",), [("a", 4), ("b", 5)], {"at": T0})
@@ -121,3 +121,53 @@ def test_columns_of_one_value_for_all_rows_are_bound_once_and_processed(
     assert [found[k][:3] for k in "ab"] == [("paused", 1, 4), ("paused", 2, 5)]
     assert {found[k][3] for k in "ab"} == {"token=***"}, "masked"
     assert [found[k][4:] for k in "ab"] == [({"x": [1]}, T0)] * 2
+
+
+STAMPED = Table(
+    "bulk_stamped",
+    MetaData(),
+    Column("id", String(36), primary_key=True),
+    Column("state", String(24)),
+    Column("moved", BigInteger, default=0),
+    Column("stamp", UtcDateTime(), onupdate=lambda: T0 + timedelta(days=1)),
+)
+
+
+def test_a_column_the_rows_do_not_name_is_left_alone_on_every_database(database_url: str) -> None:
+    # A Python-side onupdate (jobs.updated_at: the wall clock) fires in a Core UPDATE only:
+    # one database would stamp the rows and the other not.
+    engine = make_engine(database_url)
+    STAMPED.drop(engine, checkfirst=True)
+    STAMPED.create(engine)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            insert_rows(
+                session, STAMPED, ("id", "state", "moved", "stamp"), [("a", "running", 0, T0)]
+            )
+            insert_rows(
+                session, STAMPED, ("id", "state", "moved", "stamp"), [("b", "running", 0, T0)]
+            )
+            update_rows(session, STAMPED, "id", ("moved",), [("a", 5)])
+            swap_rows(session, STAMPED, "id", "state", ("moved",), [("b", "running", 7)], {})
+            found = session.execute(
+                select(STAMPED.c.id, STAMPED.c.moved, STAMPED.c.stamp).order_by(STAMPED.c.id)
+            ).all()
+    finally:
+        STAMPED.drop(engine, checkfirst=True)
+        engine.dispose()
+    assert [tuple(r) for r in found] == [("a", 5, T0), ("b", 7, T0)]
+
+
+def test_an_insert_either_database_would_write_differently_is_refused(session: Session) -> None:
+    with pytest.raises(ValueError, match="moved, files"):  # Python defaults, left out
+        insert_rows(session, PROBE, ("id", "minute"), [("a", T0)])
+    with pytest.raises(ValueError, match="only numbers"):  # text summed on a conflict
+        insert_rows(
+            session,
+            PROBE,
+            ("id", "minute", "moved", "files"),
+            [("a", T0, 1, 1)],
+            same={"state": "x"},
+            adding=("id", "minute"),
+        )
+    assert rows(session) == {}
