@@ -268,7 +268,7 @@ def test_expired_record_is_retried_and_completes(stack: Stack) -> None:
 
 
 def test_two_pollers_never_hold_one_node(stack: Stack) -> None:
-    held, _, _ = _take_lease(stack.ctx, stack.a_id, "poller-1")
+    held, _, _, _ = _take_lease(stack.ctx, stack.a_id, "poller-1")
     assert held
     assert poll_node(stack.ctx, stack.a_id, "poller-2").skipped == "another poller holds this node"
 

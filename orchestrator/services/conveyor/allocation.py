@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 
 from orchestrator.db.tables import AttemptRow, JobRow, LinkBudgetRow
 from orchestrator.domain import units
@@ -62,6 +62,22 @@ class Rebalance:
     links: int = 0
     sent: int = 0
     failed: int = 0
+
+
+def wanted(node: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether an allocation after a poll of ``node`` could do anything: a budget on one of its
+    links, or a transfer it runs that the allocator touched. Without either, ``rebalance``
+    reads nothing to share and writes nothing, so a poll may skip it (and its lease renewal)."""
+    return or_(
+        exists().where(
+            or_(LinkBudgetRow.source_node_id == node, LinkBudgetRow.destination_node_id == node)
+        ),
+        exists().where(
+            AttemptRow.source_node_id == node,
+            AttemptRow.ended_at.is_(None),
+            AttemptRow.allocated_at.is_not(None),
+        ),
+    )
 
 
 def rebalance(ctx: ServiceContext, node_id: int) -> Rebalance:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
@@ -70,25 +70,7 @@ def check_by_id(
     now = ctx.now()
     cutoff = now - unseen_for
     with ctx.sessions() as session:
-        due = session.execute(
-            select(AttemptRow.id, AttemptRow.remote_id)
-            .join(JobRow, JobRow.id == AttemptRow.job_id)
-            .where(
-                *_open_filter(node_id),
-                or_(
-                    AttemptRow.check_after <= now,
-                    (
-                        AttemptRow.check_after.is_(None)
-                        & or_(AttemptRow.last_seen_at.is_(None), AttemptRow.last_seen_at < cutoff)
-                        & or_(AttemptRow.submitted_at.is_(None), AttemptRow.submitted_at < cutoff)
-                    ),
-                ),
-            )
-            .order_by(
-                AttemptRow.check_after.is_(None), AttemptRow.check_after, AttemptRow.last_seen_at
-            )
-            .limit(CHECKS_PER_POLL)
-        ).all()
+        due = session.execute(_DUE, {"node": node_id, "now": now, "cutoff": cutoff}).all()
     checked = Checked()
     failures = 0
     for attempt_id, remote_id in due:
@@ -122,7 +104,7 @@ def check_by_id(
     return checked
 
 
-def _open_filter(node_id: int) -> tuple[ColumnElement[bool], ...]:
+def _open_filter(node_id: int | ColumnElement[int]) -> tuple[ColumnElement[bool], ...]:
     """Attempts of this source node whose transfer is posted and not ended, of open jobs."""
     return (
         AttemptRow.source_node_id == node_id,
@@ -130,6 +112,31 @@ def _open_filter(node_id: int) -> tuple[ColumnElement[bool], ...]:
         AttemptRow.ended_at.is_(None),
         JobRow.state.in_(MAY_HOLD_TRANSFER),
     )
+
+
+# The due checks of a poll, built once (bound per poll): open attempts whose check_after has
+# come, or never planned and neither seen nor submitted since the cutoff.
+_DUE = (
+    select(AttemptRow.id, AttemptRow.remote_id)
+    .join(JobRow, JobRow.id == AttemptRow.job_id)
+    .where(
+        *_open_filter(bindparam("node")),
+        or_(
+            AttemptRow.check_after <= bindparam("now"),
+            (
+                AttemptRow.check_after.is_(None)
+                & or_(
+                    AttemptRow.last_seen_at.is_(None), AttemptRow.last_seen_at < bindparam("cutoff")
+                )
+                & or_(
+                    AttemptRow.submitted_at.is_(None), AttemptRow.submitted_at < bindparam("cutoff")
+                )
+            ),
+        ),
+    )
+    .order_by(AttemptRow.check_after.is_(None), AttemptRow.check_after, AttemptRow.last_seen_at)
+    .limit(CHECKS_PER_POLL)
+)
 
 
 def _open(node_id: int) -> Select[AttemptRow]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
@@ -44,6 +44,30 @@ class Seen:
     at: datetime
 
 
+# A node's open transfers as the plan reads them, built once (bound per poll).
+_OPEN = (
+    select(
+        AttemptRow.id,
+        AttemptRow.status,
+        AttemptRow.bytes_transferred,
+        AttemptRow.bytes_expected,
+        AttemptRow.rate_kbps,
+        AttemptRow.last_seen_at,
+        AttemptRow.check_after,
+        AttemptRow.submitted_at,
+        JobRow.cancel_requested,
+        JobRow.bytes_expected.label("job_bytes"),
+        JobRow.options,
+    )
+    .join(JobRow, JobRow.id == AttemptRow.job_id)
+    .where(
+        AttemptRow.source_node_id == bindparam("node"),
+        AttemptRow.ended_at.is_(None),
+        JobRow.state.in_(MAY_HOLD_TRANSFER),
+    )
+)
+
+
 def plan_next_poll(
     ctx: ServiceContext, node_id: int, *, failed: bool, seen: Mapping[str, Seen] | None = None
 ) -> datetime | None:
@@ -57,27 +81,7 @@ def plan_next_poll(
     if failed:  # the node did not answer: try again after one interval, as fixed polling does
         return now + timedelta(seconds=pace.base)
     with ctx.sessions() as session:
-        rows = session.execute(
-            select(
-                AttemptRow.id,
-                AttemptRow.status,
-                AttemptRow.bytes_transferred,
-                AttemptRow.bytes_expected,
-                AttemptRow.rate_kbps,
-                AttemptRow.last_seen_at,
-                AttemptRow.check_after,
-                AttemptRow.submitted_at,
-                JobRow.cancel_requested,
-                JobRow.bytes_expected.label("job_bytes"),
-                JobRow.options,
-            )
-            .join(JobRow, JobRow.id == AttemptRow.job_id)
-            .where(
-                AttemptRow.source_node_id == node_id,
-                AttemptRow.ended_at.is_(None),
-                JobRow.state.in_(MAY_HOLD_TRANSFER),
-            )
-        ).all()
+        rows = session.execute(_OPEN, {"node": node_id}).all()
     if not rows:
         return None
     seen = seen or {}

@@ -95,7 +95,7 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     """Read the node's feed from the saved cursor until caught up; then the slow checks."""
     summary = PollSummary(node_id)
     started = ctx.now()
-    held, token, since = _take_lease(ctx, node_id, owner)
+    held, token, since, allocates = _take_lease(ctx, node_id, owner)
     if not held:
         summary.skipped = "another poller holds this node"
         return summary
@@ -119,9 +119,12 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         summary.error = str(exc)
     else:
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
-    if not summary.skipped and not summary.error and _renew_lease(ctx, node_id, owner):
+    clean = not summary.skipped and not summary.error
+    if allocates and clean and _renew_lease(ctx, node_id, owner):
         # Under the node's lease, renewed after the by-id checks (which may have been slow):
-        # one allocation at a time for the transfers it runs.
+        # one allocation at a time for the transfers it runs. Only a node with a budgeted link
+        # or a transfer the allocator touched, as read when the lease was taken (nothing in
+        # the poll itself makes either; one made meanwhile is shared at the next poll).
         summary.rates_sent = allocation.rebalance(ctx, node_id).sent
     summary.next_in = _release_lease(
         ctx,
@@ -159,8 +162,9 @@ def _wake_dispatch(ctx: ServiceContext, shortest_run: float | None) -> None:
 
 def _take_lease(
     ctx: ServiceContext, node_id: int, owner: str
-) -> tuple[bool, str | None, datetime | None]:
-    """Whether this poller now holds the node's lease, the saved token, and the last good poll."""
+) -> tuple[bool, str | None, datetime | None, bool]:
+    """Whether this poller now holds the node's lease, the saved token, the last good poll,
+    and whether an allocation after the poll could do anything (``allocation.wanted``)."""
     now = ctx.now()
     until = now + timedelta(seconds=ctx.settings.poll_lease_seconds)
     bound = {"node": node_id, "owner": owner, "now": now, "until": until}
@@ -169,7 +173,7 @@ def _take_lease(
             taken = session.execute(_TAKE, bound).first()
             if taken is not None:
                 session.commit()
-                return True, taken.iteration_token, taken.last_success_at
+                return True, taken.iteration_token, taken.last_success_at, taken.allocates
             if session.get(NodeCursorRow, node_id) is not None:
                 break  # another poller holds it
             session.add(NodeCursorRow(node_id=node_id))
@@ -178,7 +182,7 @@ def _take_lease(
             except IntegrityError:
                 session.rollback()
         session.rollback()
-        return False, None, None
+        return False, None, None, False
 
 
 def _renew_lease(ctx: ServiceContext, node_id: int, owner: str) -> bool:
@@ -212,7 +216,11 @@ _TAKE = (
         lease_until=bindparam("until"),
         last_poll_at=bindparam("now"),
     )
-    .returning(NodeCursorRow.iteration_token, NodeCursorRow.last_success_at)
+    .returning(
+        NodeCursorRow.iteration_token,
+        NodeCursorRow.last_success_at,
+        allocation.wanted(bindparam("node")).label("allocates"),
+    )
     .execution_options(synchronize_session=False)
 )
 _RENEW = (
