@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow
 from orchestrator.domain.maintenance import MaintenanceSpec
@@ -18,6 +18,7 @@ from orchestrator.domain.states import SETTLED, JobState
 from orchestrator.services.conveyor.control import change_rate, pause_job, resume_job
 from orchestrator.services.conveyor.linkbudgets import clear_budget, list_budgets, set_budget
 from orchestrator.services.conveyor.maintenance import maintenance_tick
+from orchestrator.services.conveyor.polling import poll_node
 from orchestrator.services.events import events_of
 from orchestrator.services.nodes.maintenance import add_window, remove_window
 from orchestrator.services.views.jobs import show_job
@@ -253,3 +254,31 @@ def bulk_then_urgent(
     settle(stack.ctx, stack.tasks, [stack.a_id], until=lambda _: allocation_events(stack, bulk))
     deadline = (stack.ctx.now() + timedelta(seconds=due_in)).isoformat()
     return bulk, stack.new_job("urgent", priority=50, deadline=deadline)
+
+
+def test_a_poll_runs_the_allocator_only_where_a_budget_or_an_allocated_transfer_is(
+    stack: Stack,
+) -> None:
+    """Without a budget on its links nor a transfer the allocator touched, a poll of the node
+    reads no budgets (the check rides in the lease take); with a budget it shares again."""
+    engine = stack.ctx.sessions.kw["bind"]
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    def budget_reads_of_one_poll() -> list[str]:
+        seen.clear()
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            poll_node(stack.ctx, stack.a_id, owner="test-poller")
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+        assert seen, "the poll ran no statement at all"
+        return [s for s in seen if s.lstrip().startswith("SELECT") and "link_budgets" in s]
+
+    assert budget_reads_of_one_poll() == []
+    set_budget(stack.ctx, "node-a", "node-b", LINK_KBPS / 1000, by="test")
+    assert budget_reads_of_one_poll() != []
+    assert clear_budget(stack.ctx, "node-a", "node-b")
+    assert budget_reads_of_one_poll() == []
