@@ -226,30 +226,36 @@ class Rig:
         """How many jobs are in one of these states."""
         return self.count(JobRow.state.in_([s.value for s in states]))
 
-    def wait(self, check: Any, what: str, timeout: float = 30.0) -> Any:
-        """wait_for with the database allowed to be down and the celery processes watched."""
-        return wait_for(check, timeout=timeout, what=what, ignore=DB_DOWN, watch=self.live())
-
-    def wait_until_settled(
-        self, timeout: float = CONVERGE_SECONDS, *, supervise: bool = False
-    ) -> dict[str, str]:
-        """Wait until every job is in an end state; returns the states.
+    def wait(self, check: Any, what: str, timeout: float = 30.0, *, supervise: bool = False) -> Any:
+        """wait_for with the database allowed to be down and the celery processes watched.
 
         With ``supervise``, a worker that exits on its own is started again (as systemd or the
         embedded stack would do) and its last words are kept in ``self.worker_exits``.
         """
+        if not supervise:
+            return wait_for(check, timeout=timeout, what=what, ignore=DB_DOWN, watch=self.live())
+
+        def checked() -> Any:
+            self._restart_exited_workers()
+            return check()
+
+        watch = [p for p in self.live() if p not in self.workers]
+        return wait_for(checked, timeout=timeout, what=what, ignore=DB_DOWN, watch=watch)
+
+    def wait_until_settled(
+        self, timeout: float = CONVERGE_SECONDS, *, supervise: bool = False
+    ) -> dict[str, str]:
+        """Wait until every job is in an end state; returns the states (``supervise``: as
+        ``wait``)."""
         settled = {s.value for s in JobState if s.is_terminal} | {JobState.NEEDS_ATTENTION.value}
 
         def done() -> dict[str, str] | None:
-            if supervise:
-                self._restart_exited_workers()
             states = self.states()
             return states if states and set(states.values()) <= settled else None
 
-        watch = [p for p in self.live() if not supervise or p not in self.workers]
         try:
-            result: dict[str, str] = wait_for(
-                done, timeout=timeout, what="every job settled", ignore=DB_DOWN, watch=watch
+            result: dict[str, str] = self.wait(
+                done, "every job settled", timeout=timeout, supervise=supervise
             )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; states now: {self.states()}") from None

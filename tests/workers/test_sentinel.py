@@ -52,17 +52,22 @@ def test_jobs_complete_once_across_a_sentinel_failover(rig: Rig) -> None:
     rig.wait(lambda: node_calls_counted(rig), "node API calls counted on the first master")
 
     rig.redis.kill_group()  # the master, kill -9: whatever it had not replicated is lost
-    rig.wait(lambda: sentinel.master_port() == replica.port, "the Sentinel promoted the replica")
+    # A worker may exit on the broker loss (kombu 5.7, see test_worker_faults), even before the
+    # Sentinel has promoted the replica: the rig restarts it as a supervisor would.
+    rig.wait(
+        lambda: sentinel.master_port() == replica.port,
+        "the Sentinel promoted the replica",
+        supervise=True,
+    )
     (before,) = rig.wait(
         lambda: (n,) if (n := node_calls_counted(rig)) is not None else None,
         "/metrics reads the new master",
+        supervise=True,
     )
     # A job accepted after the failover: its wake-up is published to the new master.
     rig.tree("sf-after", SIZES)
     ids.append(rig.new_job("sf-after"))
 
-    # A worker may exit on the broker loss (kombu 5.7, see test_worker_faults): the rig
-    # restarts it as a supervisor would.
     rig.assert_converged(ids, supervise=True)
 
     # The counters flushed after the failover reached the new master, and /metrics reads them.
