@@ -94,6 +94,8 @@ def test_an_exited_child_restarts_in_its_place_with_a_growing_back_off() -> None
     assert supervisor.restart_delay(child) is None  # it keeps failing: give up on it
     assert [c.name for c in supervisor.children] == ["beat", "api"]  # the stop order holds
     assert supervisor.children[0] is child and child.restarts == MAX_RESTARTS
+    assert child.reader is not None  # the last run's words are read once its pipe closes
+    child.reader.join(timeout=5)
     assert screen.getvalue().count("[beat]   bye") == MAX_RESTARTS + 1
     supervisor.stop()
     assert not steady.running
