@@ -11,6 +11,7 @@ never exceeds the budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +63,8 @@ def need_kbps(bytes_left: int | None, deadline: datetime | None, now: datetime) 
     seconds = (deadline - now).total_seconds()
     if seconds <= 0:
         return None
-    return max(1, -(-int(bytes_left * 8 * NEED_MARGIN) // int(seconds * 1000)))
+    # bits per millisecond is kbps; under a millisecond left must not round to zero
+    return max(1, math.ceil(bytes_left * 8 * NEED_MARGIN / (seconds * 1000)))
 
 
 def moved_enough(applied: int | None, wanted: int) -> bool:

@@ -118,3 +118,11 @@ def test_allocation_properties(budget: int, claims: list[Claim]) -> None:
 
 def test_weights_double_every_20_points() -> None:
     assert weight(0) == 1 and weight(20) == 2 and weight(-20) == 0.5
+
+
+def test_a_deadline_under_a_millisecond_away_asks_a_rate_and_does_not_crash() -> None:
+    now = datetime(2026, 11, 29, 9, 26, 40, 292250, tzinfo=UTC)
+    soon = now + timedelta(microseconds=521)  # CI: a poll's clock 0.5 ms before the deadline
+    need = need_kbps(153_808, soon, now)
+    assert need is not None and need > 153_808 * 8 / 0.521
+    assert need_kbps(153_808, now, now) is None  # at the deadline: passed, shares by priority
