@@ -316,6 +316,7 @@ def _start(
             extra=("--without-mingle", "--without-gossip"),
         ),
         stack.env,
+        dump_signal=signal.SIGUSR1,  # Celery's worker prints every thread's stack on it
     )
     stack.flower_password = roles.new_password()
     register_secret(stack.flower_password)

@@ -37,6 +37,7 @@ PREFIX_WIDTH = 9  # "[worker] "
 LineHook = Callable[[str], bool]  # True: the line was consumed, do not print it
 RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # seconds before the 1st, 2nd, ... restart
 STABLE_AFTER = 60.0  # a child that ran this long before it exited starts its back-off over
+DUMP_SECONDS = 1.0  # for a hung child to print its stacks before it is killed
 MAX_RESTARTS = 10  # in a row without a stable run: then the supervisor gives up
 
 
@@ -51,6 +52,7 @@ class Child:
     on_line: LineHook | None = None
     cwd: Path | None = None
     stop_last: bool = False
+    dump_signal: signal.Signals | None = None  # asks it to print its threads' stacks
     reader: threading.Thread | None = None
     stopping: bool = False
     reaped_code: int | None = field(default=None)
@@ -136,8 +138,14 @@ class Supervisor:
         on_line: LineHook | None = None,
         stop_last: bool = False,
         cwd: Path | None = None,
+        dump_signal: signal.Signals | None = None,
     ) -> Child:
-        """Start a child in its own session; its stdout and stderr are printed line by line."""
+        """Start a child in its own session; its stdout and stderr are printed line by line.
+
+        ``dump_signal``: a signal on which the child prints its threads' stacks; one that does
+        not stop within the grace period is sent it before it is killed, so its log says where
+        it hung.
+        """
         popen = subprocess.Popen(  # noqa: S603 (our own argv, no shell)
             argv,
             stdin=subprocess.DEVNULL,
@@ -155,6 +163,7 @@ class Supervisor:
             on_line=on_line,
             cwd=cwd,
             stop_last=stop_last,
+            dump_signal=dump_signal,
         )
         child.reader = threading.Thread(
             target=self._pump, args=(child, on_line), name=f"log-{name}", daemon=True
@@ -203,6 +212,7 @@ class Supervisor:
             on_line=child.on_line,
             stop_last=child.stop_last,
             cwd=child.cwd,
+            dump_signal=child.dump_signal,
         )
         fresh.restarts = 1 if ran_long else child.restarts + 1
         self.children.remove(fresh)
@@ -240,10 +250,22 @@ class Supervisor:
                 why = (
                     "asked to hurry" if self.hurry.is_set() else f"not stopped after {self.grace} s"
                 )
+                self._dump_stacks(child)
                 self.note(f"{child.name} {why}: killing it")
                 self._kill_group(child)
         for child in batch:
             self._reap(child)
+
+    def _dump_stacks(self, child: Child) -> None:
+        """Ask a hung child where its threads are, and give it a moment to print that."""
+        if child.dump_signal is None or self.hurry.is_set():
+            return
+        self.note(f"{child.name} is still running: asking it for its threads' stacks")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, child.dump_signal)
+        deadline = time.monotonic() + DUMP_SECONDS
+        while child.running and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _kill_group(self, child: Child) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import sys
 import time
@@ -57,6 +58,34 @@ def test_term_then_kill_takes_the_whole_group() -> None:
     assert "[up]     worker stopped (on SIGKILL)" in text
     assert not child.running
     _wait(lambda: not _alive(grandchild))
+
+
+HUNG = """
+import faulthandler, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+faulthandler.register(signal.SIGUSR1, file=sys.stdout, all_threads=True)
+print("ready", flush=True)
+def stuck_in_here():
+    time.sleep(120)
+stuck_in_here()
+"""
+
+
+def test_a_hung_child_prints_where_it_hangs_before_it_is_killed() -> None:
+    screen = io.StringIO()
+    supervisor = Supervisor(Console(file=screen, width=200), grace=0.5)
+    child = supervisor.start(
+        "worker", [sys.executable, "-c", HUNG], os.environ, dump_signal=signal.SIGUSR1
+    )
+    _wait(lambda: "[worker] ready" in screen.getvalue())
+
+    supervisor.stop()
+
+    text = screen.getvalue()
+    asked = text.index("[up]     worker is still running: asking it for its threads' stacks")
+    assert text.index("in stuck_in_here", asked) < text.index("worker not stopped after 0.5 s")
+    assert "[up]     worker stopped (on SIGKILL)" in text
+    assert not child.running
 
 
 def test_a_child_that_exits_on_its_own_is_noticed_and_not_signalled_again() -> None:
