@@ -11,11 +11,16 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, String, Table, TextClause, bindparam, text, update
+from sqlalchemy import JSON, Float, String, Table, TextClause, bindparam, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
+
+
+class BinaryArray(list[Any]):
+    """One column's values, sent by psycopg as a binary array (engine.py registers it):
+    every element of one Python type, as ``_processor`` makes them."""
 
 
 def update_rows(
@@ -218,12 +223,21 @@ def _processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any
     process = kind.dialect_impl(dialect).bind_processor(dialect)
     if process is None and isinstance(kind, String):
         return _plain
+    if process is None and isinstance(kind, Float):
+        return _float
     return process
 
 
 def _plain(value: Any) -> Any:
-    """A str enum as its value (psycopg would not know the array's element type otherwise)."""
-    return value.value if isinstance(value, Enum) else value
+    """A str enum as its value, anything else as text (a binary array has one element type)."""
+    if value is None or type(value) is str:
+        return value
+    return str(value.value if isinstance(value, Enum) else value)
+
+
+def _float(value: Any) -> Any:
+    """A number as a float (a binary array has one element type: no ints among floats)."""
+    return None if value is None else float(value)
 
 
 def _bound(
@@ -241,7 +255,7 @@ def _bound(
         bound[f"v_{name}"] = process(value) if process else value
     for i, values in enumerate(zip(*rows, strict=True)):
         process = _processor(table, names[i], dialect)
-        bound[f"c{i}"] = [process(v) for v in values] if process else list(values)
+        bound[f"c{i}"] = BinaryArray(map(process, values) if process else values)
     return bound
 
 

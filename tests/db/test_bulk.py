@@ -13,8 +13,9 @@ from sqlalchemy import Engine, Table, event, select
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
-from orchestrator.db.bulk import update_rows
+from orchestrator.db.bulk import BinaryArray, update_rows
 from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
+from orchestrator.domain.states import AttemptState
 from tests.support.stack import fresh_database
 
 ATTEMPTS = cast(Table, AttemptRow.__table__)
@@ -36,8 +37,8 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def an_attempt(session: Session) -> str:
-    node = NodeRow(name="n", base_url="https://n", auth_kind="node_user", username="u")
+def an_attempt(session: Session, node_name: str = "n") -> str:
+    node = NodeRow(name=node_name, base_url="https://n", auth_kind="node_user", username="u")
     node.secret_encrypted = b""
     session.add(node)
     session.flush()
@@ -86,3 +87,36 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(engine: Engine) -> N
             update_rows(session, ATTEMPTS, "id", ("remote_id",), [(attempt_id, long_id)])
         session.rollback()
         assert session.scalar(select(AttemptRow.remote_id)) is None
+
+
+def test_mixed_python_types_of_one_column_are_written_as_that_column_holds_them(
+    engine: Engine,
+) -> None:
+    # PostgreSQL gets each column as one binary array, whose elements share one type.
+    with Session(engine) as session:
+        first, second = an_attempt(session, "n1"), an_attempt(session, "n2")
+        update_rows(
+            session,
+            ATTEMPTS,
+            "id",
+            ("rate_kbps", "status"),
+            [(first, 1000, AttemptState.RUNNING), (second, 2.5, "completed")],
+        )
+        session.commit()
+        rows = session.execute(select(AttemptRow.id, AttemptRow.rate_kbps, AttemptRow.status))
+        written = {key: (rate, status) for key, rate, status in rows}
+    assert written == {
+        first: (1000.0, "running"),
+        second: (2.5, "completed"),
+    }
+
+
+def test_postgresql_gets_the_arrays_in_binary(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("binary arrays are psycopg's")
+    from psycopg.adapt import PyFormat
+    from psycopg.types.array import ListBinaryDumper
+
+    with engine.connect() as connection:
+        adapters = connection.connection.dbapi_connection.adapters  # type: ignore[union-attr]
+        assert adapters.get_dumper(BinaryArray, PyFormat.AUTO) is ListBinaryDumper
