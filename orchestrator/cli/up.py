@@ -22,7 +22,12 @@ def up(
     ] = 5555,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker pool processes.")] = 2,
     grace: Annotated[
-        float, typer.Option(min=0.5, help="Seconds a child gets to stop before SIGKILL.")
+        float,
+        typer.Option(
+            min=0.5,
+            help="Seconds a child gets to stop before SIGKILL (a worker still running then "
+            "prints its threads' stacks first).",
+        ),
     ] = 10.0,
     ready_timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for the API to be ready.")
