@@ -42,11 +42,7 @@ def update_rows(
         statement = _unnest_update(table, names, tuple(same or ()), dialect)
         connection.execute(statement, _bound(table, names, rows, same, dialect))
         return
-    fixed = {f"v_{name}": value for name, value in (same or {}).items()}
-    connection.execute(
-        _keyed_update(table, names, 1, tuple(same or ())),
-        [{f"c{i}": v for i, v in enumerate(row)} | fixed for row in rows],
-    )
+    connection.execute(_keyed_update(table, names, 1, tuple(same or ())), _per_row(rows, same))
 
 
 def swap_rows(
@@ -72,19 +68,16 @@ def swap_rows(
         statement = _unnest_swap(table, names, tuple(values), returning, dialect)
         bound = _bound(table, names, rows, values, dialect)
         return [tuple(r) for r in connection.execute(statement, bound)]
-    fixed = {f"v_{name}": value for name, value in values.items()}
     # Elsewhere (SQLite, one writer at a time): the columns of the rows still as expected,
     # bound per row, then one compare-and-set of the fixed values per expected value.
-    connection.execute(
-        _keyed_update(table, names, 2), [{f"c{i}": v for i, v in enumerate(row)} for row in rows]
-    )
+    connection.execute(_keyed_update(table, names, 2), _per_row(rows))
     by_expected: dict[Any, list[Any]] = {}
     for row in rows:
         by_expected.setdefault(row[1], []).append(row[0])
     written: list[tuple[Any, ...]] = []
     for expected, keys in by_expected.items():
         swap = _keyed_swap(table, key, expect, tuple(values), returning)
-        bound = {"keys": keys, "c1": expected} | fixed
+        bound = {"keys": keys, "c1": expected} | _fixed(values)
         written += [tuple(r) for r in connection.execute(swap, bound)]
     return written
 
@@ -112,11 +105,20 @@ def insert_rows(
         statement = _unnest_insert(table, names, shared, tuple(adding), dialect)
         connection.execute(statement, _bound(table, names, rows, same, dialect))
         return
-    fixed = {f"v_{name}": value for name, value in same.items()}
-    connection.execute(
-        _plain_insert(table, names, shared, tuple(adding)),
-        [{f"c{i}": v for i, v in enumerate(row)} | fixed for row in rows],
-    )
+    connection.execute(_plain_insert(table, names, shared, tuple(adding)), _per_row(rows, same))
+
+
+def _per_row(
+    rows: Sequence[Sequence[Any]], same: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The parameters of a statement bound once per row (``cN``, then ``v_name`` for all)."""
+    fixed = _fixed(same)
+    return [{f"c{i}": v for i, v in enumerate(row)} | fixed for row in rows]
+
+
+def _fixed(same: dict[str, Any] | None) -> dict[str, Any]:
+    """``v_name`` parameters of the columns set to one value for all rows."""
+    return {f"v_{name}": value for name, value in (same or {}).items()}
 
 
 def _refuse_divergent(table: Table, named: tuple[str, ...], adding: Sequence[str]) -> None:
