@@ -153,7 +153,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         url = args.database_url or f"sqlite:///{work / 'replay.db'}"
-        engine = make_engine(url)
+        engine = make_engine(url, pre_ping=False)  # as the workers' engine (no ping per checkout)
         if url.startswith("postgresql"):
             # From an empty schema: the revision compared with may be older than the schema.
             with engine.begin() as conn:
