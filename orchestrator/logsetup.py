@@ -117,6 +117,14 @@ _RULES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
 )
 
 
+# Every rule's triggers at once: lower-case ones searched in the lower-cased text, the others
+# as written (the loop below checks each rule's own).
+_LOWER_TRIGGERS = re.compile(
+    "|".join(re.escape(t) for triggers, _ in _RULES for t in triggers if t.islower())
+)
+_CASED_TRIGGERS = tuple(t for triggers, _ in _RULES for t in triggers if not t.islower())
+
+
 def _keep_first(match: re.Match[str]) -> str:
     start = match.start()
     if match.string[max(0, start - 10) : start].lower() == "iteration_":
@@ -158,6 +166,8 @@ class SecretRegistry:
         if literal is not None:
             text = literal.sub(MASK, text)
         lower = text.lower()
+        if _LOWER_TRIGGERS.search(lower) is None and not any(t in text for t in _CASED_TRIGGERS):
+            return text  # the common case: no rule's trigger, one search instead of a loop
         for triggers, pattern in _RULES:
             if any(t in (lower if t.islower() else text) for t in triggers):
                 text = pattern.sub(_keep_first, text)
