@@ -10,13 +10,16 @@ the feed has not mentioned for a while.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, literal, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from orchestrator.db.base import UtcDateTime
 from orchestrator.db.engine import rowcount
@@ -290,27 +293,37 @@ def _apply_page(
     session = work.session
     remote_ids = [t.remote_id for t in transfers]
     tagged = [str(t.tag(TAG_KEY)) for t in transfers if t.tag(TAG_KEY)]
-    rows = session.scalars(
-        select(AttemptRow).where(
-            AttemptRow.source_node_id == node_id,
-            or_(AttemptRow.remote_id.in_(remote_ids), AttemptRow.id.in_(tagged)),
-        )
-    ).all()
+    mine = (
+        AttemptRow.source_node_id == node_id,
+        or_(AttemptRow.remote_id.in_(remote_ids), AttemptRow.id.in_(tagged)),
+    )
+    # The page's jobs are held while it is applied: the identity map keeps only rows something
+    # refers to, and apply_snapshot's get() must find them there. A page where a transfer
+    # ended writes to most of its jobs: they come with their attempts, in one query.
+    jobs: Sequence[JobRow] = []
+    if any(t.status.is_terminal for t in transfers):
+        pairs = session.execute(
+            select(AttemptRow, JobRow).join(JobRow, JobRow.id == AttemptRow.job_id).where(*mine)
+        ).all()
+        rows, jobs = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+    else:
+        rows = list(session.scalars(select(AttemptRow).where(*mine)))
     by_remote = {r.remote_id: r for r in rows if r.remote_id}
     by_id = {r.id: r for r in rows}
     matched = [
         (transfer, by_remote.get(transfer.remote_id) or by_id.get(str(transfer.tag(TAG_KEY))))
         for transfer in transfers
     ]
-    # Load in one query the jobs this page writes to, and hold them while it is applied: the
-    # identity map keeps only rows something refers to, and apply_snapshot's get() must find
-    # them there. A transfer whose counters alone moved, written not long ago, needs no job.
-    written = {
-        attempt.job_id
-        for transfer, attempt in matched
-        if attempt is not None and not progress_only(attempt, transfer, now, ctx.settings)
-    }
-    jobs = session.scalars(select(JobRow).where(JobRow.id.in_(written))).all() if written else []
+    if not jobs:
+        # Otherwise the jobs this page writes to, in one query; a transfer whose counters
+        # alone moved, written not long ago, needs no job.
+        written = {
+            attempt.job_id
+            for transfer, attempt in matched
+            if attempt is not None and not progress_only(attempt, transfer, now, ctx.settings)
+        }
+        if written:
+            jobs = session.scalars(select(JobRow).where(JobRow.id.in_(written))).all()
     ends = PageCompletions()  # plain completions: one UPDATE and one INSERT for the page
     for transfer, attempt in matched:
         if attempt is None:
@@ -428,40 +441,58 @@ def _release_lease(
     """Let the node go; with adaptive polling, say when it is read next (seconds from now).
     After rate changes (``rerated``) within one base interval: the ends the plan predicts
     from the rates just read have moved."""
-    values: dict[str, object] = {"lease_until": None, "lease_owner": None}
+    bound: dict[str, object] = {"node": node_id, "owner": owner}
     if error:
-        values["last_error"] = error[:2000]
-    next_in = None
+        bound["error"] = error[:2000]
+    next_in, plan = None, "none"
     if planned and ctx.settings.poll_mode == "adaptive":
         at = pacing.plan_next_poll(ctx, node_id, failed=error is not None, seen=seen)
         now = ctx.now()
         if rerated:
             soon = now + timedelta(seconds=ctx.settings.poll_interval)
             at = soon if at is None else min(at, soon)
-        values["next_poll_at"] = at if started is None else _unless_asked(at, now, started, ctx)
+        bound["at"] = at
+        plan = "at"
+        if started is not None:
+            bound["now"] = now
+            bound["asked_after"] = started + timedelta(seconds=ctx.settings.poll_interval)
+            plan = "unless_asked"
         next_in = (at - now).total_seconds() if at else None
     with ctx.sessions() as session:
-        session.execute(
-            update(NodeCursorRow)
-            .where(NodeCursorRow.node_id == node_id, NodeCursorRow.lease_owner == owner)
-            .values(**values)
-        )
+        session.execute(_release_statement(error is not None, plan), bound)
         session.commit()
     return next_in
 
 
-def _unless_asked(
-    at: datetime | None, now: datetime, started: datetime, ctx: ServiceContext
-) -> ColumnElement[Any]:
-    """The planned time, unless a poll was asked for while this one ran (``poll_soon`` after
-    a pause, a resume or a rate change; the tick does not claim a node whose lease is held,
-    and a claim made meanwhile sets a time more than one interval after this poll began):
-    then now, so the next tick reads the node."""
-    asked = or_(
-        NodeCursorRow.next_poll_at <= now,
-        NodeCursorRow.next_poll_at > started + timedelta(seconds=ctx.settings.poll_interval),
+@cache
+def _release_statement(with_error: bool, plan: str) -> Update:
+    """The lease's release, built once per shape: the error kept, and the next poll's time
+    ("at"; "unless_asked": the planned time, unless a poll was asked for while this one ran
+    (``poll_soon`` after a pause, a resume or a rate change; the tick does not claim a node
+    whose lease is held, and a claim made meanwhile sets a time more than one interval after
+    this poll began): then now, so the next tick reads the node)."""
+    values: dict[str, Any] = {"lease_until": None, "lease_owner": None}
+    if with_error:
+        values["last_error"] = bindparam("error")
+    at = bindparam("at", type_=UtcDateTime())
+    if plan == "at":
+        values["next_poll_at"] = at
+    elif plan == "unless_asked":
+        now = bindparam("now", type_=UtcDateTime())
+        asked = or_(
+            NodeCursorRow.next_poll_at <= now,
+            NodeCursorRow.next_poll_at > bindparam("asked_after", type_=UtcDateTime()),
+        )
+        values["next_poll_at"] = case((asked, now), else_=at)
+    return (
+        update(NodeCursorRow)
+        .where(
+            NodeCursorRow.node_id == bindparam("node"),
+            NodeCursorRow.lease_owner == bindparam("owner"),
+        )
+        .values(values)
+        .execution_options(synchronize_session=False)
     )
-    return case((asked, literal(now, UtcDateTime())), else_=literal(at, UtcDateTime()))
 
 
 def source_nodes_to_poll(ctx: ServiceContext) -> list[tuple[int, str]]:
