@@ -282,23 +282,26 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=100, help="jobs per create_jobs")
     parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each side this many times, turn about, and print each figure's median",
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     global ROOT
     if args.root:
         ROOT = Path(args.root)
-    shared = [a for a in sys.argv[1:] if not a.startswith("--compare-with")]
-    if args.compare_with:
-        value_at = shared.index(args.compare_with) if args.compare_with in shared else None
-        if value_at is not None:
-            shared.pop(value_at)
-    other = (
-        dict(revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared]))
-        if args.compare_with
-        else None
+    shared = revisions.without(sys.argv[1:], "--compare-with", "--rounds")
+
+    def theirs() -> dict[str, float]:
+        return dict(revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared]))
+
+    ours, other = revisions.alternate(
+        args.rounds, lambda: measure(args), theirs if args.compare_with else None
     )
-    ours = measure(args)
     if args.json:
         print(json.dumps(ours))
         return

@@ -288,21 +288,26 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=3, help="progress cycles measured")
     parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
     parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each side this many times, turn about, and print each figure's median",
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     global ROOT
     if args.root:
         ROOT = Path(args.root)
-    shared = [a for a in sys.argv[1:] if not a.startswith("--compare-with")]
-    if args.compare_with and args.compare_with in shared:
-        shared.remove(args.compare_with)
-    other = (
-        dict(revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared]))
-        if args.compare_with
-        else None
+    shared = revisions.without(sys.argv[1:], "--compare-with", "--rounds")
+
+    def theirs() -> dict[str, float]:
+        return dict(revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared]))
+
+    ours, other = revisions.alternate(
+        args.rounds, lambda: measure(args), theirs if args.compare_with else None
     )
-    ours = measure(args)
     if args.json:
         print(json.dumps(ours))
         return

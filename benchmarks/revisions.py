@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,42 @@ def simulator(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def without(argv: list[str], *options: str) -> list[str]:
+    """``argv`` less each of ``options`` with its value (``--opt V`` or ``--opt=V``)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{option}=" for option in options)):
+            kept.append(arg)
+    return kept
+
+
+Figures = dict[str, float]
+
+
+def alternate(
+    rounds: int, ours: Callable[[], Figures], other: Callable[[], Figures] | None
+) -> tuple[Figures, Figures | None]:
+    """``rounds`` turns of the other revision, then this tree, one after the other (a busy
+    machine's drift falls on both sides), and each figure's median over the turns."""
+    runs: list[Figures] = []
+    others: list[Figures] = []
+    for _ in range(max(1, rounds)):
+        if other is not None:
+            others.append(other())
+        runs.append(ours())
+    return _medians(runs), _medians(others) if others else None
+
+
+def _medians(runs: list[Figures]) -> Figures:
+    """Each figure's median over the runs."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def print_side_by_side(
