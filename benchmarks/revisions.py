@@ -39,13 +39,20 @@ def run_at(root: Path, revision: str, script: str, argv: list[str]) -> Any:
     """``script`` (this tree's copy) with ``--root TREE`` and ``argv`` over a temporary
     worktree of ``revision`` on PYTHONPATH; the JSON of its last line of output."""
     with worktree(root, revision) as tree:
-        answer = subprocess.run(
-            [sys.executable, str(Path(script).resolve()), "--root", str(tree), *argv],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONPATH": str(tree)},
-            text=True,
-        )
+        return run_here(script, ["--root", str(tree), *argv], python_path=tree)
+
+
+def run_here(script: str, argv: list[str], python_path: Path | None = None) -> Any:
+    """``script`` with ``argv`` in a process of its own (so that each turn of a side starts
+    as fresh as the other's); the JSON of its last line of output."""
+    env = {**os.environ, "PYTHONPATH": str(python_path)} if python_path else None
+    answer = subprocess.run(
+        [sys.executable, str(Path(script).resolve()), *argv],
+        check=True,
+        capture_output=True,
+        env=env,
+        text=True,
+    )
     return json.loads(answer.stdout.strip().splitlines()[-1])
 
 
