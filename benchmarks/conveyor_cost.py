@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import revisions
+from cleardb import clear_database
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
@@ -81,9 +82,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     import httpx
     from pydantic import SecretStr
-    from sqlalchemy import delete, event, func, make_url, select, text
+    from sqlalchemy import event, func, make_url, select
 
-    from orchestrator.db.base import Base
     from orchestrator.db.engine import make_engine, make_session_factory
     from orchestrator.db.migrate import upgrade
     from orchestrator.db.tables import JobRow
@@ -105,15 +105,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         url = args.database_url or f"sqlite:///{work / 'bench.db'}"
         engine = make_engine(url)  # the API's engine: create_job
         upgrade(engine)
-        with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
-                if table.name != "service_locks":
-                    conn.execute(delete(table))
-        if url.startswith("postgresql"):
-            # The rows the run before left are dead tuples: cleared now, not by autovacuum
-            # while this run is measured (the run after another was 10-15 % slower).
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE"))
+        clear_database(engine)
         sessions = make_session_factory(engine)
         settings = Settings(
             data_dir=work / "data",

@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import delete, func, make_url, select
+from sqlalchemy import func, make_url, select
 
 ROOT = Path(__file__).resolve().parent.parent
 if "--root" in sys.argv[:-1]:  # another revision's tree (--compare-with): import from it
@@ -52,10 +52,10 @@ if "--root" in sys.argv[:-1]:  # another revision's tree (--compare-with): impor
 sys.path.insert(0, str(ROOT))
 
 import revisions  # noqa: E402
+from cleardb import clear_database  # noqa: E402
 from proccpu import CpuMeter  # noqa: E402
 
 from orchestrator.crypto import secret_box  # noqa: E402
-from orchestrator.db.base import Base  # noqa: E402
 from orchestrator.db.engine import make_engine, make_session_factory  # noqa: E402
 from orchestrator.db.migrate import upgrade  # noqa: E402
 from orchestrator.db.tables import AttemptRow, JobRow  # noqa: E402
@@ -247,10 +247,7 @@ class Bench:
         """Migrate the database, register the nodes, write one small file per job."""
         engine = make_engine(self.db_url)
         upgrade(engine)
-        with engine.begin() as conn:  # a server database is reused from run to run
-            for table in reversed(Base.metadata.sorted_tables):
-                if table.name != "service_locks":
-                    conn.execute(delete(table))
+        clear_database(engine)  # a server database is reused from run to run
         sessions = make_session_factory(engine)
         box = secret_box(None, self.work / "data")
         ctx = ServiceContext(
