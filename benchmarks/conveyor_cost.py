@@ -278,30 +278,12 @@ def main() -> None:
         help="create the jobs one at a time (create_job) or in batches (create_jobs)",
     )
     parser.add_argument("--batch-size", type=int, default=100, help="jobs per create_jobs")
-    parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="measure each side this many times, turn about, and print each figure's median",
-    )
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--root", help=argparse.SUPPRESS)
+    revisions.add_options(parser)
     args, _ = parser.parse_known_args()
     global ROOT
     if args.root:
         ROOT = Path(args.root)
-    shared = revisions.without(sys.argv[1:], "--compare-with", "--rounds")
-
-    def theirs() -> dict[str, float]:
-        return dict(revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared]))
-
-    def mine() -> dict[str, float]:
-        if args.json or not (args.compare_with or args.rounds > 1):
-            return measure(args)
-        return dict(revisions.run_here(__file__, ["--json", *shared]))  # as fresh as theirs
-
-    ours, other = revisions.alternate(args.rounds, mine, theirs if args.compare_with else None)
+    ours, other = revisions.measure_sides(args, ROOT, __file__, lambda: measure(args))
     if args.json:
         print(json.dumps(ours))
         return

@@ -287,30 +287,12 @@ def main() -> None:
     parser.add_argument("--transfers", type=int, default=50, help="open transfers per node")
     parser.add_argument("--cycles", type=int, default=3, help="progress cycles measured")
     parser.add_argument("--database-url", help="default: a SQLite file in a temp dir")
-    parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="measure each side this many times, turn about, and print each figure's median",
-    )
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--root", help=argparse.SUPPRESS)
+    revisions.add_options(parser)
     args, _ = parser.parse_known_args()
     global ROOT
     if args.root:
         ROOT = Path(args.root)
-    shared = revisions.without(sys.argv[1:], "--compare-with", "--rounds")
-
-    def theirs() -> dict[str, float]:
-        return dict(revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared]))
-
-    def mine() -> dict[str, float]:
-        if args.json or not (args.compare_with or args.rounds > 1):
-            return measure(args)
-        return dict(revisions.run_here(__file__, ["--json", *shared]))  # as fresh as theirs
-
-    ours, other = revisions.alternate(args.rounds, mine, theirs if args.compare_with else None)
+    ours, other = revisions.measure_sides(args, ROOT, __file__, lambda: measure(args))
     if args.json:
         print(json.dumps(ours))
         return

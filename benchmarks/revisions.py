@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -102,6 +103,37 @@ def without(argv: list[str], *options: str) -> list[str]:
 
 
 Figures = dict[str, float]
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """``--compare-with`` and ``--rounds``, and the hidden options of one side's own run."""
+    parser.add_argument("--compare-with", metavar="REV", help="a git revision to measure too")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each side this many times, turn about, and print each figure's median",
+    )
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+
+
+def measure_sides(
+    args: argparse.Namespace, root: Path, script: str, measure: Callable[[], Figures]
+) -> tuple[Figures, Figures | None]:
+    """This tree's figures (``measure`` here, or ``script`` in a process of its own when
+    there are turns to take) and, with ``--compare-with``, the other revision's."""
+    shared = without(sys.argv[1:], "--compare-with", "--rounds")
+
+    def theirs() -> Figures:
+        return dict(run_at(root, args.compare_with, script, ["--json", *shared]))
+
+    def mine() -> Figures:
+        if args.json or not (args.compare_with or args.rounds > 1):
+            return measure()
+        return dict(run_here(script, ["--json", *shared]))  # as fresh as theirs
+
+    return alternate(args.rounds, mine, theirs if args.compare_with else None)
 
 
 def alternate(
