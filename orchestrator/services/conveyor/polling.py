@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -444,7 +444,8 @@ def _release_lease(
     bound: dict[str, object] = {"node": node_id, "owner": owner}
     if error:
         bound["error"] = error[:2000]
-    next_in, plan = None, "none"
+    next_in: float | None = None
+    plan: _Plan = "none"
     if planned and ctx.settings.poll_mode == "adaptive":
         at = pacing.plan_next_poll(ctx, node_id, failed=error is not None, seen=seen)
         now = ctx.now()
@@ -464,8 +465,11 @@ def _release_lease(
     return next_in
 
 
+_Plan = Literal["none", "at", "unless_asked"]  # what the release writes of the next poll
+
+
 @cache
-def _release_statement(with_error: bool, plan: str) -> Update:
+def _release_statement(with_error: bool, plan: _Plan) -> Update:
     """The lease's release, built once per shape: the error kept, and the next poll's time
     ("at"; "unless_asked": the planned time, unless a poll was asked for while this one ran
     (``poll_soon`` after a pause, a resume or a rate change; the tick does not claim a node
