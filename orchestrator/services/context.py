@@ -63,6 +63,15 @@ class ServiceContext:
         return self.clock()
 
     @contextmanager
+    def autocommit(self) -> Iterator[Session]:
+        """A session whose statements each commit on their own: no BEGIN and no COMMIT or
+        ROLLBACK round trip, for one read or one UPDATE … RETURNING that needs no
+        transaction around it."""
+        with self.sessions() as session:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
+
+    @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         """A session and its commit effects; what was not committed is dropped at the end."""
         with self.sessions() as session:

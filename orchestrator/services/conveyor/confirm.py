@@ -69,7 +69,7 @@ def check_by_id(
     """GET by id the open attempts that are due (see the module's docstring)."""
     now = ctx.now()
     cutoff = now - unseen_for
-    with ctx.sessions() as session:
+    with ctx.autocommit() as session:
         due = session.execute(_DUE, {"node": node_id, "now": now, "cutoff": cutoff}).all()
     checked = Checked()
     failures = 0

@@ -80,7 +80,7 @@ def plan_next_poll(
     pace = pace_of(ctx.settings)
     if failed:  # the node did not answer: try again after one interval, as fixed polling does
         return now + timedelta(seconds=pace.base)
-    with ctx.sessions() as session:
+    with ctx.autocommit() as session:
         rows = session.execute(_OPEN, {"node": node_id}).all()
     if not rows:
         return None

@@ -171,7 +171,7 @@ def _take_lease(
     now = ctx.now()
     until = now + timedelta(seconds=ctx.settings.poll_lease_seconds)
     bound = {"node": node_id, "owner": owner, "now": now, "until": until}
-    with ctx.sessions() as session:
+    with ctx.autocommit() as session:
         for _ in range(2):  # the node's first poll makes its cursor row, then takes it
             taken = session.execute(_TAKE, bound).first()
             if taken is not None:
@@ -190,10 +190,8 @@ def _take_lease(
 
 def _renew_lease(ctx: ServiceContext, node_id: int, owner: str) -> bool:
     """Extend this poller's lease on the node for one more lease time; False if it was lost."""
-    with ctx.sessions() as session:
-        held = _still_holding(session, node_id, owner, ctx.now(), ctx.settings.poll_lease_seconds)
-        session.commit()
-    return held
+    with ctx.autocommit() as session:
+        return _still_holding(session, node_id, owner, ctx.now(), ctx.settings.poll_lease_seconds)
 
 
 def _still_holding(session: Session, node_id: int, owner: str, now: datetime, ttl: float) -> bool:
@@ -459,9 +457,8 @@ def _release_lease(
             bound["asked_after"] = started + timedelta(seconds=ctx.settings.poll_interval)
             plan = "unless_asked"
         next_in = (at - now).total_seconds() if at else None
-    with ctx.sessions() as session:
+    with ctx.autocommit() as session:
         session.execute(_release_statement(error is not None, plan), bound)
-        session.commit()
     return next_in
 
 
