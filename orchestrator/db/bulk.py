@@ -42,7 +42,7 @@ def update_rows(
         statement = _unnest_update(table, names, tuple(same or ()), dialect)
         connection.execute(statement, _bound(table, names, rows, same, dialect))
         return
-    connection.execute(_keyed_update(table, names, tuple(same or ())), _per_row(rows, same))
+    connection.execute(_keyed_update(table, names, 1, tuple(same or ())), _per_row(rows, same))
 
 
 def swap_rows(
@@ -57,8 +57,8 @@ def swap_rows(
 ) -> list[tuple[Any, ...]]:
     """Compare-and-set: set ``columns`` (and ``values``, the same for every row) of each row
     whose ``key`` is the entry's first value and whose ``expect`` column still holds its
-    second (None: is NULL), then the columns' values, in order; ``expect`` may be one of
-    them. Each row written: its key, then its ``returning`` columns (in no order)."""
+    second (then the columns' values, in order). Each row written: its key, then its
+    ``returning`` columns (in no order)."""
     if not rows:
         return []
     connection = session.connection()
@@ -68,8 +68,9 @@ def swap_rows(
         statement = _unnest_swap(table, names, tuple(values), returning, dialect)
         bound = _bound(table, names, rows, values, dialect)
         return [tuple(r) for r in connection.execute(statement, bound)]
-    # Elsewhere (SQLite, one writer at a time): one compare-and-set of the fixed values per
-    # expected value, then the columns of the rows it wrote, bound per row.
+    # Elsewhere (SQLite, one writer at a time): the columns of the rows still as expected,
+    # bound per row, then one compare-and-set of the fixed values per expected value.
+    connection.execute(_keyed_update(table, names, 2), _per_row(rows))
     by_expected: dict[Any, list[Any]] = {}
     for row in rows:
         by_expected.setdefault(row[1], []).append(row[0])
@@ -78,10 +79,6 @@ def swap_rows(
         swap = _keyed_swap(table, key, expect, tuple(values), returning)
         bound = {"keys": keys, "c1": expected} | _fixed(values)
         written += [tuple(r) for r in connection.execute(swap, bound)]
-    won = {w[0] for w in written}
-    kept = [(row[0], *row[2:]) for row in rows if row[0] in won]
-    if kept:
-        connection.execute(_keyed_update(table, (key, *columns)), _per_row(kept))
     return written
 
 
@@ -177,7 +174,7 @@ def _unnest_swap(
     dialect: Dialect,
 ) -> TextClause:
     """``UPDATE t SET c = u.c, f = :f … FROM unnest(arrays) AS u(…) WHERE t.key = u.key AND
-    t.expect IS NOT DISTINCT FROM u.expect RETURNING t.key, …``, built once."""
+    t.expect = u.expect RETURNING t.key, …``, built once."""
     key, expect = names[0], names[1]
     sets = _scalars(table, fixed, dialect) + [f"{name} = u.{name}" for name in names[2:]]
     labels = ", ".join(("k_" + key, "e_" + expect, *names[2:]))
@@ -186,8 +183,7 @@ def _unnest_swap(
     return text(
         f"UPDATE {table.name} SET {', '.join(sets)} "  # noqa: S608
         f"FROM unnest({_arrays(table, names, dialect)}) AS u({labels}) "
-        f"WHERE {table.name}.{key} = u.k_{key} "
-        f"AND {table.name}.{expect} IS NOT DISTINCT FROM u.e_{expect} "
+        f"WHERE {table.name}.{key} = u.k_{key} AND {table.name}.{expect} = u.e_{expect} "
         f"RETURNING {returned}"
     )
 
@@ -275,18 +271,27 @@ def _element_type(table: Table, name: str, dialect: Dialect) -> str:
 
 
 @cache
-def _keyed_update(table: Table, names: tuple[str, ...], fixed: tuple[str, ...] = ()) -> Update:
-    """``UPDATE t SET c = :c …, f = :v_f … WHERE key = :key``, built once."""
-    key, *columns = names
-    sets = {name: bindparam(f"c{i}", type_=table.c[name].type) for i, name in enumerate(names)}
-    del sets[key]
+def _keyed_update(
+    table: Table, names: tuple[str, ...], compared: int = 1, fixed: tuple[str, ...] = ()
+) -> Update:
+    """``UPDATE t SET c = :c …, f = :v_f … WHERE key = :key``, built once; with ``compared``
+    2 the second name is compared too (``AND expect = :expect``), not set."""
     return (
         update(table)
-        .where(table.c[key] == bindparam("c0", type_=table.c[key].type))
+        .where(
+            *[
+                table.c[names[i]] == bindparam(f"c{i}", type_=table.c[names[i]].type)
+                for i in range(compared)
+            ]
+        )
         .values(
-            sets
+            {
+                name: bindparam(f"c{i}", type_=table.c[name].type)
+                for i, name in enumerate(names)
+                if i >= compared
+            }
             | {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed}
-            | _unstamped(table, (*columns, *fixed))
+            | _unstamped(table, (*names[compared:], *fixed))
         )
     )
 
@@ -323,12 +328,12 @@ def _plain_insert(
 def _keyed_swap(
     table: Table, key: str, expect: str, fixed: tuple[str, ...], returning: tuple[str, ...]
 ) -> Update:
-    """``UPDATE t SET f = :f … WHERE key IN :keys AND expect IS :c1 RETURNING key, …``."""
+    """``UPDATE t SET f = :f … WHERE key IN :keys AND expect = :c1 RETURNING key, …``."""
     return (
         update(table)
         .where(
             table.c[key].in_(bindparam("keys", expanding=True)),
-            table.c[expect].is_not_distinct_from(bindparam("c1", type_=table.c[expect].type)),
+            table.c[expect] == bindparam("c1", type_=table.c[expect].type),
         )
         .values(
             {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed}

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, Table, event, select
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
-from orchestrator.db.bulk import BinaryArray, swap_rows, update_rows
+from orchestrator.db.bulk import BinaryArray, update_rows
 from orchestrator.db.tables import AttemptRow, JobRow, NodeRow
 from orchestrator.domain.states import AttemptState
 from tests.support.stack import fresh_database
@@ -108,42 +108,6 @@ def test_mixed_python_types_of_one_column_are_written_as_that_column_holds_them(
     assert written == {
         first: (1000.0, "running"),
         second: (2.5, "completed"),
-    }
-
-
-def test_a_swap_compares_null_safely_and_may_write_the_column_it_compares(
-    engine: Engine,
-) -> None:
-    # As the submit worker stores remote ids: only attempts that hold none yet take theirs,
-    # and the fixed values go only to the rows the compare-and-set won.
-    with Session(engine) as session:
-        fresh, taken = an_attempt(session, "n1"), an_attempt(session, "n2")
-        session.execute(
-            AttemptRow.__table__.update()
-            .where(AttemptRow.id == taken)
-            .values(remote_id="seen-by-a-poll", status="running")
-        )
-        session.commit()
-        at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-        written = swap_rows(
-            session,
-            ATTEMPTS,
-            "id",
-            "remote_id",
-            ("remote_id",),
-            [(fresh, None, "r-fresh"), (taken, None, "r-taken")],
-            {"status": AttemptState.WAITING, "submitted_at": at},
-            returning=("number",),
-        )
-        session.commit()
-        rows = session.execute(
-            select(AttemptRow.id, AttemptRow.remote_id, AttemptRow.status, AttemptRow.submitted_at)
-        )
-        after = {key: (remote, status, when) for key, remote, status, when in rows}
-    assert written == [(fresh, 1)]
-    assert after == {
-        fresh: ("r-fresh", "waiting", at),
-        taken: ("seen-by-a-poll", "running", None),
     }
 
 

@@ -25,12 +25,11 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import BigInteger, Integer, Table, bindparam, case, literal, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from orchestrator.db.bulk import swap_rows
 from orchestrator.db.engine import rowcount
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.jobs import TransferMode
@@ -463,21 +462,22 @@ def _settle_existing(
 
 
 def _record_sizes(ctx: ServiceContext, sized: dict[str, Verdict]) -> None:
-    """The jobs' expected bytes and files, known before their transfers start (one UPDATE of
-    the jobs still SUBMITTING)."""
-    rows = [
-        (job_id, JobState.SUBMITTING, v.bytes_expected, v.files_expected)
-        for job_id, v in sized.items()
-    ]
+    """The jobs' expected bytes and files, known before their transfers start (one UPDATE)."""
     with ctx.sessions() as session:
-        swap_rows(
-            session,
-            _JOBS,
-            "id",
-            "state",
-            ("bytes_expected", "files_expected"),
-            rows,
-            {"updated_at": ctx.now()},
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id.in_(list(sized)), JobRow.state == JobState.SUBMITTING)
+            .values(
+                bytes_expected=case(
+                    {j: literal(v.bytes_expected, BigInteger) for j, v in sized.items()},
+                    value=JobRow.id,
+                ),
+                files_expected=case(
+                    {j: literal(v.files_expected, Integer) for j, v in sized.items()},
+                    value=JobRow.id,
+                ),
+            )
+            .execution_options(synchronize_session=False)
         )
         session.commit()
 
@@ -1056,14 +1056,15 @@ def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOut
         for p in posted
     }
     with ctx.unit_of_work() as work:
-        swap_rows(  # each attempt that holds no remote id yet (a poll may have stored it)
-            work.session,
-            _ATTEMPTS,
-            "id",
-            "remote_id",
-            ("remote_id",),
-            [(attempt_id, None, remote_id) for attempt_id, remote_id in by_attempt.items()],
-            {"status": AttemptState.WAITING, "submitted_at": now},
+        work.session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id.in_(list(by_attempt)), AttemptRow.remote_id.is_(None))
+            .values(
+                remote_id=case(by_attempt, value=AttemptRow.id),
+                status=AttemptState.WAITING,
+                submitted_at=now,
+            )
+            .execution_options(synchronize_session=False)
         )
         moved = move_many(
             work,
