@@ -160,6 +160,15 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 # before it runs that would run no sooner: it reads the database when it runs (and the sweeper
 # backs up a lost one).
 COALESCE_SECONDS: dict[TaskName, float] = {TaskName.DISPATCH: 0.25}
+# Delayed wake-ups that gather, and how. DISPATCH reads all it may do when it runs: one due
+# sooner does a later one's work. POLL_DUE (adaptive polling's tick, also sent for the time a
+# node's next poll was planned: pacing.tick_when_due) claims only the nodes due by then: one
+# due at most this much later does a sooner one's work, so a process sends at most one per
+# that span however many nodes it plans.
+GATHER_LATE_SECONDS: dict[TaskName, float | None] = {
+    TaskName.DISPATCH: None,
+    TaskName.POLL_DUE: 0.05,
+}
 
 
 class Enqueuer:
@@ -177,25 +186,31 @@ class Enqueuer:
 
     def __call__(self, task: str, *args: Any, **options: Any) -> None:
         name = TaskName(task)
-        window = COALESCE_SECONDS.get(name)
-        if window is not None and not args:
-            if not options and self._coalesced(name, window):
+        if not args:
+            window = COALESCE_SECONDS.get(name)
+            if window is not None and not options and self._coalesced(name, window):
                 return
-            if options.keys() == {"countdown"} and self._gathered(name, options["countdown"]):
+            delayed = name in GATHER_LATE_SECONDS and options.keys() == {"countdown"}
+            if delayed and self._gathered(name, options["countdown"]):
                 return
         self._send(task, *args, **options)
 
     def _gathered(self, name: TaskName, countdown: float) -> bool:
-        """True when a delayed send of ``name`` from this process is still due, no later than
-        this one would be: it will do this one's work too (what changed meanwhile is seen when
-        it runs). A quicker one is sent, not held behind a slower one."""
+        """True when a delayed send of ``name`` from this process is still due and will do
+        this one's work too (GATHER_LATE_SECONDS: sooner, or at most that much later)."""
+        late = GATHER_LATE_SECONDS[name]
         with self._lock:
             now = time.monotonic()
+            wanted = now + countdown
             due = [at for at in self._due_at.get(name, []) if at > now]
-            if any(at <= now + countdown for at in due):
+            if late is None:
+                covered = any(at <= wanted for at in due)
+            else:
+                covered = any(wanted <= at <= wanted + late for at in due)
+            if covered:
                 self._due_at[name] = due
                 return True
-            self._due_at[name] = [*due, now + countdown]
+            self._due_at[name] = [*due, wanted]
             return False
 
     def _coalesced(self, name: TaskName, window: float) -> bool:

@@ -130,6 +130,42 @@ def test_a_node_where_nothing_can_end_soon_waits_for_the_ceiling(
     assert polls_sent(stack) == [stack.a_id]
 
 
+def ticks_planned(stack: Stack) -> list[float]:
+    """Countdowns of the ticks sent for planned polls, since the last call."""
+    ticks = [delay for task, delay in stack.tasks.delayed if task == TaskName.POLL_DUE]
+    stack.tasks.delayed.clear()
+    return ticks
+
+
+def test_a_planned_poll_sends_a_tick_for_its_time(stack: Stack, clock: Clock) -> None:
+    # Beat's ticks come every half floor; a tick sent for the planned time claims the node
+    # then, so a slot freed by a short transfer does not idle until the next beat tick.
+    open_transfer(
+        stack, "running", bytes_transferred=912_500, bytes_expected=1_000_000, rate_kbps=1000.0
+    )
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert ticks_planned(stack) == [pytest.approx(0.7 + pacing.TICK_MARGIN_SECONDS)]
+
+    clock.at(0.7 + pacing.TICK_MARGIN_SECONDS)  # when that tick runs, the node is due
+    send_due_polls(stack.ctx)
+    assert polls_sent(stack) == [stack.a_id]
+
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    ticks_planned(stack)
+    clock.at(1.0)
+    submitted(stack, 125_000, options={"target_rate_kbps": 1000})  # ends 1 s after its POST
+    assert ticks_planned(stack) == [pytest.approx(1.0 + pacing.TICK_MARGIN_SECONDS)]
+
+
+def test_no_tick_is_sent_for_a_poll_planned_beyond_one_base_interval(
+    stack: Stack, clock: Clock
+) -> None:
+    open_transfer(stack, "running", bytes_transferred=0, bytes_expected=750_000, rate_kbps=100.0)
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert next_poll_in(stack) == pytest.approx(3 * BASE)
+    assert ticks_planned(stack) == []  # beat's ticks are soon enough for it
+
+
 def test_a_transfer_whose_end_is_unknown_is_polled_each_base_interval(
     stack: Stack, clock: Clock
 ) -> None:

@@ -63,9 +63,12 @@ class RecordingEnqueue:
     """An enqueue that keeps the tasks so a test can run them one by one."""
 
     sent: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    delayed: list[tuple[str, float]] = field(default_factory=list)  # (task, countdown), all
 
     def __call__(self, task: str, *args: Any, **options: Any) -> None:
         self.sent.append((task, args))
+        if "countdown" in options:
+            self.delayed.append((task, float(options["countdown"])))
 
     def take(self) -> list[tuple[str, tuple[Any, ...]]]:
         """Everything sent since the last take."""

@@ -11,6 +11,7 @@ from typing import Any
 from orchestrator.settings import Settings
 from orchestrator.taskqueue import (
     COALESCE_SECONDS,
+    GATHER_LATE_SECONDS,
     VISIBILITY_TIMEOUT,
     Enqueuer,
     TaskName,
@@ -82,6 +83,23 @@ def test_a_quicker_delayed_wake_up_is_not_held_behind_a_slower_one() -> None:
     enqueue(TaskName.DISPATCH, countdown=1.0)  # the 0.1 s one comes first: it does this one's work
 
     assert app.options == [{"countdown": 2.0}, {"countdown": 0.1}]
+
+
+def test_a_planned_tick_is_gathered_only_into_one_due_a_little_later() -> None:
+    # A tick claims only the nodes due when it runs: one sent for 0.2 s cannot claim a node
+    # planned for 0.5 s, but one for 0.52 s may claim a node planned for 0.5 s as well.
+    app = FakeApp()
+    enqueue = Enqueuer(app)  # type: ignore[arg-type]
+
+    enqueue(TaskName.POLL_DUE, countdown=0.52)
+    enqueue(TaskName.POLL_DUE, countdown=0.5)  # within GATHER_LATE_SECONDS before it: gathered
+    enqueue(TaskName.POLL_DUE, countdown=0.2)  # too soon for the 0.52 s one to be on time
+    enqueue(TaskName.POLL_DUE, countdown=0.9)  # later than every pending one: its own
+
+    late = GATHER_LATE_SECONDS[TaskName.POLL_DUE]
+    assert late is not None and 0.02 <= late < 0.3
+    assert app.options == [{"countdown": 0.52}, {"countdown": 0.2}, {"countdown": 0.9}]
+    assert {name for name, _ in app.sent} == {TaskName.POLL_DUE.value}
 
 
 def test_tasks_with_arguments_are_never_coalesced() -> None:

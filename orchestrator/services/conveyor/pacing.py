@@ -22,6 +22,10 @@ from orchestrator.domain.pacing import OpenTransfer, Pace, gathered_end, next_po
 from orchestrator.domain.states import MAY_HOLD_TRANSFER, AttemptState
 from orchestrator.services.context import ServiceContext
 from orchestrator.settings import Settings
+from orchestrator.taskqueue import TaskName
+
+# A tick sent for a planned time runs this much after it, so that it finds the node due.
+TICK_MARGIN_SECONDS = 0.005
 
 
 def pace_of(settings: Settings) -> Pace:
@@ -250,6 +254,7 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
                 NodeCursorRow.node_id.in_(list(ends))
             )
         ).all()
+        soonest: datetime | None = None
         for node_id, last_poll in cursors:
             end = gathered_end(ends[node_id], floor)
             if end is None:
@@ -257,6 +262,7 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
             wanted = now + timedelta(seconds=max(0.0, end))
             if last_poll is not None:
                 wanted = max(wanted, last_poll + timedelta(seconds=floor))
+            soonest = wanted if soonest is None else min(soonest, wanted)
             session.execute(
                 update(NodeCursorRow)
                 .where(
@@ -269,3 +275,15 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
                 .values(next_poll_at=wanted)
             )
         session.commit()
+    tick_when_due(ctx, soonest)
+
+
+def tick_when_due(ctx: ServiceContext, at: datetime | None) -> None:
+    """Send adaptive polling's tick for a node's planned poll within one base interval, so
+    that it is claimed then, not at the first beat tick after (up to half a floor later: a
+    slot freed by a short transfer idles meanwhile). Beat's ticks still back it up."""
+    if at is None or ctx.settings.poll_mode != "adaptive":
+        return
+    delay = (at - ctx.now()).total_seconds()
+    if delay <= ctx.settings.poll_interval:
+        ctx.enqueue(TaskName.POLL_DUE, countdown=round(max(0.0, delay) + TICK_MARGIN_SECONDS, 3))

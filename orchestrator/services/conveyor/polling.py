@@ -443,6 +443,7 @@ def _release_lease(
     if error:
         bound["error"] = error[:2000]
     next_in: float | None = None
+    at: datetime | None = None
     plan: _Plan = "none"
     if planned and ctx.settings.poll_mode == "adaptive":
         at = pacing.plan_next_poll(ctx, node_id, failed=error is not None, seen=seen)
@@ -459,6 +460,7 @@ def _release_lease(
         next_in = (at - now).total_seconds() if at else None
     with ctx.autocommit() as session:
         session.execute(_release_statement(error is not None, plan), bound)
+    pacing.tick_when_due(ctx, at)
     return next_in
 
 
