@@ -13,7 +13,9 @@ node agent follows a transfer. Prints one table, each mode beside the first.
     python benchmarks/pipeline.py --jobs 1000 --pairs 2 --skip-baseline --compare-with 4e5aef7
 
 With --compare-with REV the same runs are made first on a temporary worktree of REV (its
-workers and services, this script), and each mode's two runs stand side by side.
+workers and services, this script), and each mode's two runs stand side by side. With
+--rounds N each side runs N times, turn about, and each figure is the median of its runs
+(single runs of this benchmark move by up to 25 % on a busy machine).
 
 The table ends with the CPU each process spent per completed job, read from /proc: the
 workers (with their pool processes), beat, redis-server, the run's PostgreSQL backends (with
@@ -484,40 +486,75 @@ def run_once(args: argparse.Namespace, mode: str) -> Run:
     return run
 
 
-def table(runs: list[Run], args: argparse.Namespace) -> str:
-    """One table, each run beside the first, with the first's ratio to each."""
-    rows: list[tuple[str, list[float], str]] = [
-        ("jobs completed", [r.completed for r in runs], "{:.0f}"),
-        ("wall time to last completion (s)", [r.seconds for r in runs], "{:.1f}"),
-        ("jobs per second to completion", [r.completed / r.seconds for r in runs], "{:.1f}"),
-        ("peak transfers at once on one node", [r.peak_per_node for r in runs], "{:.0f}"),
-        ("node API requests per transfer", [r.per_transfer() for r in runs], "{:.3f}"),
-    ]
+def figures(run: Run) -> dict[str, float]:
+    """The table's figures of one run, by label, in the table's order."""
+    found: dict[str, float] = {
+        "jobs completed": run.completed,
+        "wall time to last completion (s)": run.seconds,
+        "jobs per second to completion": run.completed / run.seconds,
+        "peak transfers at once on one node": run.peak_per_node,
+        "node API requests per transfer": run.per_transfer(),
+    }
     for endpoint in ENDPOINTS:
-        rows.append((f"  {endpoint}", [r.per_transfer(endpoint) for r in runs], "{:.3f}"))
-    rows += [
-        ("status latency p50 (s)", [r.latency(0.50) for r in runs], "{:.2f}"),
-        ("status latency p95 (s)", [r.latency(0.95) for r in runs], "{:.2f}"),
-        ("CPU ms per job, all but hstssim", [r.cpu_ms_per_job() for r in runs], "{:.2f}"),
-    ]
+        found[f"  {endpoint}"] = run.per_transfer(endpoint)
+    found["status latency p50 (s)"] = run.latency(0.50)
+    found["status latency p95 (s)"] = run.latency(0.95)
+    found["CPU ms per job, all but hstssim"] = run.cpu_ms_per_job()
     for role in CPU_ROLES:
-        rows.append((f"  {role}", [r.cpu_ms_per_job(role) for r in runs], "{:.2f}"))
-    rows.append(("CPU ms per job, hstssim", [r.cpu_ms_per_job("hstssim") for r in runs], "{:.2f}"))
-    head = ["measure", *[r.name for r in runs]]
-    head += [f"{runs[0].name} / {r.name}" for r in runs[1:]]
+        found[f"  {role}"] = run.cpu_ms_per_job(role)
+    found["CPU ms per job, hstssim"] = run.cpu_ms_per_job("hstssim")
+    return found
+
+
+def form_of(label: str) -> str:
+    """How a figure is printed."""
+    if label in ("jobs completed", "peak transfers at once on one node"):
+        return "{:.0f}"
+    if label.startswith(("wall time", "jobs per second")):
+        return "{:.1f}"
+    if "requests" in label or label.lstrip().startswith(("GET", "POST")):
+        return "{:.3f}"
+    return "{:.2f}"
+
+
+def table(columns: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -> str:
+    """One table, each column beside the first, with the first's ratio to each."""
+    names = [name for name, _ in columns]
+    head = ["measure", *names, *[f"{names[0]} / {name}" for name in names[1:]]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, values, fmt in rows:
-        cells = [fmt.format(v) for v in values]
+    for label in columns[0][1]:
+        values = [found[label] for _, found in columns]
+        cells = [form_of(label).format(v) for v in values]
         cells += [f"{values[0] / v:.2f}" if v else "" for v in values[1:]]
         lines.append("| " + " | ".join([label, *cells]) + " |")
+    rounds = f"; medians of {args.rounds} runs per column" if args.rounds > 1 else ""
     lines.append(
         f"\n{args.jobs} jobs, {args.pairs} node pairs, {args.file_size} B per file at "
         f"{args.rate_kbps} kbps, poll interval {args.poll_interval} s, limit "
         f"{args.concurrency} per node, {args.workers} submit + 2 poll worker processes, "
         f"{'SQLite' if not args.database_url else args.database_url.split(':')[0]}; "
-        f"latency = node end time → job COMPLETED in the database."
+        f"latency = node end time → job COMPLETED in the database{rounds}."
     )
     return "\n".join(lines)
+
+
+def measured(args: argparse.Namespace, modes: list[str]) -> revisions.Figures:
+    """Every mode's figures, run here, keyed "mode name|label" (one flat mapping, so that
+    rounds take each figure's median)."""
+    flat: revisions.Figures = {}
+    for mode in modes:
+        run = run_once(args, mode)
+        flat.update({f"{run.name}|{label}": value for label, value in figures(run).items()})
+    return flat
+
+
+def by_mode(flat: revisions.Figures, suffix: str = "") -> list[tuple[str, dict[str, float]]]:
+    """The flat mapping back into one column per mode."""
+    columns: dict[str, dict[str, float]] = {}
+    for key, value in flat.items():
+        name, label = key.split("|", 1)
+        columns.setdefault(name + suffix, {})[label] = value
+    return list(columns.items())
 
 
 def main() -> None:
@@ -554,11 +591,7 @@ def main() -> None:
     parser.add_argument(
         "--worker-log-level", default="WARNING", help="both workers; e.g. INFO: task timings"
     )
-    parser.add_argument(
-        "--compare-with", metavar="REV", help="a git revision to run the same modes on, first"
-    )
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--root", help=argparse.SUPPRESS)
+    revisions.add_options(parser)
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.skip_baseline:
@@ -566,21 +599,15 @@ def main() -> None:
     unknown = set(modes) - MODE_NAMES.keys()
     if unknown or not modes:
         parser.error(f"--modes: choose among {', '.join(MODE_NAMES)}")
-    others: list[Run] = []
-    if args.compare_with:
-        shared = [a for a in sys.argv[1:] if a not in ("--compare-with", args.compare_with)]
-        answer = revisions.run_at(ROOT, args.compare_with, __file__, ["--json", *shared])
-        for data in answer:
-            run = Run(**{**data, "requests": Counter(data["requests"])})
-            run.name += f" @ {args.compare_with}"
-            others.append(run)
-    runs = [run_once(args, mode) for mode in modes]
+    ours, other = revisions.measure_sides(args, ROOT, __file__, lambda: measured(args, modes))
     if args.json:
-        print(json.dumps([vars(r) for r in runs]))
+        print(json.dumps(ours))
         return
-    if others:  # each mode beside the same mode on the other revision
-        runs = [r for pair in zip(runs, others, strict=True) for r in pair]
-    print(table(runs, args))
+    columns = by_mode(ours)
+    if other is not None:  # each mode beside the same mode on the other revision
+        theirs = by_mode(other, f" @ {args.compare_with}")
+        columns = [c for pair in zip(columns, theirs, strict=True) for c in pair]
+    print(table(columns, args))
 
 
 if __name__ == "__main__":

@@ -157,6 +157,25 @@ def test_a_planned_poll_sends_a_tick_for_its_time(stack: Stack, clock: Clock) ->
     assert ticks_planned(stack) == [pytest.approx(1.0 + pacing.TICK_MARGIN_SECONDS)]
 
 
+def test_a_node_never_polled_has_its_first_poll_planned_by_its_first_post(
+    stack: Stack, clock: Clock
+) -> None:
+    # Without a plan the node's first poll waited for the fan-out of the next base interval.
+    clock.at(0.2)
+    submitted(stack, 125_000, options={"target_rate_kbps": 1000})  # 1 s after its POST
+
+    assert next_poll_in(stack) == pytest.approx(1.2)
+    assert ticks_planned(stack) == [pytest.approx(1.0 + pacing.TICK_MARGIN_SECONDS)]
+    clock.at(1.2)
+    send_due_polls(stack.ctx)
+    assert polls_sent(stack) == [stack.a_id]
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")  # the plan's row is the feed's cursor
+    with stack.ctx.sessions() as session:
+        cursor = session.get(NodeCursorRow, stack.a_id)
+        assert cursor is not None and cursor.last_success_at is not None
+        assert cursor.iteration_token
+
+
 def test_no_tick_is_sent_for_a_poll_planned_beyond_one_base_interval(
     stack: Stack, clock: Clock
 ) -> None:

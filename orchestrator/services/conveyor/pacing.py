@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from orchestrator.db.engine import upsert
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
 from orchestrator.domain.pacing import OpenTransfer, Pace, gathered_end, next_poll_in
 from orchestrator.domain.states import MAY_HOLD_TRANSFER, AttemptState
@@ -249,16 +250,25 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
     now = ctx.now()
     floor = pace_of(ctx.settings).floor
     with ctx.sessions() as session:
-        cursors = session.execute(
-            select(NodeCursorRow.node_id, NodeCursorRow.last_poll_at).where(
-                NodeCursorRow.node_id.in_(list(ends))
-            )
-        ).all()
+        cursors = dict(
+            session.execute(
+                select(NodeCursorRow.node_id, NodeCursorRow.last_poll_at).where(
+                    NodeCursorRow.node_id.in_(list(ends))
+                )
+            ).all()
+        )
         soonest: datetime | None = None
-        for node_id, last_poll in cursors:
+        for node_id in ends:
             end = gathered_end(ends[node_id], floor)
             if end is None:
                 continue
+            if node_id not in cursors:  # never polled: its first poll is planned here too
+                session.execute(
+                    upsert(session)(NodeCursorRow)
+                    .values(node_id=node_id)
+                    .on_conflict_do_nothing(index_elements=["node_id"])
+                )
+            last_poll = cursors.get(node_id)
             wanted = now + timedelta(seconds=max(0.0, end))
             if last_poll is not None:
                 wanted = max(wanted, last_poll + timedelta(seconds=floor))
