@@ -214,15 +214,18 @@ class Enqueuer:
             return False
 
     def _coalesced(self, name: TaskName, window: float) -> bool:
-        """True when a send of ``name`` went out within the window (a trailing one is due)."""
+        """True when a send of ``name`` went out within the window: a trailing one is due
+        when the window ends (one window after that send, not after this call: a wake-up
+        for freed slots waits no longer than it must)."""
         with self._lock:
             now = time.monotonic()
-            if now - self._sent_at.get(name, -window) >= window:
+            since = now - self._sent_at.get(name, -window)
+            if since >= window:
                 self._sent_at[name] = now
                 return False
             if name not in self._trailing:
                 self._trailing.add(name)
-                timer = threading.Timer(window, self._trail, args=(name,))
+                timer = threading.Timer(window - since, self._trail, args=(name,))
                 timer.daemon = True
                 timer.start()
             return True

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.settings import Settings
 from orchestrator.taskqueue import (
     COALESCE_SECONDS,
@@ -51,6 +53,38 @@ def test_a_burst_of_dispatch_wake_ups_publishes_one_now_and_one_at_the_end() -> 
     wait_until(lambda: len(app.sent) == 2)  # the trailing one, after the window
     time.sleep(2 * COALESCE_SECONDS[TaskName.DISPATCH])  # nothing else is due: a quiet period
     assert app.sent == [(TaskName.DISPATCH.value, [])] * 2
+
+
+def test_the_trailing_wake_up_goes_one_window_after_the_send_not_after_the_last_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found in the pipeline benchmark: a poll that freed 100 slots 0.14 s after another
+    # poll's wake-up waited a whole window from its own call, 0.25 s, before dispatch ran.
+    clock = [100.0]
+    timers: list[float] = []
+
+    class RecordedTimer:
+        def __init__(self, interval: float, function: Any, args: Any) -> None:
+            timers.append(interval)
+            self.daemon = False
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr("orchestrator.taskqueue.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("orchestrator.taskqueue.threading.Timer", RecordedTimer)
+    app = FakeApp()
+    enqueue = Enqueuer(app)  # type: ignore[arg-type]
+    window = COALESCE_SECONDS[TaskName.DISPATCH]
+
+    enqueue(TaskName.DISPATCH)
+    clock[0] += 0.6 * window
+    enqueue(TaskName.DISPATCH)
+    clock[0] += 0.2 * window
+    enqueue(TaskName.DISPATCH)  # a trailing one is already due: nothing more
+
+    assert app.sent == [(TaskName.DISPATCH.value, [])]
+    assert timers == [pytest.approx(0.4 * window)]
 
 
 def test_delayed_dispatch_wake_ups_gather_into_the_one_still_to_come() -> None:
