@@ -38,9 +38,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ from proccpu import CpuMeter  # noqa: E402
 from orchestrator.crypto import secret_box  # noqa: E402
 from orchestrator.db.engine import make_engine, make_session_factory  # noqa: E402
 from orchestrator.db.migrate import upgrade  # noqa: E402
-from orchestrator.db.tables import AttemptRow, JobRow  # noqa: E402
+from orchestrator.db.tables import AttemptRow, JobEventRow, JobRow  # noqa: E402
 from orchestrator.domain.jobs import JobSpec  # noqa: E402
 from orchestrator.domain.nodes import NodeRegistration  # noqa: E402
 from orchestrator.domain.states import TERMINAL_STATES, JobState  # noqa: E402
@@ -147,6 +148,8 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     peak_per_node: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per role
+    # Where a slot's time goes, per completed job, by step (SLOT_STEPS), in seconds.
+    steps: dict[str, list[float]] = field(default_factory=dict)
 
     def cpu_ms_per_job(self, role: str | None = None) -> float:
         """CPU milliseconds per completed job of one role (or of all but the simulator)."""
@@ -166,9 +169,42 @@ class Run:
 
     def latency(self, q: float) -> float:
         """A quantile of node completion → database, in seconds."""
-        if len(self.latencies) < 2:
-            return self.latencies[0] if self.latencies else float("nan")
-        return statistics.quantiles(self.latencies, n=100)[int(q * 100) - 1]
+        return quantile(self.latencies, q)
+
+
+# A job's slot, from its admission to COMPLETED, in steps (their ends from the job's events,
+# its attempt and its row): the rate is bound by 200 slots / the mean hold (Little's law).
+SLOT_STEPS = ("admitted → claimed", "claimed → POST", "POST → node's end")
+
+
+def quantile(values: list[float], q: float) -> float:
+    """A quantile of ``values`` (nan when there are none)."""
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100)[int(q * 100) - 1]
+
+
+def slot_steps(
+    jobs: Sequence[JobRow], attempts: dict[str, AttemptRow], events: Sequence[Any]
+) -> dict[str, list[float]]:
+    """Each completed job's slot hold and its steps, in seconds."""
+    first: dict[tuple[str, str], datetime] = {}
+    for job_id, state, at in events:
+        first[(job_id, state)] = min(at, first.get((job_id, state), at))
+    steps: dict[str, list[float]] = {name: [] for name in ("held", *SLOT_STEPS)}
+    for job in jobs:
+        attempt = attempts.get(job.id)
+        admitted = first.get((job.id, JobState.ADMITTED.value))
+        claimed = first.get((job.id, JobState.SUBMITTING.value))
+        if not (job.finished_at and attempt and admitted and claimed):
+            continue
+        if not (attempt.post_started_at and attempt.ended_at):
+            continue
+        marks = (admitted, claimed, attempt.post_started_at, attempt.ended_at)
+        steps["held"].append((job.finished_at - admitted).total_seconds())
+        for name, start, end in zip(SLOT_STEPS, marks, marks[1:], strict=False):
+            steps[name].append((end - start).total_seconds())
+    return steps
 
 
 class Bench:
@@ -326,6 +362,11 @@ class Bench:
         with ctx.sessions() as session:
             jobs = session.scalars(select(JobRow)).all()
             attempts = session.scalars(select(AttemptRow)).all()
+            events = session.execute(
+                select(JobEventRow.job_id, JobEventRow.to_state, JobEventRow.at).where(
+                    JobEventRow.to_state.in_([JobState.ADMITTED.value, JobState.SUBMITTING.value])
+                )
+            ).all()
         run.jobs = len(jobs)
         run.completed = sum(1 for j in jobs if j.state == JobState.COMPLETED)
         finished = [j.finished_at for j in jobs if j.finished_at]
@@ -333,8 +374,10 @@ class Bench:
         last = {a.job_id: a for a in attempts if a.ended_at}
         for job in jobs:
             attempt = last.get(job.id)
-            if job.state == JobState.COMPLETED and attempt and job.finished_at:
+            if job.state == JobState.COMPLETED and attempt and attempt.ended_at and job.finished_at:
                 run.latencies.append((job.finished_at - attempt.ended_at).total_seconds())
+        completed = [j for j in jobs if j.state == JobState.COMPLETED]
+        run.steps = slot_steps(completed, last, events)
         for node in self.nodes:
             counts = self.admin(node, "GET", "/admin/counters")["requests"]
             for endpoint in ENDPOINTS:
@@ -342,7 +385,7 @@ class Bench:
         run.peak_per_node = peak_overlap(attempts)
 
 
-def peak_overlap(attempts: list[AttemptRow]) -> int:
+def peak_overlap(attempts: Sequence[AttemptRow]) -> int:
     """The most transfers any one source node held at once (submitted → ended)."""
     peak = 0
     by_node: dict[int, list[tuple[float, int]]] = {}
@@ -382,7 +425,7 @@ def per_transfer_tracker(ctx: ServiceContext, interval: float, stop: threading.E
         freed = False
         for attempt_id, node_id, remote_id in open_attempts:
             try:
-                snapshot = ctx.clients.get(node_id).get_transfer(remote_id)
+                snapshot = ctx.clients.get(node_id).get_transfer(str(remote_id))
             except NodeError:
                 continue
             with ctx.unit_of_work() as work:
@@ -499,6 +542,11 @@ def figures(run: Run) -> dict[str, float]:
         found[f"  {endpoint}"] = run.per_transfer(endpoint)
     found["status latency p50 (s)"] = run.latency(0.50)
     found["status latency p95 (s)"] = run.latency(0.95)
+    held = run.steps.get("held", [])
+    found["slot held per job, mean (s)"] = statistics.fmean(held) if held else float("nan")
+    for step in SLOT_STEPS:
+        found[f"  {step}, p50 (s)"] = quantile(run.steps.get(step, []), 0.50)
+    found["  node's end → COMPLETED, p50 (s)"] = run.latency(0.50)
     found["CPU ms per job, all but hstssim"] = run.cpu_ms_per_job()
     for role in CPU_ROLES:
         found[f"  {role}"] = run.cpu_ms_per_job(role)
@@ -512,7 +560,7 @@ def form_of(label: str) -> str:
         return "{:.0f}"
     if label.startswith(("wall time", "jobs per second")):
         return "{:.1f}"
-    if "requests" in label or label.lstrip().startswith(("GET", "POST")):
+    if "requests" in label or label.lstrip().startswith(("GET /", "POST /")):
         return "{:.3f}"
     return "{:.2f}"
 
@@ -523,7 +571,7 @@ def table(columns: list[tuple[str, dict[str, float]]], args: argparse.Namespace)
     head = ["measure", *names, *[f"{names[0]} / {name}" for name in names[1:]]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label in columns[0][1]:
-        values = [found[label] for _, found in columns]
+        values = [found.get(label, float("nan")) for _, found in columns]
         cells = [form_of(label).format(v) for v in values]
         cells += [f"{values[0] / v:.2f}" if v else "" for v in values[1:]]
         lines.append("| " + " | ".join([label, *cells]) + " |")
