@@ -257,7 +257,7 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
                 )
             ).all()
         )
-        soonest: datetime | None = None
+        planned: list[datetime] = []
         for node_id in ends:
             end = gathered_end(ends[node_id], floor)
             if end is None:
@@ -272,7 +272,7 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
             wanted = now + timedelta(seconds=max(0.0, end))
             if last_poll is not None:
                 wanted = max(wanted, last_poll + timedelta(seconds=floor))
-            soonest = wanted if soonest is None else min(soonest, wanted)
+            planned.append(wanted)
             session.execute(
                 update(NodeCursorRow)
                 .where(
@@ -285,7 +285,8 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
                 .values(next_poll_at=wanted)
             )
         session.commit()
-    tick_when_due(ctx, soonest)
+    for at in planned:  # ticks within GATHER_LATE_SECONDS of each other go as one
+        tick_when_due(ctx, at)
 
 
 def tick_when_due(ctx: ServiceContext, at: datetime | None) -> None:
