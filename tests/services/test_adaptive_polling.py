@@ -281,4 +281,7 @@ def test_a_poll_asked_for_while_one_runs_is_not_pushed_back_by_its_plan(
 
     monkeypatch.setattr(pacing, "plan_next_poll", asked_meanwhile)
     poll_node(stack.ctx, stack.a_id, owner="test-poller")
-    assert next_poll_in(stack) == pytest.approx(0.1)  # due at the next tick, not at 3 * BASE
+    assert next_poll_in(stack) == pytest.approx(0.1)  # due now, not at 3 * BASE
+    # A tick is sent by poll_soon (the lease was held: it claimed nothing), and one more by
+    # the release for the time it wrote (now), not for the running poll's plan.
+    assert ticks_planned(stack) == [pytest.approx(pacing.TICK_MARGIN_SECONDS)] * 2

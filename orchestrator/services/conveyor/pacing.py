@@ -224,7 +224,7 @@ def bring_forward_unplanned(ctx: ServiceContext) -> int:
 
 
 def poll_soon(ctx: ServiceContext, node_id: int) -> None:
-    """Read the node's feed at the next tick (we just asked it to change a transfer)."""
+    """Read the node's feed now (we just asked it to change a transfer): a tick is sent."""
     if ctx.settings.poll_mode != "adaptive":
         return
     now = ctx.now()
@@ -238,6 +238,7 @@ def poll_soon(ctx: ServiceContext, node_id: int) -> None:
             .values(next_poll_at=now)
         )
         session.commit()
+    tick_when_due(ctx, now)
 
 
 def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:

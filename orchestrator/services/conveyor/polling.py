@@ -443,7 +443,6 @@ def _release_lease(
     if error:
         bound["error"] = error[:2000]
     next_in: float | None = None
-    at: datetime | None = None
     plan: _Plan = "none"
     if planned and ctx.settings.poll_mode == "adaptive":
         at = pacing.plan_next_poll(ctx, node_id, failed=error is not None, seen=seen)
@@ -459,8 +458,9 @@ def _release_lease(
             plan = "unless_asked"
         next_in = (at - now).total_seconds() if at else None
     with ctx.autocommit() as session:
-        session.execute(_release_statement(error is not None, plan), bound)
-    pacing.tick_when_due(ctx, at)
+        written = session.execute(_release_statement(error is not None, plan), bound).scalar()
+    if plan != "none":  # the time written: the plan's, or now when a poll was asked meanwhile
+        pacing.tick_when_due(ctx, written)
     return next_in
 
 
@@ -494,6 +494,7 @@ def _release_statement(with_error: bool, plan: _Plan) -> Update:
             NodeCursorRow.lease_owner == bindparam("owner"),
         )
         .values(values)
+        .returning(NodeCursorRow.next_poll_at)
         .execution_options(synchronize_session=False)
     )
 
