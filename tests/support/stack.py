@@ -155,17 +155,28 @@ def settle(
         time.sleep(0.1)
 
 
-def assert_story_of_a_clean_run(session: Session, job_id: str) -> None:
-    """The job's state events read queued → admitted → submitting → submitted → … completed."""
+def assert_story_of_a_clean_run(
+    session: Session, job_id: str, *, poll_may_lead: bool = False
+) -> None:
+    """The job's state events read queued → admitted → submitting → submitted → … completed.
+
+    ``poll_may_lead``: a poll running beside the submit (real workers) may read the transfer
+    between its POST and the submit's record, match it by its tag and move the job on from
+    SUBMITTING; the record then finds it moved on (DESIGN.md: the poller's match by tag).
+    """
     story = [(e.from_state, e.to_state) for e in events_of(session, job_id) if e.kind == "state"]
-    assert story[:4] == [
+    assert story[:3] == [
         (None, "queued"),
         ("queued", "admitted"),
         ("admitted", "submitting"),
-        ("submitting", "submitted"),
     ], story
     # A poll may see the transfer running first, or only once it completed.
-    assert story[4:] in (
-        [("submitted", "running"), ("running", "completed")],
-        [("submitted", "completed")],
-    ), story
+    recorded = [
+        [("submitting", "submitted"), ("submitted", "running"), ("running", "completed")],
+        [("submitting", "submitted"), ("submitted", "completed")],
+    ]
+    led_by_a_poll = [
+        [("submitting", "running"), ("running", "completed")],
+        [("submitting", "completed")],
+    ]
+    assert story[3:] in recorded + (led_by_a_poll if poll_may_lead else []), story
