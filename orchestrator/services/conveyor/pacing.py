@@ -27,6 +27,10 @@ from orchestrator.taskqueue import TaskName
 
 # A tick sent for a planned time runs this much after it, so that it finds the node due.
 TICK_MARGIN_SECONDS = 0.005
+# Ticks are sent only for polls planned within this many floors: beat's tick (every half
+# floor) is up to a quarter late for those; for later ones it is a small share, not worth a
+# message per poll on many nodes.
+TICK_WITHIN_FLOORS = 2.0
 
 
 def pace_of(settings: Settings) -> Pace:
@@ -291,11 +295,11 @@ def expect_ends(ctx: ServiceContext, ends: Mapping[int, list[float]]) -> None:
 
 
 def tick_when_due(ctx: ServiceContext, at: datetime | None) -> None:
-    """Send adaptive polling's tick for a node's planned poll within one base interval, so
+    """Send adaptive polling's tick for a node's poll planned soon (TICK_WITHIN_FLOORS), so
     that it is claimed then, not at the first beat tick after (up to half a floor later: a
     slot freed by a short transfer idles meanwhile). Beat's ticks still back it up."""
     if at is None or ctx.settings.poll_mode != "adaptive":
         return
     delay = (at - ctx.now()).total_seconds()
-    if delay <= ctx.settings.poll_interval:
+    if delay <= TICK_WITHIN_FLOORS * pace_of(ctx.settings).floor:
         ctx.enqueue(TaskName.POLL_DUE, countdown=round(max(0.0, delay) + TICK_MARGIN_SECONDS, 3))
