@@ -162,7 +162,8 @@ def assert_story_of_a_clean_run(
 
     ``poll_may_lead``: a poll running beside the submit (real workers) may read the transfer
     between its POST and the submit's record, match it by its tag and move the job on from
-    SUBMITTING; the record then finds it moved on (DESIGN.md: the poller's match by tag).
+    SUBMITTING; the record then finds it moved on (docs/development.md: "A group's remote ids
+    are recorded after its last POST").
     """
     story = [(e.from_state, e.to_state) for e in events_of(session, job_id) if e.kind == "state"]
     assert story[:3] == [
