@@ -6,13 +6,15 @@ import csv
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
+from orchestrator.cli.batches import Line, read_jobs, send_jobs
 from orchestrator.cli.client import DEFAULT_API, ApiClient, ApiToken, ApiUrl, segment
-from orchestrator.cli.console import human_bytes, human_rate, out, say_warning, usage, when
+from orchestrator.cli.console import err, human_bytes, human_rate, out, say_warning, usage, when
 from orchestrator.cli.output import (
     Column,
     Output,
@@ -236,6 +238,65 @@ def submit(
             say_warning(warning)
         if watch:
             raise typer.Exit(watch_job(client, job["id"]))
+
+
+@app.command("submit-file")
+def submit_file(
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help="JSON Lines: one job per line, the body POST /api/v1/jobs takes, with an "
+            "optional idempotency_key; - reads standard input.",
+            show_default=False,
+        ),
+    ],
+    api: ApiUrl = DEFAULT_API,
+    token: ApiToken = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the ids of the jobs queued.")
+    ] = False,
+) -> None:
+    """Queue many jobs from a file, 100 per request (POST /api/v1/jobs/batch).
+
+    Example line:
+    {"source_node": "node-a", "source_paths": ["outgoing/a.mxf"], "destination_node":
+    "node-b", "destination_path": "incoming", "idempotency_key": "ingest-a"}
+
+    Each job answers for itself: queued, already known by its idempotency_key, or refused
+    (with the field and the reason). Give every line an idempotency_key and the file can be
+    sent again after any failure: what was queued is not queued twice. Exit status 0 when
+    every job is queued or known, 1 when one was refused, 2 for a file it cannot read or a
+    line the API cannot take at all (nothing from that line's batch on is sent).
+    """
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        usage(f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    jobs = read_jobs(text)
+
+    def report(line: Line, result: dict[str, Any]) -> None:
+        job_id, code = result.get("job_id"), int(result["status"])
+        if quiet:
+            if job_id:
+                out.print(job_id, markup=False)
+        elif job_id:
+            said = "queued" if code == 202 else "already queued (same idempotency_key)"
+            out.print(f"line {line.number}: job {job_id} {said}", markup=False)
+        field = result.get("field")
+        if not job_id:
+            reason = f"{field}: {result.get('error')}" if field else str(result.get("error"))
+            err.print(f"line {line.number}: refused: {reason}", markup=False, soft_wrap=True)
+        for warning in result.get("warnings") or []:
+            say_warning(f"line {line.number}: {warning}")
+
+    with ApiClient(api, token) as client:
+        counts = send_jobs(client, jobs, report)
+    refused = sum(n for code, n in counts.items() if code not in (200, 202))
+    if not quiet:
+        out.print(f"{counts[202]} queued, {counts[200]} already known, {refused} refused")
+    if refused:
+        raise typer.Exit(1)
 
 
 def where_to(targets: list[tuple[str, str]]) -> dict[str, Any]:

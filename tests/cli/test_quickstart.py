@@ -425,6 +425,57 @@ def test_a_worker_that_dies_is_restarted_and_jobs_go_on(stack: UpStack) -> None:
     assert moved.read_bytes() == b"still moving"
 
 
+def test_jobs_from_a_file_are_queued_and_a_second_send_queues_none_twice(
+    stack: UpStack, tmp_path: Path
+) -> None:
+    def job(n: int, **over: object) -> str:
+        body = {
+            "source_node": "node-a",
+            "source_paths": ["outgoing"],
+            "destination_node": "node-b",
+            "destination_path": f"from-file-{n}",
+            "idempotency_key": f"from-file-{n}",
+        }
+        return json.dumps({**body, **over})
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        "\n".join([job(0), "# a comment, then a blank line", "", job(1), job(2, source_node="x")])
+    )
+    first = cli("jobs", "submit-file", str(jobs), env=stack.client_env())
+    assert first.code == 1, first.output  # one refused
+    queued = re.findall(r"^line (\d+): job (\S+) queued$", first.stdout, re.M)
+    assert [number for number, _ in queued] == ["1", "4"], first.output
+    assert re.search(r"^line 5: refused: source_node: ", first.stderr, re.M), first.output
+    assert "2 queued, 0 already known, 1 refused" in first.stdout
+
+    again = cli("jobs", "submit-file", "-", env=stack.client_env(), stdin=jobs.read_text())
+    assert again.code == 1, again.output
+    known = re.findall(r"^line (\d+): job (\S+) already queued", again.stdout, re.M)
+    assert known == queued, again.output
+    assert "0 queued, 2 already known, 1 refused" in again.stdout
+
+    watched = cli("jobs", "watch", queued[1][1], env=stack.client_env())
+    assert watched.code == 0, watched.output
+    source = read_tree(stack.docroots["node-a"] / "outgoing")
+    assert read_tree(stack.docroots["node-b"] / "from-file-1" / "outgoing") == source
+
+    # A line the API cannot take at all refuses its batch whole, said by its line.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([job(3), job(4, source_paths=[])]))
+    refused = cli("jobs", "submit-file", str(bad), env=stack.client_env())
+    assert refused.code == 2, refused.output
+    assert re.search(
+        r"^error: line 2: source_paths: .*\(nothing was queued\)", refused.stderr, re.M
+    )
+    broken = cli("jobs", "submit-file", "-", env=stack.client_env(), stdin=job(5) + "\n{")
+    assert broken.code == 2, broken.output
+    assert "line 2: not JSON" in broken.stderr and "nothing was sent" in broken.stderr
+    listed = cli("jobs", "list", "-o", "json", env=stack.client_env())
+    destinations = {j["destination_path"] for j in json.loads(listed.stdout)["items"]}
+    assert not destinations & {"from-file-3", "from-file-5"}, "nothing queued from either file"
+
+
 def test_ctrl_c_stops_every_child_and_exits_0(stack: UpStack) -> None:
     marker = str(stack.data_dir)
     running = marked_processes(marker)
