@@ -271,8 +271,10 @@ def submit_file(
     """
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        usage(f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    except OSError as exc:
+        usage(f"cannot read {path}: {exc.strerror or type(exc).__name__}")
+    except UnicodeDecodeError:
+        usage(f"cannot read {path}: not UTF-8 text (JSON Lines are)")
     jobs = read_jobs(text)
 
     def report(line: Line, result: dict[str, Any]) -> None:

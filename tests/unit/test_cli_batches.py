@@ -4,12 +4,14 @@ request, and a batch refused whole said by the file's line with what went before
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.cli.batches import BATCH, Line, read_jobs, send_jobs
 from orchestrator.cli.console import EXIT_USAGE, CliError
+from orchestrator.cli.main import main
 
 
 class Api:
@@ -75,3 +77,13 @@ def test_a_batch_refused_whole_names_the_files_line_and_what_went_before() -> No
     assert message.startswith(f"line {2 * (BATCH + 3) + 1}: source_paths: Field required")
     assert f"the {BATCH} job(s) before line {2 * BATCH + 1} were sent ({BATCH} queued)" in message
     assert refused.value.code == EXIT_USAGE and refused.value.status == 422
+
+
+def test_a_file_that_cannot_be_read_is_said_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "jobs.bin"
+    binary.write_bytes(b"\xff\xfe{")
+    for path, said in ((tmp_path / "missing.jsonl", "No such file"), (binary, "not UTF-8")):
+        assert main(["jobs", "submit-file", str(path)]) == EXIT_USAGE
+        assert f"cannot read {path}: {said}" in capsys.readouterr().err
