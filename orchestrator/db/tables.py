@@ -520,6 +520,7 @@ class NodeLoadRow(Base):
     )
     others: Mapped[int | None] = mapped_column(Integer)  # None: the last count failed
     ours: Mapped[int | None] = mapped_column(Integer)  # ours among its active, as it listed them
+    quiet: Mapped[int] = mapped_column(Integer, default=0)  # counts in a row that found no others
     counted_at: Mapped[datetime] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(MaskedText())
 

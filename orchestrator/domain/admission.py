@@ -12,6 +12,12 @@ from typing import Any
 # these names with a positive integer, that is the node's limit; otherwise we use max_outbound.
 SESSION_LIMIT_NAMES = ("transfer_manager_max_concurrent_sessions", "max_concurrent_sessions")
 
+STALE_COUNTS = 3  # a count is used until this many intervals after it was due to be repeated
+# A node whose counts keep finding no other client's transfer is asked 2, then 4 intervals
+# apart: another client's first transfers there are seen that much later, and the first count
+# that finds one (or fails) brings the node back to every interval.
+QUIET_STRETCH = 4
+
 
 def reported_session_limit(*named: Mapping[str, Any]) -> int | None:
     """The node's session limit from /info's settings or capabilities, when it states one."""
@@ -27,6 +33,22 @@ def reported_session_limit(*named: Mapping[str, Any]) -> int | None:
             if limit > 0:
                 return limit
     return None
+
+
+def count_spacing(every: float, quiet: int) -> float:
+    """Seconds from a node's count to its next, when its last ``quiet`` counts found no others."""
+    return every * min(2.0**quiet, QUIET_STRETCH)
+
+
+def count_is_due(since: float, every: float, quiet: int) -> bool:
+    """Whether a node counted ``since`` seconds ago is asked in this round (rounds come about
+    every interval, so half an interval early is on time)."""
+    return since >= count_spacing(every, quiet) - every / 2
+
+
+def count_usable_for(every: float, quiet: int) -> float:
+    """Seconds a count is acted on: until it is ``STALE_COUNTS - 1`` intervals overdue."""
+    return count_spacing(every, quiet) + (STALE_COUNTS - 1) * every
 
 
 def node_full_reason(node: str, others: int | None, ours: int, limit: int) -> str:

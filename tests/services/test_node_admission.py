@@ -5,6 +5,7 @@ never ``waiting`` on the node behind its first-come queue."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -16,6 +17,7 @@ from orchestrator.domain.nodes import NodeConnection
 from orchestrator.domain.states import JobState
 from orchestrator.nodeapi.client import NodeClient
 from orchestrator.services.conveyor.admission import admission_round
+from orchestrator.services.conveyor.dispatch import NodeSessions
 from orchestrator.services.conveyor.jobs import get_job
 from orchestrator.services.events import events_of
 from orchestrator.services.nodes.checks import ask, record_check
@@ -165,3 +167,44 @@ def test_a_node_that_states_its_session_limit_is_held_to_it(stack: Stack) -> Non
     )
     settle(stack.ctx, stack.tasks, [stack.a_id])
     assert show_node(stack.ctx, "node-a").other_clients_transfers is None
+
+
+def test_a_node_where_no_other_client_runs_is_asked_less_often_until_one_does(
+    stack: Stack,
+) -> None:
+    """Counts that keep finding nobody else stretch the node's spacing to 2, then 4 intervals
+    (5 s here); the first count that finds another client's transfer brings it back to one."""
+    start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    moment = start
+    stack.ctx.clock = lambda: moment
+    stack.new_job(f"quiet-{uuid4().hex[:6]}")  # queued (no task runs): node-a is asked
+
+    def asked_at(seconds: float) -> bool:
+        nonlocal moment
+        moment = start + timedelta(seconds=seconds)
+        before = stack.admin_a.counters()["requests"].get("GET /ops/transfers", 0)
+        line = admission_round(stack.ctx)
+        asked = stack.admin_a.counters()["requests"].get("GET /ops/transfers", 0) > before
+        assert ("node-a" in line) == asked, line
+        return asked
+
+    # Asked at 0 (nobody else), 10 (again nobody: 4 intervals from here on), 30, 50.
+    asked = [s for s in range(0, 55, 5) if asked_at(s)]
+    assert asked == [0, 10, 30, 50]
+    assert "1 quiet nodes not asked" in admission_round(stack.ctx)
+    moment = start + timedelta(seconds=79)  # the count from 50 s is acted on until 80 s
+    with stack.ctx.sessions() as session:
+        assert NodeSessions.load(stack.ctx, session, {}).others == {stack.a_id: 0}
+    moment = start + timedelta(seconds=81)
+    with stack.ctx.sessions() as session:
+        assert NodeSessions.load(stack.ctx, session, {}).others == {}
+
+    foreign = stack.admin_a.foreign_transfer(peer="node-b", target_rate_kbps=500)["id"]
+    try:
+        assert not asked_at(65)  # seen at the next stretched count, not before
+        assert asked_at(70)
+        assert show_node(stack.ctx, "node-a").other_clients_transfers == 1
+        assert asked_at(75)  # and then every interval again
+    finally:
+        with client_for(stack.a) as client:
+            client.cancel_transfer(foreign)

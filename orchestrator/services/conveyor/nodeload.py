@@ -8,6 +8,9 @@ tag (``orchestrator.attempt``) is another client's. The summary view is needed f
 Dispatch counts them against the node's session limit (services/conveyor/dispatch.py), so
 what runs next follows our priorities rather than the node's first-come queue.
 
+A node whose counts keep finding no other client is asked less often (domain/admission.py
+``count_spacing``), so a fleet used by us alone pays few of these requests.
+
 The reference is silent on whether ``active_only=true`` lists ``paused`` and
 ``partially_completed`` transfers (§11 item 9); we count what the node lists.
 """
@@ -22,6 +25,7 @@ from sqlalchemy import ColumnElement, case, select
 
 from orchestrator.db.engine import upsert
 from orchestrator.db.tables import JobRow, NodeLoadRow, NodeRow
+from orchestrator.domain.admission import count_is_due, count_usable_for
 from orchestrator.domain.jobs import TransferMode
 from orchestrator.domain.sshendpoints import SSH
 from orchestrator.domain.states import JobState
@@ -33,7 +37,6 @@ from orchestrator.services.context import ServiceContext
 log = logging.getLogger(__name__)
 
 PAGE = 1000  # transfers per page of the count
-STALE_COUNTS = 3  # a count older than this many intervals is not used
 
 
 @dataclass
@@ -42,13 +45,16 @@ class LoadSummary:
 
     others: dict[str, int | None] = field(default_factory=dict)
     changed: bool = False  # some node's count differs from the one dispatch used before
+    quiet: int = 0  # nodes not asked this round: their recent counts found no other client
 
     def __str__(self) -> str:
-        if not self.others:
+        if not self.others and not self.quiet:
             return "no node runs a queued job"
-        return "other clients' transfers: " + ", ".join(
+        counted = ", ".join(
             f"{name} {'?' if n is None else n}" for name, n in sorted(self.others.items())
         )
+        line = f"other clients' transfers: {counted or 'no node due'}"
+        return line + (f" ({self.quiet} quiet nodes not asked)" if self.quiet else "")
 
 
 def runner_node_id() -> ColumnElement[int]:
@@ -65,6 +71,7 @@ def count_node_load(ctx: ServiceContext) -> LoadSummary:
     summary = LoadSummary()
     if ctx.settings.node_load_seconds <= 0:
         return summary
+    every = ctx.settings.node_load_seconds
     runner = runner_node_id()
     with ctx.sessions() as session:
         nodes = session.execute(
@@ -77,19 +84,33 @@ def count_node_load(ctx: ServiceContext) -> LoadSummary:
             .order_by(NodeRow.id)
         ).all()
         before = {
-            row.node_id: row.others
+            row.node_id: (row.others, row.quiet, row.counted_at)
             for row in session.scalars(
                 select(NodeLoadRow).where(NodeLoadRow.node_id.in_([n.id for n in nodes]))
             )
         }
+    now = ctx.now()
     for node_id, name in nodes:
+        last, quiet, counted_at = before.get(node_id, (None, 0, None))
+        since = (now - counted_at).total_seconds() if counted_at else None
+        recent = since is not None and since <= count_usable_for(every, quiet)
+        if recent and quiet and not count_is_due(since or 0.0, every, quiet):
+            summary.quiet += 1
+            continue
         others, ours, error = _ask(ctx, node_id)
         summary.others[name] = others
-        summary.changed |= before.get(node_id, -1) != others
+        summary.changed |= last != others or counted_at is None
+        quiet = ((quiet if recent else 0) + 1) if others == 0 else 0
         with ctx.sessions() as session:
             if session.get(NodeRow, node_id) is None:  # removed meanwhile
                 continue
-            values = {"others": others, "ours": ours, "counted_at": ctx.now(), "error": error}
+            values = {
+                "others": others,
+                "ours": ours,
+                "quiet": quiet,
+                "counted_at": ctx.now(),
+                "error": error,
+            }
             session.execute(
                 upsert(session)(NodeLoadRow)
                 .values(node_id=node_id, **values)
@@ -117,9 +138,9 @@ def fresh_loads(ctx: ServiceContext, rows: list[NodeLoadRow], now: datetime) -> 
     every = ctx.settings.node_load_seconds
     if every <= 0:
         return {}
-    oldest = now - timedelta(seconds=STALE_COUNTS * every)
     return {
         row.node_id: row.others
         for row in rows
-        if row.others is not None and row.counted_at >= oldest
+        if row.others is not None
+        and row.counted_at >= now - timedelta(seconds=count_usable_for(every, row.quiet))
     }
