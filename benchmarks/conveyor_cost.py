@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import revisions
-from cleardb import clear_database
+from cleardb import clear_database, drop_newer_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
@@ -104,6 +104,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         work = Path(tmp)
         url = args.database_url or f"sqlite:///{work / 'bench.db'}"
         engine = make_engine(url)  # the API's engine: create_job
+        drop_newer_schema(engine)
         upgrade(engine)
         clear_database(engine)
         sessions = make_session_factory(engine)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import revisions
+from cleardb import reset_schema
 from conveyor_cost import cpu_seconds, postgres_pids
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     import httpx
     from pydantic import SecretStr
-    from sqlalchemy import event, insert, make_url, text
+    from sqlalchemy import event, insert, make_url
 
     from orchestrator.crypto import secret_box
     from orchestrator.db.engine import make_engine, make_session_factory
@@ -155,10 +156,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         url = args.database_url or f"sqlite:///{work / 'replay.db'}"
         engine = make_engine(url, pre_ping=False)  # as the workers' engine (no ping per checkout)
         if url.startswith("postgresql"):
-            # From an empty schema: the revision compared with may be older than the schema.
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
+            reset_schema(engine)  # the revision compared with may be older than the schema
         upgrade(engine)
         sessions = make_session_factory(engine)
         settings = Settings(data_dir=work / "data", database_url=url, node_api_metrics=False)

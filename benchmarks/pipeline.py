@@ -55,7 +55,7 @@ if "--root" in sys.argv[:-1]:  # another revision's tree (--compare-with): impor
 sys.path.insert(0, str(ROOT))
 
 import revisions  # noqa: E402
-from cleardb import clear_database  # noqa: E402
+from cleardb import clear_database, drop_newer_schema  # noqa: E402
 from proccpu import CpuMeter  # noqa: E402
 
 from orchestrator.crypto import secret_box  # noqa: E402
@@ -284,6 +284,7 @@ class Bench:
     def prepare(self) -> ServiceContext:
         """Migrate the database, register the nodes, write one small file per job."""
         engine = make_engine(self.db_url)
+        drop_newer_schema(engine)
         upgrade(engine)
         clear_database(engine)  # a server database is reused from run to run
         sessions = make_session_factory(engine)
