@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -160,6 +161,45 @@ def test_unanswered_post_is_adopted_by_tag_not_posted_twice(stack: Stack) -> Non
         assert attempt.remote_id
         messages = " ".join(e.message for e in events_of(session, job_id))
     assert "adopted" in messages or "POST" in messages
+
+
+def test_a_poll_that_reads_the_transfer_before_its_post_is_recorded_keeps_the_post_time(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real workers race here (docs/development.md): a poll lists the new transfer between the
+    POST's answer and the submit's record, matches it by its tag and moves the job on. The
+    record then keeps the poll's status but still says when the transfer was posted."""
+    write_tree(stack.root_a, {"lead/f.bin": os.urandom(20_000)})
+    job_id = new_job(stack, "lead", options={"target_rate_kbps": 40})  # still running when read
+    polled: list[int] = []
+
+    def read_first(record: Any) -> Any:
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            polled.append(poll_node(stack.ctx, stack.a_id, owner="racing-poller").changed)
+            return record(*args, **kwargs)
+
+        return recording
+
+    monkeypatch.setattr(submission, "_store_remote_id", read_first(submission._store_remote_id))
+    monkeypatch.setattr(submission, "_store_remote_ids", read_first(submission._store_remote_ids))
+    run_tasks(stack.ctx, stack.tasks)
+    monkeypatch.undo()
+
+    assert polled, "the submit recorded no POST"
+    with stack.ctx.sessions() as session:
+        (attempt,) = attempts_of(session, job_id)
+        job = get_job(session, job_id)
+        story = [e.to_state for e in events_of(session, job_id) if e.kind == "state"]
+        assert job.state == JobState.RUNNING
+        assert attempt.status == "running"
+        assert attempt.remote_id
+        assert attempt.submitted_at is not None
+        assert attempt.post_started_at is not None
+        assert attempt.post_started_at <= attempt.submitted_at
+    assert story[-2:] == [JobState.SUBMITTING, JobState.RUNNING]
+    change_rate(stack.ctx, job_id, target_rate_kbps=100_000)
+    assert settle(stack.ctx, stack.tasks, [stack.a_id])[job_id] == JobState.COMPLETED
+    assert stack.admin_a.counters()["transfers_created"] == 1
 
 
 def test_refused_post_is_retried_without_a_duplicate(stack: Stack) -> None:

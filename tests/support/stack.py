@@ -17,7 +17,7 @@ from orchestrator.crypto import secret_box
 from orchestrator.db.base import Base
 from orchestrator.db.engine import make_engine, make_session_factory
 from orchestrator.db.migrate import upgrade
-from orchestrator.db.tables import JobRow
+from orchestrator.db.tables import AttemptRow, JobRow
 from orchestrator.domain.nodes import NodeRegistration
 from orchestrator.domain.states import JobState
 from orchestrator.services.context import ServiceContext
@@ -181,3 +181,10 @@ def assert_story_of_a_clean_run(
         [("submitting", "completed")],
     ]
     assert story[3:] in recorded + (led_by_a_poll if poll_may_lead else []), story
+    # Led by a poll or not, the record says when the transfer was posted.
+    posted = session.execute(
+        select(AttemptRow.post_started_at, AttemptRow.submitted_at).where(
+            AttemptRow.job_id == job_id
+        )
+    ).all()
+    assert posted and all(start and at and start <= at for start, at in posted), posted

@@ -21,11 +21,22 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import BigInteger, Integer, Table, bindparam, case, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Table,
+    Update,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -967,6 +978,22 @@ def _record_posted(
     raise RuntimeError(f"could not record transfer {remote_id} of job {job.id}")
 
 
+def _record_posts(by_attempt: Mapping[str, str], now: datetime) -> Update:
+    """Record each attempt's transfer id and when it was posted. A poll that read the transfer
+    first has matched it by its tag (same id) and moved it on: it keeps its status."""
+    unmatched = AttemptRow.remote_id.is_(None)
+    return (
+        update(AttemptRow)
+        .where(AttemptRow.id.in_(list(by_attempt)))
+        .values(
+            remote_id=func.coalesce(AttemptRow.remote_id, case(by_attempt, value=AttemptRow.id)),
+            status=case((unmatched, AttemptState.WAITING), else_=AttemptRow.status),
+            submitted_at=func.coalesce(AttemptRow.submitted_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _store_remote_id(
     ctx: ServiceContext,
     job: JobRow,
@@ -978,11 +1005,7 @@ def _store_remote_id(
     now = ctx.now()
     with ctx.unit_of_work() as work:
         session = work.session
-        session.execute(
-            update(AttemptRow)
-            .where(AttemptRow.id == attempt.id, AttemptRow.remote_id.is_(None))
-            .values(remote_id=remote_id, status=AttemptState.WAITING, submitted_at=now)
-        )
+        session.execute(_record_posts({attempt.id: remote_id}, now))
         message = f"transfer {remote_id} started on {node} (attempt {attempt.number})"
         moved = move_many(
             work,
@@ -1056,16 +1079,7 @@ def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOut
         for p in posted
     }
     with ctx.unit_of_work() as work:
-        work.session.execute(
-            update(AttemptRow)
-            .where(AttemptRow.id.in_(list(by_attempt)), AttemptRow.remote_id.is_(None))
-            .values(
-                remote_id=case(by_attempt, value=AttemptRow.id),
-                status=AttemptState.WAITING,
-                submitted_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        work.session.execute(_record_posts(by_attempt, now))
         moved = move_many(
             work,
             messages,
