@@ -286,3 +286,34 @@ def test_a_poll_asked_for_while_one_runs_is_not_pushed_back_by_its_plan(
     # A tick is sent by poll_soon (the lease was held: it claimed nothing), and one more by
     # the release for the time it wrote (now), not for the running poll's plan.
     assert ticks_planned(stack) == [pytest.approx(pacing.TICK_MARGIN_SECONDS)] * 2
+
+
+def test_new_transfers_are_read_one_interval_after_the_first_was_created(
+    stack: Stack, clock: Clock
+) -> None:
+    # Not one interval after the node's last poll, which can be moments after their POST.
+    open_transfer(stack, "running", bytes_transferred=0, bytes_expected=750_000, rate_kbps=100.0)
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert next_poll_in(stack) == pytest.approx(3 * BASE)  # nothing ends soon
+    clock.at(1.5)
+    submitted(stack, 1_000)  # no rate asked: not in the plan
+    clock.at(BASE)
+    send_polls(stack.ctx)  # the fan-out at the interval
+    assert next_poll_in(stack) == pytest.approx(1.5 + BASE)
+
+
+def test_new_transfers_wait_for_a_poll_planned_within_a_floor_after_their_interval(
+    stack: Stack, clock: Clock
+) -> None:
+    # 475,000 bytes left at 1,000 kbps: that transfer's end is read at 3.8 s, which is soon
+    # enough for one created at 1.5 s (due at 3.5 s): no poll of their own.
+    open_transfer(
+        stack, "running", bytes_transferred=525_000, bytes_expected=1_000_000, rate_kbps=1000.0
+    )
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    assert next_poll_in(stack) == pytest.approx(3.8)
+    clock.at(1.5)
+    submitted(stack, 1_000)
+    clock.at(BASE)
+    send_polls(stack.ctx)
+    assert next_poll_in(stack) == pytest.approx(3.8)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db.engine import upsert
@@ -171,16 +171,19 @@ def claim_due(ctx: ServiceContext) -> list[tuple[int, str]]:
 def bring_forward_unplanned(ctx: ServiceContext) -> int:
     """Nodes whose open transfers are not all in their plan: due within one base interval.
 
-    A node never planned (or planned empty) is due now; one with a transfer created since its
-    last poll, one interval after that poll. Returns how many nodes were moved.
+    A node never planned (or planned empty) is due now; one with transfers created since its
+    last poll, one interval after the first of them was created (when the node is planned
+    within a floor after that anyway, that poll reads them). Returns how many nodes were moved.
     """
     now = ctx.now()
     base = timedelta(seconds=ctx.settings.poll_interval)
+    floor = timedelta(seconds=pace_of(ctx.settings).floor)
+    unseen = case((AttemptRow.created_at > NodeCursorRow.last_poll_at, AttemptRow.created_at))
     with ctx.sessions() as session:
         rows = session.execute(
             select(
                 AttemptRow.source_node_id,
-                func.max(AttemptRow.created_at),
+                func.min(unseen),
                 NodeCursorRow.node_id,
                 NodeCursorRow.next_poll_at,
                 NodeCursorRow.last_poll_at,
@@ -196,15 +199,15 @@ def bring_forward_unplanned(ctx: ServiceContext) -> int:
             )
         ).all()
         moved = 0
-        for node_id, newest, cursor, next_at, last_poll in rows:
+        for node_id, first_unseen, cursor, next_at, last_poll in rows:
             if cursor is None:
                 session.add(NodeCursorRow(node_id=node_id, next_poll_at=now))
                 moved += 1
                 continue
             if next_at is None or last_poll is None:
                 wanted = now
-            elif newest is not None and newest > last_poll:
-                wanted = last_poll + base
+            elif first_unseen is not None and next_at > first_unseen + base + floor:
+                wanted = first_unseen + base
             else:
                 continue
             if next_at is None or next_at > wanted:
