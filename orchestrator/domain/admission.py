@@ -37,7 +37,7 @@ def reported_session_limit(*named: Mapping[str, Any]) -> int | None:
 
 def count_spacing(every: float, quiet: int) -> float:
     """Seconds from a node's count to its next, when its last ``quiet`` counts found no others."""
-    return every * min(2.0**quiet, QUIET_STRETCH)
+    return every * min(2.0 ** min(quiet, QUIET_STRETCH), QUIET_STRETCH)  # quiet is unbounded
 
 
 def count_is_due(since: float, every: float, quiet: int) -> bool:

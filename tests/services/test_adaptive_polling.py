@@ -297,8 +297,30 @@ def test_new_transfers_are_read_one_interval_after_the_first_was_created(
     assert next_poll_in(stack) == pytest.approx(3 * BASE)  # nothing ends soon
     clock.at(1.5)
     submitted(stack, 1_000)  # no rate asked: not in the plan
-    clock.at(BASE)
-    send_polls(stack.ctx)  # the fan-out at the interval
+    ticks_planned(stack)
+    clock.at(2.8)
+    send_polls(stack.ctx)  # the fan-out at an interval (beat keeps its own phase)
+    assert next_poll_in(stack) == pytest.approx(1.5 + BASE)
+    # Within two floors: a tick is sent for it, as for any plan that close.
+    assert ticks_planned(stack) == [pytest.approx(0.7 + pacing.TICK_MARGIN_SECONDS)]
+
+
+def test_a_transfer_posted_while_a_poll_ran_is_read_one_interval_after_its_post(
+    stack: Stack, clock: Clock
+) -> None:
+    # Its attempt row was made before the poll began, its POST answered after: the poll's
+    # feed could not list it.
+    open_transfer(stack, "running", bytes_transferred=0, bytes_expected=750_000, rate_kbps=100.0)
+    clock.at(1.2)
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")
+    clock.at(1.5)
+    job_id = submitted(stack, 1_000)
+    with stack.ctx.sessions() as session:
+        attempt = session.scalars(select(AttemptRow).where(AttemptRow.job_id == job_id)).one()
+        attempt.created_at = T0 + timedelta(seconds=1.0)
+        session.commit()
+    clock.at(2.8)
+    send_polls(stack.ctx)
     assert next_poll_in(stack) == pytest.approx(1.5 + BASE)
 
 

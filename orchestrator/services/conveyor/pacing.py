@@ -171,14 +171,16 @@ def claim_due(ctx: ServiceContext) -> list[tuple[int, str]]:
 def bring_forward_unplanned(ctx: ServiceContext) -> int:
     """Nodes whose open transfers are not all in their plan: due within one base interval.
 
-    A node never planned (or planned empty) is due now; one with transfers created since its
-    last poll, one interval after the first of them was created (when the node is planned
-    within a floor after that anyway, that poll reads them). Returns how many nodes were moved.
+    A node never planned (or planned empty) is due now; one with transfers posted since its
+    last poll began, one interval after the first of them (when the node is planned within a
+    floor after that anyway, that poll reads them). Returns how many nodes were moved.
     """
     now = ctx.now()
     base = timedelta(seconds=ctx.settings.poll_interval)
     floor = timedelta(seconds=pace_of(ctx.settings).floor)
-    unseen = case((AttemptRow.created_at > NodeCursorRow.last_poll_at, AttemptRow.created_at))
+    # Posted, or still being posted: a POST answered after a poll began is not in its feed.
+    posted = func.coalesce(AttemptRow.submitted_at, AttemptRow.created_at)
+    unseen = case((posted > NodeCursorRow.last_poll_at, posted))
     with ctx.sessions() as session:
         rows = session.execute(
             select(
@@ -199,6 +201,7 @@ def bring_forward_unplanned(ctx: ServiceContext) -> int:
             )
         ).all()
         moved = 0
+        soon: list[datetime] = []
         for node_id, first_unseen, cursor, next_at, last_poll in rows:
             if cursor is None:
                 session.add(NodeCursorRow(node_id=node_id, next_poll_at=now))
@@ -208,6 +211,7 @@ def bring_forward_unplanned(ctx: ServiceContext) -> int:
                 wanted = now
             elif first_unseen is not None and next_at > first_unseen + base + floor:
                 wanted = first_unseen + base
+                soon.append(wanted)
             else:
                 continue
             if next_at is None or next_at > wanted:
@@ -227,6 +231,9 @@ def bring_forward_unplanned(ctx: ServiceContext) -> int:
             session.commit()
         except IntegrityError:  # a poll made the cursor row meanwhile: it plans the node
             session.rollback()
+            soon = []
+    for at in soon:  # ticks within GATHER_LATE_SECONDS of each other go as one
+        tick_when_due(ctx, at)
     return moved
 
 
