@@ -13,13 +13,12 @@ def drop_newer_schema(engine: Any) -> None:
 
     from orchestrator.db.migrate import alembic_config
 
-    known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
-
     if "alembic_version" not in inspect(engine).get_table_names():
         return
     with engine.connect() as conn:
         at = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    if at is None or at in known:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    if at is None or at in {script.revision for script in scripts.walk_revisions()}:
         return
     if engine.dialect.name != "postgresql":
         raise SystemExit(f"the database is at migration {at}, newer than this tree: remove it")

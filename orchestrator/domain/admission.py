@@ -12,11 +12,11 @@ from typing import Any
 # these names with a positive integer, that is the node's limit; otherwise we use max_outbound.
 SESSION_LIMIT_NAMES = ("transfer_manager_max_concurrent_sessions", "max_concurrent_sessions")
 
-STALE_COUNTS = 3  # a count is used until this many intervals after it was due to be repeated
+OVERDUE_INTERVALS = 2  # a count is acted on until this many intervals after its next was due
 # A node whose counts keep finding no other client's transfer is asked 2, then 4 intervals
-# apart: another client's first transfers there are seen that much later, and the first count
-# that finds one (or fails) brings the node back to every interval.
-QUIET_STRETCH = 4
+# apart (its spacing doubles this many times): another client's first transfers there are seen
+# that much later, and the first count that finds one (or fails) brings it back to every interval.
+QUIET_DOUBLINGS = 2
 
 
 def reported_session_limit(*named: Mapping[str, Any]) -> int | None:
@@ -37,7 +37,7 @@ def reported_session_limit(*named: Mapping[str, Any]) -> int | None:
 
 def count_spacing(every: float, quiet: int) -> float:
     """Seconds from a node's count to its next, when its last ``quiet`` counts found no others."""
-    return every * min(2.0 ** min(quiet, QUIET_STRETCH), QUIET_STRETCH)  # quiet is unbounded
+    return every * 2.0 ** min(quiet, QUIET_DOUBLINGS)  # quiet itself grows without bound
 
 
 def count_is_due(since: float, every: float, quiet: int) -> bool:
@@ -47,8 +47,8 @@ def count_is_due(since: float, every: float, quiet: int) -> bool:
 
 
 def count_usable_for(every: float, quiet: int) -> float:
-    """Seconds a count is acted on: until it is ``STALE_COUNTS - 1`` intervals overdue."""
-    return count_spacing(every, quiet) + (STALE_COUNTS - 1) * every
+    """Seconds a count is acted on: until it is ``OVERDUE_INTERVALS`` intervals overdue."""
+    return count_spacing(every, quiet) + OVERDUE_INTERVALS * every
 
 
 def node_full_reason(node: str, others: int | None, ours: int, limit: int) -> str:
