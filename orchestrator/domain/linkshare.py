@@ -5,8 +5,10 @@ highest priority first (then the earliest deadline): each gets the rate its dead
 (bytes left over the time left, with a small margin), as far as the budget goes. What is left
 is shared by every claim in proportion to its priority weight (20 priority points double a
 share), never above a claim's own target rate. A claim left with nothing is paused: the
-deadlines of higher-priority jobs need the whole link. Shares are whole kbps and their sum
-never exceeds the budget.
+deadlines of higher-priority jobs need the whole link, or all of it but a trickle (under
+``DEADLINE_ROOM`` of it, which the deadlines then take too: a transfer resumed at a few kbps
+only to be paused again is two PUTs for nothing). Shares are whole kbps and their sum never
+exceeds the budget.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from orchestrator.domain.deadlines import clock
 NEED_MARGIN = 1.05  # a deadline's rate is asked with this margin (progress is read by polls)
 MOVE_FRACTION = 0.05  # a share is applied again only when it moves by more than this
 PRIORITY_DOUBLING = 20.0  # priority points that double a claim's weight
+DEADLINE_ROOM = 0.05  # deadlines leaving less than this fraction of the link pause the rest
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,12 @@ def _fill(left: float, claims: Sequence[Claim], given: dict[str, int]) -> dict[s
     return extra
 
 
+def _fill_into(left: float, claims: Sequence[Claim], given: dict[str, int]) -> None:
+    """Add each claim's part of ``left`` to ``given``, in whole kbps rounded down."""
+    for key, kbps in _fill(left, claims, given).items():
+        given[key] += int(kbps)
+
+
 def allocate(budget_kbps: int, claims: Sequence[Claim], now: datetime) -> dict[str, Share]:
     """Each claim's share of a link's ``budget_kbps`` (see the module's docstring)."""
     given = {c.key: 0 for c in claims}
@@ -115,9 +124,12 @@ def allocate(budget_kbps: int, claims: Sequence[Claim], now: datetime) -> dict[s
         given[claim.key] = min(want, left)
         left -= given[claim.key]
     deadline_kbps = budget_kbps - left
-    # Whole kbps rounded down: the sum stays within the budget.
-    for key, kbps in _fill(left, claims, given).items():
-        given[key] += int(kbps)
+    if 0 < left < budget_kbps * DEADLINE_ROOM:
+        _fill_into(left, by_urgency, given)
+        left = budget_kbps - sum(given.values())
+        if any(_room(c, given[c.key]) > 0 for c in by_urgency):
+            left = 0  # the deadlines took the trickle; what rounding leaves stays unused
+    _fill_into(left, claims, given)
     shares = {}
     for claim in claims:
         kbps = given[claim.key]
@@ -138,6 +150,11 @@ def _why(
         return (
             f"paused: deadlines of higher-priority jobs need the whole link's "
             f"{units.bitrate(budget)}"
+        )
+    if kbps <= 0 and deadlines > budget * (1 - DEADLINE_ROOM):
+        return (
+            f"paused: deadlines of higher-priority jobs need {units.bitrate(deadlines)} "
+            f"{of_link}, too little is left to share"
         )
     if kbps <= 0:
         return f"paused: its share at priority {claim.priority} is under 1 kbps {of_link}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,9 +92,13 @@ def test_a_deadline_takes_the_link_and_bulk_work_pauses_then_resumes(
         "paused: deadlines of higher-priority jobs need the whole link's 8.00 Mbps"
     )
     # Resumed once the deadline no longer needs the link (met, or passed: then shared by
-    # priority, 50 against 0).
+    # priority, 50 against 0), or needs under 95 % of it (a trickle is not worth a resume).
     resumed = [said for said in bulk_said[paused_at:] if said.startswith("resumed: ")]
-    assert resumed and resumed[0].endswith("of the link's 8.00 Mbps: its share at priority 0")
+    assert resumed, bulk_said
+    took = re.search(r"after deadlines took ([0-9.]+) Mbps$", resumed[0])
+    assert (took and float(took[1]) <= 7.6) or resumed[0].endswith(
+        "of the link's 8.00 Mbps: its share at priority 0"
+    ), resumed[0]
     # Every change was one PUT, and no transfer heard from the allocator twice in an interval.
     events = allocation_events(stack, bulk) + allocation_events(stack, urgent)
     assert stack.admin_a.counters()["requests"]["PUT /ops/transfers/{id}"] == len(events)

@@ -52,6 +52,27 @@ def test_lower_priority_work_is_paused_when_a_deadline_needs_the_whole_link() ->
     assert "more than higher-priority deadlines leave it" in shares["deadline"].why
 
 
+def test_a_deadline_leaving_a_trickle_takes_it_and_the_rest_stays_paused() -> None:
+    bulk = Claim("bulk", 0, 10 * MB, None)
+    # 735 MB in 60 s needs 102.9 Mbps with the margin: 97 % of a 106 Mbps link
+    nearly = [Claim("deadline", 50, 735 * MB, NOW + timedelta(seconds=60)), bulk]
+    shares = allocate(106_000, nearly, NOW)
+    assert (shares["deadline"].kbps, shares["bulk"].kbps) == (106_000, 0)
+    assert shares["bulk"].why == (
+        "paused: deadlines of higher-priority jobs need 103 Mbps of the link's 106 Mbps, "
+        "too little is left to share"
+    )
+    # 90 % of the link leaves enough to share by priority (weights 5.7 and 1)
+    room = [Claim("deadline", 50, 680 * MB, NOW + timedelta(seconds=60)), bulk]
+    shares = allocate(106_000, room, NOW)
+    assert shares["deadline"].need_kbps == 95_200
+    assert shares["bulk"].kbps == int(10_800 / (1 + weight(50)))
+    # a deadline held to its own target leaves its trickle to the others
+    capped = [Claim("deadline", 50, 735 * MB, NOW + timedelta(seconds=60), 103_000), bulk]
+    shares = allocate(106_000, capped, NOW)
+    assert (shares["deadline"].kbps, shares["bulk"].kbps) == (103_000, 3_000)
+
+
 def test_a_job_never_gets_more_than_its_own_target_and_a_passed_deadline_claims_nothing() -> None:
     claims = [
         Claim("capped", 0, 10 * MB, None, cap_kbps=5_000),
