@@ -146,9 +146,9 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         le=30,
-        description="after a poll frees slots, dispatch waits this long (at most a tenth of the "
-        "quickest transfer that ended) so slots freed together go out as one submit batch "
-        "(one upload_setup, one /files/info); 0: at once",
+        description="after a poll frees slots, the node's jobs wait this long (at most a tenth "
+        "of the quickest transfer that ended) so slots freed together go out as one submit "
+        "batch (one upload_setup, one /files/info); 0: at once",
     )
     max_submit_failures: int = Field(
         default=10, ge=1, description="node API failures while submitting before a job fails"

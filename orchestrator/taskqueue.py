@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from enum import StrEnum
@@ -69,6 +70,11 @@ PRUNE_EVERY = 3600.0  # seconds between runs of the history retention
 # and the sweeper, the safety net, stop exactly under load. Ten intervals let them run late,
 # and bound how many pile up to ten.
 PERIODIC_EXPIRY_INTERVALS = 10
+
+
+def countdown_after(seconds: float) -> float:
+    """A countdown that runs no sooner than ``seconds`` from now: hundredths, rounded up."""
+    return max(0.01, math.ceil(round(seconds * 100, 6)) / 100)
 
 
 def make_celery(settings: Settings) -> Celery:

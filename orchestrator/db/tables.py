@@ -255,6 +255,9 @@ class NodeCursorRow(Base):
     # Adaptive polling: when the node's feed is read next (set after each poll and when a poll
     # is sent; NULL = not planned yet, so the fan-out at each poll interval sends one).
     next_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Slots a poll of the node freed wait until then, for one submit batch (dispatch holds the
+    # jobs the node would run; NULL or past: none held).
+    gather_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lag_seconds: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(MaskedText())
 

@@ -14,17 +14,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from orchestrator.db.tables import NodeRow
+from orchestrator.db.tables import NodeCursorRow, NodeRow
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.dispatch import dispatch
 from orchestrator.services.conveyor.polling import poll_node
 from orchestrator.services.conveyor.reconcile import sweep
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
-from tests.support.sim import wait_for, write_tree
-from tests.support.stack import job_states, run_tasks
+from tests.support.sim import read_tree, wait_for, write_tree
+from tests.support.stack import job_states, run_tasks, settle
 
 
 @pytest.fixture
@@ -78,7 +78,8 @@ def test_a_poll_that_frees_slots_wakes_dispatch_after_a_tenth_of_the_quickest_ru
     assert 0.1 <= wake["countdown"] <= 0.5, wake  # a tenth of its 1.6 s or so, not 1 s
 
     quick = stack.new_job("quick")  # ends within a few hundredths of a second
-    run_tasks(stack.ctx, stack.tasks)
+    # (admitted once the slow one's freed slot has gathered, a tenth of its run)
+    settle(stack.ctx, stack.tasks, [], until=lambda states: states[quick] != JobState.QUEUED)
     wakes.sent.clear()
     wait_for(lambda: ended(quick))
     dispatches = [(t, o) for t, _, o in wakes.sent if t == TaskName.DISPATCH]
@@ -108,3 +109,55 @@ def test_the_sweeper_resends_dispatch_only_when_none_ran_since_the_jobs_were_que
     assert stack.tasks.take() == []
     assert sweep(at(2.0)).dispatch_sent, "none for longer than ORCH_QUEUED_SWEEP_SECONDS"
     assert [t for t, _ in stack.tasks.take()] == [TaskName.DISPATCH]
+
+
+def test_a_nodes_freed_slots_wait_for_its_own_wake_up_whoever_runs_dispatch_first(
+    stack: Stack,
+) -> None:
+    with stack.ctx.sessions() as session:
+        session.execute(update(NodeRow).where(NodeRow.id == stack.a_id).values(max_outbound=2))
+        session.commit()
+    files = {f"w{n}/f.bin": os.urandom(100_000) for n in range(4)}
+    write_tree(stack.root_a, files)
+    write_tree(stack.root_b, {"back/f.txt": b"the other way"})
+    first = [stack.new_job(f"w{n}", options={"target_rate_kbps": 500}) for n in range(2)]
+    wave = [stack.new_job(f"w{n}") for n in (2, 3)]
+    run_tasks(stack.ctx, stack.tasks)
+    assert {job_states(stack.ctx)[j] for j in wave} == {JobState.QUEUED}  # 2 of 2 out of a
+
+    def first_ended() -> bool:
+        poll_node(stack.ctx, stack.a_id, owner="test-poller")
+        return all(job_states(stack.ctx)[j] == JobState.COMPLETED for j in first)
+
+    wait_for(first_ended)  # its polls hold a's freed slots until its own wake-up
+    with stack.ctx.sessions() as session:
+        until = session.scalar(
+            select(NodeCursorRow.gather_until).where(NodeCursorRow.node_id == stack.a_id)
+        )
+    assert until is not None
+    back = stack.new_job(
+        "back", source_node="node-b", destination_node="node-a", destination_path="in-back"
+    )
+    stack.tasks.take()  # the wake-ups: this run is woken by something else, before a's own
+
+    early = dispatch(replace(stack.ctx, clock=lambda: until - timedelta(seconds=0.01)))
+    assert (early.admitted, early.held) == ([back], 2)
+    assert str(early).endswith("0 still waiting, 2 held for freed slots to gather")
+    assert stack.tasks.later[-1][1:] == (TaskName.DISPATCH, ())  # sent again for the end
+    assert stack.tasks.delayed[-1] == (TaskName.DISPATCH, 0.01)
+    assert sweep(replace(stack.ctx, clock=lambda: until + timedelta(seconds=0.2))).dispatch_sent, (
+        "a dispatch ran after the jobs were queued, but none since the gathering ended"
+    )
+    stack.tasks.take()
+    stack.tasks.later.clear()
+
+    on_time = dispatch(replace(stack.ctx, clock=lambda: until + timedelta(seconds=0.01)))
+    assert sorted(on_time.admitted) == sorted(wave) and on_time.held == 0
+    batches = [args for task, args in stack.tasks.sent if task == TaskName.SUBMIT]
+    assert [sorted(b) for b in batches] == [sorted(wave)], "one batch for both freed slots"
+    assert settle(stack.ctx, stack.tasks, [stack.a_id, stack.b_id]) == dict.fromkeys(
+        [*first, *wave, back], JobState.COMPLETED
+    )
+    assert read_tree(stack.root_b / "in-w2") == {"w2/f.bin": files["w2/f.bin"]}
+    assert read_tree(stack.root_a / "in-back") == {"back/f.txt": b"the other way"}
+    assert stack.admin_b.counters()["requests"]["POST /files/upload_setup"] == 2  # 2 waves

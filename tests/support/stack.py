@@ -45,6 +45,8 @@ FAST = {
     "queued_sweep_seconds": 0.5,
     "node_connect_timeout": 1.0,
     "node_read_timeout": 2.0,
+    # A poll that frees slots wakes dispatch at once (tests of the gathering set it).
+    "dispatch_gather_seconds": 0.0,
 }
 
 
@@ -60,19 +62,26 @@ def fresh_database(url: str) -> Engine:
 
 @dataclass
 class RecordingEnqueue:
-    """An enqueue that keeps the tasks so a test can run them one by one."""
+    """An enqueue that keeps the tasks so a test can run them one by one; one sent with a
+    countdown is taken once its countdown has passed, as the broker would deliver it."""
 
     sent: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     delayed: list[tuple[str, float]] = field(default_factory=list)  # (task, countdown), all
+    later: list[tuple[float, str, tuple[Any, ...]]] = field(default_factory=list)
 
     def __call__(self, task: str, *args: Any, **options: Any) -> None:
-        self.sent.append((task, args))
         if "countdown" in options:
             self.delayed.append((task, float(options["countdown"])))
+            self.later.append((time.monotonic() + float(options["countdown"]), task, args))
+        else:
+            self.sent.append((task, args))
 
     def take(self) -> list[tuple[str, tuple[Any, ...]]]:
-        """Everything sent since the last take."""
-        taken, self.sent = self.sent, []
+        """Everything sent since the last take, and what a countdown held until now."""
+        now = time.monotonic()
+        due = [(task, args) for at, task, args in self.later if at <= now]
+        self.later = [entry for entry in self.later if entry[0] > now]
+        taken, self.sent = [*self.sent, *due], []
         return taken
 
 

@@ -22,6 +22,11 @@ for it (``ORCH_ADAPTIVE_START`` before its first decision) instead of ``max_per_
 A link whose circuit breaker is open, or a held destination, admits nothing but its probe
 (services/conveyor/breakers.py).
 
+Slots a poll freed are gathered: until the node's ``gather_until`` (set by the poll, see
+polling._wake_dispatch) the jobs it would run are held, whoever woke this run, so that ends
+read by the next poll or two go out as one submit batch; a run that holds some sends itself
+again for the end of the gathering.
+
 A job that waits says why (``waiting_reason``). A job is admitted only when every count has
 room (source, destination, the runner's sessions, the link); the other checks only hold jobs
 back. So a run first looks at the links of the queued jobs: when none has room by counts, it
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
@@ -47,6 +52,7 @@ from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import (
     JobRow,
     LinkConcurrencyRow,
+    NodeCursorRow,
     NodeHealthRow,
     NodeLoadRow,
     NodeRow,
@@ -64,7 +70,7 @@ from orchestrator.services.conveyor.nodeload import fresh_loads
 from orchestrator.services.conveyor.throughput import measured_rate
 from orchestrator.services.conveyor.transitions import move_many
 from orchestrator.services.nodes.maintenance import calendar
-from orchestrator.taskqueue import TaskName
+from orchestrator.taskqueue import TaskName, countdown_after
 
 BATCH = 500
 LOCK = "dispatch"
@@ -78,20 +84,23 @@ class DispatchSummary:
 
     admitted: list[str] = field(default_factory=list)
     waiting: int = 0
+    held: int = 0  # jobs whose node gathers freed slots for one batch (not waiting on a limit)
+    held_until: datetime | None = field(default=None, repr=False)  # the first gathering's end
     # (job id, the node granting its token): submit batches share one *_setup call there
     admitted_to: list[tuple[str, int]] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
+        held = f", {self.held} held for freed slots to gather" if self.held else ""
         if not self.admitted:
             return (
-                f"nothing admitted, {self.waiting} job(s) waiting"
-                if self.waiting
+                f"nothing admitted, {self.waiting} job(s) waiting{held}"
+                if self.waiting or self.held
                 else "no job waits"
             )
         named = ", ".join(self.admitted[:LISTED])
         if len(self.admitted) > LISTED:
             named += f" and {len(self.admitted) - LISTED} more"
-        return f"admitted {len(self.admitted)} job(s): {named}; {self.waiting} still waiting"
+        return f"admitted {len(self.admitted)} job(s): {named}; {self.waiting} still waiting{held}"
 
 
 def _listed(labels: list[str]) -> str:
@@ -117,6 +126,16 @@ def _held_leases(session: Session) -> DestinationLeases:
     for job_id, node_id, folder, sources in held:
         leases.take(node_id, written_paths(folder, _sources(sources)), Lease(job_id, folder))
     return leases
+
+
+def _gathering(session: Session, now: datetime) -> dict[int, datetime]:
+    """Nodes whose freed slots are held until a moment from now, and until when."""
+    rows = session.execute(
+        select(NodeCursorRow.node_id, NodeCursorRow.gather_until).where(
+            NodeCursorRow.gather_until > now
+        )
+    )
+    return {node_id: until for node_id, until in rows if until is not None}
 
 
 def _before_maintenance(
@@ -308,6 +327,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         leases = _held_leases(session) if queued else DestinationLeases()
         gates = Gates.load(session) if queued else Gates()
         windows = calendar(session, now) if queued else Calendar(now, {}, {})
+        gathering = _gathering(session, now) if queued else {}
         rates: dict[tuple[int, int], float | None] = {}  # bytes/s measured per link
         admit: dict[str, str] = {}  # job id -> its event message
         labels: dict[str, str] = {}  # job id -> the job in one line, for Flower
@@ -331,6 +351,11 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                     f"behind job {blocker.job_id[:8]} "
                     f"(overlapping destination {dst.name}:{blocker.destination_path})"
                 )
+            elif runner.id in gathering:
+                summary.held += 1
+                until = gathering[runner.id]
+                summary.held_until = min(summary.held_until or until, until)
+                continue
             elif (full := taken.why_full(ctx, src, dst, runner)) is not None:
                 reason = full
             else:  # last: a breaker's probe goes through only when the job is admitted
@@ -371,6 +396,9 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         admitted = set(summary.admitted)  # a job canceled meanwhile did not move
         summary.admitted_to = [(j, d) for j, d in summary.admitted_to if j in admitted]
         work.commit()
+    if summary.held_until is not None:
+        wait = (summary.held_until - now).total_seconds()
+        ctx.enqueue(TaskName.DISPATCH, countdown=countdown_after(wait))
     by_granter: dict[int, list[str]] = {}
     for job_id, granter_id in summary.admitted_to:
         by_granter.setdefault(granter_id, []).append(job_id)

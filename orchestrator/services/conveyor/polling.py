@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, case, or_, select, update
+from sqlalchemy import bindparam, case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
@@ -38,7 +38,7 @@ from orchestrator.services.conveyor import allocation, confirm, pacing
 from orchestrator.services.conveyor.completions import PageCompletions
 from orchestrator.services.conveyor.confirm import mark_unconfirmed
 from orchestrator.services.conveyor.finisher import apply_snapshot, note_attempt, progress_only
-from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName
+from orchestrator.taskqueue import PERIODIC_EXPIRY_INTERVALS, TaskName, countdown_after
 
 log = logging.getLogger(__name__)
 
@@ -142,25 +142,45 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     if summary.error:
         log.warning("poll of node %s: %s", client.node, summary.error, extra={"node": client.node})
     if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
-        _wake_dispatch(ctx, summary.shortest_run)
+        _wake_dispatch(ctx, node_id, summary.shortest_run)
     return summary
 
 
-def _wake_dispatch(ctx: ServiceContext, shortest_run: float | None) -> None:
+def _wake_dispatch(ctx: ServiceContext, node_id: int, shortest_run: float | None) -> None:
     """Slots were freed: admit what waits a moment later, so that the ends of transfers that
     started together (read by the next poll or two) make one submit batch, not several.
 
     A freed slot idles meanwhile, so the wait is at most GATHER_SHARE of the quickest transfer
-    that just ended: short transfers are followed at once. (A short countdown, far below the
-    broker's visibility timeout: DESIGN.md rule 4 is about long ones.)
+    that just ended: short transfers are followed at once. The node's slots are held until
+    then (``gather_until``, kept when a gathering is already under way) whoever runs dispatch
+    meanwhile: a run woken by another node's poll would otherwise send the first few ends
+    alone, and they would stay a cohort of their own, ending apart, wave after wave. (A short
+    countdown, far below the broker's visibility timeout: DESIGN.md rule 4 is about long ones.)
     """
     gather = ctx.settings.dispatch_gather_seconds
     if shortest_run is not None:
         gather = min(gather, GATHER_SHARE * shortest_run)
-    if gather >= MIN_GATHER_SECONDS:
-        ctx.enqueue(TaskName.DISPATCH, countdown=round(gather, 2))
-    else:
+    if gather < MIN_GATHER_SECONDS:
         ctx.enqueue(TaskName.DISPATCH)
+        return
+    now = ctx.now()
+    kept = NodeCursorRow.gather_until > now
+    with ctx.autocommit() as session:
+        until = session.execute(
+            update(NodeCursorRow)
+            .where(NodeCursorRow.node_id == node_id)
+            .values(
+                gather_until=case(
+                    (kept, NodeCursorRow.gather_until),
+                    else_=literal(now + timedelta(seconds=gather), UtcDateTime()),
+                )
+            )
+            .returning(NodeCursorRow.gather_until)
+            .execution_options(synchronize_session=False)
+        ).scalar()
+    if until is not None:
+        gather = (until - now).total_seconds()
+    ctx.enqueue(TaskName.DISPATCH, countdown=countdown_after(gather))
 
 
 def _take_lease(

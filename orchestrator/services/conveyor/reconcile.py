@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import JobRow, ServiceLockRow
+from orchestrator.db.tables import JobRow, NodeCursorRow, ServiceLockRow
 from orchestrator.domain.nodes import at_risk
 from orchestrator.domain.states import JobState
 from orchestrator.services.alerts.delivery import alerts_due
@@ -67,6 +67,15 @@ def _dispatched_since(session: Session, since: datetime) -> bool:
     return taken_at is not None and taken_at > since
 
 
+def _last_gathered(session: Session, now: datetime, since: datetime) -> datetime:
+    """``since``, or when a node's gathering of freed slots ended after it (a dispatch that
+    held jobs for it sent itself again for that moment; the message may have been lost)."""
+    ended = session.scalar(
+        select(func.max(NodeCursorRow.gather_until)).where(NodeCursorRow.gather_until <= now)
+    )
+    return max(since, ended) if ended is not None else since
+
+
 def sweep(ctx: ServiceContext) -> SweepSummary:
     """One pass of the safety net."""
     summary = SweepSummary()
@@ -99,10 +108,13 @@ def sweep(ctx: ServiceContext) -> SweepSummary:
             )
             .limit(1)
         )
-        if queued is not None and _dispatched_since(session, stale_queued):
-            # A dispatch ran after these jobs were queued: it saw them, no message was lost.
-            # (Sent every sweep, a deep queue's re-sends split the slots that free together
-            # into many small submit batches, each with its own upload_setup and /files/info.)
+        if queued is not None and _dispatched_since(
+            session, _last_gathered(session, now, stale_queued)
+        ):
+            # A dispatch ran after these jobs were queued, and after the last gathering of
+            # freed slots ended: it saw them, no message was lost. (Sent every sweep, a deep
+            # queue's re-sends split the slots that free together into many small submit
+            # batches, each with its own upload_setup and /files/info.)
             queued = None
         stuck = session.scalars(
             select(JobRow.id)
