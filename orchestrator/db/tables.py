@@ -295,6 +295,9 @@ class JobEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+DISPATCH_LOCK = "dispatch"  # the lock row every dispatch run stamps: taken_at is its last run
+
+
 class ServiceLockRow(Base):
     """A named row that a transaction updates first to serialise one kind of work (dispatch)."""
 

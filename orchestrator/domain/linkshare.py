@@ -129,6 +129,8 @@ def allocate(budget_kbps: int, claims: Sequence[Claim], now: datetime) -> dict[s
         left = budget_kbps - sum(given.values())
         if any(_room(c, given[c.key]) > 0 for c in by_urgency):
             left = 0  # the deadlines took the trickle; what rounding leaves stays unused
+        else:  # all held to their own targets: the others share what is left after them
+            deadline_kbps = budget_kbps - left
     _fill_into(left, claims, given)
     shares = {}
     for claim in claims:

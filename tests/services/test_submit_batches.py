@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from orchestrator.db.tables import NodeCursorRow, NodeRow
 from orchestrator.domain.states import JobState
 from orchestrator.services.conveyor.dispatch import dispatch
-from orchestrator.services.conveyor.polling import poll_node
+from orchestrator.services.conveyor.polling import gather_slots, poll_node
 from orchestrator.services.conveyor.reconcile import sweep
+from orchestrator.services.views.jobs import show_job
 from orchestrator.taskqueue import TaskName
 from tests.services.conftest import Stack
 from tests.support.sim import read_tree, wait_for, write_tree
@@ -122,8 +123,10 @@ def test_a_nodes_freed_slots_wait_for_its_own_wake_up_whoever_runs_dispatch_firs
     write_tree(stack.root_b, {"back/f.txt": b"the other way"})
     first = [stack.new_job(f"w{n}", options={"target_rate_kbps": 500}) for n in range(2)]
     wave = [stack.new_job(f"w{n}") for n in (2, 3)]
+    # run by node-b, so not held; lower in the queue, so it must not take a's freed slots
+    pull = stack.new_job("w1", mode="pull", priority=-10, destination_path="in-pull")
     run_tasks(stack.ctx, stack.tasks)
-    assert {job_states(stack.ctx)[j] for j in wave} == {JobState.QUEUED}  # 2 of 2 out of a
+    assert {job_states(stack.ctx)[j] for j in [*wave, pull]} == {JobState.QUEUED}  # 2 of 2
 
     def first_ended() -> bool:
         poll_node(stack.ctx, stack.a_id, owner="test-poller")
@@ -142,7 +145,11 @@ def test_a_nodes_freed_slots_wait_for_its_own_wake_up_whoever_runs_dispatch_firs
 
     early = dispatch(replace(stack.ctx, clock=lambda: until - timedelta(seconds=0.01)))
     assert (early.admitted, early.held) == ([back], 2)
-    assert str(early).endswith("0 still waiting, 2 held for freed slots to gather")
+    assert str(early).endswith("1 still waiting, 2 held for freed slots to gather")
+    assert {show_job(stack.ctx, j).waiting_reason for j in wave} == {
+        "gathering the slots node-a freed, to go out as one batch"
+    }
+    assert "node-a" in (show_job(stack.ctx, pull).waiting_reason or ""), "their slots are kept"
     assert stack.tasks.later[-1][1:] == (TaskName.DISPATCH, ())  # sent again for the end
     assert stack.tasks.delayed[-1] == (TaskName.DISPATCH, 0.01)
     assert sweep(replace(stack.ctx, clock=lambda: until + timedelta(seconds=0.2))).dispatch_sent, (
@@ -153,11 +160,30 @@ def test_a_nodes_freed_slots_wait_for_its_own_wake_up_whoever_runs_dispatch_firs
 
     on_time = dispatch(replace(stack.ctx, clock=lambda: until + timedelta(seconds=0.01)))
     assert sorted(on_time.admitted) == sorted(wave) and on_time.held == 0
+    assert job_states(stack.ctx)[pull] == JobState.QUEUED
     batches = [args for task, args in stack.tasks.sent if task == TaskName.SUBMIT]
     assert [sorted(b) for b in batches] == [sorted(wave)], "one batch for both freed slots"
     assert settle(stack.ctx, stack.tasks, [stack.a_id, stack.b_id]) == dict.fromkeys(
-        [*first, *wave, back], JobState.COMPLETED
+        [*first, *wave, pull, back], JobState.COMPLETED
     )
     assert read_tree(stack.root_b / "in-w2") == {"w2/f.bin": files["w2/f.bin"]}
+    assert read_tree(stack.root_b / "in-pull") == {"w1/f.bin": files["w1/f.bin"]}
     assert read_tree(stack.root_a / "in-back") == {"back/f.txt": b"the other way"}
     assert stack.admin_b.counters()["requests"]["POST /files/upload_setup"] == 2  # 2 waves
+
+
+def test_a_gathering_is_kept_while_ahead_and_while_its_dispatch_runs_late(stack: Stack) -> None:
+    poll_node(stack.ctx, stack.a_id, owner="test-poller")  # node-a's cursor row
+    start = stack.ctx.now()
+
+    def at(seconds: float) -> Any:
+        moment: datetime = start + timedelta(seconds=seconds)
+        return replace(stack.ctx, clock=lambda: moment)
+
+    ends = start + timedelta(seconds=1)
+    assert gather_slots(at(0), stack.a_id, 1.0) == ends
+    assert gather_slots(at(0.5), stack.a_id, 1.0) == ends, "still ahead"
+    # Ended, and no dispatch since: that run is late, and a new gathering would hold it again.
+    assert gather_slots(at(1.5), stack.a_id, 1.0) == ends
+    dispatch(at(1.6))
+    assert gather_slots(at(1.7), stack.a_id, 1.0) == start + timedelta(seconds=2.7)

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.domain.linkshare import Claim, allocate, moved_enough, need_kbps, weight
+from orchestrator.domain.linkshare import (
+    DEADLINE_ROOM,
+    Claim,
+    allocate,
+    moved_enough,
+    need_kbps,
+    weight,
+)
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 MB = 1_000_000
@@ -71,6 +78,7 @@ def test_a_deadline_leaving_a_trickle_takes_it_and_the_rest_stays_paused() -> No
     capped = [Claim("deadline", 50, 735 * MB, NOW + timedelta(seconds=60), 103_000), bulk]
     shares = allocate(106_000, capped, NOW)
     assert (shares["deadline"].kbps, shares["bulk"].kbps) == (103_000, 3_000)
+    assert shares["bulk"].why.endswith("after deadlines took 103 Mbps")
 
 
 def test_a_job_never_gets_more_than_its_own_target_and_a_passed_deadline_claims_nothing() -> None:
@@ -132,6 +140,13 @@ def test_allocation_properties(budget: int, claims: list[Claim]) -> None:
         for low in plain:
             if high.priority > low.priority:
                 assert shares[high.key].kbps >= shares[low.key].kbps
+    # deadlines that leave under DEADLINE_ROOM of the link, one of them free to take more,
+    # leave nothing to the others
+    wanted_by_deadlines = sum(min(needs[c.key] or 0, c.cap_kbps or budget) for c in claims)
+    if budget * (1 - DEADLINE_ROOM) < wanted_by_deadlines < budget and any(
+        c.cap_kbps is None for c in deadline_claims
+    ):
+        assert all(shares[c.key].paused for c in claims if needs[c.key] is None)
     # no waste: unless every claim is capped, the budget is used (up to rounding)
     if claims and any(c.cap_kbps is None for c in claims):
         assert sum(s.kbps for s in shares.values()) >= budget - len(claims)

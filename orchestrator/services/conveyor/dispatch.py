@@ -24,8 +24,9 @@ A link whose circuit breaker is open, or a held destination, admits nothing but 
 
 Slots a poll freed are gathered: until the node's ``gather_until`` (set by the poll, see
 polling._wake_dispatch) the jobs it would run are held, whoever woke this run, so that ends
-read by the next poll or two go out as one submit batch; a run that holds some sends itself
-again for the end of the gathering.
+read by the next poll or two go out as one submit batch. A held job keeps its place (its
+slots and destination are taken, as if admitted) and says why; a run that holds some sends
+itself again for the end of the gathering.
 
 A job that waits says why (``waiting_reason``). A job is admitted only when every count has
 room (source, destination, the runner's sessions, the link); the other checks only hold jobs
@@ -50,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.engine import rowcount, upsert
 from orchestrator.db.tables import (
+    DISPATCH_LOCK,
     JobRow,
     LinkConcurrencyRow,
     NodeCursorRow,
@@ -73,7 +75,7 @@ from orchestrator.services.nodes.maintenance import calendar
 from orchestrator.taskqueue import TaskName, countdown_after
 
 BATCH = 500
-LOCK = "dispatch"
+LOCK = DISPATCH_LOCK
 LISTED_LABELS = 3  # jobs spelled out in a submit's arguments (Flower)
 LISTED = 10  # job ids named in the result (Flower's search finds a job's dispatch by its id)
 
@@ -128,14 +130,16 @@ def _held_leases(session: Session) -> DestinationLeases:
     return leases
 
 
-def _gathering(session: Session, now: datetime) -> dict[int, datetime]:
-    """Nodes whose freed slots are held until a moment from now, and until when."""
+def _gathering(ctx: ServiceContext, session: Session, now: datetime) -> dict[int, datetime]:
+    """Nodes whose freed slots are held until a moment from now, and until when (no later
+    than one gathering from now: another host's clock may run ahead of this one)."""
     rows = session.execute(
         select(NodeCursorRow.node_id, NodeCursorRow.gather_until).where(
             NodeCursorRow.gather_until > now
         )
     )
-    return {node_id: until for node_id, until in rows if until is not None}
+    latest = now + timedelta(seconds=ctx.settings.dispatch_gather_seconds)
+    return {node_id: min(until, latest) for node_id, until in rows if until is not None}
 
 
 def _before_maintenance(
@@ -327,7 +331,7 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         leases = _held_leases(session) if queued else DestinationLeases()
         gates = Gates.load(session) if queued else Gates()
         windows = calendar(session, now) if queued else Calendar(now, {}, {})
-        gathering = _gathering(session, now) if queued else {}
+        gathering = _gathering(ctx, session, now) if queued else {}
         rates: dict[tuple[int, int], float | None] = {}  # bytes/s measured per link
         admit: dict[str, str] = {}  # job id -> its event message
         labels: dict[str, str] = {}  # job id -> the job in one line, for Flower
@@ -351,13 +355,18 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
                     f"behind job {blocker.job_id[:8]} "
                     f"(overlapping destination {dst.name}:{blocker.destination_path})"
                 )
-            elif runner.id in gathering:
-                summary.held += 1
-                until = gathering[runner.id]
-                summary.held_until = min(summary.held_until or until, until)
-                continue
             elif (full := taken.why_full(ctx, src, dst, runner)) is not None:
                 reason = full
+            elif runner.id in gathering:  # it keeps its place: slots and destination taken
+                until = gathering[runner.id]
+                summary.held += 1
+                summary.held_until = min(summary.held_until or until, until)
+                taken.take(src.id, dst.id, runner.id)
+                leases.take(dst.id, writes, Lease(job.id, job.destination_path))
+                gathered = f"gathering the slots {runner.name} freed, to go out as one batch"
+                if job.waiting_reason != gathered:
+                    reasons.setdefault(gathered, []).append(job.id)
+                continue
             else:  # last: a breaker's probe goes through only when the job is admitted
                 reason = gates.why_waiting(job.id, src, dst, now, session)
             if reason is not None:

@@ -12,18 +12,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, case, literal, or_, select, update
+from sqlalchemy import bindparam, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
 from orchestrator.db.base import UtcDateTime
 from orchestrator.db.engine import rowcount
-from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
+from orchestrator.db.tables import (
+    DISPATCH_LOCK,
+    AttemptRow,
+    JobRow,
+    NodeCursorRow,
+    NodeRow,
+    ServiceLockRow,
+)
 from orchestrator.domain.states import MAY_HOLD_TRANSFER, JobState
 from orchestrator.domain.transfers import TAG_KEY, TransferSnapshot
 from orchestrator.errors import (
@@ -151,11 +158,11 @@ def _wake_dispatch(ctx: ServiceContext, node_id: int, shortest_run: float | None
     started together (read by the next poll or two) make one submit batch, not several.
 
     A freed slot idles meanwhile, so the wait is at most GATHER_SHARE of the quickest transfer
-    that just ended: short transfers are followed at once. The node's slots are held until
-    then (``gather_until``, kept when a gathering is already under way) whoever runs dispatch
-    meanwhile: a run woken by another node's poll would otherwise send the first few ends
-    alone, and they would stay a cohort of their own, ending apart, wave after wave. (A short
-    countdown, far below the broker's visibility timeout: DESIGN.md rule 4 is about long ones.)
+    that just ended: short transfers are followed at once (unless a gathering is under way).
+    The node's slots are held until then whoever runs dispatch meanwhile (gather_slots): a run
+    woken by another node's poll would otherwise send the first few ends alone, and they would
+    stay a cohort of their own, ending apart, wave after wave. (A short countdown, far below
+    the broker's visibility timeout: DESIGN.md rule 4 is about long ones.)
     """
     gather = ctx.settings.dispatch_gather_seconds
     if shortest_run is not None:
@@ -164,23 +171,41 @@ def _wake_dispatch(ctx: ServiceContext, node_id: int, shortest_run: float | None
         ctx.enqueue(TaskName.DISPATCH)
         return
     now = ctx.now()
-    kept = NodeCursorRow.gather_until > now
+    until = gather_slots(ctx, node_id, gather)
+    wait = gather if until is None else (until - now).total_seconds()
+    ctx.enqueue(TaskName.DISPATCH, countdown=countdown_after(wait))
+
+
+def gather_slots(ctx: ServiceContext, node_id: int, seconds: float) -> datetime | None:
+    """Hold the node's freed slots ``seconds`` from now, for one submit batch; returns until
+    when (None: the node has no cursor row). A gathering still ahead is kept, and so is one
+    that ended with no dispatch run since (that run is late, not missed: a new gathering
+    would hold it again, poll after poll, while the node keeps ending transfers)."""
+    now = ctx.now()
+    dispatched_at = (
+        select(ServiceLockRow.taken_at)
+        .where(ServiceLockRow.name == DISPATCH_LOCK)
+        .scalar_subquery()
+    )
+    never = literal(datetime(1970, 1, 1, tzinfo=UTC), UtcDateTime())
+    kept = or_(
+        NodeCursorRow.gather_until > now,
+        NodeCursorRow.gather_until > func.coalesce(dispatched_at, never),
+    )
     with ctx.autocommit() as session:
-        until = session.execute(
+        until: datetime | None = session.execute(
             update(NodeCursorRow)
             .where(NodeCursorRow.node_id == node_id)
             .values(
                 gather_until=case(
                     (kept, NodeCursorRow.gather_until),
-                    else_=literal(now + timedelta(seconds=gather), UtcDateTime()),
+                    else_=literal(now + timedelta(seconds=seconds), UtcDateTime()),
                 )
             )
             .returning(NodeCursorRow.gather_until)
             .execution_options(synchronize_session=False)
         ).scalar()
-    if until is not None:
-        gather = (until - now).total_seconds()
-    ctx.enqueue(TaskName.DISPATCH, countdown=countdown_after(gather))
+    return until
 
 
 def _take_lease(

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.tables import JobRow, NodeCursorRow, ServiceLockRow
+from orchestrator.db.tables import DISPATCH_LOCK, JobRow, NodeCursorRow, ServiceLockRow
 from orchestrator.domain.nodes import at_risk
 from orchestrator.domain.states import JobState
 from orchestrator.services.alerts.delivery import alerts_due
@@ -30,7 +30,6 @@ from orchestrator.taskqueue import TaskName
 log = logging.getLogger(__name__)
 
 BATCH = 500
-DISPATCH_LOCK = "dispatch"  # the lock row every dispatch run stamps (dispatch.LOCK)
 
 
 @dataclass
