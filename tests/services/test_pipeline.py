@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.db.tables import AttemptRow, JobRow, NodeCursorRow, NodeRow
@@ -311,6 +311,30 @@ def test_two_pollers_never_hold_one_node(stack: Stack) -> None:
     held, _, _, _ = _take_lease(stack.ctx, stack.a_id, "poller-1")
     assert held
     assert poll_node(stack.ctx, stack.a_id, "poller-2").skipped == "another poller holds this node"
+
+
+def test_a_poll_the_database_fails_lets_the_node_go_for_its_retry(stack: Stack) -> None:
+    write_tree(stack.root_a, {"dl/f.txt": b"read again"})
+    job_id = new_job(stack, "dl")
+    run_tasks(stack.ctx, stack.tasks)
+    engine = stack.ctx.sessions.kw["bind"]
+
+    def deadlocked(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("UPDATE attempts"):  # as a deadlock victim's page
+            raise OperationalError(statement, {}, Exception("deadlock detected"))
+
+    event.listen(engine, "before_cursor_execute", deadlocked)
+    try:
+        with pytest.raises(OperationalError):
+            poll_node(stack.ctx, stack.a_id, "poller-1")
+    finally:
+        event.remove(engine, "before_cursor_execute", deadlocked)
+    with stack.ctx.sessions() as session:
+        cursor = session.get(NodeCursorRow, stack.a_id)
+        assert cursor is not None and cursor.lease_owner is None
+    # the retry reads the node at once, not when the lease would have run out
+    assert not poll_node(stack.ctx, stack.a_id, "poller-2").skipped
+    assert settle(stack.ctx, stack.tasks, [stack.a_id]) == {job_id: JobState.COMPLETED}
 
 
 def test_unknown_node_is_rejected_with_the_field(stack: Stack) -> None:

@@ -118,17 +118,12 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
         return summary
     summary.node = client.node
     try:
-        _follow_feed(ctx, client, node_id, owner, token, summary)
-    except InvalidIterationToken:
-        _resync(ctx, client, node_id, owner, since, summary)
-        _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
-    except ActivityLoggingDisabled as exc:
-        summary.error = f"{exc}; falling back to one GET per transfer"
-        _confirm(ctx, client, node_id, summary, unseen_for=0.0)
-    except NodeError as exc:
-        summary.error = str(exc)
-    else:
-        _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
+        _read(ctx, client, node_id, owner, token, since, summary)
+    except Exception:
+        # E.g. a deadlock the database broke by rolling this page back: the task's retry
+        # (or the next tick) reads the node again at once, not when the lease runs out.
+        _let_go(ctx, node_id, owner)
+        raise
     clean = not summary.skipped and not summary.error
     if allocates and clean and _renew_lease(ctx, node_id, owner):
         # Under the node's lease, renewed after the by-id checks (which may have been slow):
@@ -151,6 +146,39 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
         _wake_dispatch(ctx, node_id, summary.shortest_run)
     return summary
+
+
+def _read(
+    ctx: ServiceContext,
+    client: NodeClient,
+    node_id: int,
+    owner: str,
+    token: str | None,
+    since: datetime | None,
+    summary: PollSummary,
+) -> None:
+    """The feed from the saved cursor (or a resync), then the checks by id; a node's failure
+    is kept in the summary."""
+    try:
+        _follow_feed(ctx, client, node_id, owner, token, summary)
+    except InvalidIterationToken:
+        _resync(ctx, client, node_id, owner, since, summary)
+        _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
+    except ActivityLoggingDisabled as exc:
+        summary.error = f"{exc}; falling back to one GET per transfer"
+        _confirm(ctx, client, node_id, summary, unseen_for=0.0)
+    except NodeError as exc:
+        summary.error = str(exc)
+    else:
+        _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
+
+
+def _let_go(ctx: ServiceContext, node_id: int, owner: str) -> None:
+    """Release the lease of a poll that failed, if the database lets us (else it expires)."""
+    try:
+        _release_lease(ctx, node_id, owner, None, planned=False)
+    except Exception as exc:  # the database is down: the lease runs out instead
+        log.warning("poll of node %d: lease left to expire (%s)", node_id, type(exc).__name__)
 
 
 def _wake_dispatch(ctx: ServiceContext, node_id: int, shortest_run: float | None) -> None:
@@ -357,6 +385,9 @@ def _apply_page(
         (transfer, by_remote.get(transfer.remote_id) or by_id.get(str(transfer.tag(TAG_KEY))))
         for transfer in transfers
     ]
+    # Attempts in id order, as a submit's record locks them, however many flushes the page
+    # takes: two transactions that lock rows in one order cannot deadlock.
+    matched.sort(key=lambda pair: pair[1].id if pair[1] is not None else "")
     if not jobs:
         # Otherwise the jobs this page writes to, in one query; a transfer whose counters
         # alone moved, written not long ago, needs no job.

@@ -1079,6 +1079,15 @@ def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOut
         for p in posted
     }
     with ctx.unit_of_work() as work:
+        # Locked in id order first, the order a poll's flush takes them: a poll that read some
+        # of these transfers first then waits for this record instead of deadlocking with it
+        # (the UPDATE alone locks them in the order the table holds them).
+        work.session.execute(
+            select(AttemptRow.id)
+            .where(AttemptRow.id.in_(list(by_attempt)))
+            .order_by(AttemptRow.id)
+            .with_for_update()
+        )
         work.session.execute(_record_posts(by_attempt, now))
         moved = move_many(
             work,
