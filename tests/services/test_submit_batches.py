@@ -30,7 +30,8 @@ from tests.support.stack import job_states, run_tasks, settle
 
 @pytest.fixture
 def stack_settings() -> dict[str, Any]:
-    return {"submit_batch_size": 4, "dispatch_gather_seconds": 1.0}
+    # a second poll of a node may follow within a tenth of a 1.6 s transfer: slots are held
+    return {"submit_batch_size": 4, "dispatch_gather_seconds": 1.0, "poll_floor_seconds": 0.1}
 
 
 @dataclass
@@ -61,9 +62,12 @@ def test_slots_freed_together_go_out_in_as_few_even_batches_as_the_size_allows(
     assert stack.admin_a.counters()["requests"]["POST /ops/transfers"] == 10
 
 
+@pytest.mark.parametrize("floor", [0.1, 1.0])
 def test_a_poll_that_frees_slots_wakes_dispatch_after_a_tenth_of_the_quickest_run(
-    stack: Stack,
+    stack: Stack, floor: float
 ) -> None:
+    # Held for the node only when a second poll of it can land within the gathering.
+    stack.ctx.settings = stack.ctx.settings.model_copy(update={"poll_floor_seconds": floor})
     write_tree(stack.root_a, {"slow/f.bin": os.urandom(100_000), "quick/f.txt": b"q"})
     slow = stack.new_job("slow", options={"target_rate_kbps": 500})  # about 1.6 s
     run_tasks(stack.ctx, stack.tasks)
@@ -77,6 +81,11 @@ def test_a_poll_that_frees_slots_wakes_dispatch_after_a_tenth_of_the_quickest_ru
     wait_for(lambda: ended(slow))
     (wake,) = [options for task, _, options in wakes.sent if task == TaskName.DISPATCH]
     assert 0.1 <= wake["countdown"] <= 0.5, wake  # a tenth of its 1.6 s or so, not 1 s
+    with stack.ctx.sessions() as session:
+        until = session.scalar(
+            select(NodeCursorRow.gather_until).where(NodeCursorRow.node_id == stack.a_id)
+        )
+    assert (until is not None) == (wake["countdown"] >= floor), (until, wake)
 
     quick = stack.new_job("quick")  # ends within a few hundredths of a second
     # (admitted once the slow one's freed slot has gathered, a tenth of its run)

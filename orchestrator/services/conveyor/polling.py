@@ -187,10 +187,11 @@ def _wake_dispatch(ctx: ServiceContext, node_id: int, shortest_run: float | None
 
     A freed slot idles meanwhile, so the wait is at most GATHER_SHARE of the quickest transfer
     that just ended: short transfers are followed at once (unless a gathering is under way).
-    The node's slots are held until then whoever runs dispatch meanwhile (gather_slots): a run
-    woken by another node's poll would otherwise send the first few ends alone, and they would
-    stay a cohort of their own, ending apart, wave after wave. (A short countdown, far below
-    the broker's visibility timeout: DESIGN.md rule 4 is about long ones.)
+    When a second poll of the node can land within that wait, the node's slots are held until
+    then whoever runs dispatch meanwhile (gather_slots): a run woken by another node's poll
+    would otherwise send the first few ends alone, and they would stay a cohort of their own,
+    ending apart, wave after wave. (A short countdown, far below the broker's visibility
+    timeout: DESIGN.md rule 4 is about long ones.)
     """
     gather = ctx.settings.dispatch_gather_seconds
     if shortest_run is not None:
@@ -198,10 +199,22 @@ def _wake_dispatch(ctx: ServiceContext, node_id: int, shortest_run: float | None
     if gather < MIN_GATHER_SECONDS:
         ctx.enqueue(TaskName.DISPATCH)
         return
+    if gather < _closest_polls(ctx):
+        # No second poll of this node can read more ends meanwhile: whoever runs dispatch
+        # first admits all these together, and there is nothing to hold them for.
+        ctx.enqueue(TaskName.DISPATCH, countdown=round(gather, 2))
+        return
     now = ctx.now()
     until = gather_slots(ctx, node_id, gather)
     wait = gather if until is None else (until - now).total_seconds()
     ctx.enqueue(TaskName.DISPATCH, countdown=countdown_after(wait))
+
+
+def _closest_polls(ctx: ServiceContext) -> float:
+    """The shortest time between two polls of one node: the floor, or the fixed interval."""
+    if ctx.settings.poll_mode == "adaptive":
+        return pacing.pace_of(ctx.settings).floor
+    return ctx.settings.poll_interval
 
 
 def gather_slots(ctx: ServiceContext, node_id: int, seconds: float) -> datetime | None:
