@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -313,13 +314,21 @@ def test_two_pollers_never_hold_one_node(stack: Stack) -> None:
     assert poll_node(stack.ctx, stack.a_id, "poller-2").skipped == "another poller holds this node"
 
 
+def locking(engine: Any) -> str:
+    """How a row-locking read ends on this database (SQLite has one writer, and no clause)."""
+    return "" if engine.dialect.name == "sqlite" else " FOR UPDATE( OF attempts)?"
+
+
 def test_a_poll_the_database_fails_lets_the_node_go_for_its_retry(stack: Stack) -> None:
     write_tree(stack.root_a, {"dl/f.txt": b"read again"})
     job_id = new_job(stack, "dl")
     run_tasks(stack.ctx, stack.tasks)
     engine = stack.ctx.sessions.kw["bind"]
 
+    seen: list[str] = []
+
     def deadlocked(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()))
         if statement.lstrip().startswith("UPDATE attempts"):  # as a deadlock victim's page
             raise OperationalError(statement, {}, Exception("deadlock detected"))
 
@@ -329,9 +338,16 @@ def test_a_poll_the_database_fails_lets_the_node_go_for_its_retry(stack: Stack) 
             poll_node(stack.ctx, stack.a_id, "poller-1")
     finally:
         event.remove(engine, "before_cursor_execute", deadlocked)
+    # The page locked its attempts as it read them, in id order, before writing any row
+    # (a submit's record locks its own first the same way: the two cannot deadlock).
+    read = next(i for i, sql in enumerate(seen) if sql.startswith("SELECT attempts.id"))
+    assert re.search(r"ORDER BY attempts\.id" + locking(engine) + "$", seen[read]), seen[read]
+    written = ("UPDATE attempts", "UPDATE jobs", "INSERT INTO job")
+    assert not [sql for sql in seen[:read] if sql.startswith(written)]
     with stack.ctx.sessions() as session:
         cursor = session.get(NodeCursorRow, stack.a_id)
         assert cursor is not None and cursor.lease_owner is None
+        assert cursor.last_error == "poll failed: OperationalError"
     # the retry reads the node at once, not when the lease would have run out
     assert not poll_node(stack.ctx, stack.a_id, "poller-2").skipped
     assert settle(stack.ctx, stack.tasks, [stack.a_id]) == {job_id: JobState.COMPLETED}

@@ -119,10 +119,10 @@ def poll_node(ctx: ServiceContext, node_id: int, owner: str) -> PollSummary:
     summary.node = client.node
     try:
         _read(ctx, client, node_id, owner, token, since, summary)
-    except Exception:
+    except Exception as exc:
         # E.g. a deadlock the database broke by rolling this page back: the task's retry
         # (or the next tick) reads the node again at once, not when the lease runs out.
-        _let_go(ctx, node_id, owner)
+        _let_go(ctx, node_id, owner, summary, f"poll failed: {type(exc).__name__}")
         raise
     clean = not summary.skipped and not summary.error
     if allocates and clean and _renew_lease(ctx, node_id, owner):
@@ -173,11 +173,16 @@ def _read(
         _confirm(ctx, client, node_id, summary, unseen_for=ctx.settings.unseen_check_seconds)
 
 
-def _let_go(ctx: ServiceContext, node_id: int, owner: str) -> None:
-    """Release the lease of a poll that failed, if the database lets us (else it expires)."""
+def _let_go(
+    ctx: ServiceContext, node_id: int, owner: str, summary: PollSummary, error: str
+) -> None:
+    """After a poll failed: release its lease and wake dispatch for the ends its committed
+    pages freed (the retry reads on from them), as far as the database lets us."""
     try:
-        _release_lease(ctx, node_id, owner, None, planned=False)
-    except Exception as exc:  # the database is down: the lease runs out instead
+        _release_lease(ctx, node_id, owner, error, planned=False)
+        if summary.moved.keys() - {JobState.RUNNING.value, JobState.PAUSED.value}:
+            _wake_dispatch(ctx, node_id, summary.shortest_run)
+    except Exception as exc:  # the database is down: the lease runs out, the sweeper wakes
         log.warning("poll of node %d: lease left to expire (%s)", node_id, type(exc).__name__)
 
 
@@ -384,23 +389,31 @@ def _apply_page(
     # The page's jobs are held while it is applied: the identity map keeps only rows something
     # refers to, and apply_snapshot's get() must find them there. A page where a transfer
     # ended writes to most of its jobs: they come with their attempts, in one query.
+    # The page's attempts are locked as they are read, in id order, before any job: a submit's
+    # record locks its attempts the same way first, so the two wait for each other rather
+    # than deadlock (PostgreSQL; SQLite has one writer).
     jobs: Sequence[JobRow] = []
     if any(t.status.is_terminal for t in transfers):
         pairs = session.execute(
-            select(AttemptRow, JobRow).join(JobRow, JobRow.id == AttemptRow.job_id).where(*mine)
+            select(AttemptRow, JobRow)
+            .join(JobRow, JobRow.id == AttemptRow.job_id)
+            .where(*mine)
+            .order_by(AttemptRow.id)
+            .with_for_update(of=AttemptRow)
         ).all()
         rows, jobs = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
     else:
-        rows = list(session.scalars(select(AttemptRow).where(*mine)))
+        rows = list(
+            session.scalars(
+                select(AttemptRow).where(*mine).order_by(AttemptRow.id).with_for_update()
+            )
+        )
     by_remote = {r.remote_id: r for r in rows if r.remote_id}
     by_id = {r.id: r for r in rows}
     matched = [
         (transfer, by_remote.get(transfer.remote_id) or by_id.get(str(transfer.tag(TAG_KEY))))
         for transfer in transfers
     ]
-    # Attempts in id order, as a submit's record locks them, however many flushes the page
-    # takes: two transactions that lock rows in one order cannot deadlock.
-    matched.sort(key=lambda pair: pair[1].id if pair[1] is not None else "")
     if not jobs:
         # Otherwise the jobs this page writes to, in one query; a transfer whose counters
         # alone moved, written not long ago, needs no job.
