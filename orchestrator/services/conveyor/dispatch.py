@@ -75,7 +75,6 @@ from orchestrator.services.nodes.maintenance import calendar
 from orchestrator.taskqueue import TaskName, countdown_after
 
 BATCH = 500
-LOCK = DISPATCH_LOCK
 LISTED_LABELS = 3  # jobs spelled out in a submit's arguments (Flower)
 LISTED = 10  # job ids named in the result (Flower's search finds a job's dispatch by its id)
 
@@ -272,16 +271,16 @@ def dispatch(ctx: ServiceContext, *, holder: str = "dispatcher") -> DispatchSumm
         session = work.session
         locked = session.execute(
             update(ServiceLockRow)
-            .where(ServiceLockRow.name == LOCK)
+            .where(ServiceLockRow.name == DISPATCH_LOCK)
             .values(holder=holder, taken_at=now)
         )
         if rowcount(locked) == 0:  # a database emptied by hand: put the row back, then lock it
             session.execute(
-                upsert(session)(ServiceLockRow).values(name=LOCK).on_conflict_do_nothing()
+                upsert(session)(ServiceLockRow).values(name=DISPATCH_LOCK).on_conflict_do_nothing()
             )
             session.execute(
                 update(ServiceLockRow)
-                .where(ServiceLockRow.name == LOCK)
+                .where(ServiceLockRow.name == DISPATCH_LOCK)
                 .values(holder=holder, taken_at=now)
             )
         nodes = {n.id: n for n in session.scalars(select(NodeRow))}

@@ -204,14 +204,13 @@ def _wake_dispatch(ctx: ServiceContext, node_id: int, shortest_run: float | None
     if gather < MIN_GATHER_SECONDS:
         ctx.enqueue(TaskName.DISPATCH)
         return
-    if gather < _closest_polls(ctx):
-        # No second poll of this node can read more ends meanwhile: whoever runs dispatch
-        # first admits all these together, and there is nothing to hold them for.
-        ctx.enqueue(TaskName.DISPATCH, countdown=round(gather, 2))
-        return
-    now = ctx.now()
-    until = gather_slots(ctx, node_id, gather)
-    wait = gather if until is None else (until - now).total_seconds()
+    wait = gather
+    # Held only when a second poll of this node can read more ends meanwhile; otherwise
+    # whoever runs dispatch first admits all these together.
+    if gather >= _closest_polls(ctx):
+        now = ctx.now()
+        until = gather_slots(ctx, node_id, gather)
+        wait = gather if until is None else (until - now).total_seconds()
     ctx.enqueue(TaskName.DISPATCH, countdown=countdown_after(wait))
 
 

@@ -1079,9 +1079,9 @@ def _store_remote_ids(ctx: ServiceContext, posted: list[_Posted]) -> list[JobOut
         for p in posted
     }
     with ctx.unit_of_work() as work:
-        # Locked in id order first, the order a poll's flush takes them: a poll that read some
-        # of these transfers first then waits for this record instead of deadlocking with it
-        # (the UPDATE alone locks them in the order the table holds them).
+        # Locked in id order first, as a poll's page locks the attempts it reads: a poll that
+        # read some of these transfers first then waits for this record, or this record for
+        # it, instead of a deadlock (the UPDATE alone locks them in the table's order).
         work.session.execute(
             select(AttemptRow.id)
             .where(AttemptRow.id.in_(list(by_attempt)))
