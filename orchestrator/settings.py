@@ -56,7 +56,8 @@ class Settings(BaseSettings):
         ge=1.0,
         le=30.0,
         description="adaptive polling: a node with open transfers is polled at least every "
-        "this many poll intervals",
+        "this many poll intervals (or at its transfers' expected ends, when they come within "
+        "one interval after that)",
     )
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds between sweeps")
     replication_tick_seconds: float = Field(

@@ -6,7 +6,9 @@ a burst of transfers that started together costs one poll (never two polls close
 floor). A transfer whose end cannot be predicted (no rate, no size, not yet on the node,
 waiting, retrying, overdue, or one we asked the node to stop) is polled at the base interval,
 as fixed polling would. A paused transfer changes only when asked, so it waits for the
-ceiling, which also bounds how late a failure the node decides on its own is seen.
+ceiling, which also bounds how late a failure the node decides on its own is seen. When the
+expected ends come within one base interval after the ceiling, the node is read at them
+instead: a poll at the ceiling would be followed by the ends' own poll a moment later.
 """
 
 from __future__ import annotations
@@ -70,10 +72,13 @@ def gathered_end(ends: list[float], window: float) -> float | None:
 
 
 def next_poll_in(transfers: list[OpenTransfer], pace: Pace) -> float:
-    """Seconds until the node's next poll: its soonest transfer, within [floor, ceiling]."""
+    """Seconds until the node's next poll: its soonest transfer, within [floor, ceiling], or
+    its expected ends when only the ceiling comes first and they follow within one interval."""
     ends = [end for t in transfers if (end := expected_end_in(t)) is not None and end >= 0]
     soonest = min((due_in(t, pace) for t in transfers), default=pace.ceiling)
     gathered = gathered_end(ends, pace.floor)
+    if gathered is not None and soonest >= pace.ceiling and min(ends) <= pace.ceiling + pace.base:
+        return max(gathered, pace.floor)
     if gathered is not None:
         soonest = min(soonest, gathered)
     return min(max(soonest, pace.floor), pace.ceiling)

@@ -30,3 +30,12 @@ def test_an_end_it_cannot_predict_falls_back_to_the_base_interval() -> None:
     assert next_poll_in([overdue, ending_in(5.0)], PACE) == PACE.base
     assert next_poll_in([canceling], PACE) == PACE.base
     assert next_poll_in([ending_in(0.1)], PACE) == PACE.floor
+
+
+def test_ends_just_past_the_ceiling_are_read_at_them_not_twice() -> None:
+    just_past = [ending_in(7.0), ending_in(7.3), ending_in(7.8)]
+    assert next_poll_in(just_past, PACE) == 7.3  # the ceiling's poll would come 1 s before
+    assert next_poll_in([ending_in(PACE.ceiling + PACE.base + 0.1)], PACE) == PACE.ceiling
+    assert next_poll_in([*just_past, ending_in(3.0, seen_ago=4.0)], PACE) == PACE.base
+    paused = ending_in(7.0, status="paused")
+    assert next_poll_in([paused, ending_in(7.5)], PACE) == 7.5
