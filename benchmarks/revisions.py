@@ -139,14 +139,18 @@ def measure_sides(
 def alternate(
     rounds: int, ours: Callable[[], Figures], other: Callable[[], Figures] | None
 ) -> tuple[Figures, Figures | None]:
-    """``rounds`` turns of the other revision, then this tree, one after the other (a busy
-    machine's drift falls on both sides), and each figure's median over the turns."""
+    """``rounds`` turns of both sides, the other revision first in even rounds and this tree
+    first in odd ones (a busy machine's drift falls on both sides, and so does whatever
+    favours the first run of a pair: always second, a tree measured itself 0.95x), and each
+    figure's median over the turns."""
     runs: list[Figures] = []
     others: list[Figures] = []
-    for _ in range(max(1, rounds)):
-        if other is not None:
+    for turn in range(max(1, rounds)):
+        if other is not None and turn % 2 == 0:
             others.append(other())
         runs.append(ours())
+        if other is not None and turn % 2 == 1:
+            others.append(other())
     return _medians(runs), _medians(others) if others else None
 
 
