@@ -166,6 +166,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 # before it runs that would run no sooner: it reads the database when it runs (and the sweeper
 # backs up a lost one).
 COALESCE_SECONDS: dict[TaskName, float] = {TaskName.DISPATCH: 0.25}
+# Wake-ups sent for jobs just created (``new_jobs=True``) coalesce on their own, over a longer
+# window: a service that sends hundreds of jobs one at a time would otherwise reach dispatch
+# every 0.25 s, and each run's few jobs per node go out as a submit batch of their own (5 per
+# node for a first wave of 100, each with its /files/info and upload_setup). The first job of
+# a quiet period is still dispatched at once; freed slots keep the short window.
+NEW_JOBS_COALESCE_SECONDS = 1.0
 # Delayed wake-ups that gather, and how. DISPATCH reads all it may do when it runs: one due
 # sooner does a later one's work. POLL_DUE (adaptive polling's tick, also sent for the time a
 # node's next poll was planned: pacing.tick_when_due) claims only the nodes due by then: one
@@ -186,15 +192,18 @@ class Enqueuer:
     def __init__(self, app: Celery) -> None:
         self._app = app
         self._lock = threading.Lock()
-        self._sent_at: dict[TaskName, float] = {}
-        self._trailing: set[TaskName] = set()
+        self._sent_at: dict[tuple[TaskName, bool], float] = {}  # keyed (task, new_jobs)
+        self._trailing: set[tuple[TaskName, bool]] = set()
         self._due_at: dict[TaskName, list[float]] = {}  # delayed (countdown) sends still to come
 
     def __call__(self, task: str, *args: Any, **options: Any) -> None:
         name = TaskName(task)
+        new_jobs = bool(options.pop("new_jobs", False))
         if not args:
             window = COALESCE_SECONDS.get(name)
-            if window is not None and not options and self._coalesced(name, window):
+            if window is not None and new_jobs:
+                window = NEW_JOBS_COALESCE_SECONDS
+            if window is not None and not options and self._coalesced((name, new_jobs), window):
                 return
             delayed = name in GATHER_LATE_SECONDS and options.keys() == {"countdown"}
             if delayed and self._gathered(name, options["countdown"]):
@@ -219,28 +228,28 @@ class Enqueuer:
             self._due_at[name] = [*due, wanted]
             return False
 
-    def _coalesced(self, name: TaskName, window: float) -> bool:
-        """True when a send of ``name`` went out within the window: a trailing one is due
-        when the window ends (one window after that send, not after this call: a wake-up
-        for freed slots waits no longer than it must)."""
+    def _coalesced(self, key: tuple[TaskName, bool], window: float) -> bool:
+        """True when a send of the same kind went out within the window: a trailing one is
+        due when the window ends (one window after that send, not after this call: a
+        wake-up for freed slots waits no longer than it must)."""
         with self._lock:
             now = time.monotonic()
-            since = now - self._sent_at.get(name, -window)
+            since = now - self._sent_at.get(key, -window)
             if since >= window:
-                self._sent_at[name] = now
+                self._sent_at[key] = now
                 return False
-            if name not in self._trailing:
-                self._trailing.add(name)
-                timer = threading.Timer(window - since, self._trail, args=(name,))
+            if key not in self._trailing:
+                self._trailing.add(key)
+                timer = threading.Timer(window - since, self._trail, args=(key,))
                 timer.daemon = True
                 timer.start()
             return True
 
-    def _trail(self, name: TaskName) -> None:
+    def _trail(self, key: tuple[TaskName, bool]) -> None:
         with self._lock:
-            self._trailing.discard(name)
-            self._sent_at[name] = time.monotonic()
-        self._send(name.value)
+            self._trailing.discard(key)
+            self._sent_at[key] = time.monotonic()
+        self._send(key[0].value)
 
     def _send(self, task: str, *args: Any, **options: Any) -> None:
         queue = QUEUE_OF.get(TaskName(task), "default")

@@ -14,6 +14,7 @@ from orchestrator.settings import Settings
 from orchestrator.taskqueue import (
     COALESCE_SECONDS,
     GATHER_LATE_SECONDS,
+    NEW_JOBS_COALESCE_SECONDS,
     VISIBILITY_TIMEOUT,
     Enqueuer,
     TaskName,
@@ -85,6 +86,42 @@ def test_the_trailing_wake_up_goes_one_window_after_the_send_not_after_the_last_
 
     assert app.sent == [(TaskName.DISPATCH.value, [])]
     assert timers == [pytest.approx(0.4 * window)]
+
+
+def test_wake_ups_for_new_jobs_gather_over_their_own_longer_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A service sending 200 jobs one at a time reached dispatch every 0.25 s: 5 submit
+    # batches per node for one wave, each with its /files/info and upload_setup.
+    clock = [100.0]
+    timers: list[tuple[float, Any]] = []
+
+    class RecordedTimer:
+        def __init__(self, interval: float, function: Any, args: Any) -> None:
+            timers.append((interval, lambda: function(*args)))
+            self.daemon = False
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr("orchestrator.taskqueue.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("orchestrator.taskqueue.threading.Timer", RecordedTimer)
+    app = FakeApp()
+    enqueue = Enqueuer(app)  # type: ignore[arg-type]
+    dispatch = (TaskName.DISPATCH.value, [])
+
+    enqueue(TaskName.DISPATCH, new_jobs=True)  # the first of a quiet period goes at once
+    for _ in range(40):
+        clock[0] += 0.02
+        enqueue(TaskName.DISPATCH, new_jobs=True)
+    enqueue(TaskName.DISPATCH)  # freed slots: their own window, not held behind new jobs
+    assert app.sent == [dispatch, dispatch]
+    assert app.options == [{}, {}]  # new_jobs is ours, not a publish option
+    assert [interval for interval, _ in timers] == [pytest.approx(NEW_JOBS_COALESCE_SECONDS - 0.02)]
+
+    clock[0] += NEW_JOBS_COALESCE_SECONDS
+    timers[0][1]()  # the window ends: one trailing send for all forty
+    assert app.sent == [dispatch] * 3
 
 
 def test_delayed_dispatch_wake_ups_gather_into_the_one_still_to_come() -> None:

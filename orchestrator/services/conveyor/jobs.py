@@ -240,7 +240,9 @@ def _create_once(
             outcomes[i] = Created(job, created=True, warnings=tuple(warnings))
         if any(isinstance(o, Created) and o.created for o in outcomes.values()):
             rows.write(session)
-            work.after_commit(TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH))
+            work.after_commit(
+                TaskName.DISPATCH, lambda: ctx.enqueue(TaskName.DISPATCH, new_jobs=True)
+            )
             work.commit()
     return outcomes
 
