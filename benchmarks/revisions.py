@@ -139,10 +139,10 @@ def measure_sides(
 def alternate(
     rounds: int, ours: Callable[[], Figures], other: Callable[[], Figures] | None
 ) -> tuple[Figures, Figures | None]:
-    """``rounds`` turns of both sides, the other revision first in even rounds and this tree
-    first in odd ones (a busy machine's drift falls on both sides, and so does whatever
-    favours the first run of a pair: always second, a tree measured itself 0.95x), and each
-    figure's median over the turns."""
+    """``rounds`` turns of both sides, the other revision first in the 1st, 3rd, 5th… and
+    this tree first in the 2nd, 4th… (a busy machine's drift falls on both sides, and so does
+    whatever favours the first run of a pair: always second, a tree measured itself 0.95x;
+    with an odd count the other revision goes first once more), and each figure's median."""
     runs: list[Figures] = []
     others: list[Figures] = []
     for turn in range(max(1, rounds)):

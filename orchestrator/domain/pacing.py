@@ -7,8 +7,9 @@ floor). A transfer whose end cannot be predicted (no rate, no size, not yet on t
 waiting, retrying, overdue, or one we asked the node to stop) is polled at the base interval,
 as fixed polling would. A paused transfer changes only when asked, so it waits for the
 ceiling, which also bounds how late a failure the node decides on its own is seen. When the
-expected ends come within one base interval after the ceiling, the node is read at them
-instead: a poll at the ceiling would be followed by the ends' own poll a moment later.
+expected ends come within one base interval after the ceiling, and nothing else is due
+before them, the node is read at them instead: a poll at the ceiling would be followed by the
+ends' own poll a moment later (a ceiling of one interval is kept as it is).
 """
 
 from __future__ import annotations
@@ -50,16 +51,17 @@ def expected_end_in(transfer: OpenTransfer) -> float | None:
     return remaining_bits / (transfer.rate_kbps * 1000) - transfer.seen_ago
 
 
-def due_in(transfer: OpenTransfer, pace: Pace) -> float:
-    """Seconds until this transfer wants its node polled, its expected end aside."""
-    soonest = pace.ceiling if transfer.status == AttemptState.PAUSED else pace.base
+def own_due_in(transfer: OpenTransfer, pace: Pace) -> float | None:
+    """Seconds until this transfer needs its node polled for a reason of its own (an end it
+    cannot predict, a by-id check), or None when only the ceiling bounds it (paused, or its
+    end is planned for by ``next_poll_in``)."""
+    due = None
     end = expected_end_in(transfer)
-    if end is not None and end >= 0:
-        soonest = pace.ceiling  # its end is planned for by ``next_poll_in``
-    # Overdue: its counters are old or it stalled near the end; its end is unknown again.
+    if transfer.status != AttemptState.PAUSED and (end is None or end < 0):
+        due = pace.base  # overdue too: its counters are old or it stalled near the end
     if transfer.check_in is not None:
-        soonest = min(soonest, transfer.check_in)
-    return soonest
+        due = transfer.check_in if due is None else min(due, transfer.check_in)
+    return due
 
 
 def gathered_end(ends: list[float], window: float) -> float | None:
@@ -73,12 +75,18 @@ def gathered_end(ends: list[float], window: float) -> float | None:
 
 def next_poll_in(transfers: list[OpenTransfer], pace: Pace) -> float:
     """Seconds until the node's next poll: its soonest transfer, within [floor, ceiling], or
-    its expected ends when only the ceiling comes first and they follow within one interval."""
+    its expected ends when only the ceiling comes before them and they follow within one
+    interval (a ceiling of one interval is kept as it is)."""
     ends = [end for t in transfers if (end := expected_end_in(t)) is not None and end >= 0]
-    soonest = min((due_in(t, pace) for t in transfers), default=pace.ceiling)
+    own = min((due for t in transfers if (due := own_due_in(t, pace)) is not None), default=None)
     gathered = gathered_end(ends, pace.floor)
-    if gathered is not None and soonest >= pace.ceiling and min(ends) <= pace.ceiling + pace.base:
-        return max(gathered, pace.floor)
+    if (
+        gathered is not None
+        and pace.base < pace.ceiling < gathered <= pace.ceiling + pace.base
+        and (own is None or own >= pace.ceiling)
+    ):
+        return gathered if own is None else max(min(gathered, own), pace.floor)
+    soonest = pace.ceiling if own is None else min(own, pace.ceiling)
     if gathered is not None:
         soonest = min(soonest, gathered)
     return min(max(soonest, pace.floor), pace.ceiling)

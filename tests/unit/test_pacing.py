@@ -39,3 +39,16 @@ def test_ends_just_past_the_ceiling_are_read_at_them_not_twice() -> None:
     assert next_poll_in([*just_past, ending_in(3.0, seen_ago=4.0)], PACE) == PACE.base
     paused = ending_in(7.0, status="paused")
     assert next_poll_in([paused, ending_in(7.5)], PACE) == 7.5
+    # Read no later than one interval past the ceiling, even for the burst's last end.
+    assert next_poll_in([ending_in(7.9), ending_in(8.3)], PACE) == PACE.ceiling
+
+
+def test_the_ends_past_the_ceiling_never_delay_what_is_due_for_its_own_reasons() -> None:
+    # From the review: a by-id check due just after the ceiling came after the ends, and a
+    # ceiling of one interval (fixed polling's bound) let unpredictable transfers wait.
+    checked = ending_in(30.0, check_in=6.2)
+    assert next_poll_in([checked, ending_in(7.9)], PACE) == 6.2
+    one_interval = Pace(base=2.0, floor=0.5, ceiling=2.0)
+    assert next_poll_in([ending_in(2.5)], one_interval) == one_interval.ceiling
+    for own_reason in (ending_in(0.8, stopping=True), ending_in(1.0, status="waiting")):
+        assert next_poll_in([own_reason, ending_in(3.5)], one_interval) == 2.0
