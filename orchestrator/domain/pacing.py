@@ -85,7 +85,7 @@ def next_poll_in(transfers: list[OpenTransfer], pace: Pace) -> float:
         and pace.base < pace.ceiling < gathered <= pace.ceiling + pace.base
         and (own is None or own >= pace.ceiling)
     ):
-        return gathered if own is None else max(min(gathered, own), pace.floor)
+        return gathered if own is None else min(gathered, own)  # both past the ceiling
     soonest = pace.ceiling if own is None else min(own, pace.ceiling)
     if gathered is not None:
         soonest = min(soonest, gathered)
